@@ -1,0 +1,99 @@
+//! Loom models of the Mutex core's races. Run with:
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p loom-tests --release`
+#![cfg(loom)]
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Waker};
+
+use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::thread;
+use ownsync::{AcquireError, Mutex, TryLockError};
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(2);
+    }
+    builder.check(f);
+}
+
+/// Two threads contend through the blocking path (park/unpark, FIFO hand-off): never two
+/// holders at once, and both increments land.
+#[test]
+fn handoff_gives_exactly_one_holder() {
+    model(|| {
+        let mutex = Arc::new(Mutex::new(0usize));
+        let inside = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let (mutex, inside) = (mutex.clone(), inside.clone());
+            thread::spawn(move || {
+                let mut guard = mutex.blocking_lock().unwrap();
+                assert!(!inside.swap(true, Ordering::SeqCst), "two holders at once");
+                *guard += 1;
+                inside.store(false, Ordering::SeqCst);
+            })
+        };
+        {
+            let mut guard = mutex.blocking_lock().unwrap();
+            assert!(!inside.swap(true, Ordering::SeqCst), "two holders at once");
+            *guard += 1;
+            inside.store(false, Ordering::SeqCst);
+        }
+        worker.join().unwrap();
+        assert_eq!(*mutex.try_lock().unwrap(), 2);
+    });
+}
+
+/// A queued waiter is dropped while the holder releases: whichever wins, the lock ends
+/// free (a grant to the dropped waiter is passed on, never lost).
+#[test]
+fn granted_waiter_cancelled_during_release_passes_it_on() {
+    model(|| {
+        let mutex = Arc::new(Mutex::new(()));
+        let guard = mutex.clone().try_lock_owned().unwrap();
+        let waiter = {
+            let mutex = mutex.clone();
+            thread::spawn(move || {
+                let mut lock = pin!(mutex.lock());
+                let mut cx = Context::from_waker(Waker::noop());
+                let first = lock.as_mut().poll(&mut cx).is_ready();
+                // Dropped here, granted or not.
+                first
+            })
+        };
+        drop(guard);
+        let got_it_at_once = waiter.join().unwrap();
+        assert!(!got_it_at_once || !mutex.is_locked());
+        assert!(mutex.try_lock().is_ok(), "the lock was lost");
+    });
+}
+
+/// A thread ends holding the lock while another parks for it: the waiter is woken with
+/// Broken, never left parked; a try_lock racing the break sees WouldBlock or Broken.
+#[test]
+fn owner_exit_races_a_parking_waiter_and_try_lock() {
+    model(|| {
+        let mutex = Arc::new(Mutex::new(()));
+        let (tx, rx) = loom::sync::mpsc::channel();
+        let holder = {
+            let mutex = mutex.clone();
+            thread::spawn(move || {
+                std::mem::forget(mutex.blocking_lock().unwrap());
+                tx.send(()).unwrap();
+            })
+        };
+        rx.recv().unwrap();
+        let racer = {
+            let mutex = mutex.clone();
+            thread::spawn(move || match mutex.try_lock() {
+                Err(TryLockError::WouldBlock) | Err(TryLockError::Broken(_)) => {}
+                other => panic!("unexpected {other:?}"),
+            })
+        };
+        assert!(matches!(mutex.blocking_lock(), Err(AcquireError::Broken(_))));
+        holder.join().unwrap();
+        racer.join().unwrap();
+    });
+}

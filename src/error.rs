@@ -1,0 +1,232 @@
+//! Error types. A broken primitive must say *who* broke it and *how*, because the waiter
+//! that sees the error is never the task that caused it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::owner::OwnerId;
+
+/// How an owner went away while it still held something.
+///
+/// ```
+/// use ownsync::AbandonReason;
+/// assert_eq!(AbandonReason::Cancelled.to_string(), "was cancelled");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AbandonReason {
+    /// The owner finished (a tracked task completed, or its thread ended) still holding.
+    Exited,
+    /// A tracked task was dropped before it finished (`select!`, a timeout, an abort,
+    /// runtime shutdown) still holding.
+    Cancelled,
+    /// The owner unwound from a panic while holding: the protected data may be half-updated.
+    Panicked,
+}
+
+impl fmt::Display for AbandonReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AbandonReason::Exited => "exited",
+            AbandonReason::Cancelled => "was cancelled",
+            AbandonReason::Panicked => "panicked",
+        })
+    }
+}
+
+/// Which kind of primitive an error or a statistics snapshot is about.
+///
+/// ```
+/// use ownsync::PrimitiveKind;
+/// assert_eq!(PrimitiveKind::Semaphore.to_string(), "semaphore");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PrimitiveKind {
+    /// [`Mutex`](crate::Mutex) or [`Lock`](crate::Lock).
+    Mutex,
+    /// [`Semaphore`](crate::Semaphore).
+    Semaphore,
+    /// `CapacityLimiter`.
+    CapacityLimiter,
+}
+
+impl fmt::Display for PrimitiveKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PrimitiveKind::Mutex => "mutex",
+            PrimitiveKind::Semaphore => "semaphore",
+            PrimitiveKind::CapacityLimiter => "capacity limiter",
+        })
+    }
+}
+
+/// The primitive is broken: a holder went away without giving its hold back.
+///
+/// Every waiter, now and later, gets this error. It names the primitive, the owner
+/// that abandoned it, and how.
+///
+/// ```
+/// use ownsync::{AbandonReason, AcquireError, Mutex};
+///
+/// let mutex = Mutex::with_name(0, "config");
+/// let handle = std::thread::spawn({
+///     let mutex = std::sync::Arc::new(mutex);
+///     let inner = mutex.clone();
+///     move || {
+///         // a thread that leaks its guard and ends still holding the lock
+///         std::mem::forget(inner.blocking_lock().unwrap());
+///         mutex
+///     }
+/// });
+/// let mutex = handle.join().unwrap();
+/// let AcquireError::Broken(err) = mutex.blocking_lock().unwrap_err() else { unreachable!() };
+/// assert_eq!(err.reason(), AbandonReason::Exited);
+/// assert!(err.to_string().starts_with("mutex \"config\" is broken: thread#"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokenResourceError {
+    pub(crate) kind: PrimitiveKind,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) owner: OwnerId,
+    pub(crate) owner_name: Option<Arc<str>>,
+    pub(crate) reason: AbandonReason,
+}
+
+impl BrokenResourceError {
+    /// The owner that abandoned its hold.
+    pub fn owner(&self) -> OwnerId {
+        self.owner
+    }
+    /// How the owner abandoned its hold.
+    pub fn reason(&self) -> AbandonReason {
+        self.reason
+    }
+    /// Which kind of primitive is broken.
+    pub fn kind(&self) -> PrimitiveKind {
+        self.kind
+    }
+    /// The primitive's name, if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+impl fmt::Display for BrokenResourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.kind)?;
+        if let Some(name) = &self.name {
+            write!(f, " {name:?}")?;
+        }
+        write!(f, " is broken: {}", self.owner)?;
+        if let Some(owner_name) = &self.owner_name {
+            write!(f, " ({owner_name})")?;
+        }
+        write!(f, " {} while holding it", self.reason)
+    }
+}
+
+impl std::error::Error for BrokenResourceError {}
+
+/// Why an `acquire`/`lock` (async or blocking) failed.
+///
+/// ```
+/// use ownsync::{AcquireError, Semaphore};
+/// let sem = Semaphore::new(1);
+/// sem.close();
+/// assert_eq!(sem.blocking_acquire().unwrap_err(), AcquireError::Closed);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AcquireError {
+    /// The semaphore was closed with `close()`.
+    #[error("semaphore closed")]
+    Closed,
+    /// The primitive is broken: its holder abandoned it.
+    #[error(transparent)]
+    Broken(#[from] BrokenResourceError),
+    /// The caller already holds (or, for a limiter, already waits for) what it asks for:
+    /// waiting would never end.
+    #[error("would deadlock: the caller already holds or awaits this resource")]
+    WouldDeadlock,
+}
+
+/// Why `try_lock` failed.
+///
+/// ```
+/// use ownsync::{Mutex, TryLockError};
+/// let mutex = Mutex::new(1);
+/// let _guard = mutex.try_lock().unwrap();
+/// assert_eq!(mutex.try_lock().unwrap_err(), TryLockError::WouldBlock);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TryLockError {
+    /// Somebody else holds the lock (or waiters are queued ahead).
+    #[error("operation would block")]
+    WouldBlock,
+    /// The mutex is broken: its holder abandoned it.
+    #[error(transparent)]
+    Broken(#[from] BrokenResourceError),
+    /// The caller already holds this mutex.
+    #[error("would deadlock: the caller already holds this mutex")]
+    WouldDeadlock,
+}
+
+/// Why `try_acquire` failed.
+///
+/// ```
+/// use ownsync::{Semaphore, TryAcquireError};
+/// let sem = Semaphore::new(0);
+/// assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TryAcquireError {
+    /// Not enough permits or tokens free right now (or waiters are queued ahead).
+    #[error("no permits available")]
+    NoPermits,
+    /// The semaphore was closed with `close()`.
+    #[error("semaphore closed")]
+    Closed,
+    /// The primitive is broken: its holder abandoned it.
+    #[error(transparent)]
+    Broken(#[from] BrokenResourceError),
+    /// The caller (borrower) already holds or awaits a token of this limiter.
+    #[error("would deadlock: the borrower already holds or awaits a token")]
+    WouldDeadlock,
+}
+
+/// Why a manual `release` failed. The hold is left untouched.
+///
+/// ```
+/// use ownsync::{Lock, ReleaseError};
+/// let lock = Lock::default();
+/// assert_eq!(lock.release(), Err(ReleaseError::NotHeld));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReleaseError {
+    /// Somebody else holds it: only the holder may release.
+    #[error("cannot release: held by {}, not by the caller {caller}", holder.map_or("an anonymous holder".to_string(), |h| h.to_string()))]
+    NotOwner {
+        /// Who holds it (`None`: held anonymously, through a guard).
+        holder: Option<OwnerId>,
+        /// Who tried to release it.
+        caller: OwnerId,
+    },
+    /// Nothing is held that a manual release could give back.
+    #[error("cannot release: not held")]
+    NotHeld,
+}
+
+impl From<TryAcquireError> for TryLockError {
+    fn from(err: TryAcquireError) -> Self {
+        match err {
+            TryAcquireError::Broken(broken) => TryLockError::Broken(broken),
+            TryAcquireError::WouldDeadlock => TryLockError::WouldDeadlock,
+            // A mutex is never closed; both mean "not now".
+            TryAcquireError::NoPermits | TryAcquireError::Closed => TryLockError::WouldBlock,
+        }
+    }
+}

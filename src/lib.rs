@@ -1,0 +1,22 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![warn(unsafe_op_in_unsafe_fn)]
+
+mod error;
+mod loom;
+mod lot;
+mod mutex;
+mod owner;
+mod sem;
+mod semaphore;
+mod tracked;
+
+pub use error::{
+    AbandonReason, AcquireError, BrokenResourceError, PrimitiveKind, ReleaseError, TryAcquireError,
+    TryLockError,
+};
+pub use mutex::{Lock, MappedMutexGuard, Mutex, MutexGuard, MutexStatistics, OwnedMutexGuard};
+pub use owner::{OwnerId, current_owner};
+pub use sem::{AbandonPolicy, Abandonments};
+pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit, SemaphoreStatistics};
+pub use tracked::{Tracked, tracked};

@@ -1,0 +1,106 @@
+//! One place that decides where the crate's concurrency building blocks come from.
+//!
+//! Normal builds use `std` atomics and `parking_lot`'s mutex. Under `--cfg loom` every
+//! atomic, lock, thread-local and park/unpark that takes part in a race is swapped for
+//! loom's model-checked version, so the loom models in `loom-tests/` exercise the very
+//! code that ships. Reference counts (`Arc`) stay `std`: they are not part of any race
+//! the models check, and `std::sync::Arc` allows `Arc<dyn Trait>`.
+
+#[cfg(not(loom))]
+mod imp {
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+
+    /// A mutex whose `lock` never fails (`parking_lot` has no poisoning).
+    #[derive(Default)]
+    pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(parking_lot::Mutex::new(value))
+        }
+        pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, T> {
+            self.0.lock()
+        }
+    }
+
+    /// A condition variable for [`Mutex`].
+    #[derive(Default)]
+    pub(crate) struct Condvar(parking_lot::Condvar);
+
+    impl Condvar {
+        pub(crate) fn new() -> Self {
+            Self(parking_lot::Condvar::new())
+        }
+        pub(crate) fn wait<'a, T>(
+            &self,
+            mut guard: parking_lot::MutexGuard<'a, T>,
+        ) -> parking_lot::MutexGuard<'a, T> {
+            self.0.wait(&mut guard);
+            guard
+        }
+        pub(crate) fn notify_one(&self) {
+            self.0.notify_one();
+        }
+    }
+
+    /// A short busy-wait step, used before parking a blocked thread.
+    pub(crate) fn spin_hint() {
+        std::hint::spin_loop();
+    }
+    /// How many spin steps a blocked thread tries before it parks.
+    pub(crate) const SPIN_LIMIT: u32 = 200;
+}
+
+#[cfg(loom)]
+mod imp {
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+
+    /// loom's mutex behind the same never-failing `lock` as the normal build.
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(loom::sync::Mutex::new(value))
+        }
+        pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+    }
+
+    /// loom's condition variable behind the same interface.
+    pub(crate) struct Condvar(loom::sync::Condvar);
+
+    impl Condvar {
+        pub(crate) fn new() -> Self {
+            Self(loom::sync::Condvar::new())
+        }
+        pub(crate) fn wait<'a, T>(
+            &self,
+            guard: loom::sync::MutexGuard<'a, T>,
+        ) -> loom::sync::MutexGuard<'a, T> {
+            self.0.wait(guard).unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+        pub(crate) fn notify_one(&self) {
+            self.0.notify_one();
+        }
+    }
+
+    pub(crate) fn spin_hint() {
+        loom::thread::yield_now();
+    }
+    /// Spinning multiplies loom's state space without adding a new interleaving.
+    pub(crate) const SPIN_LIMIT: u32 = 0;
+}
+
+pub(crate) use imp::*;
+
+/// `thread_local!` that loom can see.
+macro_rules! owned_thread_local {
+    ($($tt:tt)*) => {
+        #[cfg(not(loom))]
+        std::thread_local!($($tt)*);
+        #[cfg(loom)]
+        loom::thread_local!($($tt)*);
+    };
+}
+pub(crate) use owned_thread_local;

@@ -1,0 +1,608 @@
+//! `Mutex<T>` and `Lock`: a 1-permit core plus the data.
+//!
+//! Same names and meanings as `tokio::sync::Mutex`, except that acquiring returns a
+//! `Result`: a mutex whose holder went away (exited or was cancelled still holding, or
+//! panicked inside the critical section) is broken, and says so to every waiter instead
+//! of hanging them or handing them half-updated data.
+
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use crate::error::{AcquireError, BrokenResourceError, PrimitiveKind, ReleaseError, TryLockError};
+use crate::lot::block_on;
+use crate::owner::{Abandon, Caller, OwnerId, current_owner};
+use crate::sem::{AbandonPolicy, Abandonments, CoreSnapshot, Hold, SemCore};
+
+/// An async mutex that knows who holds it.
+///
+/// Like `tokio::sync::Mutex`: fair (FIFO hand-off), usable across `.await`, with owned
+/// guards and `map`. Unlike it, a hold abandoned by its owner breaks the mutex:
+/// every waiter, now and later, gets [`AcquireError::Broken`] naming the owner.
+///
+/// ```
+/// use ownsync::Mutex;
+/// # futures::executor::block_on(async {
+/// let counter = Mutex::new(0);
+/// *counter.lock().await? += 1;
+/// assert_eq!(*counter.lock().await?, 1);
+/// # Ok::<(), ownsync::AcquireError>(())
+/// # }).unwrap();
+/// ```
+///
+/// `Mutex::new` allocates (the core that owners' records point back to lives on the
+/// heap), so there is no `const_new`; use a `static` with `std::sync::LazyLock`.
+pub struct Mutex<T: ?Sized> {
+    core: Arc<SemCore>,
+    data: UnsafeCell<T>,
+}
+
+/// A mutex without data, for the cases where the lock *is* the point: `acquire` and
+/// `release` by hand (checked against the owner, as in Trio), or guards of `()`.
+///
+/// ```
+/// use ownsync::Lock;
+/// let lock = Lock::default();
+/// lock.blocking_acquire().unwrap();
+/// assert!(lock.is_locked());
+/// lock.release().unwrap();
+/// assert!(!lock.is_locked());
+/// ```
+pub type Lock = Mutex<()>;
+
+// SAFETY: the data is only reached through a guard, and a guard exists only while its
+// hold (the core's single permit) is held, so at most one thread touches it at a time.
+// Sending the mutex sends the data; sharing it lets any thread lock and reach `&mut T`.
+unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
+// SAFETY: see above.
+unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
+
+impl<T> Mutex<T> {
+    /// A new, unlocked mutex.
+    ///
+    /// ```
+    /// let mutex = ownsync::Mutex::new(5);
+    /// assert!(!mutex.is_locked());
+    /// ```
+    pub fn new(value: T) -> Self {
+        Self::build(value, None)
+    }
+
+    /// A new mutex with a name for error messages and `Debug`.
+    ///
+    /// ```
+    /// let mutex = ownsync::Mutex::with_name(5, "config");
+    /// assert_eq!(mutex.name(), Some("config"));
+    /// ```
+    pub fn with_name(value: T, name: impl Into<Arc<str>>) -> Self {
+        Self::build(value, Some(name.into()))
+    }
+
+    fn build(value: T, name: Option<Arc<str>>) -> Self {
+        Mutex {
+            core: Arc::new(SemCore::new(1, PrimitiveKind::Mutex, name, AbandonPolicy::Break)),
+            data: UnsafeCell::new(value),
+        }
+    }
+
+    /// Consumes the mutex, returning the data (even if the mutex is broken).
+    ///
+    /// ```
+    /// assert_eq!(ownsync::Mutex::new(5).into_inner(), 5);
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.data.into_inner()
+    }
+}
+
+impl<T: ?Sized> Mutex<T> {
+    fn primitive(&self) -> Arc<dyn Abandon> {
+        self.core.clone()
+    }
+
+    async fn acquire_hold(&self, caller: Caller) -> Result<Hold, AcquireError> {
+        self.core.acquire(1, caller).await?;
+        Ok(self.core.register(1, caller, || self.primitive()))
+    }
+
+    fn try_acquire_hold(&self) -> Result<Hold, TryLockError> {
+        self.core.try_acquire(1, Caller::Async)?;
+        Ok(self.core.register(1, Caller::Async, || self.primitive()))
+    }
+
+    /// Locks, waiting in FIFO order. Cancel-safe: dropping the future gives up its place,
+    /// or passes the lock on if it had already been handed over.
+    ///
+    /// # Errors
+    /// [`AcquireError::Broken`] if a holder abandoned the mutex (before or while we wait);
+    /// [`AcquireError::WouldDeadlock`] if the calling owner already holds it.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let mutex = ownsync::Mutex::new(1);
+    /// let mut guard = mutex.lock().await.unwrap();
+    /// *guard += 1;
+    /// # });
+    /// ```
+    pub async fn lock(&self) -> Result<MutexGuard<'_, T>, AcquireError> {
+        let hold = self.acquire_hold(Caller::Async).await?;
+        Ok(MutexGuard { mutex: self, hold })
+    }
+
+    /// Locks if that is possible right now, without waiting.
+    ///
+    /// # Errors
+    /// [`TryLockError::WouldBlock`] if held or waiters are queued (no barging),
+    /// [`TryLockError::Broken`], or [`TryLockError::WouldDeadlock`] for the holder.
+    ///
+    /// ```
+    /// let mutex = ownsync::Mutex::new(1);
+    /// let guard = mutex.try_lock().unwrap();
+    /// assert!(mutex.try_lock().is_err());
+    /// drop(guard);
+    /// assert!(mutex.try_lock().is_ok());
+    /// ```
+    pub fn try_lock(&self) -> Result<MutexGuard<'_, T>, TryLockError> {
+        let hold = self.try_acquire_hold()?;
+        Ok(MutexGuard { mutex: self, hold })
+    }
+
+    /// Locks from synchronous code, blocking the thread. Outside a tracked task the
+    /// thread is the owner: if it ends still holding, the mutex breaks.
+    ///
+    /// Do not call it from async code: it blocks the executor's thread.
+    ///
+    /// ```
+    /// let mutex = ownsync::Mutex::new(1);
+    /// *mutex.blocking_lock().unwrap() += 1;
+    /// assert_eq!(mutex.into_inner(), 2);
+    /// ```
+    pub fn blocking_lock(&self) -> Result<MutexGuard<'_, T>, AcquireError> {
+        let hold = block_on(self.acquire_hold(Caller::Blocking))?;
+        Ok(MutexGuard { mutex: self, hold })
+    }
+
+    /// Like [`lock`](Self::lock), with a guard that keeps the mutex alive (`'static`).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # futures::executor::block_on(async {
+    /// let mutex = Arc::new(ownsync::Mutex::new(1));
+    /// let guard = mutex.clone().lock_owned().await.unwrap();
+    /// assert!(Arc::ptr_eq(ownsync::OwnedMutexGuard::mutex(&guard), &mutex));
+    /// # });
+    /// ```
+    pub async fn lock_owned(self: Arc<Self>) -> Result<OwnedMutexGuard<T>, AcquireError> {
+        let hold = self.acquire_hold(Caller::Async).await?;
+        Ok(OwnedMutexGuard { mutex: self, hold })
+    }
+
+    /// Like [`try_lock`](Self::try_lock), with an owned guard.
+    ///
+    /// ```
+    /// let mutex = std::sync::Arc::new(ownsync::Mutex::new(1));
+    /// let guard = mutex.clone().try_lock_owned().unwrap();
+    /// assert_eq!(*guard, 1);
+    /// ```
+    pub fn try_lock_owned(self: Arc<Self>) -> Result<OwnedMutexGuard<T>, TryLockError> {
+        let hold = self.try_acquire_hold()?;
+        Ok(OwnedMutexGuard { mutex: self, hold })
+    }
+
+    /// Like [`blocking_lock`](Self::blocking_lock), with an owned guard.
+    ///
+    /// ```
+    /// let mutex = std::sync::Arc::new(ownsync::Mutex::new(1));
+    /// let guard = mutex.clone().blocking_lock_owned().unwrap();
+    /// assert_eq!(*guard, 1);
+    /// ```
+    pub fn blocking_lock_owned(self: Arc<Self>) -> Result<OwnedMutexGuard<T>, AcquireError> {
+        let hold = block_on(self.acquire_hold(Caller::Blocking))?;
+        Ok(OwnedMutexGuard { mutex: self, hold })
+    }
+
+    /// The data, through a unique borrow: no locking needed (works even when broken).
+    ///
+    /// ```
+    /// let mut mutex = ownsync::Mutex::new(1);
+    /// *mutex.get_mut() = 2;
+    /// assert_eq!(mutex.into_inner(), 2);
+    /// ```
+    pub fn get_mut(&mut self) -> &mut T {
+        self.data.get_mut()
+    }
+
+    /// Whether a holder abandoned this mutex. Permanent once true.
+    ///
+    /// ```
+    /// assert!(!ownsync::Mutex::new(()).is_broken());
+    /// ```
+    pub fn is_broken(&self) -> bool {
+        self.core.is_broken()
+    }
+
+    /// Whether the mutex is held right now. A snapshot: use `try_lock` to decide.
+    ///
+    /// ```
+    /// let mutex = ownsync::Mutex::new(());
+    /// let _guard = mutex.try_lock().unwrap();
+    /// assert!(mutex.is_locked());
+    /// ```
+    pub fn is_locked(&self) -> bool {
+        self.core.available() == 0
+    }
+
+    /// The owner holding the mutex, if it is held by a known owner (a tracked task or a
+    /// thread); `None` if free or held anonymously. For a broken mutex: who broke it.
+    ///
+    /// ```
+    /// let mutex = ownsync::Mutex::new(());
+    /// let _guard = mutex.blocking_lock().unwrap();
+    /// assert_eq!(mutex.owner(), Some(ownsync::current_owner()));
+    /// ```
+    pub fn owner(&self) -> Option<OwnerId> {
+        self.core.holder()
+    }
+
+    /// The name given with [`with_name`](Mutex::with_name).
+    ///
+    /// ```
+    /// assert_eq!(ownsync::Mutex::new(()).name(), None);
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.core.name()
+    }
+
+    /// A snapshot of the mutex's state.
+    ///
+    /// ```
+    /// let mutex = ownsync::Mutex::new(());
+    /// let stats = mutex.statistics();
+    /// assert_eq!(stats.waiters(), 0);
+    /// assert_eq!(stats.holder(), None);
+    /// assert!(!stats.is_locked());
+    /// ```
+    pub fn statistics(&self) -> MutexStatistics {
+        MutexStatistics { core: self.core.snapshot() }
+    }
+}
+
+impl Mutex<()> {
+    /// Acquires the lock without a guard (Trio's `acquire`); give it back with
+    /// [`release`](Mutex::release). Owned like any hold: if the owner exits before
+    /// releasing, the lock breaks.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let lock = ownsync::Lock::default();
+    /// lock.acquire().await.unwrap();
+    /// lock.release().unwrap();
+    /// # });
+    /// ```
+    pub async fn acquire(&self) -> Result<(), AcquireError> {
+        let hold = self.acquire_hold(Caller::Async).await?;
+        self.core.store_manual(hold);
+        Ok(())
+    }
+
+    /// [`acquire`](Mutex::acquire) without waiting.
+    ///
+    /// ```
+    /// let lock = ownsync::Lock::default();
+    /// lock.try_acquire().unwrap();
+    /// assert!(lock.try_acquire().is_err());
+    /// lock.release().unwrap();
+    /// ```
+    pub fn try_acquire(&self) -> Result<(), TryLockError> {
+        let hold = self.try_acquire_hold()?;
+        self.core.store_manual(hold);
+        Ok(())
+    }
+
+    /// [`acquire`](Mutex::acquire) from synchronous code; the thread is the owner.
+    ///
+    /// ```
+    /// let lock = ownsync::Lock::default();
+    /// lock.blocking_acquire().unwrap();
+    /// lock.release().unwrap();
+    /// ```
+    pub fn blocking_acquire(&self) -> Result<(), AcquireError> {
+        let hold = block_on(self.acquire_hold(Caller::Blocking))?;
+        self.core.store_manual(hold);
+        Ok(())
+    }
+
+    /// Releases a hold taken with `acquire`. Only its owner may release it (a hold taken
+    /// anonymously, by an untracked task, may be released by anyone).
+    ///
+    /// # Errors
+    /// [`ReleaseError::NotOwner`] if another owner holds it; [`ReleaseError::NotHeld`] if
+    /// no manual hold exists. Either way the hold is untouched.
+    ///
+    /// ```
+    /// use ownsync::{Lock, ReleaseError};
+    /// let lock = Lock::default();
+    /// assert_eq!(lock.release(), Err(ReleaseError::NotHeld));
+    /// ```
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        let hold = self.core.take_manual(current_owner())?;
+        self.core.end_hold(hold, 1);
+        Ok(())
+    }
+}
+
+impl<T: Default> Default for Mutex<T> {
+    fn default() -> Self {
+        Mutex::new(T::default())
+    }
+}
+
+impl<T> From<T> for Mutex<T> {
+    fn from(value: T) -> Self {
+        Mutex::new(value)
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("Mutex");
+        if let Some(name) = self.name() {
+            out.field("name", &name);
+        }
+        // Peek with the bare core (no owner registration, no panic handling), so that
+        // formatting a mutex, even from a panic message, has no side effect.
+        if self.core.try_acquire(1, Caller::Async).is_ok() {
+            // SAFETY: we hold the single permit, so nobody else reaches the data.
+            out.field("data", &unsafe { &*self.data.get() });
+            self.core.release(1);
+        } else {
+            out.field("data", &format_args!("<locked>"));
+        }
+        out.field("holder", &self.owner());
+        if self.is_broken() {
+            out.field("broken", &true);
+        }
+        out.finish()
+    }
+}
+
+/// A snapshot of a [`Mutex`]'s state. Never decide on it: `try_lock` decides.
+///
+/// ```
+/// let mutex = ownsync::Mutex::new(());
+/// assert!(mutex.statistics().broken().is_none());
+/// ```
+#[derive(Clone, Debug)]
+pub struct MutexStatistics {
+    core: CoreSnapshot,
+}
+
+impl MutexStatistics {
+    /// Whether it was held.
+    pub fn is_locked(&self) -> bool {
+        self.core.available == 0
+    }
+    /// Its known holder (or who broke it).
+    pub fn holder(&self) -> Option<OwnerId> {
+        self.core.holder
+    }
+    /// How many waiters were queued.
+    pub fn waiters(&self) -> usize {
+        self.core.waiters
+    }
+    /// Why it is broken, if it is.
+    pub fn broken(&self) -> Option<&BrokenResourceError> {
+        self.core.broken.as_ref()
+    }
+    /// Abandoned holds so far (for a mutex, at most the one that broke it).
+    pub fn abandoned(&self) -> Abandonments {
+        self.core.abandoned
+    }
+}
+
+macro_rules! guard_common {
+    ($guard:ident < $($lt:lifetime,)? $($param:ident),* >, $target:ty, |$this:ident| $data:expr, |$this_mut:ident| $data_mut:expr, $core:expr) => {
+        impl<$($lt,)? $($param: ?Sized),*> Deref for $guard<$($lt,)? $($param),*> {
+            type Target = $target;
+            fn deref(&self) -> &$target {
+                let $this = self;
+                // SAFETY: the guard's hold (the single permit) is held while it lives.
+                unsafe { &*$data }
+            }
+        }
+        impl<$($lt,)? $($param: ?Sized),*> DerefMut for $guard<$($lt,)? $($param),*> {
+            fn deref_mut(&mut self) -> &mut $target {
+                let $this_mut = self;
+                // SAFETY: as for `deref`, and `&mut self` makes this borrow unique.
+                unsafe { &mut *$data_mut }
+            }
+        }
+        impl<$($lt,)? $($param: ?Sized),*> Drop for $guard<$($lt,)? $($param),*> {
+            fn drop(&mut self) {
+                let hold = std::mem::take(&mut self.hold);
+                let core: &SemCore = { let $this = &*self; $core };
+                core.end_hold(hold, 1);
+            }
+        }
+        impl<$($lt,)? $($param: ?Sized),*> fmt::Debug for $guard<$($lt,)? $($param),*>
+        where $target: fmt::Debug {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&**self, f)
+            }
+        }
+        impl<$($lt,)? $($param: ?Sized),*> fmt::Display for $guard<$($lt,)? $($param),*>
+        where $target: fmt::Display {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&**self, f)
+            }
+        }
+    };
+}
+
+/// Access to a [`Mutex`]'s data; dropping it unlocks (hands the lock to the next
+/// waiter). Dropped while its thread panics, it breaks the mutex (`Panicked`).
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let mutex = ownsync::Mutex::new(vec![1]);
+/// mutex.lock().await.unwrap().push(2);
+/// assert_eq!(*mutex.lock().await.unwrap(), [1, 2]);
+/// # });
+/// ```
+#[must_use = "if unused the Mutex will immediately unlock"]
+#[clippy::has_significant_drop]
+pub struct MutexGuard<'a, T: ?Sized> {
+    mutex: &'a Mutex<T>,
+    hold: Hold,
+}
+
+guard_common!(MutexGuard<'a, T>, T, |g| g.mutex.data.get(), |g| g.mutex.data.get(), &g.mutex.core);
+
+// SAFETY: sharing the guard shares `&T` only.
+unsafe impl<T: ?Sized + Send + Sync> Sync for MutexGuard<'_, T> {}
+
+impl<'a, T: ?Sized> MutexGuard<'a, T> {
+    /// The mutex this guard locks.
+    ///
+    /// ```
+    /// let mutex = ownsync::Mutex::new(());
+    /// let guard = mutex.try_lock().unwrap();
+    /// assert!(std::ptr::eq(ownsync::MutexGuard::mutex(&guard), &mutex));
+    /// ```
+    pub fn mutex(this: &Self) -> &'a Mutex<T> {
+        this.mutex
+    }
+
+    /// A guard for a part of the data; the lock stays held until it drops.
+    ///
+    /// ```
+    /// let mutex = ownsync::Mutex::new((1, 2));
+    /// let mut second = ownsync::MutexGuard::map(mutex.try_lock().unwrap(), |pair| &mut pair.1);
+    /// *second += 1;
+    /// drop(second);
+    /// assert_eq!(mutex.into_inner(), (1, 3));
+    /// ```
+    pub fn map<U: ?Sized, F: FnOnce(&mut T) -> &mut U>(mut this: Self, f: F) -> MappedMutexGuard<'a, U> {
+        let data: *mut U = f(&mut *this);
+        let (core, hold) = (&this.mutex.core, std::mem::take(&mut this.hold));
+        std::mem::forget(this);
+        MappedMutexGuard { core, data, hold, marker: PhantomData }
+    }
+
+    /// Like [`map`](Self::map), but `f` may decline, giving the guard back.
+    ///
+    /// ```
+    /// let mutex = ownsync::Mutex::new(Some(1));
+    /// let guard = mutex.try_lock().unwrap();
+    /// let inner = ownsync::MutexGuard::try_map(guard, |v| v.as_mut()).unwrap();
+    /// assert_eq!(*inner, 1);
+    /// ```
+    pub fn try_map<U: ?Sized, F: FnOnce(&mut T) -> Option<&mut U>>(
+        mut this: Self,
+        f: F,
+    ) -> Result<MappedMutexGuard<'a, U>, Self> {
+        let data: *mut U = match f(&mut *this) {
+            Some(data) => data,
+            None => return Err(this),
+        };
+        let (core, hold) = (&this.mutex.core, std::mem::take(&mut this.hold));
+        std::mem::forget(this);
+        Ok(MappedMutexGuard { core, data, hold, marker: PhantomData })
+    }
+}
+
+/// A [`MutexGuard`] that keeps its mutex alive through an `Arc` (`'static`).
+///
+/// ```
+/// use std::sync::Arc;
+/// let mutex = Arc::new(ownsync::Mutex::new(1));
+/// let guard: ownsync::OwnedMutexGuard<i32> = mutex.try_lock_owned().unwrap();
+/// std::thread::spawn(move || assert_eq!(*guard, 1)).join().unwrap();
+/// ```
+#[must_use = "if unused the Mutex will immediately unlock"]
+#[clippy::has_significant_drop]
+pub struct OwnedMutexGuard<T: ?Sized> {
+    mutex: Arc<Mutex<T>>,
+    hold: Hold,
+}
+
+guard_common!(OwnedMutexGuard<T>, T, |g| g.mutex.data.get(), |g| g.mutex.data.get(), &g.mutex.core);
+
+// SAFETY: sharing the guard shares `&T` only.
+unsafe impl<T: ?Sized + Send + Sync> Sync for OwnedMutexGuard<T> {}
+
+impl<T: ?Sized> OwnedMutexGuard<T> {
+    /// The mutex this guard locks.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let mutex = Arc::new(ownsync::Mutex::new(()));
+    /// let guard = mutex.clone().try_lock_owned().unwrap();
+    /// assert!(Arc::ptr_eq(guard.mutex(), &mutex));
+    /// ```
+    pub fn mutex(&self) -> &Arc<Mutex<T>> {
+        &self.mutex
+    }
+}
+
+/// A guard for part of a mutex's data, made by [`MutexGuard::map`].
+///
+/// ```
+/// let mutex = ownsync::Mutex::new([1, 2, 3]);
+/// let first = ownsync::MutexGuard::map(mutex.try_lock().unwrap(), |a| &mut a[0]);
+/// assert_eq!(*first, 1);
+/// ```
+#[must_use = "if unused the Mutex will immediately unlock"]
+#[clippy::has_significant_drop]
+pub struct MappedMutexGuard<'a, T: ?Sized> {
+    core: &'a SemCore,
+    data: *mut T,
+    hold: Hold,
+    marker: PhantomData<&'a mut T>,
+}
+
+guard_common!(MappedMutexGuard<'a, T>, T, |g| g.data, |g| g.data, g.core);
+
+// SAFETY: the guard is a unique borrow of the data (`&mut T`) plus the hold.
+unsafe impl<T: ?Sized + Send> Send for MappedMutexGuard<'_, T> {}
+// SAFETY: sharing the guard shares `&T` only.
+unsafe impl<T: ?Sized + Send + Sync> Sync for MappedMutexGuard<'_, T> {}
+
+impl<'a, T: ?Sized> MappedMutexGuard<'a, T> {
+    /// Maps further into the data.
+    ///
+    /// ```
+    /// let mutex = ownsync::Mutex::new(((1, 2), 3));
+    /// let outer = ownsync::MutexGuard::map(mutex.try_lock().unwrap(), |v| &mut v.0);
+    /// let inner = ownsync::MappedMutexGuard::map(outer, |v| &mut v.1);
+    /// assert_eq!(*inner, 2);
+    /// ```
+    pub fn map<U: ?Sized, F: FnOnce(&mut T) -> &mut U>(mut this: Self, f: F) -> MappedMutexGuard<'a, U> {
+        let data: *mut U = f(&mut *this);
+        let (core, hold) = (this.core, std::mem::take(&mut this.hold));
+        std::mem::forget(this);
+        MappedMutexGuard { core, data, hold, marker: PhantomData }
+    }
+
+    /// Like [`map`](Self::map), but `f` may decline, giving the guard back.
+    ///
+    /// ```
+    /// let mutex = ownsync::Mutex::new((Some(1), 2));
+    /// let outer = ownsync::MutexGuard::map(mutex.try_lock().unwrap(), |v| &mut v.0);
+    /// assert!(ownsync::MappedMutexGuard::try_map(outer, |v| v.as_mut()).is_ok());
+    /// ```
+    pub fn try_map<U: ?Sized, F: FnOnce(&mut T) -> Option<&mut U>>(
+        mut this: Self,
+        f: F,
+    ) -> Result<MappedMutexGuard<'a, U>, Self> {
+        let data: *mut U = match f(&mut *this) {
+            Some(data) => data,
+            None => return Err(this),
+        };
+        let (core, hold) = (this.core, std::mem::take(&mut this.hold));
+        std::mem::forget(this);
+        Ok(MappedMutexGuard { core, data, hold, marker: PhantomData })
+    }
+}

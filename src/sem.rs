@@ -1,0 +1,654 @@
+//! The counted core: permits, a FIFO lot, owner registration, break/close, all in one
+//! place (what tokio's `batch_semaphore` is to tokio, plus owners).
+//!
+//! The permit count and three flags share one atomic word, so the uncontended acquire
+//! and release are one CAS each. `SLOW` is set, under the lot's lock, exactly while
+//! waiters are queued or permits are owed (`debt`, from shrinking a limiter). Both fast
+//! paths refuse to run while it is set, so once anyone waits, every acquire queues
+//! behind them and every release goes through the lock and hands its permits straight
+//! to the head of the queue: strict FIFO, no barging, no lost wake-up. `BROKEN` and
+//! `CLOSED` are only ever added with `fetch_or` or carried through every CAS, so no path
+//! can clear them (tokio #8020).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::task::{Context, Poll};
+
+use crate::error::{
+    AbandonReason, AcquireError, BrokenResourceError, PrimitiveKind, ReleaseError, TryAcquireError,
+};
+use crate::loom::{AtomicU64, AtomicUsize, Mutex};
+use crate::lot::{Outcome, WaitQueue, WakeList};
+use crate::owner::{Abandon, Caller, HoldTicket, OwnerId, OwnerInner, owner_for, owner_id_for};
+
+const CLOSED: usize = 1;
+const BROKEN: usize = 2;
+const SLOW: usize = 4;
+const FLAGS: usize = CLOSED | BROKEN | SLOW;
+const SHIFT: u32 = 3;
+
+/// The most permits a semaphore can hold, as in tokio (3 bits are flags).
+pub(crate) const MAX_PERMITS: usize = usize::MAX >> SHIFT;
+
+/// What a counted primitive does when an owner abandons a hold on it.
+///
+/// ```
+/// use ownsync::{AbandonPolicy, Semaphore};
+/// let sem = Semaphore::with_policy(4, AbandonPolicy::Reclaim);
+/// assert_eq!(sem.policy(), AbandonPolicy::Reclaim);
+/// assert_eq!(Semaphore::new(4).policy(), AbandonPolicy::Break);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AbandonPolicy {
+    /// The primitive breaks: every waiter, now and later, gets `Broken` (Trio's rule).
+    #[default]
+    Break,
+    /// The abandoned permits return to the pool and waiters are served; the event is
+    /// counted in `statistics()`. For a server that must keep its capacity even when a
+    /// handler leaks. (Semaphore and CapacityLimiter only: a mutex's data may be torn.)
+    Reclaim,
+}
+
+/// How often a primitive's holds were abandoned, and the latest one.
+///
+/// ```
+/// use ownsync::{AbandonPolicy, Semaphore};
+/// let sem = Semaphore::with_policy(1, AbandonPolicy::Reclaim);
+/// assert_eq!(sem.statistics().abandoned().count(), 0);
+/// assert!(sem.statistics().abandoned().last().is_none());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Abandonments {
+    count: u64,
+    last: Option<(OwnerId, AbandonReason)>,
+}
+
+impl Abandonments {
+    /// How many holds were abandoned (broken or reclaimed).
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+    /// The owner and reason of the latest abandoned hold.
+    pub fn last(&self) -> Option<(OwnerId, AbandonReason)> {
+        self.last
+    }
+}
+
+/// A hold's registration to its owner; `None` for an anonymous hold.
+#[derive(Debug, Default)]
+pub(crate) struct Hold {
+    ticket: Option<HoldTicket>,
+}
+
+impl Hold {
+    pub(crate) fn owner_id(&self) -> Option<OwnerId> {
+        self.ticket.as_ref().map(|ticket| ticket.owner().id())
+    }
+
+    /// Moves `permits` of this hold into a new hold registered to the same owner.
+    pub(crate) fn split_off(&self, remaining: usize, taken: usize) -> Hold {
+        let ticket = self.ticket.as_ref().and_then(|ticket| {
+            ticket.set_permits(remaining);
+            ticket.register_sibling(taken)
+        });
+        Hold { ticket }
+    }
+
+    /// Absorbs `other` (same primitive) so that this hold registers `total` permits.
+    pub(crate) fn merge(&mut self, other: Hold, total: usize) {
+        match (&self.ticket, other.ticket) {
+            (Some(mine), Some(theirs)) => {
+                if theirs.unregister() {
+                    mine.set_permits(total);
+                }
+            }
+            (None, Some(theirs)) => {
+                theirs.set_permits(total);
+                self.ticket = Some(theirs);
+            }
+            (Some(mine), None) => {
+                mine.set_permits(total);
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// Gives up the registration without releasing (`forget`).
+    pub(crate) fn forget(self) {
+        if let Some(ticket) = self.ticket {
+            ticket.unregister();
+        }
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    queue: WaitQueue,
+    broken: Option<BrokenResourceError>,
+    /// Permits owed after a shrink below what is held: releases pay this first.
+    debt: usize,
+    abandoned: Abandonments,
+    /// A `Lock`'s manual hold (`acquire`/`release` without a guard) and its owner.
+    manual: Option<(Option<OwnerId>, Hold)>,
+}
+
+/// A snapshot of the core for `statistics()`.
+#[derive(Clone, Debug)]
+pub(crate) struct CoreSnapshot {
+    pub(crate) available: usize,
+    pub(crate) waiters: usize,
+    pub(crate) broken: Option<BrokenResourceError>,
+    pub(crate) closed: bool,
+    pub(crate) abandoned: Abandonments,
+    pub(crate) holder: Option<OwnerId>,
+}
+
+/// The counted core under every primitive.
+pub(crate) struct SemCore {
+    state: AtomicUsize,
+    /// The owner of the latest registered hold; only a 1-permit mutex keeps it current.
+    holder: AtomicU64,
+    shared: Mutex<Shared>,
+    kind: PrimitiveKind,
+    name: Option<Arc<str>>,
+    policy: AbandonPolicy,
+}
+
+impl SemCore {
+    #[track_caller]
+    pub(crate) fn new(
+        permits: usize,
+        kind: PrimitiveKind,
+        name: Option<Arc<str>>,
+        policy: AbandonPolicy,
+    ) -> Self {
+        assert!(
+            permits <= MAX_PERMITS,
+            "a semaphore may not have more than MAX_PERMITS permits ({MAX_PERMITS})"
+        );
+        SemCore {
+            state: AtomicUsize::new(permits << SHIFT),
+            holder: AtomicU64::new(0),
+            shared: Mutex::new(Shared::default()),
+            kind,
+            name,
+            policy,
+        }
+    }
+
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    pub(crate) fn policy(&self) -> AbandonPolicy {
+        self.policy
+    }
+
+    pub(crate) fn available(&self) -> usize {
+        self.state.load(Acquire) >> SHIFT
+    }
+    pub(crate) fn is_broken(&self) -> bool {
+        self.state.load(Acquire) & BROKEN != 0
+    }
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.load(Acquire) & CLOSED != 0
+    }
+    /// Whether waiters are queued or permits are owed.
+    #[cfg(test)]
+    pub(crate) fn is_contended(&self) -> bool {
+        self.state.load(Acquire) & SLOW != 0
+    }
+
+    /// The registered holder of a mutex (`None` when free or held anonymously).
+    pub(crate) fn holder(&self) -> Option<OwnerId> {
+        OwnerId::from_u64(self.holder.load(Relaxed))
+    }
+
+    pub(crate) fn snapshot(&self) -> CoreSnapshot {
+        let shared = self.shared.lock();
+        let state = self.state.load(Acquire);
+        CoreSnapshot {
+            available: state >> SHIFT,
+            waiters: shared.queue.len(),
+            broken: shared.broken.clone(),
+            closed: state & CLOSED != 0,
+            abandoned: shared.abandoned,
+            holder: self.holder(),
+        }
+    }
+
+    fn broken_error(&self) -> BrokenResourceError {
+        self.shared.lock().broken.clone().expect("BROKEN is set only together with the error")
+    }
+
+    /// The fast path: take `permits` with one CAS if nobody waits and enough are free.
+    fn try_take(&self, permits: usize) -> Result<(), usize> {
+        let mut state = self.state.load(Relaxed);
+        loop {
+            if state & FLAGS != 0 || state >> SHIFT < permits {
+                return Err(state);
+            }
+            match self.state.compare_exchange_weak(state, state - (permits << SHIFT), AcqRel, Relaxed) {
+                Ok(_) => return Ok(()),
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Would waiting deadlock? A mutex's holder asking for it again.
+    fn would_deadlock(&self, caller: Caller) -> bool {
+        self.kind == PrimitiveKind::Mutex
+            && owner_id_for(caller).is_some_and(|me| me.as_u64() == self.holder.load(Relaxed))
+    }
+
+    pub(crate) fn try_acquire(&self, permits: usize, caller: Caller) -> Result<(), TryAcquireError> {
+        let state = match self.try_take(permits) {
+            Ok(()) => return Ok(()),
+            Err(state) => state,
+        };
+        if state & BROKEN != 0 {
+            Err(TryAcquireError::Broken(self.broken_error()))
+        } else if state & CLOSED != 0 {
+            Err(TryAcquireError::Closed)
+        } else if permits == 0 {
+            Ok(())
+        } else if self.would_deadlock(caller) {
+            Err(TryAcquireError::WouldDeadlock)
+        } else {
+            Err(TryAcquireError::NoPermits)
+        }
+    }
+
+    /// Waits for `permits` in FIFO order. The permits are held (anonymously) when it
+    /// returns `Ok`; register them with [`SemCore::register`].
+    pub(crate) fn acquire(&self, permits: usize, caller: Caller) -> AcquireFuture<'_> {
+        AcquireFuture { core: self, permits, caller, slot: None }
+    }
+
+    /// Records `permits` just acquired as held by the caller's owner, if it has one.
+    /// `primitive` is what the owner's exit will hand the hold back to.
+    pub(crate) fn register(
+        &self,
+        permits: usize,
+        caller: Caller,
+        primitive: impl FnOnce() -> Arc<dyn Abandon>,
+    ) -> Hold {
+        let Some(owner) = owner_for(caller) else { return Hold::default() };
+        if self.kind == PrimitiveKind::Mutex {
+            self.holder.store(owner.id().as_u64(), Relaxed);
+        }
+        // Registration fails only if the owner already exited, which the code running now
+        // cannot be, except when a `Tracked` is polled again after its poll panicked: such
+        // a hold is kept anonymous (released on drop) rather than failing the acquire.
+        Hold { ticket: owner.register(primitive(), permits).ok() }
+    }
+
+    /// Ends a hold whose guard is being dropped: a normal release, or, for a mutex guard
+    /// dropped while its thread panics, an abandonment (`Panicked`).
+    pub(crate) fn end_hold(&self, hold: Hold, permits: usize) {
+        let panicking = self.kind == PrimitiveKind::Mutex && std::thread::panicking();
+        match hold.ticket {
+            Some(ticket) => {
+                if !ticket.unregister() {
+                    return; // the owner's exit claimed this hold and abandoned it
+                }
+                if panicking {
+                    return self.abandon(ticket.owner(), AbandonReason::Panicked, permits);
+                }
+            }
+            None if panicking => {
+                // No tracked owner: the panicking thread is who abandoned it.
+                if let Some(thread) = owner_for(Caller::Blocking) {
+                    return self.abandon(&thread, AbandonReason::Panicked, permits);
+                }
+            }
+            None => {}
+        }
+        if self.kind == PrimitiveKind::Mutex {
+            self.holder.store(0, Relaxed);
+        }
+        self.release(permits);
+    }
+
+    /// Returns `permits` to the pool, handing them to queued waiters first.
+    pub(crate) fn release(&self, permits: usize) {
+        if permits == 0 {
+            return;
+        }
+        let mut state = self.state.load(Relaxed);
+        loop {
+            if state & BROKEN != 0 {
+                return;
+            }
+            if state & SLOW != 0 {
+                break;
+            }
+            let next = Self::add_to(state, permits);
+            match self.state.compare_exchange_weak(state, next, Release, Relaxed) {
+                Ok(_) => return,
+                Err(actual) => state = actual,
+            }
+        }
+        let mut wakes = WakeList::default();
+        {
+            let mut shared = self.shared.lock();
+            self.release_locked(&mut shared, permits, &mut wakes);
+        }
+        wakes.wake_all();
+    }
+
+    #[track_caller]
+    fn add_to(state: usize, permits: usize) -> usize {
+        let available = state >> SHIFT;
+        match available.checked_add(permits) {
+            Some(total) if total <= MAX_PERMITS => (total << SHIFT) | (state & FLAGS),
+            _ => panic!("number of added permits ({permits}) would overflow MAX_PERMITS ({MAX_PERMITS})"),
+        }
+    }
+
+    #[track_caller]
+    fn release_locked(&self, shared: &mut Shared, mut permits: usize, wakes: &mut WakeList) {
+        let paid = permits.min(shared.debt);
+        shared.debt -= paid;
+        permits -= paid;
+        let mut state = self.state.load(Relaxed);
+        loop {
+            if state & BROKEN != 0 {
+                return;
+            }
+            let next = Self::add_to(state, permits);
+            match self.state.compare_exchange_weak(state, next, AcqRel, Relaxed) {
+                Ok(_) => break,
+                Err(actual) => state = actual,
+            }
+        }
+        self.grant_waiters(shared, wakes);
+    }
+
+    /// Hands free permits to the head of the queue, in order, while the head can be
+    /// satisfied; then makes `SLOW` match the queue. Call with the lot locked.
+    fn grant_waiters(&self, shared: &mut Shared, wakes: &mut WakeList) {
+        while let Some(wanted) = shared.queue.front_wants() {
+            if self.state.load(Acquire) & BROKEN != 0 {
+                break;
+            }
+            if self.take_locked(wanted).is_err() {
+                break;
+            }
+            shared.queue.grant_front(wakes);
+        }
+        if shared.queue.is_empty() && shared.debt == 0 {
+            self.state.fetch_and(!SLOW, Release);
+        } else {
+            self.state.fetch_or(SLOW, Release);
+        }
+    }
+
+    /// Takes `permits` regardless of `SLOW` (the lot is locked, so we are the queue).
+    fn take_locked(&self, permits: usize) -> Result<(), ()> {
+        let mut state = self.state.load(Relaxed);
+        loop {
+            if state >> SHIFT < permits {
+                return Err(());
+            }
+            match self.state.compare_exchange_weak(state, state - (permits << SHIFT), AcqRel, Relaxed) {
+                Ok(_) => return Ok(()),
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// `add_permits`: like a release, but panics on overflow even when broken.
+    #[track_caller]
+    pub(crate) fn add_permits(&self, permits: usize) {
+        Self::add_to(self.state.load(Relaxed), permits);
+        self.release(permits);
+    }
+
+    /// Removes up to `permits` free permits; returns how many it removed.
+    pub(crate) fn forget_permits(&self, permits: usize) -> usize {
+        let mut state = self.state.load(Relaxed);
+        loop {
+            let taken = permits.min(state >> SHIFT);
+            match self.state.compare_exchange_weak(state, state - (taken << SHIFT), AcqRel, Relaxed) {
+                Ok(_) => return taken,
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Removes `permits` from the pool: the free ones now, the rest as debt paid by the
+    /// next releases (a limiter shrinking below what is borrowed never revokes).
+    #[allow(dead_code)] // CapacityLimiter::set_total_tokens, in the next commit
+    pub(crate) fn shrink(&self, permits: usize) {
+        let mut shared = self.shared.lock();
+        let taken = self.forget_permits(permits);
+        shared.debt += permits - taken;
+        if shared.debt > 0 {
+            self.state.fetch_or(SLOW, Release);
+        }
+    }
+
+    /// Closes: every queued waiter and every later acquire gets `Closed`.
+    pub(crate) fn close(&self) {
+        let mut wakes = WakeList::default();
+        {
+            let mut shared = self.shared.lock();
+            self.state.fetch_or(CLOSED, Release);
+            shared.queue.fail_all(&mut wakes);
+            if shared.debt == 0 {
+                self.state.fetch_and(!SLOW, Release);
+            }
+        }
+        wakes.wake_all();
+    }
+
+    /// Breaks the primitive for good and wakes every waiter with the error. O(waiters);
+    /// the wakes happen after the lock is released.
+    fn break_locked(
+        &self,
+        shared: &mut Shared,
+        owner: &OwnerInner,
+        reason: AbandonReason,
+        wakes: &mut WakeList,
+    ) {
+        if shared.broken.is_some() {
+            return;
+        }
+        shared.broken = Some(BrokenResourceError {
+            kind: self.kind,
+            name: self.name.clone(),
+            owner: owner.id(),
+            owner_name: owner.name(),
+            reason,
+        });
+        self.state.fetch_or(BROKEN, Release);
+        shared.queue.fail_all(wakes);
+    }
+
+    /// Stores a `Lock`'s manual hold.
+    pub(crate) fn store_manual(&self, hold: Hold) {
+        let owner = hold.owner_id();
+        let previous = self.shared.lock().manual.replace((owner, hold));
+        debug_assert!(previous.is_none(), "a mutex has one holder");
+    }
+
+    /// Takes a `Lock`'s manual hold back for `caller`, checking it is the holder.
+    pub(crate) fn take_manual(&self, caller: OwnerId) -> Result<Hold, ReleaseError> {
+        let mut shared = self.shared.lock();
+        match &shared.manual {
+            Some((Some(holder), _)) if *holder != caller => {
+                Err(ReleaseError::NotOwner { holder: Some(*holder), caller })
+            }
+            Some(_) => Ok(shared.manual.take().expect("checked above").1),
+            None => {
+                // Not manually held. Held through someone's guard, or not at all.
+                let locked = self.state.load(Acquire) >> SHIFT == 0;
+                match self.holder() {
+                    Some(holder) if locked && holder != caller => {
+                        Err(ReleaseError::NotOwner { holder: Some(holder), caller })
+                    }
+                    None if locked => Err(ReleaseError::NotOwner { holder: None, caller }),
+                    _ => Err(ReleaseError::NotHeld),
+                }
+            }
+        }
+    }
+}
+
+impl Abandon for SemCore {
+    fn abandon(&self, owner: &OwnerInner, reason: AbandonReason, permits: usize) {
+        let mut wakes = WakeList::default();
+        {
+            let mut shared = self.shared.lock();
+            shared.abandoned.count += 1;
+            shared.abandoned.last = Some((owner.id(), reason));
+            match self.policy {
+                AbandonPolicy::Break => self.break_locked(&mut shared, owner, reason, &mut wakes),
+                AbandonPolicy::Reclaim => self.release_locked(&mut shared, permits, &mut wakes),
+            }
+        }
+        wakes.wake_all();
+    }
+}
+
+/// Waits for permits in FIFO order. Dropping it while queued leaves the queue; dropping
+/// it after it was granted passes the permits on, so nothing is lost.
+pub(crate) struct AcquireFuture<'a> {
+    core: &'a SemCore,
+    permits: usize,
+    caller: Caller,
+    slot: Option<usize>,
+}
+
+impl Future for AcquireFuture<'_> {
+    type Output = Result<(), AcquireError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let core = self.core;
+        let Some(key) = self.slot else {
+            return match core.try_acquire(self.permits, self.caller) {
+                Ok(()) => Poll::Ready(Ok(())),
+                Err(TryAcquireError::Broken(err)) => Poll::Ready(Err(AcquireError::Broken(err))),
+                Err(TryAcquireError::Closed) => Poll::Ready(Err(AcquireError::Closed)),
+                Err(TryAcquireError::WouldDeadlock) => Poll::Ready(Err(AcquireError::WouldDeadlock)),
+                Err(TryAcquireError::NoPermits) => self.park(cx),
+            };
+        };
+        let mut shared = core.shared.lock();
+        let outcome = shared.queue.outcome(key);
+        if let Outcome::Waiting(_) = outcome {
+            let replaced = shared.queue.update_waker(key, cx.waker());
+            drop(shared);
+            drop(replaced); // a waker's drop may re-enter: never under the lock
+            return Poll::Pending;
+        }
+        shared.queue.remove(key);
+        self.slot = None;
+        if let Some(err) = &shared.broken {
+            return Poll::Ready(Err(AcquireError::Broken(err.clone())));
+        }
+        Poll::Ready(match outcome {
+            Outcome::Granted(_) => Ok(()),
+            _ => Err(AcquireError::Closed),
+        })
+    }
+}
+
+impl AcquireFuture<'_> {
+    /// The slow path of the first poll: under the lock, take the permits if nobody is
+    /// queued, else queue at the back.
+    fn park(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), AcquireError>> {
+        let core = self.core;
+        let mut shared = core.shared.lock();
+        let mut state = core.state.load(Acquire);
+        loop {
+            if state & BROKEN != 0 {
+                let err = shared.broken.clone().expect("BROKEN is set only together with the error");
+                return Poll::Ready(Err(AcquireError::Broken(err)));
+            }
+            if state & CLOSED != 0 {
+                return Poll::Ready(Err(AcquireError::Closed));
+            }
+            let next = if state & SLOW == 0 && state >> SHIFT >= self.permits {
+                state - (self.permits << SHIFT)
+            } else {
+                state | SLOW
+            };
+            match core.state.compare_exchange_weak(state, next, AcqRel, Acquire) {
+                Ok(_) if next & SLOW == 0 => return Poll::Ready(Ok(())),
+                Ok(_) => break,
+                Err(actual) => state = actual,
+            }
+        }
+        self.slot = Some(shared.queue.park(self.permits, cx.waker().clone()));
+        Poll::Pending
+    }
+}
+
+impl Drop for AcquireFuture<'_> {
+    fn drop(&mut self) {
+        let Some(key) = self.slot.take() else { return };
+        let core = self.core;
+        let mut wakes = WakeList::default();
+        {
+            let mut shared = core.shared.lock();
+            match shared.queue.remove(key) {
+                // Granted but never returned: pass the permits on.
+                Outcome::Granted(permits) => core.release_locked(&mut shared, permits, &mut wakes),
+                // Left the queue: the waiters behind it may now fit (a big head blocked them).
+                Outcome::Waiting(_) => core.grant_waiters(&mut shared, &mut wakes),
+                Outcome::Failed => {}
+            }
+        }
+        wakes.wake_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    fn core(permits: usize) -> SemCore {
+        SemCore::new(permits, PrimitiveKind::Semaphore, None, AbandonPolicy::Break)
+    }
+
+    #[test]
+    fn fast_paths_refuse_while_anyone_waits() {
+        let core = core(1);
+        core.try_acquire(1, Caller::Async).unwrap();
+        let mut waiter = Box::pin(core.acquire(1, Caller::Async));
+        assert!(waiter.as_mut().now_or_never().is_none());
+        assert!(core.is_contended());
+        core.release(1); // handed to the waiter, not to the pool
+        assert_eq!(core.available(), 0);
+        assert_eq!(core.try_acquire(1, Caller::Async), Err(TryAcquireError::NoPermits));
+        assert_eq!(waiter.as_mut().now_or_never(), Some(Ok(())));
+        assert!(!core.is_contended());
+    }
+
+    #[test]
+    fn debt_is_paid_before_permits_return() {
+        let core = core(2);
+        core.try_acquire(2, Caller::Async).unwrap();
+        core.shrink(1);
+        core.release(1);
+        assert_eq!(core.available(), 0, "the first released permit pays the debt");
+        core.release(1);
+        assert_eq!(core.available(), 1);
+        assert!(!core.is_contended());
+    }
+
+    #[test]
+    fn flags_survive_forget_and_release() {
+        let core = core(3);
+        core.close();
+        assert_eq!(core.forget_permits(1), 1);
+        core.release(1);
+        assert!(core.is_closed(), "tokio #8020: no CAS path may clear CLOSED");
+        assert_eq!(core.try_acquire(1, Caller::Async), Err(TryAcquireError::Closed));
+    }
+}

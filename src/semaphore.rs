@@ -1,0 +1,518 @@
+//! `Semaphore`: the counted core with tokio's API.
+//!
+//! Each permit hold records its owner and its count, so a hold that outlives its owner
+//! breaks the semaphore (or, with [`AbandonPolicy::Reclaim`], returns to the pool)
+//! instead of shrinking capacity silently, which is what a leaked permit does in tokio
+//! and Trio.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{AcquireError, BrokenResourceError, PrimitiveKind, TryAcquireError};
+use crate::lot::block_on;
+use crate::owner::{Abandon, Caller};
+use crate::sem::{AbandonPolicy, Abandonments, CoreSnapshot, Hold, MAX_PERMITS, SemCore};
+
+/// A counting semaphore that knows who holds its permits.
+///
+/// Fair: waiters are served in FIFO order, and a large `acquire_many` at the head is not
+/// starved by small requests behind it.
+///
+/// ```
+/// use ownsync::Semaphore;
+/// # futures::executor::block_on(async {
+/// let sem = Semaphore::new(2);
+/// let a = sem.acquire().await.unwrap();
+/// let b = sem.try_acquire().unwrap();
+/// assert_eq!(sem.available_permits(), 0);
+/// drop((a, b));
+/// assert_eq!(sem.available_permits(), 2);
+/// # });
+/// ```
+pub struct Semaphore {
+    core: Arc<SemCore>,
+}
+
+impl Semaphore {
+    /// The most permits a semaphore can hold (`usize::MAX >> 3`, as in tokio).
+    pub const MAX_PERMITS: usize = MAX_PERMITS;
+
+    /// A semaphore with `permits` permits and the default [`AbandonPolicy::Break`].
+    ///
+    /// # Panics
+    /// If `permits` exceeds [`Semaphore::MAX_PERMITS`].
+    ///
+    /// ```
+    /// assert_eq!(ownsync::Semaphore::new(3).available_permits(), 3);
+    /// ```
+    #[track_caller]
+    pub fn new(permits: usize) -> Self {
+        Self::build(permits, None, AbandonPolicy::Break)
+    }
+
+    /// A semaphore with a name for error messages and `Debug`.
+    ///
+    /// ```
+    /// assert_eq!(ownsync::Semaphore::with_name(3, "db").name(), Some("db"));
+    /// ```
+    #[track_caller]
+    pub fn with_name(permits: usize, name: impl Into<Arc<str>>) -> Self {
+        Self::build(permits, Some(name.into()), AbandonPolicy::Break)
+    }
+
+    /// A semaphore with the given abandon policy.
+    ///
+    /// ```
+    /// use ownsync::{AbandonPolicy, Semaphore};
+    /// let sem = Semaphore::with_policy(3, AbandonPolicy::Reclaim);
+    /// assert_eq!(sem.policy(), AbandonPolicy::Reclaim);
+    /// ```
+    #[track_caller]
+    pub fn with_policy(permits: usize, policy: AbandonPolicy) -> Self {
+        Self::build(permits, None, policy)
+    }
+
+    /// A semaphore with a name and an abandon policy.
+    ///
+    /// ```
+    /// use ownsync::{AbandonPolicy, Semaphore};
+    /// let sem = Semaphore::with_name_and_policy(3, "db", AbandonPolicy::Reclaim);
+    /// assert_eq!((sem.name(), sem.policy()), (Some("db"), AbandonPolicy::Reclaim));
+    /// ```
+    #[track_caller]
+    pub fn with_name_and_policy(permits: usize, name: impl Into<Arc<str>>, policy: AbandonPolicy) -> Self {
+        Self::build(permits, Some(name.into()), policy)
+    }
+
+    #[track_caller]
+    fn build(permits: usize, name: Option<Arc<str>>, policy: AbandonPolicy) -> Self {
+        Semaphore { core: Arc::new(SemCore::new(permits, PrimitiveKind::Semaphore, name, policy)) }
+    }
+
+    fn primitive(&self) -> Arc<dyn Abandon> {
+        self.core.clone()
+    }
+
+    async fn acquire_hold(&self, permits: usize, caller: Caller) -> Result<Hold, AcquireError> {
+        self.core.acquire(permits, caller).await?;
+        Ok(self.core.register(permits, caller, || self.primitive()))
+    }
+
+    fn try_acquire_hold(&self, permits: usize) -> Result<Hold, TryAcquireError> {
+        self.core.try_acquire(permits, Caller::Async)?;
+        Ok(self.core.register(permits, Caller::Async, || self.primitive()))
+    }
+
+    /// Free permits right now. A snapshot: `try_acquire` decides.
+    ///
+    /// ```
+    /// assert_eq!(ownsync::Semaphore::new(1).available_permits(), 1);
+    /// ```
+    pub fn available_permits(&self) -> usize {
+        self.core.available()
+    }
+
+    /// Adds `n` permits, handing them to queued waiters first (FIFO). No effect on a
+    /// broken semaphore.
+    ///
+    /// # Panics
+    /// If the total would exceed [`Semaphore::MAX_PERMITS`].
+    ///
+    /// ```
+    /// let sem = ownsync::Semaphore::new(0);
+    /// sem.add_permits(2);
+    /// assert_eq!(sem.available_permits(), 2);
+    /// ```
+    #[track_caller]
+    pub fn add_permits(&self, n: usize) {
+        self.core.add_permits(n);
+    }
+
+    /// Removes up to `n` free permits; returns how many it removed. Held permits are
+    /// untouched.
+    ///
+    /// ```
+    /// let sem = ownsync::Semaphore::new(3);
+    /// assert_eq!(sem.forget_permits(5), 3);
+    /// ```
+    pub fn forget_permits(&self, n: usize) -> usize {
+        self.core.forget_permits(n)
+    }
+
+    /// Acquires one permit, waiting in FIFO order. Cancel-safe.
+    ///
+    /// # Errors
+    /// `Closed` after [`close`](Self::close); `Broken` if a holder abandoned permits.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let sem = ownsync::Semaphore::new(1);
+    /// let permit = sem.acquire().await.unwrap();
+    /// assert_eq!(permit.num_permits(), 1);
+    /// # });
+    /// ```
+    pub async fn acquire(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
+        self.acquire_many(1).await
+    }
+
+    /// Acquires `n` permits at once, waiting in FIFO order.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let sem = ownsync::Semaphore::new(5);
+    /// let permit = sem.acquire_many(3).await.unwrap();
+    /// assert_eq!(sem.available_permits(), 2);
+    /// # drop(permit);
+    /// # });
+    /// ```
+    pub async fn acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, AcquireError> {
+        let permits = n as usize;
+        let hold = self.acquire_hold(permits, Caller::Async).await?;
+        Ok(SemaphorePermit { sem: self, permits, hold })
+    }
+
+    /// Acquires one permit without waiting.
+    ///
+    /// ```
+    /// let sem = ownsync::Semaphore::new(1);
+    /// let _permit = sem.try_acquire().unwrap();
+    /// assert_eq!(sem.try_acquire().unwrap_err(), ownsync::TryAcquireError::NoPermits);
+    /// ```
+    pub fn try_acquire(&self) -> Result<SemaphorePermit<'_>, TryAcquireError> {
+        self.try_acquire_many(1)
+    }
+
+    /// Acquires `n` permits without waiting (never ahead of queued waiters).
+    ///
+    /// ```
+    /// let sem = ownsync::Semaphore::new(2);
+    /// assert!(sem.try_acquire_many(3).is_err());
+    /// assert!(sem.try_acquire_many(2).is_ok());
+    /// ```
+    pub fn try_acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, TryAcquireError> {
+        let permits = n as usize;
+        let hold = self.try_acquire_hold(permits)?;
+        Ok(SemaphorePermit { sem: self, permits, hold })
+    }
+
+    /// Acquires one permit from synchronous code; outside a tracked task the thread owns it.
+    ///
+    /// ```
+    /// let sem = ownsync::Semaphore::new(1);
+    /// let _permit = sem.blocking_acquire().unwrap();
+    /// ```
+    pub fn blocking_acquire(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
+        self.blocking_acquire_many(1)
+    }
+
+    /// Acquires `n` permits from synchronous code.
+    ///
+    /// ```
+    /// let sem = ownsync::Semaphore::new(2);
+    /// assert_eq!(sem.blocking_acquire_many(2).unwrap().num_permits(), 2);
+    /// ```
+    pub fn blocking_acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, AcquireError> {
+        let permits = n as usize;
+        let hold = block_on(self.acquire_hold(permits, Caller::Blocking))?;
+        Ok(SemaphorePermit { sem: self, permits, hold })
+    }
+
+    /// Like [`acquire`](Self::acquire), with a permit that keeps the semaphore alive.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # futures::executor::block_on(async {
+    /// let sem = Arc::new(ownsync::Semaphore::new(1));
+    /// let permit = sem.clone().acquire_owned().await.unwrap();
+    /// assert!(Arc::ptr_eq(permit.semaphore(), &sem));
+    /// # });
+    /// ```
+    pub async fn acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, AcquireError> {
+        self.acquire_many_owned(1).await
+    }
+
+    /// Like [`acquire_many`](Self::acquire_many), with an owned permit.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let sem = std::sync::Arc::new(ownsync::Semaphore::new(3));
+    /// assert_eq!(sem.acquire_many_owned(2).await.unwrap().num_permits(), 2);
+    /// # });
+    /// ```
+    pub async fn acquire_many_owned(self: Arc<Self>, n: u32) -> Result<OwnedSemaphorePermit, AcquireError> {
+        let permits = n as usize;
+        let hold = self.acquire_hold(permits, Caller::Async).await?;
+        Ok(OwnedSemaphorePermit { sem: self, permits, hold })
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), with an owned permit.
+    ///
+    /// ```
+    /// let sem = std::sync::Arc::new(ownsync::Semaphore::new(1));
+    /// assert!(sem.try_acquire_owned().is_ok());
+    /// ```
+    pub fn try_acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, TryAcquireError> {
+        self.try_acquire_many_owned(1)
+    }
+
+    /// Like [`try_acquire_many`](Self::try_acquire_many), with an owned permit.
+    ///
+    /// ```
+    /// let sem = std::sync::Arc::new(ownsync::Semaphore::new(2));
+    /// assert!(sem.try_acquire_many_owned(2).is_ok());
+    /// ```
+    pub fn try_acquire_many_owned(self: Arc<Self>, n: u32) -> Result<OwnedSemaphorePermit, TryAcquireError> {
+        let permits = n as usize;
+        let hold = self.try_acquire_hold(permits)?;
+        Ok(OwnedSemaphorePermit { sem: self, permits, hold })
+    }
+
+    /// Like [`blocking_acquire`](Self::blocking_acquire), with an owned permit.
+    ///
+    /// ```
+    /// let sem = std::sync::Arc::new(ownsync::Semaphore::new(1));
+    /// assert!(sem.blocking_acquire_owned().is_ok());
+    /// ```
+    pub fn blocking_acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, AcquireError> {
+        self.blocking_acquire_many_owned(1)
+    }
+
+    /// Like [`blocking_acquire_many`](Self::blocking_acquire_many), with an owned permit.
+    ///
+    /// ```
+    /// let sem = std::sync::Arc::new(ownsync::Semaphore::new(2));
+    /// assert_eq!(sem.blocking_acquire_many_owned(2).unwrap().num_permits(), 2);
+    /// ```
+    pub fn blocking_acquire_many_owned(
+        self: Arc<Self>,
+        n: u32,
+    ) -> Result<OwnedSemaphorePermit, AcquireError> {
+        let permits = n as usize;
+        let hold = block_on(self.acquire_hold(permits, Caller::Blocking))?;
+        Ok(OwnedSemaphorePermit { sem: self, permits, hold })
+    }
+
+    /// Closes the semaphore: queued waiters and every later acquire get `Closed`.
+    /// Permits already held stay valid.
+    ///
+    /// ```
+    /// let sem = ownsync::Semaphore::new(1);
+    /// sem.close();
+    /// assert!(sem.is_closed());
+    /// assert_eq!(sem.try_acquire().unwrap_err(), ownsync::TryAcquireError::Closed);
+    /// ```
+    pub fn close(&self) {
+        self.core.close();
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    ///
+    /// ```
+    /// assert!(!ownsync::Semaphore::new(1).is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.core.is_closed()
+    }
+
+    /// Whether a holder abandoned permits and broke the semaphore. Permanent.
+    ///
+    /// ```
+    /// assert!(!ownsync::Semaphore::new(1).is_broken());
+    /// ```
+    pub fn is_broken(&self) -> bool {
+        self.core.is_broken()
+    }
+
+    /// The abandon policy chosen at construction.
+    ///
+    /// ```
+    /// assert_eq!(ownsync::Semaphore::new(1).policy(), ownsync::AbandonPolicy::Break);
+    /// ```
+    pub fn policy(&self) -> AbandonPolicy {
+        self.core.policy()
+    }
+
+    /// The name given at construction.
+    ///
+    /// ```
+    /// assert_eq!(ownsync::Semaphore::new(1).name(), None);
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.core.name()
+    }
+
+    /// A snapshot of the semaphore's state.
+    ///
+    /// ```
+    /// let sem = ownsync::Semaphore::new(2);
+    /// let stats = sem.statistics();
+    /// assert_eq!((stats.available(), stats.waiters()), (2, 0));
+    /// ```
+    pub fn statistics(&self) -> SemaphoreStatistics {
+        SemaphoreStatistics { core: self.core.snapshot() }
+    }
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stats = self.statistics();
+        let mut out = f.debug_struct("Semaphore");
+        if let Some(name) = self.name() {
+            out.field("name", &name);
+        }
+        out.field("permits", &stats.available()).field("waiters", &stats.waiters());
+        if stats.is_closed() {
+            out.field("closed", &true);
+        }
+        if let Some(broken) = stats.broken() {
+            out.field("broken_by", &broken.owner());
+        }
+        out.finish()
+    }
+}
+
+/// A snapshot of a [`Semaphore`]'s state. Never decide on it: `try_acquire` decides.
+///
+/// ```
+/// let sem = ownsync::Semaphore::new(1);
+/// assert!(!sem.statistics().is_closed());
+/// ```
+#[derive(Clone, Debug)]
+pub struct SemaphoreStatistics {
+    core: CoreSnapshot,
+}
+
+impl SemaphoreStatistics {
+    /// Free permits.
+    pub fn available(&self) -> usize {
+        self.core.available
+    }
+    /// Queued waiters.
+    pub fn waiters(&self) -> usize {
+        self.core.waiters
+    }
+    /// Whether it was closed.
+    pub fn is_closed(&self) -> bool {
+        self.core.closed
+    }
+    /// Why it is broken, if it is.
+    pub fn broken(&self) -> Option<&BrokenResourceError> {
+        self.core.broken.as_ref()
+    }
+    /// Abandoned holds so far (broken or reclaimed) and the latest one.
+    pub fn abandoned(&self) -> Abandonments {
+        self.core.abandoned
+    }
+}
+
+macro_rules! permit_common {
+    ($permit:ident $(<$lt:lifetime>)?, |$this:ident| $sem:expr) => {
+        impl $(<$lt>)? $permit $(<$lt>)? {
+            /// Gives the permits up without returning them to the semaphore.
+            pub fn forget(mut self) {
+                std::mem::take(&mut self.hold).forget();
+                self.permits = 0;
+            }
+
+            /// How many permits this holds.
+            pub fn num_permits(&self) -> usize {
+                self.permits
+            }
+
+            /// Moves `n` of these permits into a new permit; `None` if it holds fewer.
+            pub fn split(&mut self, n: usize) -> Option<Self> {
+                let remaining = self.permits.checked_sub(n)?;
+                let hold = self.hold.split_off(remaining, n);
+                self.permits = remaining;
+                Some(Self { sem: self.sem.clone(), permits: n, hold })
+            }
+
+            /// Absorbs `other`'s permits.
+            ///
+            /// # Panics
+            /// If `other` is from a different semaphore.
+            #[track_caller]
+            pub fn merge(&mut self, mut other: Self) {
+                let same = { let $this = &*self; let a: &Semaphore = $sem; let $this = &other; let b: &Semaphore = $sem; std::ptr::eq(a, b) };
+                assert!(same, "merging permits from different semaphore instances");
+                let total = self.permits + other.permits;
+                self.hold.merge(std::mem::take(&mut other.hold), total);
+                self.permits = total;
+                other.permits = 0;
+            }
+        }
+
+        impl $(<$lt>)? Drop for $permit $(<$lt>)? {
+            fn drop(&mut self) {
+                let hold = std::mem::take(&mut self.hold);
+                let $this = &*self;
+                let sem: &Semaphore = $sem;
+                sem.core.end_hold(hold, self.permits);
+            }
+        }
+
+        impl $(<$lt>)? fmt::Debug for $permit $(<$lt>)? {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($permit))
+                    .field("permits", &self.permits)
+                    .field("owner", &self.hold.owner_id())
+                    .finish()
+            }
+        }
+    };
+}
+
+/// Permits borrowed from a [`Semaphore`]; dropping it returns them.
+///
+/// ```
+/// let sem = ownsync::Semaphore::new(4);
+/// let mut permit = sem.try_acquire_many(3).unwrap();
+/// let one = permit.split(1).unwrap();
+/// assert_eq!((permit.num_permits(), one.num_permits()), (2, 1));
+/// permit.merge(one);
+/// assert_eq!(permit.num_permits(), 3);
+/// permit.forget();
+/// assert_eq!(sem.available_permits(), 1);
+/// ```
+#[must_use = "dropping the permit returns it immediately"]
+#[clippy::has_significant_drop]
+pub struct SemaphorePermit<'a> {
+    sem: &'a Semaphore,
+    permits: usize,
+    hold: Hold,
+}
+
+permit_common!(SemaphorePermit<'a>, |p| p.sem);
+
+/// Permits that keep their [`Semaphore`] alive through an `Arc` (`'static`).
+///
+/// ```
+/// use std::sync::Arc;
+/// let sem = Arc::new(ownsync::Semaphore::new(1));
+/// let permit = sem.clone().try_acquire_owned().unwrap();
+/// std::thread::spawn(move || drop(permit)).join().unwrap();
+/// assert_eq!(sem.available_permits(), 1);
+/// ```
+#[must_use = "dropping the permit returns it immediately"]
+#[clippy::has_significant_drop]
+pub struct OwnedSemaphorePermit {
+    sem: Arc<Semaphore>,
+    permits: usize,
+    hold: Hold,
+}
+
+permit_common!(OwnedSemaphorePermit, |p| &p.sem);
+
+impl OwnedSemaphorePermit {
+    /// The semaphore these permits belong to.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let sem = Arc::new(ownsync::Semaphore::new(1));
+    /// let permit = sem.clone().try_acquire_owned().unwrap();
+    /// assert!(Arc::ptr_eq(permit.semaphore(), &sem));
+    /// ```
+    pub fn semaphore(&self) -> &Arc<Semaphore> {
+        &self.sem
+    }
+}
