@@ -47,7 +47,7 @@ pub enum PrimitiveKind {
     Mutex,
     /// [`Semaphore`](crate::Semaphore).
     Semaphore,
-    /// `CapacityLimiter`.
+    /// [`CapacityLimiter`](crate::CapacityLimiter).
     CapacityLimiter,
 }
 

@@ -3,6 +3,7 @@
 #![warn(unsafe_op_in_unsafe_fn)]
 
 mod error;
+mod limiter;
 mod loom;
 mod lot;
 mod mutex;
@@ -15,6 +16,7 @@ pub use error::{
     AbandonReason, AcquireError, BrokenResourceError, PrimitiveKind, ReleaseError, TryAcquireError,
     TryLockError,
 };
+pub use limiter::{CapacityLimiter, CapacityToken, LimiterStatistics};
 pub use mutex::{Lock, MappedMutexGuard, Mutex, MutexGuard, MutexStatistics, OwnedMutexGuard};
 pub use owner::{OwnerId, current_owner};
 pub use sem::{AbandonPolicy, Abandonments};

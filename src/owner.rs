@@ -44,6 +44,10 @@ static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
 static THREAD_NAMES: std::sync::Mutex<BTreeMap<u64, Arc<str>>> = std::sync::Mutex::new(BTreeMap::new());
 
 impl OwnerId {
+    /// A fresh id owned by nobody: the borrower of an anonymous (untracked async) borrow.
+    pub(crate) fn next_anonymous() -> Self {
+        Self::next_task()
+    }
     fn next_task() -> Self {
         OwnerId(NEXT_TASK.fetch_add(1, Ordering::Relaxed))
     }

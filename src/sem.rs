@@ -421,7 +421,6 @@ impl SemCore {
 
     /// Removes `permits` from the pool: the free ones now, the rest as debt paid by the
     /// next releases (a limiter shrinking below what is borrowed never revokes).
-    #[allow(dead_code)] // CapacityLimiter::set_total_tokens, in the next commit
     pub(crate) fn shrink(&self, permits: usize) {
         let mut shared = self.shared.lock();
         let taken = self.forget_permits(permits);

@@ -1,0 +1,515 @@
+//! `CapacityLimiter`: the counted core plus a borrower set (Trio's and anyio's limiter).
+//!
+//! One token per borrower: a borrower that already holds a token, *or already waits for
+//! one*, gets `WouldDeadlock` at once (Trio checks holders only). A token is handed to a
+//! waiter at wake time by the core, from what is actually free, never from a delta
+//! (anyio's over-grant bug). Shrinking the total never revokes: the core keeps the
+//! difference as debt that releases pay off first.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::AbandonReason;
+use crate::error::{AcquireError, BrokenResourceError, PrimitiveKind, ReleaseError, TryAcquireError};
+use crate::loom::Mutex;
+use crate::lot::block_on;
+use crate::owner::{Abandon, Caller, OwnerId, OwnerInner, current_owner, owner_id_for};
+use crate::sem::{AbandonPolicy, Abandonments, CoreSnapshot, Hold, SemCore};
+
+enum Borrow {
+    /// Waiting for a token.
+    Pending,
+    /// Holding one; `generation` tells this borrow from a later one of the same borrower.
+    Holding { generation: u64, hold: Hold },
+}
+
+#[derive(Default)]
+struct Borrowers {
+    map: HashMap<OwnerId, Borrow>,
+    total: usize,
+    next_generation: u64,
+}
+
+struct LimiterInner {
+    core: SemCore,
+    borrowers: Mutex<Borrowers>,
+}
+
+impl Abandon for LimiterInner {
+    fn abandon(&self, owner: &OwnerInner, reason: AbandonReason, permits: usize) {
+        // The owner's exit claimed the hold: forget the borrow, then let the core break
+        // (or reclaim) as its policy says.
+        self.borrowers.lock().map.remove(&owner.id());
+        self.core.abandon(owner, reason, permits);
+    }
+}
+
+/// Limits how many borrowers may proceed at once, one token each (Trio's
+/// `CapacityLimiter`), and knows who they are.
+///
+/// ```
+/// use ownsync::CapacityLimiter;
+/// # futures::executor::block_on(ownsync::tracked(async {
+/// let limiter = CapacityLimiter::new(2);
+/// let token = limiter.acquire().await.unwrap();
+/// assert_eq!(limiter.borrowed_tokens(), 1);
+/// assert_eq!(token.borrower(), ownsync::current_owner()); // the tracked task
+/// drop(token);
+/// assert_eq!(limiter.available_tokens(), 2);
+/// # }));
+/// ```
+pub struct CapacityLimiter {
+    inner: Arc<LimiterInner>,
+}
+
+impl CapacityLimiter {
+    /// A limiter with `total_tokens` tokens (0 is allowed: it admits nobody until raised).
+    ///
+    /// # Panics
+    /// If `total_tokens` exceeds `Semaphore::MAX_PERMITS`.
+    ///
+    /// ```
+    /// assert_eq!(ownsync::CapacityLimiter::new(3).total_tokens(), 3);
+    /// ```
+    #[track_caller]
+    pub fn new(total_tokens: usize) -> Self {
+        Self::build(total_tokens, None, AbandonPolicy::Break)
+    }
+
+    /// A limiter with a name (for errors and `Debug`) and an abandon policy.
+    ///
+    /// ```
+    /// use ownsync::{AbandonPolicy, CapacityLimiter};
+    /// let limiter = CapacityLimiter::with_name_and_policy(3, "workers", AbandonPolicy::Reclaim);
+    /// assert_eq!((limiter.name(), limiter.policy()), (Some("workers"), AbandonPolicy::Reclaim));
+    /// ```
+    #[track_caller]
+    pub fn with_name_and_policy(
+        total_tokens: usize,
+        name: impl Into<Arc<str>>,
+        policy: AbandonPolicy,
+    ) -> Self {
+        Self::build(total_tokens, Some(name.into()), policy)
+    }
+
+    /// A limiter with the given abandon policy.
+    ///
+    /// ```
+    /// use ownsync::{AbandonPolicy, CapacityLimiter};
+    /// assert_eq!(CapacityLimiter::with_policy(1, AbandonPolicy::Reclaim).policy(), AbandonPolicy::Reclaim);
+    /// ```
+    #[track_caller]
+    pub fn with_policy(total_tokens: usize, policy: AbandonPolicy) -> Self {
+        Self::build(total_tokens, None, policy)
+    }
+
+    #[track_caller]
+    fn build(total: usize, name: Option<Arc<str>>, policy: AbandonPolicy) -> Self {
+        let core = SemCore::new(total, PrimitiveKind::CapacityLimiter, name, policy);
+        let borrowers = Borrowers { total, ..Borrowers::default() };
+        CapacityLimiter { inner: Arc::new(LimiterInner { core, borrowers: Mutex::new(borrowers) }) }
+    }
+
+    /// Records `borrower` as waiting; `WouldDeadlock` if it already holds or waits.
+    fn begin(&self, borrower: OwnerId) -> Result<PendingBorrow<'_>, ()> {
+        let mut borrowers = self.inner.borrowers.lock();
+        if borrowers.map.contains_key(&borrower) {
+            return Err(());
+        }
+        borrowers.map.insert(borrower, Borrow::Pending);
+        Ok(PendingBorrow { limiter: self, borrower, armed: true })
+    }
+
+    /// The token is ours: register it and record the borrow.
+    fn finish(&self, mut pending: PendingBorrow<'_>, caller: Caller) -> CapacityToken<'_> {
+        pending.armed = false;
+        let borrower = pending.borrower;
+        // The hold is tied to the borrower's exit only when the borrower is the caller's
+        // owner; a token taken on behalf of another id is released explicitly.
+        let hold = if owner_id_for(caller) == Some(borrower) {
+            self.inner.core.register(1, caller, || self.inner.clone() as Arc<dyn Abandon>)
+        } else {
+            Hold::default()
+        };
+        let mut borrowers = self.inner.borrowers.lock();
+        let generation = borrowers.next_generation;
+        borrowers.next_generation += 1;
+        borrowers.map.insert(borrower, Borrow::Holding { generation, hold });
+        CapacityToken { limiter: self, borrower, generation }
+    }
+
+    async fn acquire_for(
+        &self,
+        borrower: OwnerId,
+        caller: Caller,
+    ) -> Result<CapacityToken<'_>, AcquireError> {
+        let pending = self.begin(borrower).map_err(|()| AcquireError::WouldDeadlock)?;
+        self.inner.core.acquire(1, caller).await?;
+        Ok(self.finish(pending, caller))
+    }
+
+    fn try_acquire_for(&self, borrower: OwnerId) -> Result<CapacityToken<'_>, TryAcquireError> {
+        let pending = self.begin(borrower).map_err(|()| TryAcquireError::WouldDeadlock)?;
+        self.inner.core.try_acquire(1, Caller::Async)?;
+        Ok(self.finish(pending, Caller::Async))
+    }
+
+    /// Borrows a token for the current owner, waiting in FIFO order. Outside a tracked
+    /// task the borrow is anonymous: it gets a fresh borrower id of its own, so untracked
+    /// tasks sharing a thread never collide.
+    ///
+    /// # Errors
+    /// `WouldDeadlock` if the current owner already holds or awaits a token here;
+    /// `Broken` if a borrower abandoned its token (with the default policy).
+    ///
+    /// ```
+    /// # futures::executor::block_on(ownsync::tracked(async {
+    /// let limiter = ownsync::CapacityLimiter::new(1);
+    /// let _token = limiter.acquire().await.unwrap();
+    /// assert_eq!(limiter.acquire().await.unwrap_err(), ownsync::AcquireError::WouldDeadlock);
+    /// # }));
+    /// ```
+    pub async fn acquire(&self) -> Result<CapacityToken<'_>, AcquireError> {
+        self.acquire_for(Self::async_borrower(), Caller::Async).await
+    }
+
+    fn async_borrower() -> OwnerId {
+        owner_id_for(Caller::Async).unwrap_or_else(OwnerId::next_anonymous)
+    }
+
+    /// Borrows a token on behalf of `borrower` (for example a worker the caller hands the
+    /// job to). The borrow is tied to the borrower's exit only when it is the caller.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let limiter = ownsync::CapacityLimiter::new(1);
+    /// let worker = ownsync::tracked(async {}).owner();
+    /// let token = limiter.acquire_on_behalf_of(worker).await.unwrap();
+    /// assert_eq!(limiter.statistics().borrowers(), [worker]);
+    /// # drop(token);
+    /// # });
+    /// ```
+    pub async fn acquire_on_behalf_of(&self, borrower: OwnerId) -> Result<CapacityToken<'_>, AcquireError> {
+        self.acquire_for(borrower, Caller::Async).await
+    }
+
+    /// Borrows a token for the current owner without waiting (anonymous outside a
+    /// tracked task, as for [`acquire`](Self::acquire)).
+    ///
+    /// ```
+    /// let limiter = ownsync::CapacityLimiter::new(0);
+    /// assert_eq!(limiter.try_acquire().unwrap_err(), ownsync::TryAcquireError::NoPermits);
+    /// ```
+    pub fn try_acquire(&self) -> Result<CapacityToken<'_>, TryAcquireError> {
+        self.try_acquire_for(Self::async_borrower())
+    }
+
+    /// Borrows a token on behalf of `borrower` without waiting.
+    ///
+    /// ```
+    /// let limiter = ownsync::CapacityLimiter::new(1);
+    /// let id = ownsync::current_owner();
+    /// let token = limiter.try_acquire_on_behalf_of(id).unwrap();
+    /// assert_eq!(token.borrower(), id);
+    /// ```
+    pub fn try_acquire_on_behalf_of(&self, borrower: OwnerId) -> Result<CapacityToken<'_>, TryAcquireError> {
+        self.try_acquire_for(borrower)
+    }
+
+    /// Borrows a token from synchronous code; outside a tracked task the thread borrows.
+    ///
+    /// ```
+    /// let limiter = ownsync::CapacityLimiter::new(1);
+    /// let token = limiter.blocking_acquire().unwrap();
+    /// assert_eq!(token.borrower(), ownsync::current_owner());
+    /// ```
+    pub fn blocking_acquire(&self) -> Result<CapacityToken<'_>, AcquireError> {
+        block_on(self.acquire_for(current_owner(), Caller::Blocking))
+    }
+
+    /// [`blocking_acquire`](Self::blocking_acquire) on behalf of `borrower`.
+    ///
+    /// ```
+    /// let limiter = ownsync::CapacityLimiter::new(1);
+    /// let worker = ownsync::tracked(async {}).owner();
+    /// assert!(limiter.blocking_acquire_on_behalf_of(worker).is_ok());
+    /// ```
+    pub fn blocking_acquire_on_behalf_of(
+        &self,
+        borrower: OwnerId,
+    ) -> Result<CapacityToken<'_>, AcquireError> {
+        block_on(self.acquire_for(borrower, Caller::Blocking))
+    }
+
+    /// Releases `borrower`'s token (one kept with [`CapacityToken::detach`], or one whose
+    /// guard is still alive: the guard's drop then does nothing).
+    ///
+    /// # Errors
+    /// [`ReleaseError::NotHeld`] if `borrower` holds no token here.
+    ///
+    /// ```
+    /// let limiter = ownsync::CapacityLimiter::new(1);
+    /// let token = limiter.try_acquire().unwrap();
+    /// let id = token.borrower();
+    /// token.detach();
+    /// assert_eq!(limiter.borrowed_tokens(), 1);
+    /// limiter.release_on_behalf_of(id).unwrap();
+    /// assert_eq!(limiter.release_on_behalf_of(id), Err(ownsync::ReleaseError::NotHeld));
+    /// ```
+    pub fn release_on_behalf_of(&self, borrower: OwnerId) -> Result<(), ReleaseError> {
+        self.release_borrow(borrower, None).ok_or(ReleaseError::NotHeld)
+    }
+
+    /// Ends `borrower`'s borrow if it is still the one `generation` names (any, if `None`).
+    fn release_borrow(&self, borrower: OwnerId, generation: Option<u64>) -> Option<()> {
+        let hold = {
+            let mut borrowers = self.inner.borrowers.lock();
+            match borrowers.map.get(&borrower) {
+                Some(Borrow::Holding { generation: current, .. })
+                    if generation.is_none_or(|g| g == *current) => {}
+                _ => return None,
+            }
+            match borrowers.map.remove(&borrower) {
+                Some(Borrow::Holding { hold, .. }) => hold,
+                _ => unreachable!("checked above"),
+            }
+        };
+        self.inner.core.end_hold(hold, 1);
+        Some(())
+    }
+
+    /// The number of tokens.
+    ///
+    /// ```
+    /// assert_eq!(ownsync::CapacityLimiter::new(4).total_tokens(), 4);
+    /// ```
+    pub fn total_tokens(&self) -> usize {
+        self.inner.borrowers.lock().total
+    }
+
+    /// Changes the number of tokens. Growing hands the new tokens to waiters in FIFO
+    /// order; shrinking never revokes a token (borrowed may exceed total until enough
+    /// are released).
+    ///
+    /// # Panics
+    /// If `total` exceeds `Semaphore::MAX_PERMITS`.
+    ///
+    /// ```
+    /// let limiter = ownsync::CapacityLimiter::new(1);
+    /// let token = limiter.try_acquire().unwrap();
+    /// limiter.set_total_tokens(0);
+    /// assert_eq!((limiter.borrowed_tokens(), limiter.available_tokens()), (1, 0));
+    /// drop(token);
+    /// limiter.set_total_tokens(2);
+    /// assert_eq!(limiter.available_tokens(), 2);
+    /// ```
+    #[track_caller]
+    pub fn set_total_tokens(&self, total: usize) {
+        let mut borrowers = self.inner.borrowers.lock();
+        let old = std::mem::replace(&mut borrowers.total, total);
+        if total > old {
+            self.inner.core.add_permits(total - old);
+        } else {
+            self.inner.core.shrink(old - total);
+        }
+    }
+
+    /// Tokens currently borrowed.
+    ///
+    /// ```
+    /// assert_eq!(ownsync::CapacityLimiter::new(4).borrowed_tokens(), 0);
+    /// ```
+    pub fn borrowed_tokens(&self) -> usize {
+        self.inner.borrowers.lock().map.values().filter(|b| matches!(b, Borrow::Holding { .. })).count()
+    }
+
+    /// `total - borrowed`, or 0 while borrowed exceeds a lowered total.
+    ///
+    /// ```
+    /// assert_eq!(ownsync::CapacityLimiter::new(4).available_tokens(), 4);
+    /// ```
+    pub fn available_tokens(&self) -> usize {
+        self.total_tokens().saturating_sub(self.borrowed_tokens())
+    }
+
+    /// Whether a borrower abandoned its token and broke the limiter. Permanent.
+    ///
+    /// ```
+    /// assert!(!ownsync::CapacityLimiter::new(1).is_broken());
+    /// ```
+    pub fn is_broken(&self) -> bool {
+        self.inner.core.is_broken()
+    }
+
+    /// The abandon policy chosen at construction.
+    ///
+    /// ```
+    /// assert_eq!(ownsync::CapacityLimiter::new(1).policy(), ownsync::AbandonPolicy::Break);
+    /// ```
+    pub fn policy(&self) -> AbandonPolicy {
+        self.inner.core.policy()
+    }
+
+    /// The name given at construction.
+    ///
+    /// ```
+    /// assert_eq!(ownsync::CapacityLimiter::new(1).name(), None);
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.inner.core.name()
+    }
+
+    /// A snapshot: borrowed, total, borrowers, waiting, broken, abandonments.
+    ///
+    /// ```
+    /// let limiter = ownsync::CapacityLimiter::new(2);
+    /// let token = limiter.try_acquire().unwrap();
+    /// let stats = limiter.statistics();
+    /// assert_eq!((stats.borrowed_tokens(), stats.total_tokens(), stats.waiters()), (1, 2, 0));
+    /// assert_eq!(stats.borrowers(), [token.borrower()]);
+    /// ```
+    pub fn statistics(&self) -> LimiterStatistics {
+        let (total, mut borrowers) = {
+            let borrowers = self.inner.borrowers.lock();
+            let holding = borrowers
+                .map
+                .iter()
+                .filter(|(_, b)| matches!(b, Borrow::Holding { .. }))
+                .map(|(id, _)| *id)
+                .collect::<Vec<_>>();
+            (borrowers.total, holding)
+        };
+        borrowers.sort();
+        LimiterStatistics { core: self.inner.core.snapshot(), total, borrowers }
+    }
+}
+
+impl fmt::Debug for CapacityLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stats = self.statistics();
+        let mut out = f.debug_struct("CapacityLimiter");
+        if let Some(name) = self.name() {
+            out.field("name", &name);
+        }
+        out.field("total", &stats.total_tokens())
+            .field("borrowers", &stats.borrowers())
+            .field("waiters", &stats.waiters());
+        if let Some(broken) = stats.broken() {
+            out.field("broken_by", &broken.owner());
+        }
+        out.finish()
+    }
+}
+
+/// Removes a borrower's `Pending` entry if its acquire fails or is dropped.
+struct PendingBorrow<'a> {
+    limiter: &'a CapacityLimiter,
+    borrower: OwnerId,
+    armed: bool,
+}
+
+impl Drop for PendingBorrow<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut borrowers = self.limiter.inner.borrowers.lock();
+            if let Some(Borrow::Pending) = borrowers.map.get(&self.borrower) {
+                borrowers.map.remove(&self.borrower);
+            }
+        }
+    }
+}
+
+/// A borrowed token of a [`CapacityLimiter`]; dropping it gives the token back.
+///
+/// ```
+/// let limiter = ownsync::CapacityLimiter::new(1);
+/// let token = limiter.try_acquire().unwrap();
+/// drop(token);
+/// assert_eq!(limiter.borrowed_tokens(), 0);
+/// ```
+#[must_use = "dropping the token returns it immediately"]
+#[clippy::has_significant_drop]
+pub struct CapacityToken<'a> {
+    limiter: &'a CapacityLimiter,
+    borrower: OwnerId,
+    generation: u64,
+}
+
+impl CapacityToken<'_> {
+    /// Who borrows this token.
+    ///
+    /// ```
+    /// let limiter = ownsync::CapacityLimiter::new(1);
+    /// assert_eq!(limiter.blocking_acquire().unwrap().borrower(), ownsync::current_owner());
+    /// ```
+    pub fn borrower(&self) -> OwnerId {
+        self.borrower
+    }
+
+    /// Keeps the token borrowed without a guard, to be given back with
+    /// [`CapacityLimiter::release_on_behalf_of`] (Trio's manual style). The borrow is
+    /// still owned: if its borrower exits first, the token is abandoned.
+    ///
+    /// ```
+    /// let limiter = ownsync::CapacityLimiter::new(1);
+    /// limiter.try_acquire().unwrap().detach();
+    /// assert_eq!(limiter.borrowed_tokens(), 1);
+    /// ```
+    pub fn detach(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for CapacityToken<'_> {
+    fn drop(&mut self) {
+        // `None`: already released by `release_on_behalf_of` or abandoned by its exit.
+        let _ = self.limiter.release_borrow(self.borrower, Some(self.generation));
+    }
+}
+
+impl fmt::Debug for CapacityToken<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CapacityToken").field("borrower", &self.borrower).finish()
+    }
+}
+
+/// A snapshot of a [`CapacityLimiter`]'s state.
+///
+/// ```
+/// let limiter = ownsync::CapacityLimiter::new(1);
+/// assert!(limiter.statistics().borrowers().is_empty());
+/// ```
+#[derive(Clone, Debug)]
+pub struct LimiterStatistics {
+    core: CoreSnapshot,
+    total: usize,
+    borrowers: Vec<OwnerId>,
+}
+
+impl LimiterStatistics {
+    /// Tokens borrowed.
+    pub fn borrowed_tokens(&self) -> usize {
+        self.borrowers.len()
+    }
+    /// Total tokens.
+    pub fn total_tokens(&self) -> usize {
+        self.total
+    }
+    /// Who holds tokens, sorted.
+    pub fn borrowers(&self) -> &[OwnerId] {
+        &self.borrowers
+    }
+    /// Queued waiters.
+    pub fn waiters(&self) -> usize {
+        self.core.waiters
+    }
+    /// Why it is broken, if it is.
+    pub fn broken(&self) -> Option<&BrokenResourceError> {
+        self.core.broken.as_ref()
+    }
+    /// Abandoned borrows so far (broken or reclaimed) and the latest one.
+    pub fn abandoned(&self) -> Abandonments {
+        self.core.abandoned
+    }
+}

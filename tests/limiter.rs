@@ -1,0 +1,153 @@
+//! CapacityLimiter semantics (DESIGN.md section 3 and issue 3) on two executors.
+
+mod common;
+
+use std::sync::Arc;
+
+use futures::channel::oneshot;
+use ownsync::{
+    AbandonPolicy, AbandonReason, AcquireError, CapacityLimiter, ReleaseError, TryAcquireError,
+    current_owner, tracked,
+};
+
+use common::{Polled, Rt};
+
+fn borrower_reacquire_would_deadlock<R: Rt>(rt: &R) {
+    let limiter = Arc::new(CapacityLimiter::new(2));
+    let l = limiter.clone();
+    let (again, try_again) = rt
+        .block_on(
+            rt.spawn(tracked(async move {
+                let _token = l.acquire().await.unwrap();
+                (l.acquire().await.err(), l.try_acquire().err())
+            }))
+            .join(),
+        )
+        .unwrap();
+    assert_eq!(again, Some(AcquireError::WouldDeadlock));
+    assert_eq!(try_again, Some(TryAcquireError::WouldDeadlock));
+    assert_eq!(limiter.borrowed_tokens(), 0);
+}
+
+fn abandoned_token_breaks_or_is_reclaimed<R: Rt>(rt: &R) {
+    for policy in [AbandonPolicy::Break, AbandonPolicy::Reclaim] {
+        let limiter = Arc::new(CapacityLimiter::with_policy(1, policy));
+        let (held_tx, held_rx) = oneshot::channel();
+        let (go_tx, go_rx) = oneshot::channel::<()>();
+        let task = tracked({
+            let limiter = limiter.clone();
+            async move {
+                let token = limiter.acquire().await.unwrap();
+                held_tx.send(()).unwrap();
+                let _ = go_rx.await;
+                token.detach(); // never released
+            }
+        });
+        let owner = task.owner();
+        let handle = rt.spawn(task);
+        rt.block_on(held_rx).unwrap();
+        let mut waiter = Polled::new(limiter.acquire());
+        assert!(waiter.is_pending());
+        go_tx.send(()).unwrap();
+        rt.block_on(handle.join()).unwrap();
+        assert_eq!(waiter.wakes(), 1, "{policy:?}: the waiter is not left hanging");
+        match policy {
+            AbandonPolicy::Break => match waiter.ready() {
+                Err(AcquireError::Broken(err)) => {
+                    assert_eq!((err.owner(), err.reason()), (owner, AbandonReason::Exited));
+                    assert!(err.to_string().starts_with("capacity limiter is broken: task#"));
+                }
+                other => panic!("expected Broken, got {other:?}"),
+            },
+            _ => {
+                drop(waiter.ready().unwrap());
+                assert_eq!(limiter.available_tokens(), 1);
+                assert_eq!(limiter.statistics().abandoned().last(), Some((owner, AbandonReason::Exited)));
+            }
+        }
+        assert!(limiter.statistics().borrowers().is_empty());
+    }
+}
+
+on_runtimes!(borrower_reacquire_would_deadlock, abandoned_token_breaks_or_is_reclaimed);
+
+#[test]
+fn a_borrower_already_waiting_gets_would_deadlock() {
+    let limiter = CapacityLimiter::new(1);
+    let worker = tracked(async {}).owner();
+    let _held = limiter.try_acquire().unwrap();
+    let mut first = Polled::new(limiter.acquire_on_behalf_of(worker));
+    assert!(first.is_pending());
+    let mut second = Polled::new(limiter.acquire_on_behalf_of(worker));
+    assert_eq!(second.ready().unwrap_err(), AcquireError::WouldDeadlock, "Trio's gap: pending twice");
+    drop(first); // cancelled: the borrower may try again
+    assert!(Polled::new(limiter.acquire_on_behalf_of(worker)).is_pending());
+}
+
+#[test]
+fn untracked_async_borrows_never_collide() {
+    let limiter = CapacityLimiter::new(2);
+    let a = limiter.try_acquire().unwrap();
+    let b = limiter.try_acquire().unwrap();
+    assert_ne!(a.borrower(), b.borrower());
+    assert_eq!(limiter.borrowed_tokens(), 2);
+}
+
+#[test]
+fn set_total_tokens_grow_wakes_fifo_and_shrink_never_revokes() {
+    let limiter = CapacityLimiter::new(0); // paused
+    let mut waiters: Vec<_> = (0..3).map(|_| Polled::new(limiter.acquire())).collect();
+    assert!(waiters.iter_mut().all(Polled::is_pending));
+    limiter.set_total_tokens(2);
+    assert_eq!(waiters.iter().map(Polled::wakes).collect::<Vec<_>>(), [1, 1, 0]);
+    let first = waiters[0].ready().unwrap();
+    let second = waiters[1].ready().unwrap();
+    limiter.set_total_tokens(1); // below borrowed: nobody loses a token
+    assert_eq!((limiter.borrowed_tokens(), limiter.total_tokens(), limiter.available_tokens()), (2, 1, 0));
+    drop(first);
+    assert_eq!(waiters[2].wakes(), 0, "still over the total after one release");
+    drop(second);
+    assert_eq!(waiters[2].wakes(), 1, "admitted once borrowed < total");
+    let third = waiters[2].ready().unwrap();
+    assert_eq!(limiter.statistics().borrowers(), [third.borrower()]);
+}
+
+#[test]
+fn release_on_behalf_of_and_its_errors() {
+    let limiter = CapacityLimiter::new(1);
+    let me = current_owner();
+    let token = limiter.blocking_acquire().unwrap();
+    assert_eq!(token.borrower(), me);
+    limiter.release_on_behalf_of(me).unwrap();
+    assert_eq!(limiter.borrowed_tokens(), 0);
+    let other = limiter.try_acquire().unwrap();
+    drop(token); // already released: must not release `other`'s token
+    assert_eq!(limiter.borrowed_tokens(), 1);
+    drop(other);
+    assert_eq!(limiter.release_on_behalf_of(me), Err(ReleaseError::NotHeld));
+}
+
+#[test]
+fn thread_borrower_exits_holding() {
+    let limiter = Arc::new(CapacityLimiter::with_name_and_policy(1, "workers", AbandonPolicy::Break));
+    let owner = std::thread::spawn({
+        let limiter = limiter.clone();
+        move || {
+            limiter.blocking_acquire().unwrap().detach();
+            current_owner()
+        }
+    })
+    .join()
+    .unwrap();
+    match limiter.blocking_acquire() {
+        Err(AcquireError::Broken(err)) => assert_eq!(err.owner(), owner),
+        other => panic!("expected Broken, got {other:?}"),
+    }
+    assert!(limiter.is_broken());
+    assert_eq!(
+        format!("{limiter:?}"),
+        format!(
+            "CapacityLimiter {{ name: \"workers\", total: 1, borrowers: [], waiters: 0, broken_by: {owner} }}"
+        )
+    );
+}
