@@ -1,0 +1,40 @@
+//! DESIGN.md section 5: `Mutex<()>` and `Semaphore` no larger than tokio's. Prints the
+//! table of sizes (`cargo test --test sizes -- --nocapture`).
+
+use std::mem::size_of;
+
+#[test]
+fn primitives_are_no_larger_than_tokios() {
+    let rows = [
+        (
+            "Mutex<()>",
+            size_of::<ownsync::Mutex<()>>(),
+            size_of::<tokio::sync::Mutex<()>>(),
+            size_of::<async_lock::Mutex<()>>(),
+        ),
+        (
+            "Semaphore",
+            size_of::<ownsync::Semaphore>(),
+            size_of::<tokio::sync::Semaphore>(),
+            size_of::<async_lock::Semaphore>(),
+        ),
+        (
+            "MutexGuard",
+            size_of::<ownsync::MutexGuard<'_, ()>>(),
+            size_of::<tokio::sync::MutexGuard<'_, ()>>(),
+            size_of::<async_lock::MutexGuard<'_, ()>>(),
+        ),
+        (
+            "SemaphorePermit",
+            size_of::<ownsync::SemaphorePermit<'_>>(),
+            size_of::<tokio::sync::SemaphorePermit<'_>>(),
+            size_of::<async_lock::SemaphoreGuard<'_>>(),
+        ),
+    ];
+    println!("{:<16} {:>8} {:>8} {:>11}", "type", "ownsync", "tokio", "async-lock");
+    for (name, ours, tokio, async_lock) in rows {
+        println!("{name:<16} {ours:>8} {tokio:>8} {async_lock:>11}");
+    }
+    assert!(rows[0].1 <= rows[0].2, "Mutex<()> larger than tokio's");
+    assert!(rows[1].1 <= rows[1].2, "Semaphore larger than tokio's");
+}
