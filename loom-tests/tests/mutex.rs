@@ -97,3 +97,29 @@ fn owner_exit_races_a_parking_waiter_and_try_lock() {
         racer.join().unwrap();
     });
 }
+
+/// A thread's exit races another thread dropping the guard it handed over: the hold is
+/// decided once, either released (free, not broken) or abandoned (broken), and a waiter
+/// never hangs either way. (It waits rather than `try_lock`s after `join`: loom signals
+/// `join` before it runs the thread's thread-local destructors, where the exit happens;
+/// std's `join` waits for them.)
+#[test]
+fn owner_exit_races_a_normal_release() {
+    model(|| {
+        let mutex = Arc::new(Mutex::new(()));
+        let (tx, rx) = loom::sync::mpsc::channel();
+        let owner = {
+            let mutex = mutex.clone();
+            thread::spawn(move || tx.send(mutex.blocking_lock_owned().unwrap()).unwrap())
+        };
+        let guard = rx.recv().unwrap();
+        let dropper = thread::spawn(move || drop(guard));
+        match mutex.blocking_lock() {
+            Ok(_) => assert!(!mutex.is_broken(), "released and broken at once"),
+            Err(AcquireError::Broken(_)) => assert!(mutex.is_broken()),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        owner.join().unwrap();
+        dropper.join().unwrap();
+    });
+}
