@@ -1,0 +1,169 @@
+//! Cancellation storm: hundreds of tracked tasks on tokio's multi-thread runtime take
+//! the Mutex, the Semaphore and the CapacityLimiter under random yield-based timeouts
+//! and aborts; some leak their hold and leave. Afterwards every task has finished (none
+//! hung) and each primitive is either intact (free, every permit and token back) or
+//! broken by one of the tasks that leaked it. `STORM_TASKS` sets the task count
+//! (default 200; try 5000 for the long mode).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::task::Poll;
+
+use futures::FutureExt;
+use ownsync::{AcquireError, CapacityLimiter, Mutex, OwnerId, Semaphore, tracked};
+
+const PERMITS: usize = 4;
+const TOKENS: usize = 3;
+
+struct Shared {
+    mutex: Mutex<u64>,
+    sem: Semaphore,
+    limiter: CapacityLimiter,
+    /// Whether tasks may leak their holds.
+    leaky: bool,
+    /// Who leaked what: (primitive index, owner).
+    leakers: StdMutex<HashSet<(usize, OwnerId)>>,
+    /// How many holds were taken (to show the storm did real work).
+    acquired: std::sync::atomic::AtomicUsize,
+}
+
+async fn yield_times(n: u64) {
+    let mut left = n;
+    std::future::poll_fn(|cx| {
+        if left == 0 {
+            Poll::Ready(())
+        } else {
+            left -= 1;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+fn rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
+/// Accepts what a storm acquire may legitimately see.
+fn tolerable(err: AcquireError) {
+    assert!(matches!(err, AcquireError::Broken(_)), "unexpected {err:?}");
+}
+
+async fn worker(shared: Arc<Shared>, seed: u64) {
+    let mut next = rng(seed);
+    let me = ownsync::current_owner();
+    for _ in 0..8 {
+        let which = (next() % 3) as usize;
+        let patience = next() % 6; // the "timeout", in yields
+        let leak = shared.leaky && next().is_multiple_of(40);
+        let hold_for = next() % 3;
+        macro_rules! attempt {
+            ($acquire:expr, |$held:ident| $leak_it:expr) => {{
+                let acquired = futures::select_biased! {
+                    result = $acquire.fuse() => Some(result),
+                    () = yield_times(patience).fuse() => None,
+                };
+                match acquired {
+                    None => {}
+                    Some(Err(err)) => tolerable(err),
+                    Some(Ok($held)) => {
+                        shared.acquired.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        yield_times(hold_for).await;
+                        if leak {
+                            shared.leakers.lock().unwrap().insert((which, me));
+                            $leak_it;
+                            return; // a leaker leaves at once: no hold-and-wait cycles
+                        }
+                    }
+                }
+            }};
+        }
+        match which {
+            0 => attempt!(shared.mutex.lock(), |guard| std::mem::forget(guard)),
+            1 => {
+                attempt!(shared.sem.acquire_many((next() % 2 + 1) as u32), |permit| std::mem::forget(permit))
+            }
+            _ => attempt!(shared.limiter.acquire(), |token| token.detach()),
+        }
+    }
+}
+
+#[test]
+fn storm_without_leaks_conserves_everything() {
+    let shared = storm(false);
+    assert!(shared.leakers.lock().unwrap().is_empty());
+    let acquired = shared.acquired.load(std::sync::atomic::Ordering::Relaxed);
+    // Most tasks get something: a quarter are aborted, some give up (their "timeout").
+    assert!(acquired > 50, "the storm did little: {acquired} holds");
+    assert!(!shared.mutex.is_broken() && !shared.sem.is_broken() && !shared.limiter.is_broken());
+}
+
+#[test]
+fn storm_with_leaks_breaks_only_by_leakers() {
+    let shared = storm(true);
+    assert!(!shared.leakers.lock().unwrap().is_empty(), "the storm leaked nothing: raise the task count");
+}
+
+/// Runs the storm and checks the end state; returns it for the caller's own checks.
+fn storm(leaky: bool) -> Arc<Shared> {
+    let tasks: u64 = std::env::var("STORM_TASKS").ok().and_then(|n| n.parse().ok()).unwrap_or(200);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let shared = Arc::new(Shared {
+        mutex: Mutex::with_name(0, "storm"),
+        sem: Semaphore::new(PERMITS),
+        limiter: CapacityLimiter::new(TOKENS),
+        leaky,
+        leakers: StdMutex::new(HashSet::new()),
+        acquired: Default::default(),
+    });
+    let mut pick = rng(tasks);
+    rt.block_on(async {
+        let handles: Vec<_> = (0..tasks)
+            .map(|seed| {
+                let handle = tokio::spawn(tracked(worker(shared.clone(), seed)));
+                if pick().is_multiple_of(4) {
+                    handle.abort(); // cancelled wherever it is, even before it ran
+                }
+                handle
+            })
+            .collect();
+        for handle in handles {
+            // Every task finishes: completed, or cancelled by its abort. None hangs.
+            let _ = handle.await;
+        }
+    });
+
+    let leakers = shared.leakers.lock().unwrap().clone();
+    let leaked =
+        |which: usize| leakers.iter().filter(|(w, _)| *w == which).map(|(_, o)| *o).collect::<Vec<_>>();
+    let check_broken_by = |which: usize, broken: Option<&ownsync::BrokenResourceError>| match broken {
+        Some(err) => {
+            assert!(leaked(which).contains(&err.owner()), "{which} broken by a non-leaker {}", err.owner())
+        }
+        None => assert!(leaked(which).is_empty(), "{which} was leaked but is not broken"),
+    };
+    let mutex_stats = shared.mutex.statistics();
+    check_broken_by(0, mutex_stats.broken());
+    if mutex_stats.broken().is_none() {
+        assert!(!mutex_stats.is_locked() && mutex_stats.waiters() == 0);
+    }
+    let sem_stats = shared.sem.statistics();
+    check_broken_by(1, sem_stats.broken());
+    if sem_stats.broken().is_none() {
+        assert_eq!((sem_stats.available(), sem_stats.waiters()), (PERMITS, 0), "permits conserved");
+    }
+    let limiter_stats = shared.limiter.statistics();
+    check_broken_by(2, limiter_stats.broken());
+    if limiter_stats.broken().is_none() {
+        assert_eq!((limiter_stats.borrowed_tokens(), limiter_stats.waiters()), (0, 0), "tokens back");
+        assert_eq!(shared.limiter.available_tokens(), TOKENS);
+    }
+    shared
+}
