@@ -606,3 +606,55 @@ impl<'a, T: ?Sized> MappedMutexGuard<'a, T> {
         Ok(MappedMutexGuard { core, data, hold, marker: PhantomData })
     }
 }
+
+/// Unit tests that reach every `unsafe` block of this file, so Miri checks them.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracked;
+    use std::future::Future;
+    use std::task::{Context, Waker};
+
+    #[test]
+    fn guards_map_and_debug_are_sound() {
+        let mutex = Mutex::new((1u8, String::from("a")));
+        {
+            let mut guard = mutex.try_lock().unwrap();
+            guard.1.push('b');
+            let mut mapped = MutexGuard::map(guard, |pair| &mut pair.1);
+            mapped.push('c');
+            let mut text = MappedMutexGuard::map(mapped, |text| text);
+            text.insert(0, 'z');
+            assert_eq!(format!("{mutex:?}"), "Mutex { data: <locked>, holder: None }");
+        }
+        assert_eq!(format!("{mutex:?}"), "Mutex { data: (1, \"zabc\"), holder: None }");
+        let guard = mutex.try_lock().unwrap();
+        let guard = MutexGuard::try_map(guard, |_| None::<&mut u8>).unwrap_err();
+        let mapped = MutexGuard::try_map(guard, |pair| Some(&mut pair.0)).unwrap();
+        assert_eq!(*mapped, 1);
+        drop(mapped);
+        let shared = Arc::new(mutex);
+        let mut owned = shared.clone().try_lock_owned().unwrap();
+        owned.0 = 2;
+        drop(owned);
+        assert_eq!(Arc::try_unwrap(shared).ok().unwrap().into_inner().0, 2);
+    }
+
+    #[test]
+    fn tracked_owner_registers_and_exit_breaks() {
+        let mutex = Arc::new(Mutex::new(0));
+        let mut task = Box::pin(tracked({
+            let mutex = mutex.clone();
+            async move {
+                std::mem::forget(mutex.lock().await.unwrap());
+                std::future::pending::<()>().await;
+            }
+        }));
+        let owner = task.owner();
+        assert!(task.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+        assert_eq!(mutex.owner(), Some(owner));
+        drop(task); // cancelled while the leaked guard is registered
+        assert!(mutex.is_broken());
+        assert_eq!(mutex.statistics().broken().map(|e| e.owner()), Some(owner));
+    }
+}
