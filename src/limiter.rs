@@ -11,11 +11,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::AbandonReason;
-use crate::error::{AcquireError, BrokenResourceError, PrimitiveKind, ReleaseError, TryAcquireError};
+use crate::error::{AcquireError, PrimitiveKind, ReleaseError, TryAcquireError};
 use crate::loom::Mutex;
 use crate::lot::block_on;
 use crate::owner::{Abandon, Caller, OwnerId, OwnerInner, current_owner, owner_id_for};
-use crate::sem::{AbandonPolicy, Abandonments, CoreSnapshot, Hold, SemCore};
+use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, common_statistics};
 
 enum Borrow {
     /// Waiting for a token.
@@ -500,16 +500,6 @@ impl LimiterStatistics {
     pub fn borrowers(&self) -> &[OwnerId] {
         &self.borrowers
     }
-    /// Queued waiters.
-    pub fn waiters(&self) -> usize {
-        self.core.waiters
-    }
-    /// Why it is broken, if it is.
-    pub fn broken(&self) -> Option<&BrokenResourceError> {
-        self.core.broken.as_ref()
-    }
-    /// Abandoned borrows so far (broken or reclaimed) and the latest one.
-    pub fn abandoned(&self) -> Abandonments {
-        self.core.abandoned
-    }
 }
+
+common_statistics!(LimiterStatistics);

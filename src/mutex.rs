@@ -11,10 +11,10 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use crate::error::{AcquireError, BrokenResourceError, PrimitiveKind, ReleaseError, TryLockError};
+use crate::error::{AcquireError, PrimitiveKind, ReleaseError, TryLockError};
 use crate::lot::block_on;
 use crate::owner::{Abandon, Caller, OwnerId, current_owner};
-use crate::sem::{AbandonPolicy, Abandonments, CoreSnapshot, Hold, SemCore};
+use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, common_statistics};
 
 /// An async mutex that knows who holds it.
 ///
@@ -388,19 +388,9 @@ impl MutexStatistics {
     pub fn holder(&self) -> Option<OwnerId> {
         self.core.holder
     }
-    /// How many waiters were queued.
-    pub fn waiters(&self) -> usize {
-        self.core.waiters
-    }
-    /// Why it is broken, if it is.
-    pub fn broken(&self) -> Option<&BrokenResourceError> {
-        self.core.broken.as_ref()
-    }
-    /// Abandoned holds so far (for a mutex, at most the one that broke it).
-    pub fn abandoned(&self) -> Abandonments {
-        self.core.abandoned
-    }
 }
+
+common_statistics!(MutexStatistics);
 
 macro_rules! guard_common {
     ($guard:ident < $($lt:lifetime,)? $($param:ident),* >, $target:ty, |$this:ident| $data:expr, |$this_mut:ident| $data_mut:expr, $core:expr) => {

@@ -135,6 +135,28 @@ struct Shared {
     manual: Option<(Option<OwnerId>, Hold)>,
 }
 
+/// The accessors every primitive's statistics snapshot shares (a struct with a
+/// `core: CoreSnapshot` field), so the three primitives report them alike.
+macro_rules! common_statistics {
+    ($stats:ty) => {
+        impl $stats {
+            /// How many waiters were queued.
+            pub fn waiters(&self) -> usize {
+                self.core.waiters
+            }
+            /// Why it is broken, if it is.
+            pub fn broken(&self) -> Option<&crate::error::BrokenResourceError> {
+                self.core.broken.as_ref()
+            }
+            /// Abandoned holds so far (broken or reclaimed) and the latest one.
+            pub fn abandoned(&self) -> crate::sem::Abandonments {
+                self.core.abandoned
+            }
+        }
+    };
+}
+pub(crate) use common_statistics;
+
 /// A snapshot of the core for `statistics()`.
 #[derive(Clone, Debug)]
 pub(crate) struct CoreSnapshot {

@@ -8,10 +8,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::error::{AcquireError, BrokenResourceError, PrimitiveKind, TryAcquireError};
+use crate::error::{AcquireError, PrimitiveKind, TryAcquireError};
 use crate::lot::block_on;
 use crate::owner::{Abandon, Caller};
-use crate::sem::{AbandonPolicy, Abandonments, CoreSnapshot, Hold, MAX_PERMITS, SemCore};
+use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, MAX_PERMITS, SemCore, common_statistics};
 
 /// A counting semaphore that knows who holds its permits.
 ///
@@ -387,23 +387,13 @@ impl SemaphoreStatistics {
     pub fn available(&self) -> usize {
         self.core.available
     }
-    /// Queued waiters.
-    pub fn waiters(&self) -> usize {
-        self.core.waiters
-    }
     /// Whether it was closed.
     pub fn is_closed(&self) -> bool {
         self.core.closed
     }
-    /// Why it is broken, if it is.
-    pub fn broken(&self) -> Option<&BrokenResourceError> {
-        self.core.broken.as_ref()
-    }
-    /// Abandoned holds so far (broken or reclaimed) and the latest one.
-    pub fn abandoned(&self) -> Abandonments {
-        self.core.abandoned
-    }
 }
+
+common_statistics!(SemaphoreStatistics);
 
 macro_rules! permit_common {
     ($permit:ident $(<$lt:lifetime>)?, |$this:ident| $sem:expr) => {

@@ -8,19 +8,11 @@ use std::task::Poll;
 
 use futures::channel::oneshot;
 use ownsync::{
-    AbandonReason, AcquireError, BrokenResourceError, Lock, Mutex, MutexGuard, OwnedMutexGuard, ReleaseError,
-    TryLockError, current_owner, tracked,
+    AbandonReason, AcquireError, Lock, Mutex, MutexGuard, OwnedMutexGuard, ReleaseError, TryLockError,
+    current_owner, tracked,
 };
 
-use common::{Polled, Rt};
-
-#[track_caller]
-fn broken<T: std::fmt::Debug>(result: Result<T, AcquireError>) -> BrokenResourceError {
-    match result {
-        Err(AcquireError::Broken(err)) => err,
-        other => panic!("expected Broken, got {other:?}"),
-    }
-}
+use common::{Polled, Rt, broken};
 
 /// Runs a tracked task that locks `mutex`, reports in, waits for `go`, then runs `then`
 /// with its guard; returns (owner id, go sender, task).

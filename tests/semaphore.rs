@@ -8,19 +8,11 @@ use std::sync::atomic::Ordering::SeqCst;
 
 use futures::channel::oneshot;
 use ownsync::{
-    AbandonPolicy, AbandonReason, AcquireError, BrokenResourceError, OwnedSemaphorePermit, Semaphore,
-    SemaphorePermit, TryAcquireError, current_owner, tracked,
+    AbandonPolicy, AbandonReason, AcquireError, OwnedSemaphorePermit, Semaphore, SemaphorePermit,
+    TryAcquireError, current_owner, tracked,
 };
 
-use common::{Polled, Rt};
-
-#[track_caller]
-fn broken<T: std::fmt::Debug>(result: Result<T, AcquireError>) -> BrokenResourceError {
-    match result {
-        Err(AcquireError::Broken(err)) => err,
-        other => panic!("expected Broken, got {other:?}"),
-    }
-}
+use common::{Polled, Rt, broken};
 
 /// A tracked task that takes `n` permits, reports in, and leaks them when told (or is
 /// aborted first, if `leak_then_wait`).

@@ -9,15 +9,8 @@ use std::task::{Context, Wake, Waker};
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
+use loom_tests::model;
 use ownsync::{CapacityLimiter, Mutex, Semaphore};
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(2);
-    }
-    builder.check(f);
-}
 
 struct Counter(AtomicUsize);
 impl Wake for Counter {

@@ -9,15 +9,8 @@ use std::task::{Context, Waker};
 
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
+use loom_tests::model;
 use ownsync::{AcquireError, Mutex, TryLockError};
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(2);
-    }
-    builder.check(f);
-}
 
 /// Two threads contend through the blocking path (park/unpark, FIFO hand-off): never two
 /// holders at once, and both increments land.

@@ -100,6 +100,15 @@ macro_rules! on_runtimes {
     };
 }
 
+/// The error of an acquire that must have failed with `Broken`.
+#[track_caller]
+pub fn broken<T: std::fmt::Debug>(result: Result<T, ownsync::AcquireError>) -> ownsync::BrokenResourceError {
+    match result {
+        Err(ownsync::AcquireError::Broken(err)) => err,
+        other => panic!("expected Broken, got {other:?}"),
+    }
+}
+
 /// A waker that counts how often it was woken.
 #[derive(Default)]
 pub struct CountingWaker(AtomicUsize);
