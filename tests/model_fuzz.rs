@@ -1,4 +1,5 @@
 //! Model-based fuzz (proptest): random sequences of acquire, try, release, cancel, leak,
+//! permit forget,
 //! owner exit, add_permits, forget_permits and close across three owners, run against
 //! the real Semaphore and a sequential reference model; every observable result must
 //! match. Deterministic: owners are real `tracked` futures polled by hand (a command runs
@@ -26,6 +27,7 @@ enum Op {
     Release(usize, usize),
     Cancel(usize, usize),
     Leak(usize, usize),
+    Forget(usize, usize),
     Exit(usize),
     AddPermits(usize),
     ForgetPermits(usize),
@@ -41,6 +43,7 @@ fn op() -> impl Strategy<Value = Op> {
         (owner.clone(), 0..3usize).prop_map(|(o, i)| Op::Release(o, i)),
         (owner.clone(), 0..3usize).prop_map(|(o, i)| Op::Cancel(o, i)),
         (owner.clone(), 0..3usize).prop_map(|(o, i)| Op::Leak(o, i)),
+        (owner.clone(), 0..3usize).prop_map(|(o, i)| Op::Forget(o, i)),
         owner.prop_map(Op::Exit),
         (1..=3usize).prop_map(Op::AddPermits),
         (1..=2usize).prop_map(Op::ForgetPermits),
@@ -362,6 +365,18 @@ fn check(initial: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                     vec![]
                 });
                 leaked.extend(out.borrow_mut().take());
+                (vec![], vec![])
+            }
+            Op::Forget(o, i) => {
+                // `forget`: the permits leave the pool for good; nothing is abandoned.
+                if i >= model.owners[o].held.len() {
+                    continue;
+                }
+                model.owners[o].held.remove(i);
+                owners[o].run(move |state, _| {
+                    state.held.remove(i).forget();
+                    vec![]
+                });
                 (vec![], vec![])
             }
             Op::Exit(o) => {
