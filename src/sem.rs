@@ -297,6 +297,10 @@ impl SemCore {
         caller: Caller,
         primitive: impl FnOnce() -> Arc<dyn Abandon>,
     ) -> Hold {
+        // Nothing held, nothing to abandon: a 0-permit hold stays anonymous.
+        if permits == 0 {
+            return Hold::default();
+        }
         let Some(owner) = owner_for(caller) else { return Hold::default() };
         if self.kind == PrimitiveKind::Mutex {
             self.holder.store(owner.id().as_u64(), Relaxed);

@@ -1,6 +1,6 @@
 //! Model-based fuzz (proptest): random sequences of acquire, try, release, cancel, leak,
-//! permit forget,
-//! owner exit, add_permits, forget_permits and close across three owners, run against
+//! permit forget, owner exit, add_permits, forget_permits and close across three owners,
+//! run against
 //! the real Semaphore and a sequential reference model; every observable result must
 //! match. Deterministic: owners are real `tracked` futures polled by hand (a command runs
 //! inside its owner's poll), no runtime, no threads. Case count: `PROPTEST_CASES`

@@ -194,6 +194,17 @@ fn thread_owner_exits_holding_permits() {
 }
 
 #[test]
+fn a_leaked_zero_permit_hold_breaks_nothing() {
+    let sem = Arc::new(Semaphore::new(1));
+    futures::executor::block_on(tracked({
+        let sem = sem.clone();
+        async move { std::mem::forget(sem.acquire_many(0).await.unwrap()) }
+    }));
+    assert!(!sem.is_broken());
+    assert_eq!(sem.available_permits(), 1);
+}
+
+#[test]
 fn acquire_many_keeps_its_place_in_the_queue() {
     let sem = Semaphore::new(3);
     let held = sem.try_acquire_many(3).unwrap();
