@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Turns criterion's estimates (target/criterion) into benches/RESULTS.md and
+benches/RESULTS.svg: medians, ratios against the peers, and DESIGN.md section 5's
+targets marked met or not. Run through benches/report.sh."""
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CRITERION = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "criterion")
+
+
+def median_ns(group, bench):
+    path = os.path.join(CRITERION, group, bench, "new", "estimates.json")
+    try:
+        with open(path) as f:
+            return json.load(f)["median"]["point_estimate"]
+    except FileNotFoundError:
+        return None
+
+
+def fmt(ns):
+    if ns is None:
+        return "n/a"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.2f} µs"
+    return f"{ns:.1f} ns"
+
+
+def ratio(a, b):
+    return None if a is None or b is None else a / b
+
+
+# (label, ours, peer, limit): ours/peer must be <= limit to meet the target.
+TARGETS = [
+    ("uncontended lock: no slower than tokio", ("uncontended_lock", "ownsync"), ("uncontended_lock", "tokio"), 1.0),
+    ("uncontended lock: within 1.3x of async-lock", ("uncontended_lock", "ownsync"), ("uncontended_lock", "async_lock"), 1.3),
+    ("uncontended lock: within 2x of parking_lot", ("uncontended_lock", "ownsync"), ("uncontended_lock", "parking_lot"), 2.0),
+    ("contended 8 tasks: at least tokio's throughput", ("contended_8_tasks", "ownsync/8"), ("contended_8_tasks", "tokio/8"), 1.0),
+    ("Semaphore acquire+release: at least tokio's", ("uncontended_semaphore", "ownsync"), ("uncontended_semaphore", "tokio"), 1.0),
+    ("tracked hold vs anonymous hold (tracking cost under 10%)", ("uncontended_lock", "ownsync_tracked"), ("uncontended_lock", "ownsync"), 1.1),
+]
+
+ROWS = [
+    ("uncontended_lock", ["ownsync", "ownsync_tracked", "tokio", "async_lock", "parking_lot", "std"]),
+    ("uncontended_lock", ["ownsync_try_lock", "tokio_try_lock", "ownsync_blocking_lock", "tokio_blocking_lock"]),
+    ("uncontended_semaphore", ["ownsync", "tokio", "async_lock", "ownsync_many_3", "tokio_many_3", "ownsync_limiter"]),
+    ("contended_8_tasks", ["ownsync/8", "tokio/8", "async_lock/8"]),
+]
+
+
+def main():
+    command = sys.argv[1] if len(sys.argv) > 1 else "benches/report.sh"
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured {datetime.date.today().isoformat()} with `{command}` "
+        f"(criterion, `--quick`, release profile) on {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, {platform.system()}. Medians; lower is better. "
+        "Machines like this are noisy: compare ratios within one run.",
+        "",
+        f"rustc: {subprocess.run(['rustc', '--version'], capture_output=True, text=True).stdout.strip()}",
+        "",
+        "## DESIGN.md section 5 targets",
+        "",
+        "| target | ratio (ours / peer) | limit | met |",
+        "|---|---|---|---|",
+    ]
+    chart = []
+    for label, ours, peer, limit in TARGETS:
+        r = ratio(median_ns(*ours), median_ns(*peer))
+        met = "n/a" if r is None else ("yes" if r <= limit else "**no**")
+        lines.append(f"| {label} | {'n/a' if r is None else f'{r:.2f}'} | {limit} | {met} |")
+        if r is not None:
+            chart.append((label, r, limit))
+    per_waiter = []
+    for n in (10, 1000, 100000):
+        total = median_ns("break_all_waiters", str(n))
+        if total is not None:
+            per_waiter.append((n, total, total / n))
+    if per_waiter:
+        worst = max(p for _, _, p in per_waiter)
+        lines.append(f"| break: under 1 µs per waiter | {worst:.1f} ns per waiter (worst) | 1000 ns | "
+                     f"{'yes' if worst < 1000 else '**no**'} |")
+    lines += ["", "## Medians", ""]
+    for group, benches in ROWS:
+        lines += [f"### {group}", "", "| bench | median |", "|---|---|"]
+        for bench in benches:
+            lines.append(f"| {bench} | {fmt(median_ns(group, bench))} |")
+        lines.append("")
+    lines += ["### break_all_waiters (owner exit until every parked waiter has its error)", "",
+              "| waiters | total | per waiter |", "|---|---|---|"]
+    for n, total, per in per_waiter:
+        lines.append(f"| {n} | {fmt(total)} | {fmt(per)} |")
+    lines += ["", "![ratios](RESULTS.svg)", ""]
+    with open(os.path.join(ROOT, "benches", "RESULTS.md"), "w") as f:
+        f.write("\n".join(lines))
+    write_svg(chart)
+
+
+def write_svg(chart):
+    width, bar_h, gap, left = 900, 22, 10, 420
+    scale = (width - left - 60) / max([2.0] + [max(r, l) for _, r, l in chart])
+    height = len(chart) * (bar_h + gap) + 40
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+           f'<text x="10" y="16" font-weight="bold">ours / peer (bar) vs the limit (line); lower is better</text>']
+    for i, (label, r, limit) in enumerate(chart):
+        y = 30 + i * (bar_h + gap)
+        color = "#3a7d44" if r <= limit else "#b03a2e"
+        out.append(f'<text x="10" y="{y + 15}">{label}</text>')
+        out.append(f'<rect x="{left}" y="{y}" width="{r * scale:.1f}" height="{bar_h}" fill="{color}"/>')
+        out.append(f'<line x1="{left + limit * scale:.1f}" x2="{left + limit * scale:.1f}" y1="{y - 3}" y2="{y + bar_h + 3}" stroke="black" stroke-width="2"/>')
+        out.append(f'<text x="{left + r * scale + 5:.1f}" y="{y + 15}">{r:.2f}</text>')
+    out.append("</svg>")
+    with open(os.path.join(ROOT, "benches", "RESULTS.svg"), "w") as f:
+        f.write("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
