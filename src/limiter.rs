@@ -31,6 +31,12 @@ struct Borrowers {
     next_generation: u64,
 }
 
+impl Borrowers {
+    fn borrowed(&self) -> usize {
+        self.map.values().filter(|b| matches!(b, Borrow::Holding { .. })).count()
+    }
+}
+
 struct LimiterInner {
     core: SemCore,
     borrowers: Mutex<Borrowers>,
@@ -321,7 +327,7 @@ impl CapacityLimiter {
     /// assert_eq!(ownsync::CapacityLimiter::new(4).borrowed_tokens(), 0);
     /// ```
     pub fn borrowed_tokens(&self) -> usize {
-        self.inner.borrowers.lock().map.values().filter(|b| matches!(b, Borrow::Holding { .. })).count()
+        self.inner.borrowers.lock().borrowed()
     }
 
     /// `total - borrowed`, or 0 while borrowed exceeds a lowered total.
@@ -330,7 +336,8 @@ impl CapacityLimiter {
     /// assert_eq!(ownsync::CapacityLimiter::new(4).available_tokens(), 4);
     /// ```
     pub fn available_tokens(&self) -> usize {
-        self.total_tokens().saturating_sub(self.borrowed_tokens())
+        let borrowers = self.inner.borrowers.lock();
+        borrowers.total.saturating_sub(borrowers.borrowed())
     }
 
     /// Whether a borrower abandoned its token and broke the limiter. Permanent.
