@@ -32,8 +32,12 @@ struct Borrowers {
 }
 
 impl Borrowers {
+    /// The borrowers holding a token (not those still waiting for one).
+    fn holding(&self) -> impl Iterator<Item = OwnerId> + '_ {
+        self.map.iter().filter(|(_, b)| matches!(b, Borrow::Holding { .. })).map(|(id, _)| *id)
+    }
     fn borrowed(&self) -> usize {
-        self.map.values().filter(|b| matches!(b, Borrow::Holding { .. })).count()
+        self.holding().count()
     }
 }
 
@@ -312,8 +316,10 @@ impl CapacityLimiter {
     /// ```
     #[track_caller]
     pub fn set_total_tokens(&self, total: usize) {
-        let mut borrowers = self.inner.borrowers.lock();
-        let old = std::mem::replace(&mut borrowers.total, total);
+        let old = std::mem::replace(&mut self.inner.borrowers.lock().total, total);
+        // The core is changed outside the borrower lock, so its wakes run under no lock of
+        // ours. Concurrent calls still add up: growing and shrinking by n each move
+        // (free - debt) by exactly n, so they commute.
         if total > old {
             self.inner.core.add_permits(total - old);
         } else {
@@ -379,13 +385,7 @@ impl CapacityLimiter {
     pub fn statistics(&self) -> LimiterStatistics {
         let (total, mut borrowers) = {
             let borrowers = self.inner.borrowers.lock();
-            let holding = borrowers
-                .map
-                .iter()
-                .filter(|(_, b)| matches!(b, Borrow::Holding { .. }))
-                .map(|(id, _)| *id)
-                .collect::<Vec<_>>();
-            (borrowers.total, holding)
+            (borrowers.total, borrowers.holding().collect::<Vec<_>>())
         };
         borrowers.sort();
         LimiterStatistics { core: self.inner.core.snapshot(), total, borrowers }
