@@ -8,8 +8,11 @@ mod loom;
 mod lot;
 mod mutex;
 mod owner;
+mod runtime;
 mod sem;
 mod semaphore;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 mod tracked;
 
 pub use error::{

@@ -14,7 +14,7 @@ use crate::error::AbandonReason;
 use crate::error::{AcquireError, PrimitiveKind, ReleaseError, TryAcquireError};
 use crate::loom::Mutex;
 use crate::lot::block_on;
-use crate::owner::{Abandon, Caller, OwnerId, OwnerInner, current_owner, owner_id_for};
+use crate::owner::{Abandon, Caller, OwnerId, OwnerInner, current_owner, identity_for, owner_id_for};
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, common_statistics};
 
 enum Borrow {
@@ -167,7 +167,8 @@ impl CapacityLimiter {
 
     /// Borrows a token for the current owner, waiting in FIFO order. Outside a tracked
     /// task the borrow is anonymous: it gets a fresh borrower id of its own, so untracked
-    /// tasks sharing a thread never collide.
+    /// tasks sharing a thread never collide (with the `tokio` feature, an untracked tokio
+    /// task borrows as `tokio-task#N`, so its second borrow is a `WouldDeadlock`).
     ///
     /// # Errors
     /// `WouldDeadlock` if the current owner already holds or awaits a token here;
@@ -185,7 +186,7 @@ impl CapacityLimiter {
     }
 
     fn async_borrower() -> OwnerId {
-        owner_id_for(Caller::Async).unwrap_or_else(OwnerId::next_anonymous)
+        identity_for(Caller::Async).unwrap_or_else(OwnerId::next_anonymous)
     }
 
     /// Borrows a token on behalf of `borrower` (for example a worker the caller hands the

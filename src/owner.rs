@@ -27,7 +27,9 @@ use crate::loom::{Mutex, owned_thread_local};
 /// The identity of an owner: a tracked task or a thread.
 ///
 /// Small, `Copy`, and never reused within a process. Displays as `task#17`, or as
-/// `thread#3 (main)` for a named thread that is still alive.
+/// `thread#3 (main)` for a named thread that is still alive. With the `tokio` feature, a
+/// hold taken by an untracked tokio task is attributed to `tokio-task#N` (tokio's own task
+/// id): an identity for `WouldDeadlock` checks and messages, never an owner that exits.
 ///
 /// ```
 /// let me = ownsync::current_owner();
@@ -38,6 +40,8 @@ use crate::loom::{Mutex, owned_thread_local};
 pub struct OwnerId(u64);
 
 const THREAD_BIT: u64 = 1 << 63;
+/// A runtime's own task id (the `tokio` feature): an identity, never an owner that exits.
+const RUNTIME_BIT: u64 = 1 << 62;
 static NEXT_TASK: AtomicU64 = AtomicU64::new(1);
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
 /// Names of live named threads, for `Display` of their ids.
@@ -50,6 +54,14 @@ impl OwnerId {
     }
     fn next_task() -> Self {
         OwnerId(NEXT_TASK.fetch_add(1, Ordering::Relaxed))
+    }
+    /// The identity of a runtime task that is not tracked, from the runtime's task id.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn runtime_task(number: u64) -> Self {
+        OwnerId((number & !(THREAD_BIT | RUNTIME_BIT)) | RUNTIME_BIT)
+    }
+    fn is_runtime_task(self) -> bool {
+        self.0 & (THREAD_BIT | RUNTIME_BIT) == RUNTIME_BIT
     }
     fn next_thread() -> Self {
         OwnerId(NEXT_THREAD.fetch_add(1, Ordering::Relaxed) | THREAD_BIT)
@@ -78,7 +90,7 @@ impl OwnerId {
     /// assert_eq!(id.to_string(), format!("task#{}", id.number()));
     /// ```
     pub fn number(self) -> u64 {
-        self.0 & !THREAD_BIT
+        self.0 & !(THREAD_BIT | RUNTIME_BIT)
     }
     /// The raw id, unique in the process. Never zero.
     pub(crate) fn as_u64(self) -> u64 {
@@ -98,7 +110,9 @@ impl OwnerId {
 
 impl fmt::Display for OwnerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_task() {
+        if self.is_runtime_task() {
+            write!(f, "tokio-task#{}", self.number())
+        } else if self.is_task() {
             write!(f, "task#{}", self.number())
         } else {
             write!(f, "thread#{}", self.number())?;
@@ -343,6 +357,12 @@ pub(crate) fn owner_id_for(caller: Caller) -> Option<OwnerId> {
         Caller::Async => None,
         Caller::Blocking => THREAD_OWNER.try_with(|thread| thread.0.id).ok(),
     }
+}
+
+/// Who is acquiring, for would-deadlock checks: the owner, or else (with the `tokio`
+/// feature) the untracked runtime task.
+pub(crate) fn identity_for(caller: Caller) -> Option<OwnerId> {
+    owner_id_for(caller).or_else(crate::runtime::task_identity)
 }
 
 /// The owner of the code running now: the innermost tracked task being polled on this

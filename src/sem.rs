@@ -14,14 +14,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use crate::error::{
     AbandonReason, AcquireError, BrokenResourceError, PrimitiveKind, ReleaseError, TryAcquireError,
 };
 use crate::loom::{AtomicU64, AtomicUsize, Mutex};
 use crate::lot::{Outcome, WaitQueue, WakeList};
-use crate::owner::{Abandon, Caller, HoldTicket, OwnerId, OwnerInner, owner_for, owner_id_for};
+use crate::owner::{Abandon, Caller, HoldTicket, OwnerId, OwnerInner, identity_for, owner_for};
+use crate::runtime;
 
 const CLOSED: usize = 1;
 const BROKEN: usize = 2;
@@ -262,7 +263,7 @@ impl SemCore {
     /// Would waiting deadlock? A mutex's holder asking for it again.
     fn would_deadlock(&self, caller: Caller) -> bool {
         self.kind == PrimitiveKind::Mutex
-            && owner_id_for(caller).is_some_and(|me| me.as_u64() == self.holder.load(Relaxed))
+            && identity_for(caller).is_some_and(|me| me.as_u64() == self.holder.load(Relaxed))
     }
 
     pub(crate) fn try_acquire(&self, permits: usize, caller: Caller) -> Result<(), TryAcquireError> {
@@ -301,7 +302,14 @@ impl SemCore {
         if permits == 0 {
             return Hold::default();
         }
-        let Some(owner) = owner_for(caller) else { return Hold::default() };
+        let Some(owner) = owner_for(caller) else {
+            if self.kind == PrimitiveKind::Mutex
+                && let Some(identity) = crate::runtime::task_identity()
+            {
+                self.holder.store(identity.as_u64(), Relaxed);
+            }
+            return Hold::default();
+        };
         if self.kind == PrimitiveKind::Mutex {
             self.holder.store(owner.id().as_u64(), Relaxed);
         }
@@ -552,6 +560,17 @@ impl Future for AcquireFuture<'_> {
     type Output = Result<(), AcquireError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Every acquire spends the task's cooperative budget, ready or not, as tokio's own
+        // primitives do; a spent budget yields here, keeping any grant already in the slot.
+        let progress = ready!(runtime::poll_budget(cx));
+        let result = ready!(self.as_mut().poll_acquire(cx));
+        progress.made_progress();
+        Poll::Ready(result)
+    }
+}
+
+impl AcquireFuture<'_> {
+    fn poll_acquire(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), AcquireError>> {
         let core = self.core;
         let Some(key) = self.slot else {
             return match core.try_acquire(self.permits, self.caller) {
@@ -580,9 +599,7 @@ impl Future for AcquireFuture<'_> {
             _ => Err(AcquireError::Closed),
         })
     }
-}
 
-impl AcquireFuture<'_> {
     /// The slow path of the first poll: under the lock, take the permits if nobody is
     /// queued, else queue at the back.
     fn park(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), AcquireError>> {

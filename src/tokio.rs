@@ -1,0 +1,128 @@
+//! Spawning tracked tasks on tokio (feature `tokio`).
+//!
+//! `tokio::spawn(fut)` runs `fut` as an untracked task: its holds are anonymous, exactly as
+//! with tokio's own primitives. Spawning through this module wraps the future in
+//! [`tracked`] first, so the task is the owner of what it acquires and a hold it leaks,
+//! or keeps while it panics or is aborted, breaks the primitive instead of hanging every
+//! waiter. Everything else is tokio's: the same handles, abort, `JoinSet`, and errors.
+//!
+//! The feature also makes every ownsync acquire spend tokio's cooperative budget (a task
+//! looping on an uncontended lock yields to its neighbours, as with `tokio::sync`), and
+//! gives untracked tokio tasks an identity (`tokio-task#N`) so that re-locking a mutex
+//! the same task holds is refused with `WouldDeadlock` instead of hanging.
+
+use std::future::Future;
+
+use ::tokio::task::{AbortHandle, JoinHandle, JoinSet};
+
+use crate::tracked::tracked;
+
+/// [`tokio::spawn`](::tokio::spawn) of a [`tracked`] task: the spawned task owns what it
+/// acquires.
+///
+/// # Panics
+/// Outside a tokio runtime, as `tokio::spawn` does.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let lock = std::sync::Arc::new(ownsync::Lock::default());
+/// let holder = lock.clone();
+/// ownsync::tokio::spawn(async move { std::mem::forget(holder.lock().await.unwrap()) })
+///     .await
+///     .unwrap();
+/// // The task ended holding the lock: waiters get an error, not a hang.
+/// assert!(lock.lock().await.is_err());
+/// # }
+/// ```
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    ::tokio::spawn(tracked(future))
+}
+
+/// [`tokio::task::spawn_local`](::tokio::task::spawn_local) of a [`tracked`] task, for
+/// futures that are not `Send`.
+///
+/// # Panics
+/// Outside a [`LocalSet`](::tokio::task::LocalSet) (or a local runtime), as `spawn_local` does.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let local = tokio::task::LocalSet::new();
+/// let owner = local
+///     .run_until(async { ownsync::tokio::spawn_local(async { ownsync::current_owner() }).await })
+///     .await
+///     .unwrap();
+/// assert!(owner.is_task());
+/// # }
+/// ```
+#[track_caller]
+pub fn spawn_local<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    ::tokio::task::spawn_local(tracked(future))
+}
+
+/// Spawning tracked tasks into a [`JoinSet`].
+///
+/// ```
+/// use ownsync::tokio::JoinSetExt;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let mut set = tokio::task::JoinSet::new();
+/// for _ in 0..3 {
+///     set.spawn_tracked(async { ownsync::current_owner() });
+/// }
+/// let mut owners = Vec::new();
+/// while let Some(owner) = set.join_next().await {
+///     owners.push(owner.unwrap());
+/// }
+/// owners.sort();
+/// owners.dedup();
+/// assert_eq!(owners.len(), 3); // each task is its own owner
+/// # }
+/// ```
+pub trait JoinSetExt<T> {
+    /// [`JoinSet::spawn`] of a [`tracked`] task.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime, as `JoinSet::spawn` does.
+    fn spawn_tracked<F>(&mut self, future: F) -> AbortHandle
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send;
+
+    /// [`JoinSet::spawn_local`] of a [`tracked`] task.
+    ///
+    /// # Panics
+    /// Outside a [`LocalSet`](::tokio::task::LocalSet), as `JoinSet::spawn_local` does.
+    fn spawn_local_tracked<F>(&mut self, future: F) -> AbortHandle
+    where
+        F: Future<Output = T> + 'static;
+}
+
+impl<T: 'static> JoinSetExt<T> for JoinSet<T> {
+    #[track_caller]
+    fn spawn_tracked<F>(&mut self, future: F) -> AbortHandle
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send,
+    {
+        self.spawn(tracked(future))
+    }
+
+    #[track_caller]
+    fn spawn_local_tracked<F>(&mut self, future: F) -> AbortHandle
+    where
+        F: Future<Output = T> + 'static,
+    {
+        self.spawn_local(tracked(future))
+    }
+}

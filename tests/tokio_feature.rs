@@ -1,0 +1,224 @@
+//! The `tokio` feature: tracked spawning, cooperative budgeting, and task-id identity
+//! for untracked tokio tasks.
+#![cfg(feature = "tokio")]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::broken;
+use ownsync::tokio::JoinSetExt;
+use ownsync::{AbandonReason, AcquireError, CapacityLimiter, Lock, Mutex, TryAcquireError, TryLockError};
+use tokio::sync::oneshot;
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().build().unwrap()
+}
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap()
+}
+
+/// A task that locks and unlocks an uncontended mutex in a loop never waits, so only the
+/// cooperative budget can make it yield. On a current-thread runtime the other task runs
+/// only if it does.
+#[test]
+fn a_tight_lock_loop_yields_to_other_tasks() {
+    current_thread().block_on(async {
+        let mutex = Arc::new(Mutex::new(0u64));
+        let other_ran = Arc::new(AtomicBool::new(false));
+        let looping = tokio::spawn({
+            let (mutex, other_ran) = (mutex.clone(), other_ran.clone());
+            async move {
+                for round in 0..100_000u64 {
+                    *mutex.lock().await.unwrap() += 1;
+                    if other_ran.load(Ordering::Acquire) {
+                        return Some(round);
+                    }
+                }
+                None
+            }
+        });
+        tokio::spawn(async move { other_ran.store(true, Ordering::Release) });
+        let yielded_at = looping.await.unwrap();
+        // tokio's budget is 128 operations per poll.
+        assert!(yielded_at.is_some_and(|round| round <= 1_000), "never yielded: {yielded_at:?}");
+    });
+}
+
+#[test]
+fn the_budget_applies_to_semaphores_and_limiters_too() {
+    current_thread().block_on(async {
+        let semaphore = Arc::new(ownsync::Semaphore::new(1));
+        let limiter = CapacityLimiter::new(1);
+        let other_ran = Arc::new(AtomicBool::new(false));
+        let looping = tokio::spawn({
+            let other_ran = other_ran.clone();
+            async move {
+                for round in 0..100_000u64 {
+                    drop(semaphore.acquire().await.unwrap());
+                    drop(limiter.acquire().await.unwrap());
+                    if other_ran.load(Ordering::Acquire) {
+                        return Some(round);
+                    }
+                }
+                None
+            }
+        });
+        tokio::spawn(async move { other_ran.store(true, Ordering::Release) });
+        assert!(looping.await.unwrap().is_some());
+    });
+}
+
+#[test]
+fn an_untracked_tokio_task_that_relocks_gets_would_deadlock() {
+    multi_thread().block_on(async {
+        let mutex = Arc::new(Mutex::new(()));
+        let (held_tx, held_rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        let holder = tokio::spawn({
+            let mutex = mutex.clone();
+            async move {
+                let guard = mutex.lock().await.unwrap();
+                assert_eq!(mutex.lock().await.unwrap_err(), AcquireError::WouldDeadlock);
+                assert_eq!(mutex.try_lock().unwrap_err(), TryLockError::WouldDeadlock);
+                held_tx.send(tokio::task::id()).unwrap();
+                done_rx.await.unwrap();
+                drop(guard);
+            }
+        });
+        let holder_id = held_rx.await.unwrap();
+        let seen = mutex.statistics().holder().expect("the tokio task is named as the holder");
+        assert_eq!(seen.to_string(), format!("tokio-task#{holder_id}"));
+        // Another untracked task is not the holder: it just has to wait.
+        let other = tokio::spawn({
+            let mutex = mutex.clone();
+            async move { matches!(mutex.try_lock(), Err(TryLockError::WouldBlock)) }
+        });
+        assert!(other.await.unwrap());
+        done_tx.send(()).unwrap();
+        holder.await.unwrap();
+        assert_eq!(mutex.statistics().holder(), None);
+        assert!(!mutex.is_broken());
+    });
+}
+
+#[test]
+fn an_untracked_tokio_task_borrows_one_token_at_a_time() {
+    multi_thread().block_on(async {
+        let limiter = Arc::new(CapacityLimiter::new(2));
+        let first = tokio::spawn({
+            let limiter = limiter.clone();
+            async move {
+                let _token = limiter.acquire().await.unwrap();
+                (limiter.acquire().await.unwrap_err(), limiter.try_acquire().unwrap_err())
+            }
+        });
+        assert_eq!(first.await.unwrap(), (AcquireError::WouldDeadlock, TryAcquireError::WouldDeadlock));
+        // Two different tasks may each hold one.
+        let (a, b) = tokio::join!(
+            tokio::spawn({
+                let limiter = limiter.clone();
+                async move { limiter.try_acquire().map(|t| t.borrower()) }
+            }),
+            tokio::spawn({
+                let limiter = limiter.clone();
+                async move { limiter.try_acquire().map(|t| t.borrower()) }
+            }),
+        );
+        assert_ne!(a.unwrap().unwrap(), b.unwrap().unwrap());
+    });
+}
+
+#[test]
+fn a_spawned_task_that_leaks_a_guard_breaks_the_lock() {
+    multi_thread().block_on(async {
+        let lock = Arc::new(Lock::default());
+        let leaker = ownsync::tokio::spawn({
+            let lock = lock.clone();
+            async move {
+                std::mem::forget(lock.lock().await.unwrap());
+                ownsync::current_owner()
+            }
+        });
+        let owner = leaker.await.unwrap();
+        let err = broken(lock.lock().await);
+        assert_eq!((err.owner(), err.reason()), (owner, AbandonReason::Exited));
+    });
+}
+
+#[test]
+fn aborting_a_spawned_task_that_holds_a_guard_wakes_its_waiters() {
+    multi_thread().block_on(async {
+        let lock = Arc::new(Lock::default());
+        let (held_tx, held_rx) = oneshot::channel();
+        let holder = ownsync::tokio::spawn({
+            let lock = lock.clone();
+            async move {
+                let guard = lock.lock().await.unwrap();
+                held_tx.send(ownsync::current_owner()).unwrap();
+                // Keep the guard out of the future's state, as a leaked one would be.
+                std::mem::forget(guard);
+                std::future::pending::<()>().await;
+            }
+        });
+        let owner = held_rx.await.unwrap();
+        let waiter = tokio::spawn({
+            let lock = lock.clone();
+            async move { broken(lock.lock().await) }
+        });
+        holder.abort();
+        assert!(holder.await.unwrap_err().is_cancelled());
+        let err = waiter.await.unwrap();
+        assert_eq!((err.owner(), err.reason()), (owner, AbandonReason::Cancelled));
+    });
+}
+
+#[test]
+fn join_set_tasks_are_tracked_and_abort_all_breaks_their_leaked_holds() {
+    multi_thread().block_on(async {
+        let semaphore = Arc::new(ownsync::Semaphore::new(3));
+        let mut set = tokio::task::JoinSet::new();
+        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(3);
+        for _ in 0..3 {
+            let (semaphore, ready_tx) = (semaphore.clone(), ready_tx.clone());
+            set.spawn_tracked(async move {
+                std::mem::forget(semaphore.acquire().await.unwrap());
+                ready_tx.send(ownsync::current_owner()).await.unwrap();
+                std::future::pending::<()>().await;
+            });
+        }
+        let mut owners = Vec::new();
+        for _ in 0..3 {
+            owners.push(ready_rx.recv().await.unwrap());
+        }
+        set.abort_all();
+        while set.join_next().await.is_some() {}
+        let err = broken(semaphore.acquire().await.map(drop));
+        assert!(owners.contains(&err.owner()));
+        assert_eq!(err.reason(), AbandonReason::Cancelled);
+    });
+}
+
+#[test]
+fn spawn_local_tasks_own_their_holds() {
+    current_thread().block_on(async {
+        let local = tokio::task::LocalSet::new();
+        let lock = std::rc::Rc::new(Lock::default());
+        let owner = local
+            .run_until({
+                let lock = lock.clone();
+                async move {
+                    ownsync::tokio::spawn_local(async move {
+                        std::mem::forget(lock.lock().await.unwrap());
+                        ownsync::current_owner()
+                    })
+                    .await
+                    .unwrap()
+                }
+            })
+            .await;
+        assert_eq!(broken(lock.lock().await).owner(), owner);
+    });
+}
