@@ -13,6 +13,8 @@ mod sem;
 mod semaphore;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod tracked;
 
 pub use error::{

@@ -73,6 +73,21 @@ pub struct CapacityLimiter {
     inner: Arc<LimiterInner>,
 }
 
+/// Another handle to the same limiter (as cloning an `Arc` would be): clones share the
+/// tokens, the borrowers and the broken state.
+///
+/// ```
+/// let limiter = ownsync::CapacityLimiter::new(1);
+/// let handle = limiter.clone();
+/// let _token = handle.try_acquire().unwrap();
+/// assert_eq!(limiter.available_tokens(), 0);
+/// ```
+impl Clone for CapacityLimiter {
+    fn clone(&self) -> Self {
+        CapacityLimiter { inner: self.inner.clone() }
+    }
+}
+
 impl CapacityLimiter {
     /// A limiter with `total_tokens` tokens (0 is allowed: it admits nobody until raised).
     ///
@@ -146,7 +161,7 @@ impl CapacityLimiter {
         let generation = borrowers.next_generation;
         borrowers.next_generation += 1;
         borrowers.map.insert(borrower, Borrow::Holding { generation, hold });
-        CapacityToken { limiter: self, borrower, generation }
+        CapacityToken { limiter: LimiterRef::Borrowed(self), borrower, generation }
     }
 
     async fn acquire_for(
@@ -439,9 +454,25 @@ impl Drop for PendingBorrow<'_> {
 #[must_use = "dropping the token returns it immediately"]
 #[clippy::has_significant_drop]
 pub struct CapacityToken<'a> {
-    limiter: &'a CapacityLimiter,
+    limiter: LimiterRef<'a>,
     borrower: OwnerId,
     generation: u64,
+}
+
+/// The limiter a token returns to: borrowed, or a handle of its own (`'static` tokens).
+enum LimiterRef<'a> {
+    Borrowed(&'a CapacityLimiter),
+    Owned(CapacityLimiter),
+}
+
+impl std::ops::Deref for LimiterRef<'_> {
+    type Target = CapacityLimiter;
+    fn deref(&self) -> &CapacityLimiter {
+        match self {
+            LimiterRef::Borrowed(limiter) => limiter,
+            LimiterRef::Owned(limiter) => limiter,
+        }
+    }
 }
 
 impl CapacityToken<'_> {
@@ -466,6 +497,24 @@ impl CapacityToken<'_> {
     /// ```
     pub fn detach(self) {
         std::mem::forget(self);
+    }
+
+    /// The same token with a limiter handle of its own, so it can outlive the borrow of
+    /// the limiter (move it into a spawned task, a response future, a struct).
+    ///
+    /// ```
+    /// let limiter = ownsync::CapacityLimiter::new(1);
+    /// let token: ownsync::CapacityToken<'static> = limiter.try_acquire().unwrap().into_owned();
+    /// let worker = std::thread::spawn(move || drop(token));
+    /// worker.join().unwrap();
+    /// assert_eq!(limiter.available_tokens(), 1);
+    /// ```
+    pub fn into_owned(mut self) -> CapacityToken<'static> {
+        let limiter = (*self.limiter).clone();
+        // The borrow moves to the new token: this one's drop must find nothing to release
+        // (generations count up from 0 and never reach the sentinel).
+        let generation = std::mem::replace(&mut self.generation, u64::MAX);
+        CapacityToken { limiter: LimiterRef::Owned(limiter), borrower: self.borrower, generation }
     }
 }
 

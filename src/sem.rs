@@ -531,6 +531,48 @@ impl SemCore {
     }
 }
 
+/// Events for the `tracing` feature (target `ownsync`), off the hot path: only an
+/// abandonment reaches them. Without the feature they compile to nothing.
+impl SemCore {
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn trace_break(&self, owner: &OwnerInner, reason: AbandonReason, waiters: usize) {
+        #[cfg(feature = "tracing")]
+        tracing::warn!(
+            target: "ownsync",
+            primitive = %self.kind,
+            name = self.name.as_deref(),
+            owner = %owner.id(),
+            owner_name = owner.name().as_deref(),
+            reason = %reason,
+            waiters_woken = waiters,
+            "{} broken: {} {} while holding it; {} waiter(s) woken with the error",
+            self.kind,
+            owner.id(),
+            reason,
+            waiters,
+        );
+    }
+
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn trace_reclaim(&self, owner: &OwnerInner, reason: AbandonReason, permits: usize) {
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            target: "ownsync",
+            primitive = %self.kind,
+            name = self.name.as_deref(),
+            owner = %owner.id(),
+            owner_name = owner.name().as_deref(),
+            reason = %reason,
+            permits,
+            "{} reclaimed {} permit(s) that {} {} holding",
+            self.kind,
+            permits,
+            owner.id(),
+            reason,
+        );
+    }
+}
+
 impl Abandon for SemCore {
     fn abandon(&self, owner: &OwnerInner, reason: AbandonReason, permits: usize) {
         let mut wakes = WakeList::default();
@@ -539,8 +581,18 @@ impl Abandon for SemCore {
             shared.abandoned.count += 1;
             shared.abandoned.last = Some((owner.id(), reason));
             match self.policy {
-                AbandonPolicy::Break => self.break_locked(&mut shared, owner, reason, &mut wakes),
-                AbandonPolicy::Reclaim => self.release_locked(&mut shared, permits, &mut wakes),
+                AbandonPolicy::Break => {
+                    let already_broken = shared.broken.is_some();
+                    let waiters = shared.queue.len();
+                    self.break_locked(&mut shared, owner, reason, &mut wakes);
+                    if !already_broken {
+                        self.trace_break(owner, reason, waiters);
+                    }
+                }
+                AbandonPolicy::Reclaim => {
+                    self.release_locked(&mut shared, permits, &mut wakes);
+                    self.trace_reclaim(owner, reason, permits);
+                }
             }
         }
         wakes.wake_all();

@@ -17,7 +17,7 @@ use ::tokio::task::{AbortHandle, JoinHandle, JoinSet};
 
 use crate::tracked::tracked;
 
-/// [`tokio::spawn`](::tokio::spawn) of a [`tracked`] task: the spawned task owns what it
+/// [`tokio::spawn`] of a [`tracked`] task: the spawned task owns what it
 /// acquires.
 ///
 /// # Panics
@@ -44,7 +44,7 @@ where
     ::tokio::spawn(tracked(future))
 }
 
-/// [`tokio::task::spawn_local`](::tokio::task::spawn_local) of a [`tracked`] task, for
+/// [`tokio::task::spawn_local`] of a [`tracked`] task, for
 /// futures that are not `Send`.
 ///
 /// # Panics

@@ -151,3 +151,21 @@ fn thread_borrower_exits_holding() {
         )
     );
 }
+
+/// An owned token is the same borrow: converting does not release it, dropping the
+/// owned one does, and a leaked owned token is still abandoned by its borrower's exit.
+#[test]
+fn an_owned_token_keeps_the_borrow_and_its_owner() {
+    let limiter = CapacityLimiter::new(2);
+    let handle = limiter.clone();
+    let owned = limiter.try_acquire().unwrap().into_owned();
+    assert_eq!(limiter.borrowed_tokens(), 1, "into_owned must not release");
+    drop(owned);
+    assert_eq!(limiter.borrowed_tokens(), 0);
+
+    let leaker = tracked(async move { std::mem::forget(handle.acquire().await.unwrap().into_owned()) });
+    let owner = leaker.owner();
+    futures::executor::block_on(leaker);
+    let err = common::broken(futures::executor::block_on(limiter.acquire()).map(drop));
+    assert_eq!((err.owner(), err.reason()), (owner, AbandonReason::Exited));
+}

@@ -1,0 +1,94 @@
+//! The `tower` feature: `CapacityLimitLayer` limits requests in flight like tower's
+//! `ConcurrencyLimitLayer`, and fails fast once its limiter is broken.
+#![cfg(feature = "tower")]
+
+mod common;
+
+use std::convert::Infallible;
+
+use common::Polled;
+use futures::executor::block_on;
+use ownsync::tower::{CapacityLimit, CapacityLimitLayer};
+use ownsync::{AbandonReason, AcquireError, CapacityLimiter, tracked};
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+
+fn echo() -> impl Service<u32, Response = u32, Error = Infallible, Future: Send> + Clone {
+    service_fn(|n: u32| async move { Ok::<_, Infallible>(n) })
+}
+
+#[test]
+fn requests_beyond_the_limit_wait_for_a_response_to_finish() {
+    let limiter = CapacityLimiter::new(1);
+    let mut first =
+        ServiceBuilder::new().layer(CapacityLimitLayer::from_limiter(limiter.clone())).service(echo());
+    let mut second = first.clone();
+
+    block_on(first.ready()).unwrap();
+    let response = first.call(1);
+    assert_eq!(limiter.borrowed_tokens(), 1);
+
+    // The clone has no token of its own: it waits.
+    let mut ready = Polled::new(second.ready());
+    assert!(ready.is_pending());
+    assert_eq!(limiter.statistics().waiters(), 1);
+
+    assert_eq!(block_on(response).unwrap(), 1);
+    assert_eq!(ready.wakes(), 1, "finishing the response hands its token on");
+    ready.ready().unwrap();
+    drop(ready);
+    assert_eq!(block_on(second.call(2)).unwrap(), 2);
+    assert_eq!(limiter.available_tokens(), 1);
+}
+
+#[test]
+fn a_dropped_response_or_service_returns_its_token() {
+    let limiter = CapacityLimiter::new(1);
+    let mut service = CapacityLimit::new(echo(), limiter.clone());
+    block_on(service.ready()).unwrap();
+    assert_eq!(limiter.borrowed_tokens(), 1, "poll_ready reserves the token");
+    drop(service.call(1)); // cancelled before it ran
+    assert_eq!(limiter.borrowed_tokens(), 0);
+    block_on(service.ready()).unwrap();
+    drop(service); // reserved, never called
+    assert_eq!(limiter.borrowed_tokens(), 0);
+}
+
+#[test]
+fn a_broken_limiter_fails_waiting_and_later_requests_at_once() {
+    let limiter = CapacityLimiter::new(1);
+    let mut service = CapacityLimit::new(echo(), limiter.clone());
+    // Elsewhere, a tracked task borrows the only token and ends without returning it.
+    let (finish, finished) = futures::channel::oneshot::channel::<()>();
+    let leaker = tracked({
+        let limiter = limiter.clone();
+        async move {
+            limiter.acquire().await.unwrap().detach();
+            finished.await.unwrap();
+        }
+    });
+    let owner = leaker.owner();
+    let mut leaker = Polled::new(leaker);
+    assert!(leaker.is_pending());
+
+    let mut waiting = Polled::new(service.ready());
+    assert!(waiting.is_pending());
+    finish.send(()).unwrap();
+    leaker.ready();
+
+    let err = waiting.ready().map(drop).unwrap_err();
+    let Some(AcquireError::Broken(broken)) = err.downcast_ref::<AcquireError>() else {
+        panic!("expected a broken limiter, got {err}");
+    };
+    assert_eq!((broken.owner(), broken.reason()), (owner, AbandonReason::Exited));
+    drop(waiting);
+    // And every later request too, without waiting.
+    let later = Polled::new(service.ready()).ready().map(drop).unwrap_err();
+    assert!(matches!(later.downcast_ref::<AcquireError>(), Some(AcquireError::Broken(_))));
+}
+
+#[test]
+#[should_panic(expected = "without a successful poll_ready")]
+fn call_without_poll_ready_panics() {
+    let mut service = CapacityLimit::new(echo(), CapacityLimiter::new(1));
+    drop(service.call(1));
+}

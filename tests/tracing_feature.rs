@@ -1,0 +1,146 @@
+//! The `tracing` feature: one event when a primitive breaks (who, why, how many waiters
+//! were woken) and one when an abandoned hold is reclaimed.
+#![cfg(feature = "tracing")]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex as StdMutex};
+
+use common::Polled;
+use futures::executor::block_on;
+use ownsync::{AbandonPolicy, Lock, Semaphore, tracked};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
+
+/// One recorded event: its level and its fields as text.
+#[derive(Debug, Clone)]
+struct Seen {
+    level: Level,
+    target: String,
+    fields: BTreeMap<String, String>,
+}
+
+/// A subscriber that keeps every event.
+#[derive(Clone, Default)]
+struct Recorder(Arc<StdMutex<Vec<Seen>>>);
+
+struct Fields<'a>(&'a mut BTreeMap<String, String>);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_owned(), value.to_string());
+    }
+}
+
+impl Subscriber for Recorder {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &Event<'_>) {
+        let mut fields = BTreeMap::new();
+        event.record(&mut Fields(&mut fields));
+        let meta = event.metadata();
+        self.0.lock().unwrap().push(Seen { level: *meta.level(), target: meta.target().to_owned(), fields });
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+impl Recorder {
+    fn events(&self) -> Vec<Seen> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn a_break_says_who_why_and_how_many_waiters_were_woken() {
+    let recorder = Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        let lock = Lock::with_name((), "ledger");
+        let (finish, finished) = futures::channel::oneshot::channel::<()>();
+        let holder = tracked(async {
+            std::mem::forget(lock.lock().await.unwrap());
+            finished.await.unwrap();
+        });
+        let owner = holder.owner();
+        let mut holder = Polled::new(holder);
+        assert!(holder.is_pending(), "the holder holds and waits");
+        let mut waiters = [Polled::new(lock.lock()), Polled::new(lock.lock())];
+        assert!(waiters.iter_mut().all(Polled::is_pending));
+        assert!(recorder.events().is_empty(), "nothing is traced before an abandonment");
+
+        finish.send(()).unwrap();
+        holder.ready(); // exits holding the lock: broken
+        assert!(waiters.iter_mut().all(|waiter| waiter.ready().is_err()));
+
+        let events = recorder.events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        let event = &events[0];
+        assert_eq!((event.level, event.target.as_str()), (Level::WARN, "ownsync"));
+        assert_eq!(event.fields["primitive"], "mutex");
+        assert_eq!(event.fields["name"], "ledger");
+        assert_eq!(event.fields["owner"], owner.to_string());
+        assert_eq!(event.fields["reason"], "exited");
+        assert_eq!(event.fields["waiters_woken"], "2");
+    });
+}
+
+#[test]
+fn a_reclaim_says_who_and_how_many_permits_came_back() {
+    let recorder = Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        let semaphore = Semaphore::with_policy(3, AbandonPolicy::Reclaim);
+        let leaker = tracked(async { std::mem::forget(semaphore.acquire_many(2).await.unwrap()) });
+        let owner = leaker.owner();
+        block_on(leaker);
+        assert_eq!(semaphore.available_permits(), 3);
+
+        let events = recorder.events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        let event = &events[0];
+        assert_eq!((event.level, event.target.as_str()), (Level::INFO, "ownsync"));
+        assert_eq!(event.fields["primitive"], "semaphore");
+        assert_eq!(event.fields["owner"], owner.to_string());
+        assert_eq!(event.fields["reason"], "exited");
+        assert_eq!(event.fields["permits"], "2");
+    });
+}
+
+#[test]
+fn only_the_abandonment_that_breaks_is_traced_as_a_break() {
+    let recorder = Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        let semaphore = Semaphore::new(2);
+        let leaker = || {
+            let (finish, finished) = futures::channel::oneshot::channel::<()>();
+            let task = Polled::new(tracked(async {
+                std::mem::forget(semaphore.acquire().await.unwrap());
+                finished.await.unwrap();
+            }));
+            (finish, task)
+        };
+        let (mut first, mut second) = (leaker(), leaker());
+        assert!(first.1.is_pending() && second.1.is_pending(), "both hold a permit");
+        first.0.send(()).unwrap();
+        first.1.ready();
+        second.0.send(()).unwrap();
+        second.1.ready();
+        assert_eq!(semaphore.statistics().abandoned().count(), 2);
+        let breaks = recorder.events().into_iter().filter(|e| e.level == Level::WARN).count();
+        assert_eq!(breaks, 1);
+    });
+}
