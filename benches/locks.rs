@@ -1,8 +1,8 @@
 //! ownsync against tokio::sync, async-lock, parking_lot and std, in one run.
 //!
 //! Uncontended cases poll each future once with a no-op waker (no executor in the
-//! measurement); contended cases run 8 tasks on tokio's multi-thread runtime with 2
-//! workers. `cargo bench --bench locks`; quick: `cargo bench --bench locks -- --quick`.
+//! measurement); contended cases run 2, 8 or 64 tasks on tokio's multi-thread runtime
+//! with 2 workers, or 2 plain threads for `blocking_lock`. `cargo bench --bench locks`; quick: `cargo bench --bench locks -- --quick`.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -134,36 +134,93 @@ fn uncontended_semaphore(c: &mut Criterion) {
     });
     let limiter = ownsync::CapacityLimiter::new(10);
     group.bench_function("ownsync_limiter", |b| b.iter(|| drop(black_box(limiter.try_acquire().unwrap()))));
+    let paired = ownsync::Semaphore::new(10);
+    group
+        .bench_function("ownsync_try_acquire", |b| b.iter(|| drop(black_box(paired.try_acquire().unwrap()))));
     group.finish();
 }
 
-/// 8 tasks on 2 workers, each taking the lock `per_task` times around a short section.
+/// A critical section of about 100 ns of work (a "medium" one) instead of one add.
+fn medium_section(value: u64) -> u64 {
+    (0..64).fold(value, |acc, i| black_box(acc.wrapping_mul(31).wrapping_add(i)))
+}
+
+/// `tasks` tasks on 2 workers, each taking the lock `n / tasks` times around a short
+/// (one add) or medium section; total time for `n` lock+unlock pairs.
 fn contended(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    for (tasks, medium) in [(2u64, false), (8, false), (64, false), (8, true)] {
+        let name = format!("contended_{tasks}_tasks{}", if medium { "_medium" } else { "" });
+        let mut group = c.benchmark_group(name);
+        group.sample_size(20);
+        macro_rules! case {
+            ($name:literal, $make:expr, |$m:ident| $lock:expr) => {
+                group.bench_function(BenchmarkId::new($name, tasks), |b| {
+                    b.iter_custom(|n| {
+                        let per_task = n.div_ceil(tasks);
+                        let shared = Arc::new($make);
+                        let start = Instant::now();
+                        rt.block_on(async {
+                            let handles: Vec<_> = (0..tasks)
+                                .map(|_| {
+                                    let $m = shared.clone();
+                                    tokio::spawn(async move {
+                                        for _ in 0..per_task {
+                                            let mut guard = $lock;
+                                            *guard = if medium {
+                                                medium_section(*guard)
+                                            } else {
+                                                black_box(*guard + 1)
+                                            };
+                                        }
+                                    })
+                                })
+                                .collect();
+                            for handle in handles {
+                                handle.await.unwrap();
+                            }
+                        });
+                        start.elapsed()
+                    })
+                });
+            };
+        }
+        case!("ownsync", ownsync::Mutex::new(0u64), |m| m.lock().await.unwrap());
+        case!("tokio", tokio::sync::Mutex::new(0u64), |m| m.lock().await);
+        case!("async_lock", async_lock::Mutex::new(0u64), |m| m.lock().await);
+        group.finish();
+    }
+}
+
+/// 8 tasks on 2 workers sharing 2 permits (or 2 limiter tokens), each holding one
+/// around a short section: the Semaphore against tokio's, and the CapacityLimiter (one
+/// token per borrower, borrower bookkeeping) against the Semaphore doing the same work.
+fn contended_counted(c: &mut Criterion) {
     const TASKS: u64 = 8;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
-    let mut group = c.benchmark_group("contended_8_tasks");
+    let mut group = c.benchmark_group("contended_semaphore");
     group.sample_size(20);
     macro_rules! case {
-        ($name:literal, $make:expr, |$m:ident| $lock:expr) => {
-            group.bench_function(BenchmarkId::new($name, TASKS), |b| {
+        ($name:literal, $make:expr, |$s:ident| $acquire:expr) => {
+            group.bench_function($name, |b| {
                 b.iter_custom(|n| {
                     let per_task = n.div_ceil(TASKS);
                     let shared = Arc::new($make);
                     let start = Instant::now();
                     rt.block_on(async {
-                        let tasks: Vec<_> = (0..TASKS)
+                        let handles: Vec<_> = (0..TASKS)
                             .map(|_| {
-                                let $m = shared.clone();
+                                let $s = shared.clone();
                                 tokio::spawn(async move {
                                     for _ in 0..per_task {
-                                        let mut guard = $lock;
-                                        *guard = black_box(*guard + 1);
+                                        let held = $acquire;
+                                        black_box(&held);
                                     }
                                 })
                             })
                             .collect();
-                        for task in tasks {
-                            task.await.unwrap();
+                        for handle in handles {
+                            handle.await.unwrap();
                         }
                     });
                     start.elapsed()
@@ -171,9 +228,46 @@ fn contended(c: &mut Criterion) {
             });
         };
     }
-    case!("ownsync", ownsync::Mutex::new(0u64), |m| m.lock().await.unwrap());
-    case!("tokio", tokio::sync::Mutex::new(0u64), |m| m.lock().await);
-    case!("async_lock", async_lock::Mutex::new(0u64), |m| m.lock().await);
+    case!("ownsync", ownsync::Semaphore::new(2), |s| s.acquire().await.unwrap());
+    case!("tokio", tokio::sync::Semaphore::new(2), |s| s.acquire().await.unwrap());
+    case!("async_lock", async_lock::Semaphore::new(2), |s| s.acquire().await);
+    case!("ownsync_limiter", ownsync::CapacityLimiter::new(2), |s| s.acquire().await.unwrap());
+    group.finish();
+}
+
+/// 2 threads each calling `blocking_lock` in a loop: the convoy DESIGN.md section 5
+/// measures (a strict hand-off to a parked thread costs a context switch per lock).
+fn contended_blocking(c: &mut Criterion) {
+    const THREADS: u64 = 2;
+    let mut group = c.benchmark_group("contended_blocking_2_threads");
+    group.sample_size(10);
+    macro_rules! case {
+        ($name:literal, $make:expr, |$m:ident| $lock:expr) => {
+            group.bench_function($name, |b| {
+                b.iter_custom(|n| {
+                    let per_thread = n.div_ceil(THREADS);
+                    let shared = Arc::new($make);
+                    let start = Instant::now();
+                    std::thread::scope(|scope| {
+                        for _ in 0..THREADS {
+                            let $m = shared.clone();
+                            scope.spawn(move || {
+                                for _ in 0..per_thread {
+                                    let mut guard = $lock;
+                                    *guard = black_box(*guard + 1);
+                                }
+                            });
+                        }
+                    });
+                    start.elapsed()
+                })
+            });
+        };
+    }
+    case!("ownsync", ownsync::Mutex::new(0u64), |m| m.blocking_lock().unwrap());
+    case!("tokio", tokio::sync::Mutex::new(0u64), |m| m.blocking_lock());
+    case!("parking_lot", parking_lot::Mutex::new(0u64), |m| m.lock());
+    case!("std", std::sync::Mutex::new(0u64), |m| m.lock().unwrap());
     group.finish();
 }
 
@@ -216,5 +310,13 @@ fn break_latency(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, uncontended_mutex, uncontended_semaphore, contended, break_latency);
+criterion_group!(
+    benches,
+    uncontended_mutex,
+    uncontended_semaphore,
+    contended,
+    contended_counted,
+    contended_blocking,
+    break_latency
+);
 criterion_main!(benches);

@@ -42,17 +42,52 @@ TARGETS = [
     ("uncontended lock: no slower than tokio", ("uncontended_lock", "ownsync"), ("uncontended_lock", "tokio"), 1.0),
     ("uncontended lock: within 1.3x of async-lock", ("uncontended_lock", "ownsync"), ("uncontended_lock", "async_lock"), 1.3),
     ("uncontended lock: within 2x of parking_lot", ("uncontended_lock", "ownsync"), ("uncontended_lock", "parking_lot"), 2.0),
+    ("contended 2 tasks: at least tokio's throughput", ("contended_2_tasks", "ownsync/2"), ("contended_2_tasks", "tokio/2"), 1.0),
     ("contended 8 tasks: at least tokio's throughput", ("contended_8_tasks", "ownsync/8"), ("contended_8_tasks", "tokio/8"), 1.0),
+    ("contended 64 tasks: at least tokio's throughput", ("contended_64_tasks", "ownsync/64"), ("contended_64_tasks", "tokio/64"), 1.0),
+    ("contended 8 tasks, medium section: at least tokio's", ("contended_8_tasks_medium", "ownsync/8"), ("contended_8_tasks_medium", "tokio/8"), 1.0),
     ("Semaphore acquire+release: at least tokio's", ("uncontended_semaphore", "ownsync"), ("uncontended_semaphore", "tokio"), 1.0),
+    ("Semaphore acquire_many(3): at least tokio's", ("uncontended_semaphore", "ownsync_many_3"), ("uncontended_semaphore", "tokio_many_3"), 1.0),
+    ("Semaphore contended (8 tasks, 2 permits): at least tokio's", ("contended_semaphore", "ownsync"), ("contended_semaphore", "tokio"), 1.0),
+    ("contended blocking_lock, 2 threads: 10x tokio's throughput", ("contended_blocking_2_threads", "ownsync"), ("contended_blocking_2_threads", "tokio"), 0.1),
     ("tracked hold vs anonymous hold (tracking cost under 10%)", ("uncontended_lock", "ownsync_tracked"), ("uncontended_lock", "ownsync"), 1.1),
+]
+
+# Ratios shown for information: no target in DESIGN.md.
+PAIRINGS = [
+    ("CapacityLimiter vs Semaphore, try_acquire+release", ("uncontended_semaphore", "ownsync_limiter"), ("uncontended_semaphore", "ownsync_try_acquire")),
+    ("CapacityLimiter vs Semaphore, contended", ("contended_semaphore", "ownsync_limiter"), ("contended_semaphore", "ownsync")),
+    ("contended blocking_lock vs parking_lot", ("contended_blocking_2_threads", "ownsync"), ("contended_blocking_2_threads", "parking_lot")),
+    ("try_lock vs tokio's", ("uncontended_lock", "ownsync_try_lock"), ("uncontended_lock", "tokio_try_lock")),
+    ("uncontended blocking_lock vs tokio's", ("uncontended_lock", "ownsync_blocking_lock"), ("uncontended_lock", "tokio_blocking_lock")),
 ]
 
 ROWS = [
     ("uncontended_lock", ["ownsync", "ownsync_tracked", "tokio", "async_lock", "parking_lot", "std"]),
     ("uncontended_lock", ["ownsync_try_lock", "tokio_try_lock", "ownsync_blocking_lock", "tokio_blocking_lock"]),
-    ("uncontended_semaphore", ["ownsync", "tokio", "async_lock", "ownsync_many_3", "tokio_many_3", "ownsync_limiter"]),
+    ("uncontended_semaphore", ["ownsync", "tokio", "async_lock", "ownsync_many_3", "tokio_many_3",
+                               "ownsync_try_acquire", "ownsync_limiter"]),
+    ("contended_2_tasks", ["ownsync/2", "tokio/2", "async_lock/2"]),
     ("contended_8_tasks", ["ownsync/8", "tokio/8", "async_lock/8"]),
+    ("contended_64_tasks", ["ownsync/64", "tokio/64", "async_lock/64"]),
+    ("contended_8_tasks_medium", ["ownsync/8", "tokio/8", "async_lock/8"]),
+    ("contended_semaphore", ["ownsync", "tokio", "async_lock", "ownsync_limiter"]),
+    ("contended_blocking_2_threads", ["ownsync", "tokio", "parking_lot", "std"]),
 ]
+
+
+def sizes():
+    """The table tests/sizes.rs prints."""
+    run = subprocess.run(["cargo", "test", "-q", "--release", "--test", "sizes", "--", "--nocapture"],
+                         cwd=ROOT, capture_output=True, text=True)
+    table = [line for line in run.stdout.splitlines() if line and not line.startswith(("running", "test ", "."))]
+    table = [line for line in table if not line.startswith("test result")]
+    if not table:
+        return []
+    header, *rows = [line.split() for line in table]
+    out = ["| type | ownsync | tokio | async-lock |", "|---|---|---|---|"]
+    out += [f"| {' '.join(r[:-3])} | {r[-3]} B | {r[-2]} B | {r[-1]} B |" for r in rows]
+    return out
 
 
 def main():
@@ -88,6 +123,15 @@ def main():
         worst = max(p for _, _, p in per_waiter)
         lines.append(f"| break: under 1 µs per waiter | {worst:.1f} ns per waiter (worst) | 1000 ns | "
                      f"{'yes' if worst < 1000 else '**no**'} |")
+    lines += ["", "Per-iteration medians in the contended groups are total time / lock+unlock pairs "
+              "(so lower is more throughput).", "", "## Other ratios (no target)", "",
+              "| pairing | ratio |", "|---|---|"]
+    for label, ours, peer in PAIRINGS:
+        r = ratio(median_ns(*ours), median_ns(*peer))
+        lines.append(f"| {label} | {'n/a' if r is None else f'{r:.2f}'} |")
+    size_table = sizes()
+    if size_table:
+        lines += ["", "## Sizes (`cargo test --test sizes -- --nocapture`)", ""] + size_table
     lines += ["", "## Medians", ""]
     for group, benches in ROWS:
         lines += [f"### {group}", "", "| bench | median |", "|---|---|"]
