@@ -140,6 +140,22 @@ fn uncontended_semaphore(c: &mut Criterion) {
     group.finish();
 }
 
+/// Spawns `tasks` tasks made by `task` on `rt` and returns the wall time until all have
+/// finished.
+fn time_tasks<F>(rt: &tokio::runtime::Runtime, tasks: u64, task: impl Fn() -> F) -> Duration
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let start = Instant::now();
+    rt.block_on(async {
+        let handles: Vec<_> = (0..tasks).map(|_| tokio::spawn(task())).collect();
+        for handle in handles {
+            handle.await.unwrap();
+        }
+    });
+    start.elapsed()
+}
+
 /// A critical section of about 100 ns of work (a "medium" one) instead of one add.
 fn medium_section(value: u64) -> u64 {
     (0..64).fold(value, |acc, i| black_box(acc.wrapping_mul(31).wrapping_add(i)))
@@ -159,28 +175,16 @@ fn contended(c: &mut Criterion) {
                     b.iter_custom(|n| {
                         let per_task = n.div_ceil(tasks);
                         let shared = Arc::new($make);
-                        let start = Instant::now();
-                        rt.block_on(async {
-                            let handles: Vec<_> = (0..tasks)
-                                .map(|_| {
-                                    let $m = shared.clone();
-                                    tokio::spawn(async move {
-                                        for _ in 0..per_task {
-                                            let mut guard = $lock;
-                                            *guard = if medium {
-                                                medium_section(*guard)
-                                            } else {
-                                                black_box(*guard + 1)
-                                            };
-                                        }
-                                    })
-                                })
-                                .collect();
-                            for handle in handles {
-                                handle.await.unwrap();
+                        time_tasks(&rt, tasks, || {
+                            let $m = shared.clone();
+                            async move {
+                                for _ in 0..per_task {
+                                    let mut guard = $lock;
+                                    *guard =
+                                        if medium { medium_section(*guard) } else { black_box(*guard + 1) };
+                                }
                             }
-                        });
-                        start.elapsed()
+                        })
                     })
                 });
             };
@@ -192,8 +196,9 @@ fn contended(c: &mut Criterion) {
     }
 }
 
-/// 8 tasks on 2 workers sharing 2 permits (or 2 limiter tokens), each holding one
-/// around a short section: the Semaphore against tokio's, and the CapacityLimiter (one
+/// 8 tasks on 2 workers sharing 1 permit (or 1 limiter token: with 2 on 2 workers a
+/// hold that ends in the poll that took it would hardly ever meet another), each holding
+/// it around a short section: the Semaphore against tokio's, and the CapacityLimiter (one
 /// token per borrower, borrower bookkeeping) against the Semaphore doing the same work.
 fn contended_counted(c: &mut Criterion) {
     const TASKS: u64 = 8;
@@ -206,32 +211,22 @@ fn contended_counted(c: &mut Criterion) {
                 b.iter_custom(|n| {
                     let per_task = n.div_ceil(TASKS);
                     let shared = Arc::new($make);
-                    let start = Instant::now();
-                    rt.block_on(async {
-                        let handles: Vec<_> = (0..TASKS)
-                            .map(|_| {
-                                let $s = shared.clone();
-                                tokio::spawn(async move {
-                                    for _ in 0..per_task {
-                                        let held = $acquire;
-                                        black_box(&held);
-                                    }
-                                })
-                            })
-                            .collect();
-                        for handle in handles {
-                            handle.await.unwrap();
+                    time_tasks(&rt, TASKS, || {
+                        let $s = shared.clone();
+                        async move {
+                            for _ in 0..per_task {
+                                black_box(&$acquire);
+                            }
                         }
-                    });
-                    start.elapsed()
+                    })
                 })
             });
         };
     }
-    case!("ownsync", ownsync::Semaphore::new(2), |s| s.acquire().await.unwrap());
-    case!("tokio", tokio::sync::Semaphore::new(2), |s| s.acquire().await.unwrap());
-    case!("async_lock", async_lock::Semaphore::new(2), |s| s.acquire().await);
-    case!("ownsync_limiter", ownsync::CapacityLimiter::new(2), |s| s.acquire().await.unwrap());
+    case!("ownsync", ownsync::Semaphore::new(1), |s| s.acquire().await.unwrap());
+    case!("tokio", tokio::sync::Semaphore::new(1), |s| s.acquire().await.unwrap());
+    case!("async_lock", async_lock::Semaphore::new(1), |s| s.acquire().await);
+    case!("ownsync_limiter", ownsync::CapacityLimiter::new(1), |s| s.acquire().await.unwrap());
     group.finish();
 }
 

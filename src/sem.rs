@@ -531,45 +531,51 @@ impl SemCore {
     }
 }
 
-/// Events for the `tracing` feature (target `ownsync`), off the hot path: only an
-/// abandonment reaches them. Without the feature they compile to nothing.
-impl SemCore {
-    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-    fn trace_break(&self, owner: &OwnerInner, reason: AbandonReason, waiters: usize) {
-        #[cfg(feature = "tracing")]
-        tracing::warn!(
-            target: "ownsync",
-            primitive = %self.kind,
-            name = self.name.as_deref(),
-            owner = %owner.id(),
-            owner_name = owner.name().as_deref(),
-            reason = %reason,
-            waiters_woken = waiters,
-            "{} broken: {} {} while holding it; {} waiter(s) woken with the error",
-            self.kind,
-            owner.id(),
-            reason,
-            waiters,
-        );
-    }
+/// What an abandonment led to, for the `tracing` feature's events.
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+enum Aftermath {
+    Broke { waiters: usize },
+    Reclaimed { permits: usize },
+}
 
+impl SemCore {
+    /// One event (target `ownsync`) per abandonment that broke the primitive (`WARN`) or
+    /// returned its permits (`INFO`). Only an abandonment reaches here, never the hot
+    /// path; without the feature it compiles to nothing.
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-    fn trace_reclaim(&self, owner: &OwnerInner, reason: AbandonReason, permits: usize) {
+    fn trace(&self, owner: &OwnerInner, reason: AbandonReason, aftermath: Aftermath) {
         #[cfg(feature = "tracing")]
-        tracing::info!(
-            target: "ownsync",
-            primitive = %self.kind,
-            name = self.name.as_deref(),
-            owner = %owner.id(),
-            owner_name = owner.name().as_deref(),
-            reason = %reason,
-            permits,
-            "{} reclaimed {} permit(s) that {} {} holding",
-            self.kind,
-            permits,
-            owner.id(),
-            reason,
-        );
+        {
+            let (kind, name, id, owner_name) = (self.kind, self.name.as_deref(), owner.id(), owner.name());
+            macro_rules! event {
+                ($level:ident, $field:ident = $value:expr, $($message:tt)+) => {
+                    tracing::$level!(
+                        target: "ownsync",
+                        primitive = %kind,
+                        name,
+                        owner = %id,
+                        owner_name = owner_name.as_deref(),
+                        reason = %reason,
+                        $field = $value,
+                        $($message)+
+                    )
+                };
+            }
+            match aftermath {
+                Aftermath::Broke { waiters } => event!(
+                    warn,
+                    waiters_woken = waiters,
+                    "{kind} broken: {id} {reason} while holding it; {waiters} waiter(s) woken with the error"
+                ),
+                Aftermath::Reclaimed { permits } => {
+                    event!(
+                        info,
+                        permits = permits,
+                        "{kind} reclaimed {permits} permit(s) that {id} {reason} holding"
+                    )
+                }
+            }
+        }
     }
 }
 
@@ -586,12 +592,12 @@ impl Abandon for SemCore {
                     let waiters = shared.queue.len();
                     self.break_locked(&mut shared, owner, reason, &mut wakes);
                     if !already_broken {
-                        self.trace_break(owner, reason, waiters);
+                        self.trace(owner, reason, Aftermath::Broke { waiters });
                     }
                 }
                 AbandonPolicy::Reclaim => {
                     self.release_locked(&mut shared, permits, &mut wakes);
-                    self.trace_reclaim(owner, reason, permits);
+                    self.trace(owner, reason, Aftermath::Reclaimed { permits });
                 }
             }
         }
