@@ -66,7 +66,8 @@ impl OwnerId {
     fn next_thread() -> Self {
         OwnerId(NEXT_THREAD.fetch_add(1, Ordering::Relaxed) | THREAD_BIT)
     }
-    /// Whether this owner is a tracked task.
+    /// Whether this owner is a task: a tracked one (`task#N`), or with the `tokio` feature
+    /// an untracked tokio task (`tokio-task#N`).
     ///
     /// ```
     /// let task = ownsync::tracked(async {});
