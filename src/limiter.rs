@@ -14,7 +14,7 @@ use crate::error::AbandonReason;
 use crate::error::{AcquireError, PrimitiveKind, ReleaseError, TryAcquireError};
 use crate::loom::Mutex;
 use crate::lot::block_on;
-use crate::owner::{Abandon, Caller, OwnerId, OwnerInner, current_owner, identity_for, owner_id_for};
+use crate::owner::{Abandon, Abandoner, Caller, OwnerId, current_owner, identity_for, owner_id_for};
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, common_statistics};
 
 enum Borrow {
@@ -47,10 +47,11 @@ struct LimiterInner {
 }
 
 impl Abandon for LimiterInner {
-    fn abandon(&self, owner: &OwnerInner, reason: AbandonReason, permits: usize) {
-        // The owner's exit claimed the hold: forget the borrow, then let the core break
-        // (or reclaim) as its policy says.
-        self.borrowers.lock().map.remove(&owner.id());
+    fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize) {
+        // The owner's exit claimed the hold: forget the borrow (its ticket is dropped
+        // outside our lock), then let the core break (or reclaim) as its policy says.
+        let borrow = self.borrowers.lock().map.remove(&owner.id);
+        drop(borrow);
         self.core.abandon(owner, reason, permits);
     }
 }

@@ -3,7 +3,8 @@
 //! Normal builds use `std` atomics and `parking_lot`'s mutex. Under `--cfg loom` every
 //! atomic, lock, thread-local and park/unpark that takes part in a race is swapped for
 //! loom's model-checked version, so the loom models in `loom-tests/` exercise the very
-//! code that ships. Reference counts (`Arc`) stay `std`: they are not part of any race
+//! code that ships, and the one `UnsafeCell` (an owner's local holds) is loom's too, so
+//! the models also check that nothing reaches it from two threads unordered. Reference counts (`Arc`) stay `std`: they are not part of any race
 //! the models check, and `std::sync::Arc` allows `Arc<dyn Trait>`.
 
 #[cfg(not(loom))]
@@ -43,6 +44,18 @@ mod imp {
         }
     }
 
+    /// An `UnsafeCell` reached through a closure, as loom's is, so loom can check it.
+    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(std::cell::UnsafeCell::new(value))
+        }
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+
     /// A short busy-wait step, used before parking a blocked thread.
     pub(crate) fn spin_hint() {
         std::hint::spin_loop();
@@ -53,6 +66,7 @@ mod imp {
 
 #[cfg(loom)]
 mod imp {
+    pub(crate) use loom::cell::UnsafeCell;
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 
     /// loom's mutex behind the same never-failing `lock` as the normal build.

@@ -5,10 +5,17 @@
 //! its owner is known; anonymous holds (an async acquire outside any tracked task) pay
 //! nothing for tracking. When the owner exits, it claims every hold still registered
 //! and hands each to its primitive's [`Abandon`] hook, which breaks the primitive (or
-//! reclaims the hold, per policy) and wakes every waiter. Releasing a hold claims its
-//! registration first, so a release racing the owner's exit is decided exactly once, by
-//! the owner record's lock: either the release wins and the hold returns normally, or
-//! the exit wins and the release becomes a no-op.
+//! reclaims the hold, per policy) and wakes every waiter.
+//!
+//! Tracking must be nearly free where it is common: a task that locks and unlocks within
+//! its own polls. So the record keeps two lists. Holds taken and given back in the
+//! owner's own context (its polls, or its thread) live in a local slab that only that
+//! context touches: no lock, no atomic, and no reference count (a hold's ticket points
+//! at the record without owning it; see [`HoldTicket`]). What another context does to a
+//! hold (a guard dropped in another task, a permit split there) goes through the
+//! record's lock. The exit, in the owner's context, takes that lock once, so a release
+//! elsewhere racing the exit is decided exactly once: either the release wins and the
+//! hold returns normally, or the exit wins and the release becomes a no-op.
 //!
 //! Lock order: a primitive's lot lock may be held while an owner record's lock is taken,
 //! never the other way round (`exit` drops the record's lock before calling `abandon`).
@@ -16,13 +23,16 @@
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use slab::Slab;
 
 use crate::error::AbandonReason;
-use crate::loom::{Mutex, owned_thread_local};
+use crate::loom::{AtomicBool, Mutex, UnsafeCell, owned_thread_local};
 
 /// The identity of an owner: a tracked task or a thread.
 ///
@@ -131,10 +141,17 @@ impl fmt::Debug for OwnerId {
     }
 }
 
+/// Who abandoned a hold: what a broken primitive's error and the events name.
+pub(crate) struct Abandoner {
+    pub(crate) id: OwnerId,
+    /// A thread's name, kept so errors can name a thread after it ended.
+    pub(crate) name: Option<Arc<str>>,
+}
+
 /// What a primitive does when an owner abandons a hold on it.
 pub(crate) trait Abandon: Send + Sync {
     /// `owner` went away (`reason`) while holding `permits` of this primitive.
-    fn abandon(&self, owner: &OwnerInner, reason: AbandonReason, permits: usize);
+    fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize);
 }
 
 struct HoldEntry {
@@ -142,22 +159,57 @@ struct HoldEntry {
     permits: usize,
 }
 
+/// The holds registered from the owner's own context, and what it knows of its exit.
 #[derive(Default)]
-struct OwnerState {
+struct LocalHolds {
     exited: Option<AbandonReason>,
     holds: Slab<HoldEntry>,
 }
 
+/// What other contexts do to the owner's holds, under the record's lock.
+#[derive(Default)]
+struct SharedHolds {
+    exited: Option<AbandonReason>,
+    /// Holds registered from elsewhere (a permit split in another task).
+    holds: Slab<HoldEntry>,
+    /// Keys of local holds released elsewhere, for the owner to drop from its slab.
+    released_local: Vec<usize>,
+}
+
 /// One owner's record, shared by its tracked wrapper (or thread-local) and its holds.
+///
+/// Most holds are taken and given back by the owner's own code: a task locks and unlocks
+/// within its polls, a thread within its run. That code reaches `local` with no atomic
+/// operation at all. Only what happens in another context (a guard dropped in another
+/// task, a permit split there) takes the record's lock, and the exit, which runs in the
+/// owner's context, takes that lock once to settle every such race.
+///
+/// The owner's context is the thread that is polling its `Tracked` (`CURRENT_TASK` is the
+/// record) or dropping it, or, for a thread's record, that thread. Exactly one thread at a
+/// time can be in it, and an executor that moves a task between threads orders its polls.
 pub(crate) struct OwnerInner {
     id: OwnerId,
     name: Option<Arc<str>>,
-    state: Mutex<OwnerState>,
+    /// Touched only in the owner's context.
+    local: UnsafeCell<LocalHolds>,
+    shared: Mutex<SharedHolds>,
+    /// A hint that `shared.released_local` has keys: checked with a plain load.
+    released_elsewhere: AtomicBool,
 }
+
+// SAFETY: `local` is only reached in the owner's context (see the type's docs), which one
+// thread at a time is in; everything else is behind `shared`'s lock or atomic.
+unsafe impl Sync for OwnerInner {}
 
 impl OwnerInner {
     fn new(id: OwnerId, name: Option<Arc<str>>) -> Self {
-        OwnerInner { id, name, state: Mutex::new(OwnerState::default()) }
+        OwnerInner {
+            id,
+            name,
+            local: UnsafeCell::new(LocalHolds::default()),
+            shared: Mutex::new(SharedHolds::default()),
+            released_elsewhere: AtomicBool::new(false),
+        }
     }
 
     pub(crate) fn new_task() -> Arc<Self> {
@@ -168,94 +220,331 @@ impl OwnerInner {
         self.id
     }
 
-    /// The thread's name, kept with the record so errors can name a thread after it ended.
-    pub(crate) fn name(&self) -> Option<Arc<str>> {
-        self.name.clone()
+    fn abandoner(&self) -> Abandoner {
+        Abandoner { id: self.id, name: self.name.clone() }
     }
 
-    /// Registers a hold of `permits` on `primitive`. Fails with the owner's exit reason if
-    /// it already exited (the caller must then treat the hold as abandoned).
-    pub(crate) fn register(
-        self: &Arc<Self>,
-        primitive: Arc<dyn Abandon>,
-        permits: usize,
-    ) -> Result<HoldTicket, AbandonReason> {
-        let mut state = self.state.lock();
-        if let Some(reason) = state.exited {
-            return Err(reason);
-        }
-        let key = state.holds.insert(HoldEntry { primitive, permits });
-        Ok(HoldTicket { owner: self.clone(), key })
+    /// Whether the code running now is in this owner's context.
+    fn is_current(&self) -> bool {
+        let here = current_context_ptr();
+        std::ptr::eq(here, self)
+    }
+
+    /// Runs `f` on the local holds.
+    ///
+    /// # Safety
+    /// Only in the owner's context, and `f` must not run anything that could reach
+    /// `local` again (a hold's drop, a primitive's `abandon`).
+    unsafe fn with_local<R>(&self, f: impl FnOnce(&mut LocalHolds) -> R) -> R {
+        // SAFETY: the caller is in the owner's context, the only one that reaches `local`,
+        // and `f` does not reach it again, so this is the only reference to it.
+        self.local.with_mut(|local| f(unsafe { &mut *local }))
+    }
+
+    /// Takes out the local holds that were released elsewhere, for the caller to drop
+    /// once `local` is no longer borrowed. Owner's context only; call with `shared` locked.
+    fn take_released_elsewhere(&self, local: &mut LocalHolds, shared: &mut SharedHolds) -> Vec<HoldEntry> {
+        self.released_elsewhere.store(false, Relaxed);
+        shared.released_local.drain(..).map(|key| local.holds.remove(key)).collect()
     }
 
     /// Marks the owner exited and abandons every hold still registered to it.
     /// Idempotent: only the first exit counts.
-    pub(crate) fn exit(&self, reason: AbandonReason) {
-        let holds = {
-            let mut state = self.state.lock();
-            if state.exited.is_some() {
-                return;
-            }
-            state.exited = Some(reason);
-            std::mem::take(&mut state.holds)
+    ///
+    /// Each abandoned hold's ticket keeps a strong count of the record from here on (see
+    /// [`HoldTicket`]), so a guard that outlives its owner can still ask it what happened.
+    ///
+    /// Call it only in the owner's context: from its `Tracked`'s poll or drop, or from
+    /// its thread's thread-local destructor.
+    pub(crate) fn exit(self: &Arc<Self>, reason: AbandonReason) {
+        // SAFETY: the callers are the owner's context (see above). The closure drops no
+        // entry and calls no `abandon`: it moves the entries out for the code below.
+        let (released, abandoned) = unsafe {
+            self.with_local(|local| {
+                if local.exited.is_some() {
+                    return (Vec::new(), Vec::new());
+                }
+                let mut shared = self.shared.lock();
+                let released = self.take_released_elsewhere(local, &mut shared);
+                local.exited = Some(reason);
+                shared.exited = Some(reason);
+                let abandoned: Vec<HoldEntry> = std::mem::take(&mut local.holds)
+                    .into_iter()
+                    .chain(std::mem::take(&mut shared.holds))
+                    .map(|(_, entry)| entry)
+                    .collect();
+                // One strong count per ticket left out there, taken before the lock is
+                // released: a ticket that sees `exited` gives its count back at once.
+                for _ in &abandoned {
+                    std::mem::forget(Arc::clone(self));
+                }
+                (released, abandoned)
+            })
         };
-        for (_, hold) in holds {
-            hold.primitive.abandon(self, reason, hold.permits);
+        drop(released);
+        if abandoned.is_empty() {
+            return;
+        }
+        let abandoner = self.abandoner();
+        for hold in abandoned {
+            hold.primitive.abandon(&abandoner, reason, hold.permits);
         }
     }
 
     #[cfg(test)]
     pub(crate) fn registered_holds(&self) -> usize {
-        self.state.lock().holds.len()
+        // SAFETY: tests call it in the owner's context; the closure only counts.
+        let local = unsafe { self.with_local(|local| local.holds.len()) };
+        let shared = self.shared.lock();
+        local - shared.released_local.len() + shared.holds.len()
     }
 }
 
-/// Proof that a hold is registered to an owner. Not `Drop`: the holder decides what giving
-/// it back means, through [`HoldTicket::unregister`].
+/// A borrowed owner record, as the raw pointer its `Arc` gave (`Arc::as_ptr`): a ticket
+/// made from it may give a strong count back through it, which a pointer taken from a
+/// plain `&OwnerInner` may not.
+#[derive(Clone, Copy)]
+struct RecordRef<'a> {
+    ptr: NonNull<OwnerInner>,
+    life: PhantomData<&'a OwnerInner>,
+}
+
+impl<'a> RecordRef<'a> {
+    fn of(record: &'a Arc<OwnerInner>) -> Self {
+        // SAFETY: `Arc::as_ptr` is never null, and the record lives as long as the `Arc`.
+        unsafe { Self::from_raw(Arc::as_ptr(record)) }
+    }
+
+    /// # Safety
+    /// `ptr` comes from `Arc::as_ptr` of a record that stays alive for `'a`.
+    unsafe fn from_raw(ptr: *const OwnerInner) -> Self {
+        // SAFETY: the caller passes a non-null pointer from `Arc::as_ptr`.
+        RecordRef { ptr: unsafe { NonNull::new_unchecked(ptr.cast_mut()) }, life: PhantomData }
+    }
+
+    /// Registers a hold from the owner's own context. Fails with the exit reason if the
+    /// owner already exited (the caller must then treat the hold as anonymous).
+    fn register_here(self, primitive: Arc<dyn Abandon>, permits: usize) -> Result<HoldTicket, AbandonReason> {
+        debug_assert!(self.is_current());
+        // SAFETY: in the owner's context (the caller found the record there); the closure
+        // only moves `primitive` into the slab.
+        let mut released = Vec::new();
+        let key = unsafe {
+            self.with_local(|local| {
+                if let Some(reason) = local.exited {
+                    return Err(reason);
+                }
+                if self.released_elsewhere.load(Relaxed) {
+                    released = self.take_released_elsewhere(local, &mut self.shared.lock());
+                }
+                Ok(local.holds.insert(HoldEntry { primitive, permits }))
+            })
+        };
+        drop(released);
+        let key = key?;
+        Ok(HoldTicket { owner: self.ptr, slot: key })
+    }
+
+    /// Registers a hold from another context.
+    fn register_elsewhere(
+        self,
+        primitive: Arc<dyn Abandon>,
+        permits: usize,
+    ) -> Result<HoldTicket, AbandonReason> {
+        let mut shared = self.shared.lock();
+        if let Some(reason) = shared.exited {
+            return Err(reason);
+        }
+        let key = shared.holds.insert(HoldEntry { primitive, permits });
+        Ok(HoldTicket { owner: self.ptr, slot: key | SHARED_SLOT })
+    }
+}
+
+impl std::ops::Deref for RecordRef<'_> {
+    type Target = OwnerInner;
+    fn deref(&self) -> &OwnerInner {
+        // SAFETY: the record is alive for the borrow's lifetime (see `from_raw`).
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+/// Marks a ticket's slot as one in the record's shared slab.
+const SHARED_SLOT: usize = 1 << (usize::BITS - 1);
+
+/// Proof that a hold is registered to an owner. Dropping it gives the registration back
+/// without releasing anything; [`HoldTicket::unregister`] says whether it was still ours.
+///
+/// The ticket points at its owner's record without owning a count of it. That is sound
+/// because a live ticket keeps the record alive either way: until the owner exits, its
+/// `Tracked` (or thread-local) holds the record; at the exit, the hold is still
+/// registered (the ticket has not given it back), so the exit takes one strong count for
+/// this ticket, which the ticket gives back when it is done.
 pub(crate) struct HoldTicket {
-    owner: Arc<OwnerInner>,
-    key: usize,
+    owner: NonNull<OwnerInner>,
+    /// The key in the local slab, or with `SHARED_SLOT` in the shared one.
+    slot: usize,
+}
+
+// SAFETY: a ticket reaches its record only through the record's lock, or in the owner's
+// context (checked on the thread doing it), so it may move and be shared across threads.
+unsafe impl Send for HoldTicket {}
+// SAFETY: see above; `&HoldTicket` only reads the id.
+unsafe impl Sync for HoldTicket {}
+
+/// What giving a ticket back found.
+enum Claim {
+    /// The hold was still registered: the caller now has it to release.
+    Ours,
+    /// The owner's exit claimed it first and abandoned it; the exit's count is ours to
+    /// give back.
+    Abandoned,
 }
 
 impl HoldTicket {
-    pub(crate) fn owner(&self) -> &OwnerInner {
-        &self.owner
+    fn record(&self) -> RecordRef<'_> {
+        // SAFETY: the pointer came from a `RecordRef`, so from `Arc::as_ptr`, and a live
+        // ticket keeps its record alive (see the type's docs).
+        unsafe { RecordRef::from_raw(self.owner.as_ptr()) }
+    }
+
+    pub(crate) fn owner_id(&self) -> OwnerId {
+        self.record().id
+    }
+
+    /// Who would be named if this hold were abandoned now.
+    pub(crate) fn abandoner(&self) -> Abandoner {
+        self.record().abandoner()
+    }
+
+    /// Takes the registration back (or learns that the exit took it), once.
+    fn claim(&self) -> Claim {
+        let record = self.record();
+        if self.slot & SHARED_SLOT != 0 {
+            let mut shared = record.shared.lock();
+            return match shared.holds.try_remove(self.slot & !SHARED_SLOT) {
+                Some(_) => Claim::Ours,
+                None => Claim::Abandoned,
+            };
+        }
+        if record.is_current() {
+            // SAFETY: in the owner's context. The removed entry is dropped after the
+            // closure: its `Arc` may be the primitive's last, and dropping that must not
+            // happen while `local` is borrowed.
+            let removed = unsafe {
+                record.with_local(|local| match local.exited {
+                    Some(_) => None,
+                    None => Some(local.holds.remove(self.slot)),
+                })
+            };
+            return match removed {
+                Some(_) => Claim::Ours,
+                None => Claim::Abandoned,
+            };
+        }
+        let mut shared = record.shared.lock();
+        if shared.exited.is_some() {
+            return Claim::Abandoned;
+        }
+        shared.released_local.push(self.slot);
+        record.released_elsewhere.store(true, Relaxed);
+        Claim::Ours
+    }
+
+    /// Gives back the exit's count for an abandoned hold. The record may be freed here.
+    fn give_back_count(self) {
+        let owner = self.owner;
+        std::mem::forget(self);
+        // SAFETY: the exit took one strong count for this ticket (it was still registered
+        // then) and nothing else gives it back: the ticket is consumed here, and no
+        // reference into the record outlives this line.
+        unsafe { Arc::decrement_strong_count(owner.as_ptr().cast_const()) };
     }
 
     /// Claims the hold back from the owner record. `true`: the hold is still ours and the
     /// caller must release it. `false`: the owner's exit claimed it first and has already
     /// abandoned it, so the caller must not release it again.
-    pub(crate) fn unregister(&self) -> bool {
-        let mut state = self.owner.state.lock();
-        state.holds.try_remove(self.key).is_some()
-    }
-
-    /// Changes how many permits the registered hold has (`split` / `merge`). `false` if the
-    /// owner's exit already claimed it.
-    pub(crate) fn set_permits(&self, permits: usize) -> bool {
-        let mut state = self.owner.state.lock();
-        match state.holds.get_mut(self.key) {
-            Some(entry) => {
-                entry.permits = permits;
+    pub(crate) fn unregister(self) -> bool {
+        match self.claim() {
+            Claim::Ours => {
+                std::mem::forget(self);
                 true
             }
-            None => false,
+            Claim::Abandoned => {
+                self.give_back_count();
+                false
+            }
         }
     }
 
+    /// Changes how many permits the registered hold has (`split` / `merge`). `false` if the
+    /// owner's exit already claimed it. `primitive` is the hold's primitive, needed when
+    /// the change is made outside the owner's context and the hold moves to the shared
+    /// slab.
+    pub(crate) fn set_permits(
+        &mut self,
+        permits: usize,
+        primitive: impl FnOnce() -> Arc<dyn Abandon>,
+    ) -> bool {
+        let record = self.record();
+        if self.slot & SHARED_SLOT != 0 {
+            let mut shared = record.shared.lock();
+            return match shared.holds.get_mut(self.slot & !SHARED_SLOT) {
+                Some(entry) => {
+                    entry.permits = permits;
+                    true
+                }
+                None => false,
+            };
+        }
+        if record.is_current() {
+            // SAFETY: in the owner's context; the closure only writes a count.
+            return unsafe {
+                record.with_local(|local| {
+                    let changed = local.exited.is_none();
+                    if changed {
+                        local.holds[self.slot].permits = permits;
+                    }
+                    changed
+                })
+            };
+        }
+        // Elsewhere: move the hold to the shared slab, where this context may change it.
+        let mut shared = record.shared.lock();
+        if shared.exited.is_some() {
+            return false;
+        }
+        shared.released_local.push(self.slot);
+        record.released_elsewhere.store(true, Relaxed);
+        let moved = shared.holds.insert(HoldEntry { primitive: primitive(), permits });
+        drop(shared);
+        self.slot = moved | SHARED_SLOT;
+        true
+    }
+
     /// Registers another hold, on the same primitive, to the same owner.
-    pub(crate) fn register_sibling(&self, permits: usize) -> Option<HoldTicket> {
-        let primitive = {
-            let state = self.owner.state.lock();
-            state.holds.get(self.key)?.primitive.clone()
+    pub(crate) fn register_sibling(&self, permits: usize, primitive: Arc<dyn Abandon>) -> Option<HoldTicket> {
+        let record = self.record();
+        let ticket = if record.is_current() {
+            record.register_here(primitive, permits)
+        } else {
+            record.register_elsewhere(primitive, permits)
         };
-        self.owner.register(primitive, permits).ok()
+        ticket.ok()
+    }
+}
+
+impl Drop for HoldTicket {
+    fn drop(&mut self) {
+        if let Claim::Abandoned = self.claim() {
+            // SAFETY: as in `give_back_count`: this ticket's count, given back once, last.
+            unsafe { Arc::decrement_strong_count(self.owner.as_ptr().cast_const()) };
+        }
     }
 }
 
 impl fmt::Debug for HoldTicket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HoldTicket({})", self.owner.id)
+        write!(f, "HoldTicket({})", self.owner_id())
     }
 }
 
@@ -268,6 +557,17 @@ std::thread_local! {
 #[cfg(loom)]
 loom::thread_local! {
     static CURRENT_TASK: Cell<*const OwnerInner> = Cell::new(std::ptr::null());
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    /// This thread's own owner record while it exists (see `THREAD_OWNER`), for the
+    /// cheap "is this the owner's thread?" check.
+    static THREAD_RECORD: Cell<*const OwnerInner> = const { Cell::new(std::ptr::null()) };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static THREAD_RECORD: Cell<*const OwnerInner> = Cell::new(std::ptr::null());
 }
 
 owned_thread_local! {
@@ -285,12 +585,18 @@ impl ThreadOwner {
         if let Some(name) = &name {
             THREAD_NAMES.lock().unwrap_or_else(|p| p.into_inner()).insert(id.0, name.clone());
         }
-        ThreadOwner(Arc::new(OwnerInner::new(id, name)))
+        let record = Arc::new(OwnerInner::new(id, name));
+        let _ = THREAD_RECORD.try_with(|current| current.set(Arc::as_ptr(&record)));
+        ThreadOwner(record)
     }
 }
 
 impl Drop for ThreadOwner {
     fn drop(&mut self) {
+        // From here on this thread is no longer the record's context: a hold of it that
+        // is dropped by another thread-local's destructor takes the locked path.
+        let _ = THREAD_RECORD.try_with(|current| current.set(std::ptr::null()));
+        // The thread's last act is its exit, so this is still its context.
         self.0.exit(AbandonReason::Exited);
         THREAD_NAMES.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.0.id.0);
     }
@@ -328,36 +634,48 @@ fn current_task_ptr() -> *const OwnerInner {
     CURRENT_TASK.try_with(Cell::get).unwrap_or(std::ptr::null())
 }
 
-/// The record of the owner an acquire from `caller` belongs to, if it has one.
-pub(crate) fn owner_for(caller: Caller) -> Option<Arc<OwnerInner>> {
+/// The record whose context the code running now is in: the innermost tracked task
+/// being polled on this thread, else this thread's record if it has one (else null).
+fn current_context_ptr() -> *const OwnerInner {
+    let task = current_task_ptr();
+    if task.is_null() { THREAD_RECORD.try_with(Cell::get).unwrap_or(std::ptr::null()) } else { task }
+}
+
+/// Runs `f` on the record of the owner an acquire from `caller` belongs to, if it has
+/// one. `f` runs in that owner's context.
+fn with_owner<R>(caller: Caller, f: impl FnOnce(RecordRef<'_>) -> R) -> Option<R> {
     let task = current_task_ptr();
     if !task.is_null() {
-        // SAFETY: a non-null CURRENT_TASK was set by `CurrentTaskScope::enter` from a live
-        // `Arc<OwnerInner>` owned by the `Tracked` being polled on this thread, and it is
-        // restored before that poll returns or unwinds; so the allocation is alive here and
-        // we may add a strong count for the clone we return.
-        unsafe {
-            Arc::increment_strong_count(task);
-            return Some(Arc::from_raw(task));
-        }
+        // SAFETY: a non-null CURRENT_TASK was set by `CurrentTaskScope::enter` from
+        // `Arc::as_ptr` of the `Tracked` being polled on this thread, which keeps the
+        // record alive, and it is restored before that poll returns or unwinds.
+        return Some(f(unsafe { RecordRef::from_raw(task) }));
     }
     match caller {
         Caller::Async => None,
-        Caller::Blocking => THREAD_OWNER.try_with(|thread| thread.0.clone()).ok(),
+        Caller::Blocking => THREAD_OWNER.try_with(|thread| f(RecordRef::of(&thread.0))).ok(),
     }
+}
+
+/// Registers `permits` just acquired from `caller` to its owner, if it has one. Returns
+/// the owner, and the ticket unless the owner already exited (a `Tracked` polled again
+/// after a poll panicked), in which case the hold stays anonymous.
+pub(crate) fn register_hold(
+    caller: Caller,
+    permits: usize,
+    primitive: impl FnOnce() -> Arc<dyn Abandon>,
+) -> Option<(OwnerId, Option<HoldTicket>)> {
+    with_owner(caller, |owner| (owner.id, owner.register_here(primitive(), permits).ok()))
+}
+
+/// Who abandons a hold dropped now by a panicking caller with no registered owner.
+pub(crate) fn current_abandoner(caller: Caller) -> Option<Abandoner> {
+    with_owner(caller, |owner| owner.abandoner())
 }
 
 /// The id of the owner an acquire from `caller` belongs to, without touching refcounts.
 pub(crate) fn owner_id_for(caller: Caller) -> Option<OwnerId> {
-    let task = current_task_ptr();
-    if !task.is_null() {
-        // SAFETY: as in `owner_for`: the pointer is to a live record for this poll.
-        return Some(unsafe { (*task).id });
-    }
-    match caller {
-        Caller::Async => None,
-        Caller::Blocking => THREAD_OWNER.try_with(|thread| thread.0.id).ok(),
-    }
+    with_owner(caller, |owner| owner.id)
 }
 
 /// Who is acquiring, for would-deadlock checks: the owner, or else (with the `tokio`
@@ -420,25 +738,134 @@ mod tests {
 
     struct CountAbandons(std::sync::Mutex<Vec<(OwnerId, AbandonReason, usize)>>);
     impl Abandon for CountAbandons {
-        fn abandon(&self, owner: &OwnerInner, reason: AbandonReason, permits: usize) {
-            self.0.lock().unwrap().push((owner.id(), reason, permits));
+        fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize) {
+            self.0.lock().unwrap().push((owner.id, reason, permits));
         }
+    }
+    impl CountAbandons {
+        fn new() -> Arc<Self> {
+            Arc::new(CountAbandons(std::sync::Mutex::new(Vec::new())))
+        }
+        fn seen(&self) -> Vec<(OwnerId, AbandonReason, usize)> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    /// Registers `permits` to `owner` from inside its context, as an acquire in its poll.
+    fn register_in(owner: &Arc<OwnerInner>, sink: &Arc<CountAbandons>, permits: usize) -> Option<HoldTicket> {
+        let _scope = CurrentTaskScope::enter(owner);
+        let (id, ticket) = register_hold(Caller::Async, permits, || sink.clone()).unwrap();
+        assert_eq!(id, owner.id());
+        ticket
     }
 
     #[test]
     fn exit_abandons_registered_holds_once_and_release_wins_before_it() {
         let owner = OwnerInner::new_task();
-        let sink = Arc::new(CountAbandons(std::sync::Mutex::new(Vec::new())));
-        let released = owner.register(sink.clone(), 1).unwrap();
-        let leaked = owner.register(sink.clone(), 3).unwrap();
-        assert_eq!(owner.registered_holds(), 2);
-        assert!(released.unregister());
+        let sink = CountAbandons::new();
+        let released = register_in(&owner, &sink, 1).unwrap();
+        let leaked = register_in(&owner, &sink, 3).unwrap();
+        {
+            let _scope = CurrentTaskScope::enter(&owner);
+            assert_eq!(owner.registered_holds(), 2);
+            assert!(released.unregister(), "released in the owner's context, before the exit");
+            assert_eq!(owner.registered_holds(), 1);
+        }
         owner.exit(AbandonReason::Cancelled);
         owner.exit(AbandonReason::Exited); // ignored: already exited
-        assert_eq!(*sink.0.lock().unwrap(), vec![(owner.id(), AbandonReason::Cancelled, 3)]);
-        // The exit claimed the leaked hold: releasing it now must not release it twice.
+        assert_eq!(sink.seen(), vec![(owner.id(), AbandonReason::Cancelled, 3)]);
+        // The exit took a count of the record for the leaked hold's ticket...
+        assert_eq!(Arc::strong_count(&owner), 2);
+        // ...which claimed the hold: releasing it now must not release it twice.
         assert!(!leaked.unregister());
-        // Registering to an exited owner fails with its reason.
-        assert_eq!(owner.register(sink, 1).unwrap_err(), AbandonReason::Cancelled);
+        assert_eq!(Arc::strong_count(&owner), 1, "the ticket gave the exit's count back");
+        // Registering to an exited owner fails: the hold stays anonymous.
+        assert!(register_in(&owner, &sink, 1).is_none());
+    }
+
+    #[test]
+    fn holds_released_elsewhere_are_not_abandoned_and_their_keys_are_recycled() {
+        let owner = OwnerInner::new_task();
+        let sink = CountAbandons::new();
+        let moved = register_in(&owner, &sink, 1).unwrap();
+        let kept = register_in(&owner, &sink, 2).unwrap();
+        // Released on another thread: through the lock, and the exit must skip it.
+        std::thread::spawn(move || assert!(moved.unregister())).join().unwrap();
+        let again = register_in(&owner, &sink, 4).unwrap(); // sweeps the released key
+        {
+            let _scope = CurrentTaskScope::enter(&owner);
+            assert_eq!(owner.registered_holds(), 2);
+            assert!(kept.unregister());
+        }
+        owner.exit(AbandonReason::Exited);
+        assert_eq!(sink.seen(), vec![(owner.id(), AbandonReason::Exited, 4)]);
+        drop(again); // dropping an abandoned ticket gives the exit's count back too
+        assert_eq!(Arc::strong_count(&owner), 1);
+    }
+
+    #[test]
+    fn a_release_elsewhere_racing_the_exit_is_decided_once() {
+        let owner = OwnerInner::new_task();
+        let sink = CountAbandons::new();
+        let ticket = register_in(&owner, &sink, 1).unwrap();
+        let released = std::thread::scope(|scope| {
+            let release = scope.spawn(move || ticket.unregister());
+            owner.exit(AbandonReason::Exited);
+            release.join().unwrap()
+        });
+        let abandoned = sink.seen().len();
+        assert_eq!(usize::from(released) + abandoned, 1, "released or abandoned, exactly once");
+        assert_eq!(Arc::strong_count(&owner), 1, "no count is lost or leaked either way");
+    }
+
+    #[test]
+    fn permits_changed_elsewhere_move_to_the_shared_slab() {
+        let owner = OwnerInner::new_task();
+        let sink = CountAbandons::new();
+        let mut ticket = register_in(&owner, &sink, 5).unwrap();
+        let primitive = || sink.clone() as Arc<dyn Abandon>;
+        let sibling = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    assert!(ticket.set_permits(3, primitive));
+                    ticket.register_sibling(2, primitive()).unwrap()
+                })
+                .join()
+                .unwrap()
+        });
+        {
+            let _scope = CurrentTaskScope::enter(&owner);
+            assert_eq!(owner.registered_holds(), 2);
+        }
+        owner.exit(AbandonReason::Panicked);
+        let mut seen = sink.seen();
+        seen.sort_by_key(|(_, _, permits)| *permits);
+        assert_eq!(
+            seen,
+            vec![(owner.id(), AbandonReason::Panicked, 2), (owner.id(), AbandonReason::Panicked, 3)]
+        );
+        assert!(!ticket.unregister());
+        assert!(!sibling.unregister());
+        assert_eq!(Arc::strong_count(&owner), 1);
+    }
+
+    #[test]
+    fn a_thread_owner_registers_on_its_own_thread_and_exits_with_it() {
+        let sink = CountAbandons::new();
+        let (id, ticket) = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let (id, ticket) = register_hold(Caller::Blocking, 1, || sink.clone()).unwrap();
+                    assert!(id.is_thread());
+                    (id, ticket.unwrap())
+                })
+                .join()
+                .unwrap()
+        });
+        // The thread ended holding it: abandoned, and the ticket outlives the record's
+        // thread-local but not the record.
+        assert_eq!(sink.seen(), vec![(id, AbandonReason::Exited, 1)]);
+        assert_eq!(ticket.owner_id(), id);
+        assert!(!ticket.unregister());
     }
 }

@@ -21,7 +21,9 @@ use crate::error::{
 };
 use crate::loom::{AtomicU64, AtomicUsize, Mutex};
 use crate::lot::{Outcome, WaitQueue, WakeList};
-use crate::owner::{Abandon, Caller, HoldTicket, OwnerId, OwnerInner, identity_for, owner_for};
+use crate::owner::{
+    Abandon, Abandoner, Caller, HoldTicket, OwnerId, current_abandoner, identity_for, register_hold,
+};
 use crate::runtime;
 
 const CLOSED: usize = 1;
@@ -86,32 +88,38 @@ pub(crate) struct Hold {
 
 impl Hold {
     pub(crate) fn owner_id(&self) -> Option<OwnerId> {
-        self.ticket.as_ref().map(|ticket| ticket.owner().id())
+        self.ticket.as_ref().map(HoldTicket::owner_id)
     }
 
     /// Moves `permits` of this hold into a new hold registered to the same owner.
-    pub(crate) fn split_off(&self, remaining: usize, taken: usize) -> Hold {
-        let ticket = self.ticket.as_ref().and_then(|ticket| {
-            ticket.set_permits(remaining);
-            ticket.register_sibling(taken)
+    /// `primitive` is the hold's primitive, for the owner's exit to hand the new hold to.
+    pub(crate) fn split_off(
+        &mut self,
+        remaining: usize,
+        taken: usize,
+        primitive: impl Fn() -> Arc<dyn Abandon>,
+    ) -> Hold {
+        let ticket = self.ticket.as_mut().and_then(|ticket| {
+            ticket.set_permits(remaining, &primitive);
+            ticket.register_sibling(taken, primitive())
         });
         Hold { ticket }
     }
 
     /// Absorbs `other` (same primitive) so that this hold registers `total` permits.
-    pub(crate) fn merge(&mut self, other: Hold, total: usize) {
-        match (&self.ticket, other.ticket) {
+    pub(crate) fn merge(&mut self, other: Hold, total: usize, primitive: impl Fn() -> Arc<dyn Abandon>) {
+        match (&mut self.ticket, other.ticket) {
             (Some(mine), Some(theirs)) => {
                 if theirs.unregister() {
-                    mine.set_permits(total);
+                    mine.set_permits(total, primitive);
                 }
             }
-            (None, Some(theirs)) => {
-                theirs.set_permits(total);
+            (None, Some(mut theirs)) => {
+                theirs.set_permits(total, primitive);
                 self.ticket = Some(theirs);
             }
             (Some(mine), None) => {
-                mine.set_permits(total);
+                mine.set_permits(total, primitive);
             }
             (None, None) => {}
         }
@@ -302,7 +310,10 @@ impl SemCore {
         if permits == 0 {
             return Hold::default();
         }
-        let Some(owner) = owner_for(caller) else {
+        // Registration fails only if the owner already exited, which the code running now
+        // cannot be, except when a `Tracked` is polled again after its poll panicked: such
+        // a hold is kept anonymous (released on drop) rather than failing the acquire.
+        let Some((owner, ticket)) = register_hold(caller, permits, primitive) else {
             if self.kind == PrimitiveKind::Mutex
                 && let Some(identity) = crate::runtime::task_identity()
             {
@@ -311,12 +322,9 @@ impl SemCore {
             return Hold::default();
         };
         if self.kind == PrimitiveKind::Mutex {
-            self.holder.store(owner.id().as_u64(), Relaxed);
+            self.holder.store(owner.as_u64(), Relaxed);
         }
-        // Registration fails only if the owner already exited, which the code running now
-        // cannot be, except when a `Tracked` is polled again after its poll panicked: such
-        // a hold is kept anonymous (released on drop) rather than failing the acquire.
-        Hold { ticket: owner.register(primitive(), permits).ok() }
+        Hold { ticket }
     }
 
     /// Ends a hold whose guard is being dropped: a normal release, or, for a mutex guard
@@ -325,16 +333,18 @@ impl SemCore {
         let panicking = self.kind == PrimitiveKind::Mutex && std::thread::panicking();
         match hold.ticket {
             Some(ticket) => {
+                // Who to name is read while the ticket still keeps its record alive.
+                let abandoner = panicking.then(|| ticket.abandoner());
                 if !ticket.unregister() {
                     return; // the owner's exit claimed this hold and abandoned it
                 }
-                if panicking {
-                    return self.abandon(ticket.owner(), AbandonReason::Panicked, permits);
+                if let Some(abandoner) = abandoner {
+                    return self.abandon(&abandoner, AbandonReason::Panicked, permits);
                 }
             }
             None if panicking => {
                 // No tracked owner: the panicking thread is who abandoned it.
-                if let Some(thread) = owner_for(Caller::Blocking) {
+                if let Some(thread) = current_abandoner(Caller::Blocking) {
                     return self.abandon(&thread, AbandonReason::Panicked, permits);
                 }
             }
@@ -483,7 +493,7 @@ impl SemCore {
     fn break_locked(
         &self,
         shared: &mut Shared,
-        owner: &OwnerInner,
+        owner: &Abandoner,
         reason: AbandonReason,
         wakes: &mut WakeList,
     ) {
@@ -493,8 +503,8 @@ impl SemCore {
         shared.broken = Some(BrokenResourceError {
             kind: self.kind,
             name: self.name.clone(),
-            owner: owner.id(),
-            owner_name: owner.name(),
+            owner: owner.id,
+            owner_name: owner.name.clone(),
             reason,
         });
         self.state.fetch_or(BROKEN, Release);
@@ -543,10 +553,10 @@ impl SemCore {
     /// returned its permits (`INFO`). Only an abandonment reaches here, never the hot
     /// path; without the feature it compiles to nothing.
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-    fn trace(&self, owner: &OwnerInner, reason: AbandonReason, aftermath: Aftermath) {
+    fn trace(&self, owner: &Abandoner, reason: AbandonReason, aftermath: Aftermath) {
         #[cfg(feature = "tracing")]
         {
-            let (kind, name, id, owner_name) = (self.kind, self.name.as_deref(), owner.id(), owner.name());
+            let (kind, name, id, owner_name) = (self.kind, self.name.as_deref(), owner.id, &owner.name);
             macro_rules! event {
                 ($level:ident, $field:ident = $value:expr, $($message:tt)+) => {
                     tracing::$level!(
@@ -580,12 +590,12 @@ impl SemCore {
 }
 
 impl Abandon for SemCore {
-    fn abandon(&self, owner: &OwnerInner, reason: AbandonReason, permits: usize) {
+    fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize) {
         let mut wakes = WakeList::default();
         {
             let mut shared = self.shared.lock();
             shared.abandoned.count += 1;
-            shared.abandoned.last = Some((owner.id(), reason));
+            shared.abandoned.last = Some((owner.id, reason));
             match self.policy {
                 AbandonPolicy::Break => {
                     let already_broken = shared.broken.is_some();

@@ -412,7 +412,10 @@ macro_rules! permit_common {
             /// Moves `n` of these permits into a new permit; `None` if it holds fewer.
             pub fn split(&mut self, n: usize) -> Option<Self> {
                 let remaining = self.permits.checked_sub(n)?;
-                let hold = self.hold.split_off(remaining, n);
+                let mut mine = std::mem::take(&mut self.hold);
+                let sem: &Semaphore = { let $this = &*self; $sem };
+                let hold = mine.split_off(remaining, n, || sem.primitive());
+                self.hold = mine;
                 self.permits = remaining;
                 Some(Self { sem: self.sem.clone(), permits: n, hold })
             }
@@ -426,7 +429,10 @@ macro_rules! permit_common {
                 let same = { let $this = &*self; let a: &Semaphore = $sem; let $this = &other; let b: &Semaphore = $sem; std::ptr::eq(a, b) };
                 assert!(same, "merging permits from different semaphore instances");
                 let total = self.permits + other.permits;
-                self.hold.merge(std::mem::take(&mut other.hold), total);
+                let mut mine = std::mem::take(&mut self.hold);
+                let sem: &Semaphore = { let $this = &*self; $sem };
+                mine.merge(std::mem::take(&mut other.hold), total, || sem.primitive());
+                self.hold = mine;
                 self.permits = total;
                 other.permits = 0;
             }

@@ -84,7 +84,7 @@ impl<F: Future> Tracked<F> {
 
 /// Marks the owner exited with `Panicked` if the poll it guards unwinds.
 struct UnwindGuard<'a> {
-    owner: &'a OwnerInner,
+    owner: &'a Arc<OwnerInner>,
     armed: bool,
 }
 

@@ -116,3 +116,34 @@ fn owner_exit_races_a_normal_release() {
         dropper.join().unwrap();
     });
 }
+
+/// A tracked task hands its guard to another thread and is then dropped (cancelled)
+/// while that thread drops the guard: the release and the exit are decided once, the
+/// owner's own (lock-free) hold list is never reached from two threads unordered, and a
+/// later locker either gets the lock or learns the task abandoned it.
+#[test]
+fn task_exit_races_a_release_elsewhere() {
+    model(|| {
+        let mutex = Arc::new(Mutex::new(()));
+        let (tx, rx) = loom::sync::mpsc::channel();
+        let mut task = Box::pin(ownsync::tracked({
+            let mutex = mutex.clone();
+            async move {
+                tx.send(mutex.lock_owned().await.unwrap()).unwrap();
+                std::future::pending::<()>().await
+            }
+        }));
+        let id = task.owner();
+        assert!(task.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+        let guard = rx.recv().unwrap();
+        let dropper = thread::spawn(move || drop(guard));
+        let canceller = thread::spawn(move || drop(task));
+        match mutex.blocking_lock() {
+            Ok(_) => assert!(!mutex.is_broken(), "released and broken at once"),
+            Err(AcquireError::Broken(err)) => assert_eq!(err.owner(), id),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        dropper.join().unwrap();
+        canceller.join().unwrap();
+    });
+}
