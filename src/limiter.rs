@@ -154,7 +154,7 @@ impl CapacityLimiter {
         // The hold is tied to the borrower's exit only when the borrower is the caller's
         // owner; a token taken on behalf of another id is released explicitly.
         let hold = if owner_id_for(caller) == Some(borrower) {
-            self.inner.core.register(1, caller, || self.inner.clone() as Arc<dyn Abandon>)
+            self.inner.core.register(1, caller, &self.inner)
         } else {
             Hold::default()
         };

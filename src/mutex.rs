@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::error::{AcquireError, PrimitiveKind, ReleaseError, TryLockError};
 use crate::lot::block_on;
-use crate::owner::{Abandon, Caller, OwnerId, current_owner};
+use crate::owner::{Caller, OwnerId, current_owner};
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, common_statistics};
 
 /// An async mutex that knows who holds it.
@@ -98,18 +98,14 @@ impl<T> Mutex<T> {
 }
 
 impl<T: ?Sized> Mutex<T> {
-    fn primitive(&self) -> Arc<dyn Abandon> {
-        self.core.clone()
-    }
-
     async fn acquire_hold(&self, caller: Caller) -> Result<Hold, AcquireError> {
         self.core.acquire(1, caller).await?;
-        Ok(self.core.register(1, caller, || self.primitive()))
+        Ok(self.core.register(1, caller, &self.core))
     }
 
     fn try_acquire_hold(&self) -> Result<Hold, TryLockError> {
         self.core.try_acquire(1, Caller::Async)?;
-        Ok(self.core.register(1, Caller::Async, || self.primitive()))
+        Ok(self.core.register(1, Caller::Async, &self.core))
     }
 
     /// Locks, waiting in FIFO order. Cancel-safe: dropping the future gives up its place,

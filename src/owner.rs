@@ -164,6 +164,26 @@ struct HoldEntry {
 struct LocalHolds {
     exited: Option<AbandonReason>,
     holds: Slab<HoldEntry>,
+    /// The primitive of the hold released last in this context, kept so that taking the
+    /// same primitive again (a task that locks one mutex in a loop) needs no clone.
+    spare: Option<Arc<dyn Abandon>>,
+}
+
+impl LocalHolds {
+    /// The primitive `identity` for a new entry: the spare if it is that one, else a clone.
+    fn primitive(
+        &mut self,
+        identity: *const (),
+        clone: impl FnOnce() -> Arc<dyn Abandon>,
+    ) -> Arc<dyn Abandon> {
+        match self.spare.take() {
+            Some(spare) if std::ptr::eq(Arc::as_ptr(&spare).cast::<()>(), identity) => spare,
+            other => {
+                self.spare = other;
+                clone()
+            }
+        }
+    }
 }
 
 /// What other contexts do to the owner's holds, under the record's lock.
@@ -262,10 +282,10 @@ impl OwnerInner {
         let (released, abandoned) = unsafe {
             self.with_local(|local| {
                 if local.exited.is_some() {
-                    return (Vec::new(), Vec::new());
+                    return ((Vec::new(), None), Vec::new());
                 }
                 let mut shared = self.shared.lock();
-                let released = self.take_released_elsewhere(local, &mut shared);
+                let released = (self.take_released_elsewhere(local, &mut shared), local.spare.take());
                 local.exited = Some(reason);
                 shared.exited = Some(reason);
                 let abandoned: Vec<HoldEntry> = std::mem::take(&mut local.holds)
@@ -324,7 +344,13 @@ impl<'a> RecordRef<'a> {
 
     /// Registers a hold from the owner's own context. Fails with the exit reason if the
     /// owner already exited (the caller must then treat the hold as anonymous).
-    fn register_here(self, primitive: Arc<dyn Abandon>, permits: usize) -> Result<HoldTicket, AbandonReason> {
+    /// `identity` is the address of the primitive that `primitive` clones.
+    fn register_here(
+        self,
+        identity: *const (),
+        primitive: impl FnOnce() -> Arc<dyn Abandon>,
+        permits: usize,
+    ) -> Result<HoldTicket, AbandonReason> {
         debug_assert!(self.is_current());
         // SAFETY: in the owner's context (the caller found the record there); the closure
         // only moves `primitive` into the slab.
@@ -337,6 +363,7 @@ impl<'a> RecordRef<'a> {
                 if self.released_elsewhere.load(Relaxed) {
                     released = self.take_released_elsewhere(local, &mut self.shared.lock());
                 }
+                let primitive = local.primitive(identity, primitive);
                 Ok(local.holds.insert(HoldEntry { primitive, permits }))
             })
         };
@@ -433,7 +460,10 @@ impl HoldTicket {
             let removed = unsafe {
                 record.with_local(|local| match local.exited {
                     Some(_) => None,
-                    None => Some(local.holds.remove(self.slot)),
+                    None => {
+                        let entry = local.holds.remove(self.slot);
+                        Some(local.spare.replace(entry.primitive))
+                    }
                 })
             };
             return match removed {
@@ -525,7 +555,7 @@ impl HoldTicket {
     pub(crate) fn register_sibling(&self, permits: usize, primitive: Arc<dyn Abandon>) -> Option<HoldTicket> {
         let record = self.record();
         let ticket = if record.is_current() {
-            record.register_here(primitive, permits)
+            record.register_here(Arc::as_ptr(&primitive).cast(), || primitive, permits)
         } else {
             record.register_elsewhere(primitive, permits)
         };
@@ -660,12 +690,14 @@ fn with_owner<R>(caller: Caller, f: impl FnOnce(RecordRef<'_>) -> R) -> Option<R
 /// Registers `permits` just acquired from `caller` to its owner, if it has one. Returns
 /// the owner, and the ticket unless the owner already exited (a `Tracked` polled again
 /// after a poll panicked), in which case the hold stays anonymous.
-pub(crate) fn register_hold(
+pub(crate) fn register_hold<P: Abandon + 'static>(
     caller: Caller,
     permits: usize,
-    primitive: impl FnOnce() -> Arc<dyn Abandon>,
+    primitive: &Arc<P>,
 ) -> Option<(OwnerId, Option<HoldTicket>)> {
-    with_owner(caller, |owner| (owner.id, owner.register_here(primitive(), permits).ok()))
+    let identity = Arc::as_ptr(primitive).cast();
+    let clone = || primitive.clone() as Arc<dyn Abandon>;
+    with_owner(caller, |owner| (owner.id, owner.register_here(identity, clone, permits).ok()))
 }
 
 /// Who abandons a hold dropped now by a panicking caller with no registered owner.
@@ -754,7 +786,7 @@ mod tests {
     /// Registers `permits` to `owner` from inside its context, as an acquire in its poll.
     fn register_in(owner: &Arc<OwnerInner>, sink: &Arc<CountAbandons>, permits: usize) -> Option<HoldTicket> {
         let _scope = CurrentTaskScope::enter(owner);
-        let (id, ticket) = register_hold(Caller::Async, permits, || sink.clone()).unwrap();
+        let (id, ticket) = register_hold(Caller::Async, permits, sink).unwrap();
         assert_eq!(id, owner.id());
         ticket
     }
@@ -781,6 +813,32 @@ mod tests {
         assert_eq!(Arc::strong_count(&owner), 1, "the ticket gave the exit's count back");
         // Registering to an exited owner fails: the hold stays anonymous.
         assert!(register_in(&owner, &sink, 1).is_none());
+    }
+
+    #[test]
+    fn a_primitive_released_here_is_reused_without_a_clone_and_let_go_at_exit() {
+        let owner = OwnerInner::new_task();
+        let (first, second) = (CountAbandons::new(), CountAbandons::new());
+        let ticket = register_in(&owner, &first, 1).unwrap();
+        assert_eq!(Arc::strong_count(&first), 2, "the entry's clone");
+        {
+            let _scope = CurrentTaskScope::enter(&owner);
+            assert!(ticket.unregister());
+        }
+        assert_eq!(Arc::strong_count(&first), 2, "kept as the spare");
+        let again = register_in(&owner, &first, 1).unwrap();
+        assert_eq!(Arc::strong_count(&first), 2, "the spare was reused, not cloned");
+        let other = register_in(&owner, &second, 1).unwrap();
+        assert_eq!(Arc::strong_count(&second), 2, "another primitive is cloned");
+        {
+            let _scope = CurrentTaskScope::enter(&owner);
+            assert!(again.unregister());
+            assert!(other.unregister());
+        }
+        assert_eq!(Arc::strong_count(&first), 1, "the newer release replaced the spare");
+        owner.exit(AbandonReason::Exited);
+        assert_eq!(Arc::strong_count(&second), 1, "the exit lets the spare go");
+        assert!(first.seen().is_empty() && second.seen().is_empty());
     }
 
     #[test]
@@ -855,7 +913,7 @@ mod tests {
         let (id, ticket) = std::thread::scope(|scope| {
             scope
                 .spawn(|| {
-                    let (id, ticket) = register_hold(Caller::Blocking, 1, || sink.clone()).unwrap();
+                    let (id, ticket) = register_hold(Caller::Blocking, 1, &sink).unwrap();
                     assert!(id.is_thread());
                     (id, ticket.unwrap())
                 })

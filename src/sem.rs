@@ -300,11 +300,11 @@ impl SemCore {
 
     /// Records `permits` just acquired as held by the caller's owner, if it has one.
     /// `primitive` is what the owner's exit will hand the hold back to.
-    pub(crate) fn register(
+    pub(crate) fn register<P: Abandon + 'static>(
         &self,
         permits: usize,
         caller: Caller,
-        primitive: impl FnOnce() -> Arc<dyn Abandon>,
+        primitive: &Arc<P>,
     ) -> Hold {
         // Nothing held, nothing to abandon: a 0-permit hold stays anonymous.
         if permits == 0 {

@@ -95,12 +95,12 @@ impl Semaphore {
 
     async fn acquire_hold(&self, permits: usize, caller: Caller) -> Result<Hold, AcquireError> {
         self.core.acquire(permits, caller).await?;
-        Ok(self.core.register(permits, caller, || self.primitive()))
+        Ok(self.core.register(permits, caller, &self.core))
     }
 
     fn try_acquire_hold(&self, permits: usize) -> Result<Hold, TryAcquireError> {
         self.core.try_acquire(permits, Caller::Async)?;
-        Ok(self.core.register(permits, Caller::Async, || self.primitive()))
+        Ok(self.core.register(permits, Caller::Async, &self.core))
     }
 
     /// Free permits right now. A snapshot: `try_acquire` decides.
