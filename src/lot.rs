@@ -2,42 +2,92 @@
 //!
 //! Waiters live in slab slots, linked in FIFO order by slot key, so parking, granting
 //! the head and leaving from the middle are all O(1) and allocation-free once the slab
-//! has grown. A slot outlives its place in the queue: a waiter that was granted, closed
-//! or broken keeps its slot (with that outcome) until its future polls or drops it, so a
-//! grant is never lost between the releaser and the woken task, and a dropped future
-//! can pass its grant on. The queue itself is not locked; its owner (the counted core)
-//! keeps it under one lock together with the permit bookkeeping. Wakers are collected in
-//! a [`WakeList`] and woken after that lock is released (tokio #5429).
+//! has grown. When the queue grants a waiter (or fails it: close, break), it takes the
+//! waiter out and writes the outcome into a [`Settlement`], a word inside the waiting
+//! future itself. The woken future reads that word without taking any lock, so a
+//! hand-off costs the releaser's lock and nothing more on the waiter's side; and a
+//! grant is never lost, because the word belongs to the future until it is dropped, and
+//! a dropped future with a grant passes it on. The queue itself is not locked; its owner
+//! (the counted core) keeps it under one lock together with the permit bookkeeping.
+//! Wakers are collected in a [`WakeList`] and woken after that lock is released (tokio
+//! #5429).
 //!
 //! Blocking callers do not get a second wait loop: [`block_on`] polls the same future
 //! with a waker that unparks the thread.
 
 use std::future::Future;
 use std::pin::pin;
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Wake, Waker};
 
 use slab::Slab;
 
-use crate::loom::{AtomicBool, Condvar, Mutex, SPIN_LIMIT, spin_hint};
+use crate::loom::{AtomicBool, AtomicUsize, Condvar, Mutex, SPIN_LIMIT, spin_hint};
 
 const NIL: usize = usize::MAX;
 
-/// What became of a waiter.
+/// What became of a waiter, as its [`Settlement`] says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// Still queued, wanting this many permits.
-    Waiting(usize),
-    /// Handed this many permits; they are the waiter's even if it never runs again.
-    Granted(usize),
+    /// Still queued.
+    Waiting,
+    /// Handed the permits it asked for; they are the waiter's even if it never runs again.
+    Granted,
     /// Failed: the primitive closed or broke while it waited.
     Failed,
 }
 
+const WAITING: usize = 0;
+const GRANTED: usize = 1;
+const FAILED: usize = 2;
+
+/// The word a waiting future keeps for the queue to write its outcome into.
+///
+/// The queue writes it once, under the owner's lock, as the last thing it does with the
+/// waiter; the future reads it with no lock (`Acquire` pairs with the queue's
+/// `Release`, so everything the granter did before is visible).
+pub(crate) struct Settlement(AtomicUsize);
+
+impl Settlement {
+    pub(crate) fn new() -> Self {
+        Settlement(AtomicUsize::new(WAITING))
+    }
+
+    pub(crate) fn outcome(&self) -> Outcome {
+        match self.0.load(Ordering::Acquire) {
+            WAITING => Outcome::Waiting,
+            GRANTED => Outcome::Granted,
+            _ => Outcome::Failed,
+        }
+    }
+}
+
+/// A queued waiter's settlement, inside its pinned future.
+struct SettlementPtr(NonNull<Settlement>);
+
+// SAFETY: the pointee is an atomic, written from whichever thread settles the waiter;
+// `WaitQueue::park`'s contract keeps it alive while the queue holds the pointer.
+unsafe impl Send for SettlementPtr {}
+// SAFETY: see above.
+unsafe impl Sync for SettlementPtr {}
+
+impl SettlementPtr {
+    /// Writes the outcome: the queue's last touch of the waiter's memory.
+    fn settle(self, outcome: usize) {
+        // SAFETY: `park`'s contract: the settlement stays where it is until it reads a
+        // settled outcome or its slot is removed. Neither has happened (the slot is
+        // being settled now, under the owner's lock), and nothing touches it after this
+        // store, which lets the future finish and free it.
+        unsafe { self.0.as_ref() }.0.store(outcome, Ordering::Release);
+    }
+}
+
 struct Slot {
-    outcome: Outcome,
+    wants: usize,
     waker: Option<Waker>,
+    settlement: SettlementPtr,
     prev: usize,
     next: usize,
 }
@@ -47,30 +97,37 @@ pub(crate) struct WaitQueue {
     slots: Slab<Slot>,
     head: usize,
     tail: usize,
-    queued: usize,
 }
 
 impl Default for WaitQueue {
     fn default() -> Self {
-        WaitQueue { slots: Slab::new(), head: NIL, tail: NIL, queued: 0 }
+        WaitQueue { slots: Slab::new(), head: NIL, tail: NIL }
     }
 }
 
 impl WaitQueue {
-    /// Number of waiters still queued (not yet granted or failed).
+    /// Number of waiters queued.
     pub(crate) fn len(&self) -> usize {
-        self.queued
+        self.slots.len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.queued == 0
+        self.slots.is_empty()
     }
 
     /// Queues a waiter for `permits` at the back; returns its slot key.
-    pub(crate) fn park(&mut self, permits: usize, waker: Waker) -> usize {
+    ///
+    /// # Safety
+    /// `settlement` must stay at its address, and alive, until it reads an outcome other
+    /// than `Waiting` or the slot is removed with [`WaitQueue::remove`]: the queue
+    /// writes the outcome through a pointer to it. A pinned future that removes its slot
+    /// in `Drop` while still waiting keeps this (pinning guarantees `Drop` runs before
+    /// the memory is reused).
+    pub(crate) unsafe fn park(&mut self, permits: usize, waker: Waker, settlement: &Settlement) -> usize {
         let key = self.slots.insert(Slot {
-            outcome: Outcome::Waiting(permits),
+            wants: permits,
             waker: Some(waker),
+            settlement: SettlementPtr(NonNull::from(settlement)),
             prev: self.tail,
             next: NIL,
         });
@@ -79,45 +136,34 @@ impl WaitQueue {
             tail => self.slots[tail].next = key,
         }
         self.tail = key;
-        self.queued += 1;
         key
     }
 
     /// The head waiter's wanted permits.
     pub(crate) fn front_wants(&self) -> Option<usize> {
-        match self.slots.get(self.head)?.outcome {
-            Outcome::Waiting(permits) => Some(permits),
-            _ => unreachable!("only waiting slots are linked"),
-        }
+        Some(self.slots.get(self.head)?.wants)
     }
 
-    /// Grants the head waiter what it asked for and queues its waker for waking.
+    /// Takes the head waiter out, settles it granted, and queues its waker for waking.
     pub(crate) fn grant_front(&mut self, wakes: &mut WakeList) {
         let key = self.head;
-        let permits = self.front_wants().expect("grant_front on an empty queue");
-        self.unlink(key);
-        let slot = &mut self.slots[key];
-        slot.outcome = Outcome::Granted(permits);
-        wakes.push(slot.waker.take());
+        assert!(key != NIL, "grant_front on an empty queue");
+        let slot = self.take(key);
+        wakes.push(slot.waker);
+        slot.settlement.settle(GRANTED);
     }
 
     /// Fails every queued waiter (close, break) and queues all their wakers. O(waiters).
     pub(crate) fn fail_all(&mut self, wakes: &mut WakeList) {
         let mut key = self.head;
         while key != NIL {
-            let slot = &mut self.slots[key];
-            slot.outcome = Outcome::Failed;
-            wakes.push(slot.waker.take());
-            key = std::mem::replace(&mut slot.next, NIL);
-            slot.prev = NIL;
+            let slot = self.slots.remove(key);
+            key = slot.next;
+            wakes.push(slot.waker);
+            slot.settlement.settle(FAILED);
         }
         self.head = NIL;
         self.tail = NIL;
-        self.queued = 0;
-    }
-
-    pub(crate) fn outcome(&self, key: usize) -> Outcome {
-        self.slots[key].outcome
     }
 
     /// Stores the waker a still-waiting slot should be woken with. Returns the replaced
@@ -131,29 +177,24 @@ impl WaitQueue {
         }
     }
 
-    /// Removes a slot (its future finished or was dropped) and returns its outcome; a
-    /// still-waiting slot leaves the queue, the order of the rest unchanged.
-    pub(crate) fn remove(&mut self, key: usize) -> Outcome {
-        if let Outcome::Waiting(_) = self.slots[key].outcome {
-            self.unlink(key);
-        }
-        self.slots.remove(key).outcome
+    /// Removes a still-waiting slot (its future was dropped); the order of the rest is
+    /// unchanged. Its settlement is left as it is.
+    pub(crate) fn remove(&mut self, key: usize) {
+        drop(self.take(key));
     }
 
-    fn unlink(&mut self, key: usize) {
-        let (prev, next) = {
-            let slot = &mut self.slots[key];
-            (std::mem::replace(&mut slot.prev, NIL), std::mem::replace(&mut slot.next, NIL))
-        };
-        match prev {
-            NIL => self.head = next,
-            prev => self.slots[prev].next = next,
+    /// Unlinks slot `key` and takes it out of the slab.
+    fn take(&mut self, key: usize) -> Slot {
+        let slot = self.slots.remove(key);
+        match slot.prev {
+            NIL => self.head = slot.next,
+            prev => self.slots[prev].next = slot.next,
         }
-        match next {
-            NIL => self.tail = prev,
-            next => self.slots[next].prev = prev,
+        match slot.next {
+            NIL => self.tail = slot.prev,
+            next => self.slots[next].prev = slot.prev,
         }
-        self.queued -= 1;
+        slot
     }
 }
 
@@ -265,48 +306,58 @@ mod tests {
         Waker::noop().clone()
     }
 
+    /// Parks a waiter on its own settlement, kept in place by an `Rc` (which, unlike a
+    /// moved `Box`, claims no unique access to it).
+    fn park(queue: &mut WaitQueue, permits: usize, waker: Waker) -> (usize, std::rc::Rc<Settlement>) {
+        let settlement = std::rc::Rc::new(Settlement::new());
+        // SAFETY: each test keeps the `Rc` until the slot is settled or removed.
+        let key = unsafe { queue.park(permits, waker, &settlement) };
+        (key, settlement)
+    }
+
     #[test]
     fn fifo_grant_and_cancel_from_the_middle() {
         let mut queue = WaitQueue::default();
-        let a = queue.park(1, noop());
-        let b = queue.park(2, noop());
-        let c = queue.park(3, noop());
+        let (_, a) = park(&mut queue, 1, noop());
+        let (b_key, b) = park(&mut queue, 2, noop());
+        let (_, c) = park(&mut queue, 3, noop());
         assert_eq!(queue.len(), 3);
-        assert_eq!(queue.remove(b), Outcome::Waiting(2));
+        queue.remove(b_key);
+        assert_eq!(b.outcome(), Outcome::Waiting, "a removed waiter is not settled");
         let mut wakes = WakeList::default();
         assert_eq!(queue.front_wants(), Some(1));
         queue.grant_front(&mut wakes);
-        assert_eq!(queue.outcome(a), Outcome::Granted(1));
+        assert_eq!(a.outcome(), Outcome::Granted);
+        assert_eq!(c.outcome(), Outcome::Waiting);
         assert_eq!(queue.front_wants(), Some(3));
         queue.grant_front(&mut wakes);
-        assert_eq!(queue.outcome(c), Outcome::Granted(3));
+        assert_eq!(c.outcome(), Outcome::Granted);
         assert!(queue.is_empty());
         assert_eq!(queue.front_wants(), None);
-        assert_eq!(queue.remove(a), Outcome::Granted(1));
-        assert_eq!(queue.remove(c), Outcome::Granted(3));
     }
 
     #[test]
     fn fail_all_marks_every_queued_waiter_and_empties_the_queue() {
         let mut queue = WaitQueue::default();
-        let keys: Vec<_> = (0..10).map(|_| queue.park(1, noop())).collect();
+        let waiters: Vec<_> = (0..10).map(|_| park(&mut queue, 1, noop())).collect();
         let mut wakes = WakeList::default();
         queue.grant_front(&mut wakes);
         queue.fail_all(&mut wakes);
         assert!(queue.is_empty());
         assert_eq!(wakes.len + wakes.spill.len(), 10);
-        assert_eq!(queue.outcome(keys[0]), Outcome::Granted(1));
-        assert!(keys[1..].iter().all(|&k| queue.outcome(k) == Outcome::Failed));
+        assert_eq!(waiters[0].1.outcome(), Outcome::Granted);
+        assert!(waiters[1..].iter().all(|(_, s)| s.outcome() == Outcome::Failed));
         // A new waiter after a fail-all is linked on its own.
-        let fresh = queue.park(1, noop());
+        let (fresh, _settlement) = park(&mut queue, 1, noop());
         assert_eq!(queue.front_wants(), Some(1));
-        assert_eq!(queue.remove(fresh), Outcome::Waiting(1));
+        queue.remove(fresh);
+        assert!(queue.is_empty());
     }
 
     #[test]
     fn update_waker_keeps_an_equivalent_waker_and_returns_a_replaced_one() {
         let mut queue = WaitQueue::default();
-        let key = queue.park(1, noop());
+        let (key, _settlement) = park(&mut queue, 1, noop());
         assert!(queue.update_waker(key, &noop()).is_none());
         let signal = Arc::new(ThreadSignal::new());
         let other = Waker::from(signal.clone());

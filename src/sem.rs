@@ -11,6 +11,7 @@
 //! can clear them (tokio #8020).
 
 use std::future::Future;
+use std::marker::PhantomPinned;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
@@ -20,7 +21,7 @@ use crate::error::{
     AbandonReason, AcquireError, BrokenResourceError, PrimitiveKind, ReleaseError, TryAcquireError,
 };
 use crate::loom::{AtomicU64, AtomicUsize, Mutex};
-use crate::lot::{Outcome, WaitQueue, WakeList};
+use crate::lot::{Outcome, Settlement, WaitQueue, WakeList};
 use crate::owner::{
     Abandon, Abandoner, Caller, HoldTicket, OwnerId, current_abandoner, identity_for, register_hold,
 };
@@ -295,7 +296,14 @@ impl SemCore {
     /// Waits for `permits` in FIFO order. The permits are held (anonymously) when it
     /// returns `Ok`; register them with [`SemCore::register`].
     pub(crate) fn acquire(&self, permits: usize, caller: Caller) -> AcquireFuture<'_> {
-        AcquireFuture { core: self, permits, caller, slot: None }
+        AcquireFuture {
+            core: self,
+            permits,
+            caller,
+            slot: None,
+            settlement: Settlement::new(),
+            _pinned: PhantomPinned,
+        }
     }
 
     /// Records `permits` just acquired as held by the caller's owner, if it has one.
@@ -617,28 +625,37 @@ impl Abandon for SemCore {
 
 /// Waits for permits in FIFO order. Dropping it while queued leaves the queue; dropping
 /// it after it was granted passes the permits on, so nothing is lost.
+///
+/// While queued it is pinned, and the queue writes its outcome into `settlement` (see
+/// [`WaitQueue::park`]), so a woken acquire collects its grant without the lot's lock.
 pub(crate) struct AcquireFuture<'a> {
     core: &'a SemCore,
     permits: usize,
     caller: Caller,
+    /// The queue slot, while queued and not yet settled.
     slot: Option<usize>,
+    settlement: Settlement,
+    _pinned: PhantomPinned,
 }
 
 impl Future for AcquireFuture<'_> {
     type Output = Result<(), AcquireError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // Every acquire spends the task's cooperative budget, ready or not, as tokio's own
-        // primitives do; a spent budget yields here, keeping any grant already in the slot.
+        // primitives do; a spent budget yields here, keeping any grant already settled.
         let progress = ready!(runtime::poll_budget(cx));
-        let result = ready!(self.as_mut().poll_acquire(cx));
+        // SAFETY: nothing is moved out of the future; `settlement`, the one field the
+        // queue points at, stays where it is until the future is dropped.
+        let this = unsafe { self.get_unchecked_mut() };
+        let result = ready!(this.poll_acquire(cx));
         progress.made_progress();
         Poll::Ready(result)
     }
 }
 
 impl AcquireFuture<'_> {
-    fn poll_acquire(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), AcquireError>> {
+    fn poll_acquire(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), AcquireError>> {
         let core = self.core;
         let Some(key) = self.slot else {
             return match core.try_acquire(self.permits, self.caller) {
@@ -649,21 +666,22 @@ impl AcquireFuture<'_> {
                 Err(TryAcquireError::NoPermits) => self.park(cx),
             };
         };
-        let mut shared = core.shared.lock();
-        let outcome = shared.queue.outcome(key);
-        if let Outcome::Waiting(_) = outcome {
-            let replaced = shared.queue.update_waker(key, cx.waker());
-            drop(shared);
-            drop(replaced); // a waker's drop may re-enter: never under the lock
-            return Poll::Pending;
+        if self.settlement.outcome() == Outcome::Waiting {
+            let mut shared = core.shared.lock();
+            // Settled between the load and the lock? Then the slot is gone: go on below.
+            if self.settlement.outcome() == Outcome::Waiting {
+                let replaced = shared.queue.update_waker(key, cx.waker());
+                drop(shared);
+                drop(replaced); // a waker's drop may re-enter: never under the lock
+                return Poll::Pending;
+            }
         }
-        shared.queue.remove(key);
         self.slot = None;
-        if let Some(err) = &shared.broken {
-            return Poll::Ready(Err(AcquireError::Broken(err.clone())));
+        if core.is_broken() {
+            return Poll::Ready(Err(AcquireError::Broken(core.broken_error())));
         }
-        Poll::Ready(match outcome {
-            Outcome::Granted(_) => Ok(()),
+        Poll::Ready(match self.settlement.outcome() {
+            Outcome::Granted => Ok(()),
             _ => Err(AcquireError::Closed),
         })
     }
@@ -693,7 +711,11 @@ impl AcquireFuture<'_> {
                 Err(actual) => state = actual,
             }
         }
-        self.slot = Some(shared.queue.park(self.permits, cx.waker().clone()));
+        // SAFETY: the future is pinned (it is only polled through `Pin`, and it is
+        // `!Unpin`), so `settlement` stays put; `Drop` removes the slot under the lock
+        // unless the queue settled it first, and after that the queue no longer has the
+        // pointer.
+        self.slot = Some(unsafe { shared.queue.park(self.permits, cx.waker().clone(), &self.settlement) });
         Poll::Pending
     }
 }
@@ -703,15 +725,24 @@ impl Drop for AcquireFuture<'_> {
         let Some(key) = self.slot.take() else { return };
         let core = self.core;
         let mut wakes = WakeList::default();
-        {
-            let mut shared = core.shared.lock();
-            match shared.queue.remove(key) {
-                // Granted but never returned: pass the permits on.
-                Outcome::Granted(permits) => core.release_locked(&mut shared, permits, &mut wakes),
-                // Left the queue: the waiters behind it may now fit (a big head blocked them).
-                Outcome::Waiting(_) => core.grant_waiters(&mut shared, &mut wakes),
-                Outcome::Failed => {}
+        match self.settlement.outcome() {
+            Outcome::Waiting => {
+                let mut shared = core.shared.lock();
+                match self.settlement.outcome() {
+                    // Left the queue: the waiters behind it may now fit (a big head
+                    // blocked them).
+                    Outcome::Waiting => {
+                        shared.queue.remove(key);
+                        core.grant_waiters(&mut shared, &mut wakes);
+                    }
+                    // Granted while we took the lock, never returned: pass it on.
+                    Outcome::Granted => core.release_locked(&mut shared, self.permits, &mut wakes),
+                    Outcome::Failed => {}
+                }
             }
+            // Granted but never returned: pass the permits on.
+            Outcome::Granted => core.release(self.permits),
+            Outcome::Failed => {}
         }
         wakes.wake_all();
     }
@@ -738,6 +769,42 @@ mod tests {
         assert_eq!(core.try_acquire(1, Caller::Async), Err(TryAcquireError::NoPermits));
         assert_eq!(waiter.as_mut().now_or_never(), Some(Ok(())));
         assert!(!core.is_contended());
+    }
+
+    #[test]
+    fn a_grant_from_another_thread_is_collected_and_a_dropped_grant_passes_on() {
+        let core = core(1);
+        core.try_acquire(1, Caller::Async).unwrap();
+        let mut first = Box::pin(core.acquire(1, Caller::Async));
+        let mut second = Box::pin(core.acquire(1, Caller::Async));
+        assert!(first.as_mut().now_or_never().is_none());
+        assert!(second.as_mut().now_or_never().is_none());
+        // The releasing thread settles `first` through the queue's pointer into it.
+        std::thread::scope(|scope| scope.spawn(|| core.release(1)).join().unwrap());
+        assert_eq!(first.as_mut().now_or_never(), Some(Ok(())));
+        drop(first);
+        // Granted to `second` on another thread, then dropped unpolled: passed back.
+        std::thread::scope(|scope| scope.spawn(|| core.release(1)).join().unwrap());
+        drop(second);
+        assert_eq!(core.available(), 1);
+        assert!(!core.is_contended());
+    }
+
+    #[test]
+    fn a_break_fails_every_waiter_through_its_settlement() {
+        let core = core(1);
+        core.try_acquire(1, Caller::Async).unwrap();
+        let mut waiters: Vec<_> = (0..3).map(|_| Box::pin(core.acquire(1, Caller::Async))).collect();
+        for waiter in &mut waiters {
+            assert!(waiter.as_mut().now_or_never().is_none());
+        }
+        let owner = Abandoner { id: crate::current_owner(), name: None };
+        std::thread::scope(|scope| {
+            scope.spawn(|| core.abandon(&owner, AbandonReason::Exited, 1)).join().unwrap()
+        });
+        for waiter in &mut waiters {
+            assert!(matches!(waiter.as_mut().now_or_never(), Some(Err(AcquireError::Broken(_)))));
+        }
     }
 
     #[test]
