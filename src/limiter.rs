@@ -15,7 +15,7 @@ use crate::error::{AcquireError, PrimitiveKind, ReleaseError, TryAcquireError};
 use crate::loom::Mutex;
 use crate::lot::block_on;
 use crate::owner::{Abandon, Abandoner, Caller, OwnerId, current_owner, identity_for, owner_id_for};
-use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, common_statistics};
+use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_permits, common_statistics};
 
 enum Borrow {
     /// Waiting for a token.
@@ -171,7 +171,7 @@ impl CapacityLimiter {
         caller: Caller,
     ) -> Result<CapacityToken<'_>, AcquireError> {
         let pending = self.begin(borrower).map_err(|()| AcquireError::WouldDeadlock)?;
-        self.inner.core.acquire(1, caller).await?;
+        acquire_permits!(self.inner.core, 1, caller);
         Ok(self.finish(pending, caller))
     }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::error::{AcquireError, PrimitiveKind, ReleaseError, TryLockError};
 use crate::lot::block_on;
 use crate::owner::{Caller, OwnerId, current_owner};
-use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, common_statistics};
+use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_permits, common_statistics};
 
 /// An async mutex that knows who holds it.
 ///
@@ -99,7 +99,7 @@ impl<T> Mutex<T> {
 
 impl<T: ?Sized> Mutex<T> {
     async fn acquire_hold(&self, caller: Caller) -> Result<Hold, AcquireError> {
-        self.core.acquire(1, caller).await?;
+        acquire_permits!(self.core, 1, caller);
         Ok(self.core.register(1, caller, &self.core))
     }
 

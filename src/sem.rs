@@ -145,6 +145,19 @@ struct Shared {
     manual: Option<(Option<OwnerId>, Hold)>,
 }
 
+/// Acquires `$permits` of `$core` for `$caller` inside the calling `async fn`, `?`-ing
+/// the error: the one-CAS [`TakeUncontended`] first, the queued [`AcquireFuture`] only if
+/// that fails. A macro rather than an `async fn` because each `async fn` layer costs the
+/// uncontended path more (a few ns, measured) than the fast path saves.
+macro_rules! acquire_permits {
+    ($core:expr, $permits:expr, $caller:expr) => {
+        if !$core.take_uncontended($permits).await {
+            $core.acquire($permits, $caller).await?;
+        }
+    };
+}
+pub(crate) use acquire_permits;
+
 /// The accessors every primitive's statistics snapshot shares (a struct with a
 /// `core: CoreSnapshot` field), so the three primitives report them alike.
 macro_rules! common_statistics {
@@ -306,6 +319,11 @@ impl SemCore {
         }
     }
 
+    /// `permits` with one CAS if that is possible now (see [`TakeUncontended`]).
+    pub(crate) fn take_uncontended(&self, permits: usize) -> TakeUncontended<'_> {
+        TakeUncontended { core: self, permits }
+    }
+
     /// Records `permits` just acquired as held by the caller's owner, if it has one.
     /// `primitive` is what the owner's exit will hand the hold back to.
     pub(crate) fn register<P: Abandon + 'static>(
@@ -358,7 +376,9 @@ impl SemCore {
             }
             None => {}
         }
-        if self.kind == PrimitiveKind::Mutex {
+        // Clear the holder only if one was recorded: an anonymous hold leaves it 0, and a
+        // store just before the release's CAS would make that CAS wait for it to drain.
+        if self.kind == PrimitiveKind::Mutex && self.holder.load(Relaxed) != 0 {
             self.holder.store(0, Relaxed);
         }
         self.release(permits);
@@ -620,6 +640,27 @@ impl Abandon for SemCore {
             }
         }
         wakes.wake_all();
+    }
+}
+
+/// The uncontended acquire: one CAS in one poll, before any waiter state exists. It
+/// spends the cooperative budget as a queued acquire does; failing, it gives it back.
+pub(crate) struct TakeUncontended<'a> {
+    core: &'a SemCore,
+    permits: usize,
+}
+
+impl Future for TakeUncontended<'_> {
+    type Output = bool;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        let progress = ready!(runtime::poll_budget(cx));
+        let taken = self.core.try_take(self.permits).is_ok();
+        if taken {
+            progress.made_progress();
+        }
+        Poll::Ready(taken)
     }
 }
 

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use crate::error::{AcquireError, PrimitiveKind, TryAcquireError};
 use crate::lot::block_on;
 use crate::owner::{Abandon, Caller};
-use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, MAX_PERMITS, SemCore, common_statistics};
+use crate::sem::{
+    AbandonPolicy, CoreSnapshot, Hold, MAX_PERMITS, SemCore, acquire_permits, common_statistics,
+};
 
 /// A counting semaphore that knows who holds its permits.
 ///
@@ -94,7 +96,7 @@ impl Semaphore {
     }
 
     async fn acquire_hold(&self, permits: usize, caller: Caller) -> Result<Hold, AcquireError> {
-        self.core.acquire(permits, caller).await?;
+        acquire_permits!(self.core, permits, caller);
         Ok(self.core.register(permits, caller, &self.core))
     }
 
