@@ -164,25 +164,35 @@ struct HoldEntry {
 struct LocalHolds {
     exited: Option<AbandonReason>,
     holds: Slab<HoldEntry>,
-    /// The primitive of the hold released last in this context, kept so that taking the
-    /// same primitive again (a task that locks one mutex in a loop) needs no clone.
-    spare: Option<Arc<dyn Abandon>>,
+    /// The entry of the hold released last in this context, left in the slab (not a hold
+    /// any more), so that taking the same primitive again (a task that locks one mutex in
+    /// a loop) reuses it as it is: no clone of the primitive, no entry moved.
+    spare: Option<usize>,
 }
 
 impl LocalHolds {
-    /// The primitive `identity` for a new entry: the spare if it is that one, else a clone.
-    fn primitive(
+    /// Records a hold of `permits` on the primitive at `identity`; returns its key.
+    fn insert(
         &mut self,
         identity: *const (),
-        clone: impl FnOnce() -> Arc<dyn Abandon>,
-    ) -> Arc<dyn Abandon> {
-        match self.spare.take() {
-            Some(spare) if std::ptr::eq(Arc::as_ptr(&spare).cast::<()>(), identity) => spare,
-            other => {
-                self.spare = other;
-                clone()
+        primitive: impl FnOnce() -> Arc<dyn Abandon>,
+        permits: usize,
+    ) -> usize {
+        if let Some(key) = self.spare {
+            let entry = &mut self.holds[key];
+            if std::ptr::eq(Arc::as_ptr(&entry.primitive).cast::<()>(), identity) {
+                entry.permits = permits;
+                self.spare = None;
+                return key;
             }
         }
+        self.holds.insert(HoldEntry { primitive: primitive(), permits })
+    }
+
+    /// Ends the hold at `key`, keeping its entry as the spare. Returns the entry of the
+    /// previous spare, for the caller to drop once `local` is no longer borrowed.
+    fn release(&mut self, key: usize) -> Option<HoldEntry> {
+        self.spare.replace(key).map(|previous| self.holds.remove(previous))
     }
 }
 
@@ -282,10 +292,11 @@ impl OwnerInner {
         let (released, abandoned) = unsafe {
             self.with_local(|local| {
                 if local.exited.is_some() {
-                    return ((Vec::new(), None), Vec::new());
+                    return (Vec::new(), Vec::new());
                 }
                 let mut shared = self.shared.lock();
-                let released = (self.take_released_elsewhere(local, &mut shared), local.spare.take());
+                let mut released = self.take_released_elsewhere(local, &mut shared);
+                released.extend(local.spare.take().map(|key| local.holds.remove(key)));
                 local.exited = Some(reason);
                 shared.exited = Some(reason);
                 let abandoned: Vec<HoldEntry> = std::mem::take(&mut local.holds)
@@ -314,7 +325,8 @@ impl OwnerInner {
     #[cfg(test)]
     pub(crate) fn registered_holds(&self) -> usize {
         // SAFETY: tests call it in the owner's context; the closure only counts.
-        let local = unsafe { self.with_local(|local| local.holds.len()) };
+        let local =
+            unsafe { self.with_local(|local| local.holds.len() - usize::from(local.spare.is_some())) };
         let shared = self.shared.lock();
         local - shared.released_local.len() + shared.holds.len()
     }
@@ -363,8 +375,7 @@ impl<'a> RecordRef<'a> {
                 if self.released_elsewhere.load(Relaxed) {
                     released = self.take_released_elsewhere(local, &mut self.shared.lock());
                 }
-                let primitive = local.primitive(identity, primitive);
-                Ok(local.holds.insert(HoldEntry { primitive, permits }))
+                Ok(local.insert(identity, primitive, permits))
             })
         };
         drop(released);
@@ -460,10 +471,7 @@ impl HoldTicket {
             let removed = unsafe {
                 record.with_local(|local| match local.exited {
                     Some(_) => None,
-                    None => {
-                        let entry = local.holds.remove(self.slot);
-                        Some(local.spare.replace(entry.primitive))
-                    }
+                    None => Some(local.release(self.slot)),
                 })
             };
             return match removed {
