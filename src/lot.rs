@@ -287,6 +287,13 @@ impl ThreadSignal {
 /// a thread that is still running costs no sleep/wake round trip.
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
+    // Most blocking acquires do not wait: try once before making a waker to sleep on. A
+    // future that queued with this no-op waker is polled again with the real one below
+    // before the thread sleeps, and that poll re-checks (under the lot's lock) whether
+    // it was granted meanwhile, so no wake-up is lost.
+    if let Poll::Ready(output) = future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        return output;
+    }
     let signal = Arc::new(ThreadSignal::new());
     let waker = Waker::from(signal.clone());
     let mut cx = Context::from_waker(&waker);
