@@ -24,9 +24,32 @@ enum Borrow {
     Holding { generation: u64, hold: Hold },
 }
 
+/// Hashes an [`OwnerId`] with one multiply. Ids are unique integers that only this crate
+/// mints (no caller can pick one), so there is nothing to flood; SipHash cost more than
+/// the rest of a borrow.
+#[derive(Default)]
+struct OwnerIdHasher(u64);
+
+impl std::hash::Hasher for OwnerIdHasher {
+    fn finish(&self) -> u64 {
+        // Fibonacci hashing: the high bits, which the table looks at first, mix all bits.
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 << 8 | u64::from(byte)).rotate_left(5);
+        }
+    }
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id;
+    }
+}
+
+type OwnerIdMap<V> = HashMap<OwnerId, V, std::hash::BuildHasherDefault<OwnerIdHasher>>;
+
 #[derive(Default)]
 struct Borrowers {
-    map: HashMap<OwnerId, Borrow>,
+    map: OwnerIdMap<Borrow>,
     total: usize,
     next_generation: u64,
 }
@@ -150,15 +173,23 @@ impl CapacityLimiter {
     /// The token is ours: register it and record the borrow.
     fn finish(&self, mut pending: PendingBorrow<'_>, caller: Caller) -> CapacityToken<'_> {
         pending.armed = false;
-        let borrower = pending.borrower;
-        // The hold is tied to the borrower's exit only when the borrower is the caller's
-        // owner; a token taken on behalf of another id is released explicitly.
-        let hold = if owner_id_for(caller) == Some(borrower) {
+        let hold = self.hold_for(pending.borrower, caller);
+        self.record(&mut self.inner.borrowers.lock(), pending.borrower, hold)
+    }
+
+    /// The hold of a token just taken by `caller` for `borrower`. It is tied to the
+    /// borrower's exit only when the borrower is the caller's owner; a token taken on
+    /// behalf of another id is released explicitly.
+    fn hold_for(&self, borrower: OwnerId, caller: Caller) -> Hold {
+        if owner_id_for(caller) == Some(borrower) {
             self.inner.core.register(1, caller, &self.inner)
         } else {
             Hold::default()
-        };
-        let mut borrowers = self.inner.borrowers.lock();
+        }
+    }
+
+    /// Records that `borrower` holds a token (in the locked borrower map).
+    fn record(&self, borrowers: &mut Borrowers, borrower: OwnerId, hold: Hold) -> CapacityToken<'_> {
         let generation = borrowers.next_generation;
         borrowers.next_generation += 1;
         borrowers.map.insert(borrower, Borrow::Holding { generation, hold });
@@ -175,10 +206,16 @@ impl CapacityLimiter {
         Ok(self.finish(pending, caller))
     }
 
+    /// Without waiting, nobody can see a pending borrow: the check, the take and the
+    /// record happen under one lock of the borrower map.
     fn try_acquire_for(&self, borrower: OwnerId) -> Result<CapacityToken<'_>, TryAcquireError> {
-        let pending = self.begin(borrower).map_err(|()| TryAcquireError::WouldDeadlock)?;
+        let mut borrowers = self.inner.borrowers.lock();
+        if borrowers.map.contains_key(&borrower) {
+            return Err(TryAcquireError::WouldDeadlock);
+        }
         self.inner.core.try_acquire(1, Caller::Async)?;
-        Ok(self.finish(pending, Caller::Async))
+        let hold = self.hold_for(borrower, Caller::Async);
+        Ok(self.record(&mut borrowers, borrower, hold))
     }
 
     /// Borrows a token for the current owner, waiting in FIFO order. Outside a tracked
