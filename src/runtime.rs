@@ -45,6 +45,21 @@ pub(crate) fn poll_budget(cx: &mut Context<'_>) -> Poll<Progress> {
     }
 }
 
+/// Runs `future` outside the cooperative budget: for the blocking entry points, whose
+/// thread is not a cooperative task. Inside one whose budget is spent, a budgeted poll
+/// would return `Pending` forever and the thread would spin instead of waiting.
+#[inline]
+pub(crate) fn unbudgeted<F: std::future::Future>(future: F) -> impl std::future::Future<Output = F::Output> {
+    #[cfg(feature = "tokio")]
+    {
+        ::tokio::task::coop::unconstrained(future)
+    }
+    #[cfg(not(feature = "tokio"))]
+    {
+        future
+    }
+}
+
 /// The runtime's identity for the task running now, if the feature is on and this is a
 /// runtime task.
 #[inline]

@@ -47,6 +47,20 @@ fn a_tight_lock_loop_yields_to_other_tasks() {
     });
 }
 
+/// A blocking acquire is not a cooperative task: called from a task whose budget is
+/// spent, it must still take the free lock rather than spin on `Pending` for ever.
+#[test]
+fn a_blocking_acquire_ignores_a_spent_budget() {
+    current_thread().block_on(async {
+        let mutex = Mutex::new(0u64);
+        while tokio::task::coop::has_budget_remaining() {
+            drop(mutex.lock().await.unwrap());
+        }
+        *mutex.blocking_lock().unwrap() += 1;
+        assert_eq!(*mutex.try_lock().unwrap(), 1);
+    });
+}
+
 #[test]
 fn the_budget_applies_to_semaphores_and_limiters_too() {
     current_thread().block_on(async {
