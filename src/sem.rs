@@ -643,8 +643,13 @@ impl Abandon for SemCore {
     }
 }
 
-/// The uncontended acquire: one CAS in one poll, before any waiter state exists. It
-/// spends the cooperative budget as a queued acquire does; failing, it gives it back.
+/// The uncontended acquire: one CAS in one poll, before any waiter state exists.
+///
+/// A success spends the cooperative budget as a queued acquire does; if the budget is
+/// already spent, the permits go straight back and the task yields (once per budget, so
+/// rarely). A failure touches nothing but one load of the state and leaves the budget to
+/// the queued acquire: taking it and giving it back there cost more, under contention,
+/// than the fast path saves.
 pub(crate) struct TakeUncontended<'a> {
     core: &'a SemCore,
     permits: usize,
@@ -655,12 +660,19 @@ impl Future for TakeUncontended<'_> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
-        let progress = ready!(runtime::poll_budget(cx));
-        let taken = self.core.try_take(self.permits).is_ok();
-        if taken {
-            progress.made_progress();
+        if self.core.try_take(self.permits).is_err() {
+            return Poll::Ready(false);
         }
-        Poll::Ready(taken)
+        match runtime::poll_budget(cx) {
+            Poll::Ready(progress) => {
+                progress.made_progress();
+                Poll::Ready(true)
+            }
+            Poll::Pending => {
+                self.core.release(self.permits);
+                Poll::Pending
+            }
+        }
     }
 }
 
