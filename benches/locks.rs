@@ -242,11 +242,15 @@ fn contended_blocking(c: &mut Criterion) {
                 b.iter_custom(|n| {
                     let per_thread = n.div_ceil(THREADS);
                     let shared = Arc::new($make);
+                    // Both threads start together: with a short batch, one thread could
+                    // otherwise finish before the other started, and nothing would contend.
+                    let barrier = std::sync::Barrier::new(THREADS as usize);
                     let start = Instant::now();
                     std::thread::scope(|scope| {
                         for _ in 0..THREADS {
-                            let $m = shared.clone();
+                            let ($m, barrier) = (shared.clone(), &barrier);
                             scope.spawn(move || {
+                                barrier.wait();
                                 for _ in 0..per_thread {
                                     let mut guard = $lock;
                                     *guard = black_box(*guard + 1);

@@ -76,6 +76,26 @@ ROWS = [
 ]
 
 
+# Why the targets that are missed are missed: structural reasons, true whatever one run's
+# numbers say (the table above has those).
+NOT_MET = """## About the targets not met
+
+- **Tracking cost.** A tracked hold records itself in its owner's local hold list (no
+  lock, no atomic, and re-taking the primitive it released last reuses its entry), about
+  10 ns on this machine. Getting under 10% needs DESIGN.md section 4's lazy registration
+  (the holder recorded in the primitive, linked to its owner only when someone waits).
+  That needs an ordered store-then-load between the holder word and the waiter flag on
+  every lock (a fence or a locked instruction), or the holder packed into the state
+  word. It is not built.
+- **Contended ties.** The async hand-off is FIFO, the same protocol as tokio's. The
+  contended ratios move by a few percent either way from run to run, so "at least
+  tokio's" is met or missed by noise.
+- **`blocking_lock` against parking_lot** (no target, in the pairings). A strict FIFO
+  hand-off between two threads costs a cross-core wake per lock, where parking_lot lets
+  the releasing thread take the lock back. Coming within 3x of it needs DESIGN.md's
+  opt-in eventual-fairness (barging) mode, which is not built."""
+
+
 def sizes():
     """The table tests/sizes.rs prints."""
     run = subprocess.run(["cargo", "test", "-q", "--release", "--test", "sizes", "--", "--nocapture"],
@@ -124,7 +144,7 @@ def main():
         lines.append(f"| break: under 1 µs per waiter | {worst:.1f} ns per waiter (worst) | 1000 ns | "
                      f"{'yes' if worst < 1000 else '**no**'} |")
     lines += ["", "Per-iteration medians in the contended groups are total time / lock+unlock pairs "
-              "(so lower is more throughput).", "", "## Other ratios (no target)", "",
+              "(so lower is more throughput).", "", NOT_MET, "", "## Other ratios (no target)", "",
               "| pairing | ratio |", "|---|---|"]
     for label, ours, peer in PAIRINGS:
         r = ratio(median_ns(*ours), median_ns(*peer))
