@@ -154,7 +154,8 @@ impl Semaphore {
     /// # });
     /// ```
     pub async fn acquire(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
-        self.acquire_many(1).await
+        let hold = self.acquire_hold(1, Caller::Async).await?;
+        Ok(SemaphorePermit { sem: self, permits: 1, hold })
     }
 
     /// Acquires `n` permits at once, waiting in FIFO order.
@@ -230,7 +231,8 @@ impl Semaphore {
     /// # });
     /// ```
     pub async fn acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, AcquireError> {
-        self.acquire_many_owned(1).await
+        let hold = self.acquire_hold(1, Caller::Async).await?;
+        Ok(OwnedSemaphorePermit { sem: self, permits: 1, hold })
     }
 
     /// Like [`acquire_many`](Self::acquire_many), with an owned permit.
