@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::error::{AcquireError, PrimitiveKind, ReleaseError, TryLockError};
 use crate::lot::block_on;
 use crate::owner::{Caller, OwnerId, current_owner};
-use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_permits, common_statistics};
+use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_hold, common_statistics};
 
 /// An async mutex that knows who holds it.
 ///
@@ -98,9 +98,9 @@ impl<T> Mutex<T> {
 }
 
 impl<T: ?Sized> Mutex<T> {
+    /// For the blocking entry points; the async ones expand [`acquire_hold!`] in place.
     async fn acquire_hold(&self, caller: Caller) -> Result<Hold, AcquireError> {
-        acquire_permits!(self.core, 1, caller);
-        Ok(self.core.register(1, caller, &self.core))
+        Ok(acquire_hold!(self.core, 1, caller, &self.core))
     }
 
     fn try_acquire_hold(&self) -> Result<Hold, TryLockError> {
@@ -123,7 +123,7 @@ impl<T: ?Sized> Mutex<T> {
     /// # });
     /// ```
     pub async fn lock(&self) -> Result<MutexGuard<'_, T>, AcquireError> {
-        let hold = self.acquire_hold(Caller::Async).await?;
+        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core);
         Ok(MutexGuard { mutex: self, hold })
     }
 
@@ -171,7 +171,7 @@ impl<T: ?Sized> Mutex<T> {
     /// # });
     /// ```
     pub async fn lock_owned(self: Arc<Self>) -> Result<OwnedMutexGuard<T>, AcquireError> {
-        let hold = self.acquire_hold(Caller::Async).await?;
+        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core);
         Ok(OwnedMutexGuard { mutex: self, hold })
     }
 
@@ -278,7 +278,7 @@ impl Mutex<()> {
     /// # });
     /// ```
     pub async fn acquire(&self) -> Result<(), AcquireError> {
-        let hold = self.acquire_hold(Caller::Async).await?;
+        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core);
         self.core.store_manual(hold);
         Ok(())
     }

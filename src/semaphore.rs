@@ -11,9 +11,7 @@ use std::sync::Arc;
 use crate::error::{AcquireError, PrimitiveKind, TryAcquireError};
 use crate::lot::block_on;
 use crate::owner::{Abandon, Caller};
-use crate::sem::{
-    AbandonPolicy, CoreSnapshot, Hold, MAX_PERMITS, SemCore, acquire_permits, common_statistics,
-};
+use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, MAX_PERMITS, SemCore, acquire_hold, common_statistics};
 
 /// A counting semaphore that knows who holds its permits.
 ///
@@ -95,9 +93,9 @@ impl Semaphore {
         self.core.clone()
     }
 
+    /// For the blocking entry points; the async ones expand [`acquire_hold!`] in place.
     async fn acquire_hold(&self, permits: usize, caller: Caller) -> Result<Hold, AcquireError> {
-        acquire_permits!(self.core, permits, caller);
-        Ok(self.core.register(permits, caller, &self.core))
+        Ok(acquire_hold!(self.core, permits, caller, &self.core))
     }
 
     fn try_acquire_hold(&self, permits: usize) -> Result<Hold, TryAcquireError> {
@@ -154,7 +152,7 @@ impl Semaphore {
     /// # });
     /// ```
     pub async fn acquire(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
-        let hold = self.acquire_hold(1, Caller::Async).await?;
+        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core);
         Ok(SemaphorePermit { sem: self, permits: 1, hold })
     }
 
@@ -170,7 +168,7 @@ impl Semaphore {
     /// ```
     pub async fn acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, AcquireError> {
         let permits = n as usize;
-        let hold = self.acquire_hold(permits, Caller::Async).await?;
+        let hold = acquire_hold!(self.core, permits, Caller::Async, &self.core);
         Ok(SemaphorePermit { sem: self, permits, hold })
     }
 
@@ -231,7 +229,7 @@ impl Semaphore {
     /// # });
     /// ```
     pub async fn acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, AcquireError> {
-        let hold = self.acquire_hold(1, Caller::Async).await?;
+        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core);
         Ok(OwnedSemaphorePermit { sem: self, permits: 1, hold })
     }
 
@@ -245,7 +243,7 @@ impl Semaphore {
     /// ```
     pub async fn acquire_many_owned(self: Arc<Self>, n: u32) -> Result<OwnedSemaphorePermit, AcquireError> {
         let permits = n as usize;
-        let hold = self.acquire_hold(permits, Caller::Async).await?;
+        let hold = acquire_hold!(self.core, permits, Caller::Async, &self.core);
         Ok(OwnedSemaphorePermit { sem: self, permits, hold })
     }
 
