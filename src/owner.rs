@@ -591,20 +591,13 @@ std::thread_local! {
     /// The tracked task being polled on this thread, if any. Set by `Tracked::poll` for
     /// the length of one poll, from an `Arc` that the `Tracked` keeps alive that long.
     static CURRENT_TASK: Cell<*const OwnerInner> = const { Cell::new(std::ptr::null()) };
-}
-#[cfg(loom)]
-loom::thread_local! {
-    static CURRENT_TASK: Cell<*const OwnerInner> = Cell::new(std::ptr::null());
-}
-
-#[cfg(not(loom))]
-std::thread_local! {
     /// This thread's own owner record while it exists (see `THREAD_OWNER`), for the
     /// cheap "is this the owner's thread?" check.
     static THREAD_RECORD: Cell<*const OwnerInner> = const { Cell::new(std::ptr::null()) };
 }
 #[cfg(loom)]
 loom::thread_local! {
+    static CURRENT_TASK: Cell<*const OwnerInner> = Cell::new(std::ptr::null());
     static THREAD_RECORD: Cell<*const OwnerInner> = Cell::new(std::ptr::null());
 }
 
