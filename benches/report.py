@@ -78,18 +78,19 @@ ROWS = [
 
 # Why the targets that are missed are missed: structural reasons, true whatever one run's
 # numbers say (the table above has those).
-NOT_MET = """## About the targets not met
+NOT_MET = """## About the targets that are close or missed
 
-- **Tracking cost.** A tracked hold records itself in its owner's local hold list (no
-  lock, no atomic, and re-taking the primitive it released last reuses its entry), about
-  10 ns on this machine. Getting under 10% needs DESIGN.md section 4's lazy registration
-  (the holder recorded in the primitive, linked to its owner only when someone waits).
-  That needs an ordered store-then-load between the holder word and the waiter flag on
-  every lock (a fence or a locked instruction), or the holder packed into the state
-  word. It is not built.
-- **Contended ties.** The async hand-off is FIFO, the same protocol as tokio's. The
-  contended ratios move by a few percent either way from run to run, so "at least
-  tokio's" is met or missed by noise.
+- **Tracking cost.** A tracked hold records itself in its owner's local hold list: no
+  lock, no atomic, no reference count, and re-taking the primitive it released last
+  reuses its entry. That costs about 3-4 ns over an anonymous hold here, which is 15-25%
+  of a 17 ns lock. DESIGN.md section 4's lazy registration (the holder recorded in the
+  primitive, linked to its owner only when someone waits) would not be cheaper. It needs
+  an ordered store-then-load between the holder word and the waiter flag on every lock,
+  a fence or a locked instruction, which alone costs about as much. Or it needs the
+  holder packed into the state word.
+- **Contended ratios.** The async hand-off is FIFO, the same protocol as tokio's. The
+  contended ratios move by several percent from run to run, so a ratio near 1.0 can land
+  on either side.
 - **`blocking_lock` against parking_lot** (no target, in the pairings). A strict FIFO
   hand-off between two threads costs a cross-core wake per lock, where parking_lot lets
   the releasing thread take the lock back. Coming within 3x of it needs DESIGN.md's
