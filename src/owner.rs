@@ -416,7 +416,9 @@ const SHARED_SLOT: usize = 1 << (usize::BITS - 1);
 /// because a live ticket keeps the record alive either way: until the owner exits, its
 /// `Tracked` (or thread-local) holds the record; at the exit, the hold is still
 /// registered (the ticket has not given it back), so the exit takes one strong count for
-/// this ticket, which the ticket gives back when it is done.
+/// this ticket, which the ticket gives back when it is done. A ticket that is never done
+/// (its guard leaked with `mem::forget`) keeps the record, a couple of hundred bytes,
+/// for good: a small leak beside the one the caller chose.
 pub(crate) struct HoldTicket {
     owner: NonNull<OwnerInner>,
     /// The key in the local slab, or with `SHARED_SLOT` in the shared one.
