@@ -1,5 +1,6 @@
-//! Model-based fuzz (proptest): random sequences of acquire, try, release, cancel, leak,
-//! permit forget, owner exit, add_permits, forget_permits and close across three owners,
+//! Model-based fuzz (proptest): random sequences of acquire, try, release (in the owner's
+//! poll or elsewhere), permit split elsewhere, cancel, leak, permit forget, owner exit,
+//! add_permits, forget_permits and close across three owners,
 //! run against
 //! the real Semaphore and a sequential reference model; every observable result must
 //! match. Deterministic: owners are real `tracked` futures polled by hand (a command runs
@@ -25,6 +26,10 @@ enum Op {
     Acquire(usize, u32),
     PollPending(usize),
     Release(usize, usize),
+    /// The permit is dropped outside its owner's poll, while the owner lives.
+    ReleaseElsewhere(usize, usize),
+    /// One permit is split off outside the owner's poll; both parts go back to it.
+    SplitElsewhere(usize, usize),
     Cancel(usize, usize),
     Leak(usize, usize),
     Forget(usize, usize),
@@ -41,6 +46,8 @@ fn op() -> impl Strategy<Value = Op> {
         (owner.clone(), 1..=3u32).prop_map(|(o, n)| Op::Acquire(o, n)),
         owner.clone().prop_map(Op::PollPending),
         (owner.clone(), 0..3usize).prop_map(|(o, i)| Op::Release(o, i)),
+        (owner.clone(), 0..3usize).prop_map(|(o, i)| Op::ReleaseElsewhere(o, i)),
+        (owner.clone(), 0..3usize).prop_map(|(o, i)| Op::SplitElsewhere(o, i)),
         (owner.clone(), 0..3usize).prop_map(|(o, i)| Op::Cancel(o, i)),
         (owner.clone(), 0..3usize).prop_map(|(o, i)| Op::Leak(o, i)),
         (owner.clone(), 0..3usize).prop_map(|(o, i)| Op::Forget(o, i)),
@@ -115,6 +122,16 @@ impl RealOwner {
     }
     fn id(&self) -> OwnerId {
         self.task.owner()
+    }
+    /// Takes held permit `i` out of the owner (in its poll), for use elsewhere.
+    fn take_held(&mut self, i: usize) -> OwnedSemaphorePermit {
+        let out: Rc<RefCell<Option<OwnedSemaphorePermit>>> = Rc::default();
+        let slot = out.clone();
+        self.run(move |state, _| {
+            *slot.borrow_mut() = Some(state.held.remove(i));
+            vec![]
+        });
+        out.borrow_mut().take().expect("the command ran")
     }
     /// Runs `command` inside this owner's poll.
     fn run(
@@ -341,6 +358,29 @@ fn check(initial: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                 model.release(n);
                 (vec![], vec![])
             }
+            Op::ReleaseElsewhere(o, i) => {
+                if i >= model.owners[o].held.len() {
+                    continue;
+                }
+                let n = model.owners[o].held.remove(i);
+                drop(owners[o].take_held(i)); // outside every poll
+                model.release(n);
+                (vec![], vec![])
+            }
+            Op::SplitElsewhere(o, i) => {
+                if model.owners[o].held.get(i).is_none_or(|&n| n < 2) {
+                    continue;
+                }
+                let n = model.owners[o].held.remove(i);
+                model.owners[o].held.extend([n - 1, 1]);
+                let mut permit = owners[o].take_held(i);
+                let part = permit.split(1).expect("it holds at least 2");
+                owners[o].run(move |state, _| {
+                    state.held.extend([permit, part]);
+                    vec![]
+                });
+                (vec![], vec![])
+            }
             Op::Cancel(o, i) => {
                 if i >= model.owners[o].pending.len() {
                     continue;
@@ -358,13 +398,7 @@ fn check(initial: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                 }
                 let n = model.owners[o].held.remove(i);
                 model.owners[o].leaked += n;
-                let out: Rc<RefCell<Option<OwnedSemaphorePermit>>> = Rc::default();
-                let slot = out.clone();
-                owners[o].run(move |state, _| {
-                    *slot.borrow_mut() = Some(state.held.remove(i));
-                    vec![]
-                });
-                leaked.extend(out.borrow_mut().take());
+                leaked.push(owners[o].take_held(i));
                 (vec![], vec![])
             }
             Op::Forget(o, i) => {
