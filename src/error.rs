@@ -84,8 +84,14 @@ impl fmt::Display for PrimitiveKind {
 /// assert_eq!(err.reason(), AbandonReason::Exited);
 /// assert!(err.to_string().starts_with("mutex \"config\" is broken: thread#"));
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BrokenResourceError {
+///
+/// One pointer wide (the details are shared by every waiter it is handed to), so every
+/// `Result` an acquire returns stays small.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BrokenResourceError(Arc<Broken>);
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Broken {
     pub(crate) kind: PrimitiveKind,
     pub(crate) name: Option<Arc<str>>,
     pub(crate) owner: OwnerId,
@@ -94,35 +100,52 @@ pub struct BrokenResourceError {
 }
 
 impl BrokenResourceError {
+    pub(crate) fn new(broken: Broken) -> Self {
+        BrokenResourceError(Arc::new(broken))
+    }
     /// The owner that abandoned its hold.
     pub fn owner(&self) -> OwnerId {
-        self.owner
+        self.0.owner
     }
     /// How the owner abandoned its hold.
     pub fn reason(&self) -> AbandonReason {
-        self.reason
+        self.0.reason
     }
     /// Which kind of primitive is broken.
     pub fn kind(&self) -> PrimitiveKind {
-        self.kind
+        self.0.kind
     }
     /// The primitive's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.0.name.as_deref()
+    }
+}
+
+impl fmt::Debug for BrokenResourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Broken { kind, name, owner, owner_name, reason } = &*self.0;
+        f.debug_struct("BrokenResourceError")
+            .field("kind", kind)
+            .field("name", name)
+            .field("owner", owner)
+            .field("owner_name", owner_name)
+            .field("reason", reason)
+            .finish()
     }
 }
 
 impl fmt::Display for BrokenResourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.kind)?;
-        if let Some(name) = &self.name {
+        let Broken { kind, name, owner, owner_name, reason } = &*self.0;
+        write!(f, "{kind}")?;
+        if let Some(name) = name {
             write!(f, " {name:?}")?;
         }
-        write!(f, " is broken: {}", self.owner)?;
-        if let Some(owner_name) = &self.owner_name {
+        write!(f, " is broken: {owner}")?;
+        if let Some(owner_name) = owner_name {
             write!(f, " ({owner_name})")?;
         }
-        write!(f, " {} while holding it", self.reason)
+        write!(f, " {reason} while holding it")
     }
 }
 

@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::task::{Context, Poll, ready};
 
 use crate::error::{
-    AbandonReason, AcquireError, BrokenResourceError, PrimitiveKind, ReleaseError, TryAcquireError,
+    AbandonReason, AcquireError, Broken, BrokenResourceError, PrimitiveKind, ReleaseError, TryAcquireError,
 };
 use crate::loom::{AtomicU64, AtomicUsize, Mutex};
 use crate::lot::{Outcome, Settlement, WaitQueue, WakeList};
@@ -539,13 +539,13 @@ impl SemCore {
         if shared.broken.is_some() {
             return;
         }
-        shared.broken = Some(BrokenResourceError {
+        shared.broken = Some(BrokenResourceError::new(Broken {
             kind: self.kind,
             name: self.name.clone(),
             owner: owner.id,
             owner_name: owner.name.clone(),
             reason,
-        });
+        }));
         self.state.fetch_or(BROKEN, Release);
         shared.queue.fail_all(wakes);
     }
