@@ -88,3 +88,44 @@ fn waker_replacement_races_a_wake() {
         }
     });
 }
+
+/// A tracked task's permits are split on another thread (the split moves the hold into
+/// the owner record's shared slab) and dropped there, while the task is cancelled: each
+/// part is released or abandoned exactly once, and the semaphore ends either whole or
+/// broken by that task, never both.
+#[test]
+fn a_split_elsewhere_races_the_owner_exit() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(2));
+        let (tx, rx) = loom::sync::mpsc::channel();
+        let mut task = Box::pin(ownsync::tracked({
+            let sem = sem.clone();
+            async move {
+                tx.send(sem.acquire_many_owned(2).await.unwrap()).unwrap();
+                std::future::pending::<()>().await
+            }
+        }));
+        let id = task.owner();
+        assert!(task.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+        let mut permit = rx.recv().unwrap();
+        let released = Arc::new(AtomicUsize::new(0));
+        let splitter = {
+            let released = released.clone();
+            thread::spawn(move || {
+                let part = permit.split(1).unwrap();
+                drop(part);
+                drop(permit);
+                released.store(1, Ordering::SeqCst);
+            })
+        };
+        let released_before_exit = released.load(Ordering::SeqCst) == 1;
+        drop(task);
+        splitter.join().unwrap();
+        assert!(!(released_before_exit && sem.is_broken()), "released first, yet broken");
+        if sem.is_broken() {
+            assert_eq!(sem.statistics().broken().map(|err| err.owner()), Some(id));
+        } else {
+            assert_eq!(sem.available_permits(), 2, "released, so every permit is back");
+        }
+    });
+}
