@@ -490,30 +490,27 @@ impl HoldTicket {
         Claim::Ours
     }
 
-    /// Gives back the exit's count for an abandoned hold. The record may be freed here.
-    fn give_back_count(self) {
-        let owner = self.owner;
-        std::mem::forget(self);
-        // SAFETY: the exit took one strong count for this ticket (it was still registered
-        // then) and nothing else gives it back: the ticket is consumed here, and no
-        // reference into the record outlives this line.
-        unsafe { Arc::decrement_strong_count(owner.as_ptr().cast_const()) };
+    /// Claims the hold back; if the exit claimed it first, gives back the count the exit
+    /// took for this ticket (the record may be freed then). `true`: the hold is ours.
+    /// Runs once per ticket: from `unregister`, or else from `Drop`.
+    fn give_back(&mut self) -> bool {
+        match self.claim() {
+            Claim::Ours => true,
+            Claim::Abandoned => {
+                // SAFETY: the exit took one strong count for this ticket (it was still
+                // registered then) and only this, the ticket's single give-back, returns
+                // it; nothing touches the record after this line.
+                unsafe { Arc::decrement_strong_count(self.owner.as_ptr().cast_const()) };
+                false
+            }
+        }
     }
 
     /// Claims the hold back from the owner record. `true`: the hold is still ours and the
     /// caller must release it. `false`: the owner's exit claimed it first and has already
     /// abandoned it, so the caller must not release it again.
     pub(crate) fn unregister(self) -> bool {
-        match self.claim() {
-            Claim::Ours => {
-                std::mem::forget(self);
-                true
-            }
-            Claim::Abandoned => {
-                self.give_back_count();
-                false
-            }
-        }
+        std::mem::ManuallyDrop::new(self).give_back()
     }
 
     /// Changes how many permits the registered hold has (`split` / `merge`). `false` if the
@@ -575,10 +572,7 @@ impl HoldTicket {
 
 impl Drop for HoldTicket {
     fn drop(&mut self) {
-        if let Claim::Abandoned = self.claim() {
-            // SAFETY: as in `give_back_count`: this ticket's count, given back once, last.
-            unsafe { Arc::decrement_strong_count(self.owner.as_ptr().cast_const()) };
-        }
+        self.give_back();
     }
 }
 
