@@ -730,10 +730,12 @@ impl AcquireFuture<'_> {
                 Err(TryAcquireError::NoPermits) => self.park(cx),
             };
         };
-        if self.settlement.outcome() == Outcome::Waiting {
+        let mut outcome = self.settlement.outcome();
+        if outcome == Outcome::Waiting {
             let mut shared = core.shared.lock();
             // Settled between the load and the lock? Then the slot is gone: go on below.
-            if self.settlement.outcome() == Outcome::Waiting {
+            outcome = self.settlement.outcome();
+            if outcome == Outcome::Waiting {
                 let replaced = shared.queue.update_waker(key, cx.waker());
                 drop(shared);
                 drop(replaced); // a waker's drop may re-enter: never under the lock
@@ -744,7 +746,7 @@ impl AcquireFuture<'_> {
         if core.is_broken() {
             return Poll::Ready(Err(AcquireError::Broken(core.broken_error())));
         }
-        Poll::Ready(match self.settlement.outcome() {
+        Poll::Ready(match outcome {
             Outcome::Granted => Ok(()),
             _ => Err(AcquireError::Closed),
         })
