@@ -64,6 +64,14 @@ impl Recorder {
     fn events(&self) -> Vec<Seen> {
         self.0.lock().unwrap().clone()
     }
+    /// The one event recorded, at `level` with target `ownsync`.
+    fn only_event(&self, level: Level) -> Seen {
+        let mut events = self.events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        let event = events.remove(0);
+        assert_eq!((event.level, event.target.as_str()), (level, "ownsync"));
+        event
+    }
 }
 
 #[test]
@@ -87,10 +95,7 @@ fn a_break_says_who_why_and_how_many_waiters_were_woken() {
         holder.ready(); // exits holding the lock: broken
         assert!(waiters.iter_mut().all(|waiter| waiter.ready().is_err()));
 
-        let events = recorder.events();
-        assert_eq!(events.len(), 1, "{events:?}");
-        let event = &events[0];
-        assert_eq!((event.level, event.target.as_str()), (Level::WARN, "ownsync"));
+        let event = recorder.only_event(Level::WARN);
         assert_eq!(event.fields["primitive"], "mutex");
         assert_eq!(event.fields["name"], "ledger");
         assert_eq!(event.fields["owner"], owner.to_string());
@@ -109,10 +114,7 @@ fn a_reclaim_says_who_and_how_many_permits_came_back() {
         block_on(leaker);
         assert_eq!(semaphore.available_permits(), 3);
 
-        let events = recorder.events();
-        assert_eq!(events.len(), 1, "{events:?}");
-        let event = &events[0];
-        assert_eq!((event.level, event.target.as_str()), (Level::INFO, "ownsync"));
+        let event = recorder.only_event(Level::INFO);
         assert_eq!(event.fields["primitive"], "semaphore");
         assert_eq!(event.fields["owner"], owner.to_string());
         assert_eq!(event.fields["reason"], "exited");
