@@ -390,12 +390,17 @@ impl CapacityLimiter {
         self.inner.borrowers.lock().borrowed()
     }
 
-    /// `total - borrowed`, or 0 while borrowed exceeds a lowered total.
+    /// `total - borrowed`, or 0 while borrowed exceeds a lowered total, and 0 once the
+    /// limiter is broken (no acquire can take a token then). A snapshot:
+    /// `try_acquire` decides.
     ///
     /// ```
     /// assert_eq!(ownsync::CapacityLimiter::new(4).available_tokens(), 4);
     /// ```
     pub fn available_tokens(&self) -> usize {
+        if self.is_broken() {
+            return 0;
+        }
         let borrowers = self.inner.borrowers.lock();
         borrowers.total.saturating_sub(borrowers.borrowed())
     }

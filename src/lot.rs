@@ -178,9 +178,12 @@ impl WaitQueue {
     }
 
     /// Removes a still-waiting slot (its future was dropped); the order of the rest is
-    /// unchanged. Its settlement is left as it is.
-    pub(crate) fn remove(&mut self, key: usize) {
-        drop(self.take(key));
+    /// unchanged. Its settlement is left as it is. Returns the slot's waker for the
+    /// caller to drop once the lock is released: a waker's drop may run any code,
+    /// including a release of this very primitive (tokio #5429).
+    #[must_use = "drop the waker after unlocking"]
+    pub(crate) fn remove(&mut self, key: usize) -> Option<Waker> {
+        self.take(key).waker
     }
 
     /// Unlinks slot `key` and takes it out of the slab.
@@ -218,14 +221,28 @@ impl WakeList {
         }
     }
 
-    /// Wakes them all. Call with no lock held.
+    /// Wakes them all. Call with no lock held. A waker whose `wake` panics does not stop
+    /// the others from being woken; the first panic is resumed once all were.
     pub(crate) fn wake_all(self) {
-        for waker in self.inline.into_iter().flatten() {
-            waker.wake();
+        run_all(self.inline.into_iter().flatten().chain(self.spill), Waker::wake);
+    }
+}
+
+/// Calls `f` on every item even if some calls panic, then resumes the first panic (or,
+/// if this thread is already unwinding, where a second panic would abort, drops it).
+/// For the loops that must finish: waking every waiter of a break, abandoning every hold
+/// of an exit. Costs nothing while nothing panics.
+pub(crate) fn run_all<T>(items: impl IntoIterator<Item = T>, mut f: impl FnMut(T)) {
+    let mut first_panic = None;
+    for item in items {
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(item))) {
+            first_panic.get_or_insert(panic);
         }
-        for waker in self.spill {
-            waker.wake();
-        }
+    }
+    if let Some(panic) = first_panic
+        && !std::thread::panicking()
+    {
+        std::panic::resume_unwind(panic);
     }
 }
 
@@ -329,7 +346,7 @@ mod tests {
         let (b_key, b) = park(&mut queue, 2, noop());
         let (_, c) = park(&mut queue, 3, noop());
         assert_eq!(queue.len(), 3);
-        queue.remove(b_key);
+        drop(queue.remove(b_key));
         assert_eq!(b.outcome(), Outcome::Waiting, "a removed waiter is not settled");
         let mut wakes = WakeList::default();
         assert_eq!(queue.front_wants(), Some(1));
@@ -357,7 +374,7 @@ mod tests {
         // A new waiter after a fail-all is linked on its own.
         let (fresh, _settlement) = park(&mut queue, 1, noop());
         assert_eq!(queue.front_wants(), Some(1));
-        queue.remove(fresh);
+        drop(queue.remove(fresh));
         assert!(queue.is_empty());
     }
 

@@ -348,11 +348,19 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
             out.field("name", &name);
         }
         // Peek with the bare core (no owner registration, no panic handling), so that
-        // formatting a mutex, even from a panic message, has no side effect.
+        // formatting a mutex, even from a panic message, has no side effect. The permit
+        // goes back through a guard: a `T::fmt` that panics must not keep the mutex.
         if self.core.try_acquire(1, Caller::Async).is_ok() {
-            // SAFETY: we hold the single permit, so nobody else reaches the data.
+            struct GiveBack<'a>(&'a SemCore);
+            impl Drop for GiveBack<'_> {
+                fn drop(&mut self) {
+                    self.0.release(1);
+                }
+            }
+            let _peek = GiveBack(&self.core);
+            // SAFETY: we hold the single permit until `_peek` drops, so nobody else
+            // reaches the data meanwhile.
             out.field("data", &unsafe { &*self.data.get() });
-            self.core.release(1);
         } else {
             out.field("data", &format_args!("<locked>"));
         }

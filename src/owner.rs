@@ -317,9 +317,10 @@ impl OwnerInner {
             return;
         }
         let abandoner = self.abandoner();
-        for hold in abandoned {
-            hold.primitive.abandon(&abandoner, reason, hold.permits);
-        }
+        // Every hold was claimed above, so each must be abandoned here even if one
+        // primitive's `abandon` panics (a waker's `wake` may): a claimed hold that is not
+        // abandoned is neither broken nor released, and its waiters would hang.
+        crate::lot::run_all(abandoned, |hold| hold.primitive.abandon(&abandoner, reason, hold.permits));
     }
 
     #[cfg(test)]

@@ -20,7 +20,7 @@ use std::task::{Context, Poll, ready};
 use crate::error::{
     AbandonReason, AcquireError, Broken, BrokenResourceError, PrimitiveKind, ReleaseError, TryAcquireError,
 };
-use crate::loom::{AtomicU64, AtomicUsize, Mutex};
+use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Mutex};
 use crate::lot::{Outcome, Settlement, WaitQueue, WakeList};
 use crate::owner::{
     Abandon, Abandoner, Caller, HoldTicket, OwnerId, current_abandoner, identity_for, register_hold,
@@ -92,37 +92,58 @@ impl Hold {
         self.ticket.as_ref().map(HoldTicket::owner_id)
     }
 
-    /// Moves `permits` of this hold into a new hold registered to the same owner.
-    /// `primitive` is the hold's primitive, for the owner's exit to hand the new hold to.
+    /// Moves `taken` of this hold's permits into a new hold registered to the same owner,
+    /// leaving `remaining`. `None` if the owner's exit already claimed this hold (it was
+    /// broken or reclaimed with all its permits): nothing is left to split, and neither
+    /// side may release anything. A side left with 0 permits is never registered:
+    /// nothing held, nothing to abandon.
     pub(crate) fn split_off(
         &mut self,
         remaining: usize,
         taken: usize,
         primitive: impl Fn() -> Arc<dyn Abandon>,
-    ) -> Hold {
-        let ticket = self.ticket.as_mut().and_then(|ticket| {
-            ticket.set_permits(remaining, &primitive);
-            ticket.register_sibling(taken, primitive())
-        });
-        Hold { ticket }
+    ) -> Option<Hold> {
+        let Some(ticket) = self.ticket.as_mut() else { return Some(Hold::default()) };
+        if remaining == 0 {
+            // Everything moves: the new hold takes the registration as it is (a claimed
+            // one included, whose drop then releases nothing, as it should).
+            return Some(Hold { ticket: self.ticket.take() });
+        }
+        if taken == 0 {
+            return Some(Hold::default());
+        }
+        if !ticket.set_permits(remaining, &primitive) {
+            return None;
+        }
+        // `None` if the owner exited since: it abandoned `remaining`, and the `taken`
+        // permits, registered nowhere, are released by the new hold's drop.
+        Some(Hold { ticket: ticket.register_sibling(taken, primitive()) })
     }
 
-    /// Absorbs `other` (same primitive) so that this hold registers `total` permits.
-    pub(crate) fn merge(&mut self, other: Hold, total: usize, primitive: impl Fn() -> Arc<dyn Abandon>) {
-        match (&mut self.ticket, other.ticket) {
-            (Some(mine), Some(theirs)) => {
-                if theirs.unregister() {
-                    mine.set_permits(total, primitive);
-                }
-            }
-            (None, Some(mut theirs)) => {
-                theirs.set_permits(total, primitive);
-                self.ticket = Some(theirs);
-            }
-            (Some(mine), None) => {
-                mine.set_permits(total, primitive);
-            }
-            (None, None) => {}
+    /// Absorbs `other` (same primitive, `theirs` permits) into this hold (`mine`
+    /// permits). Returns how many permits the merged hold really has: a side whose
+    /// owner's exit already claimed it (broken or reclaimed) brings none, so nothing is
+    /// released twice and nothing live is lost.
+    pub(crate) fn merge(
+        &mut self,
+        mine: usize,
+        other: Hold,
+        theirs: usize,
+        primitive: impl Fn() -> Arc<dyn Abandon>,
+    ) -> usize {
+        // The registration kept, the permits it covers now, and the other side's live
+        // permits, which are held anonymously unless the kept registration takes them.
+        let (mut kept, covered, other_live) = match (self.ticket.take(), other.ticket) {
+            (None, None) => return mine + theirs,
+            (Some(kept), None) => (kept, mine, theirs),
+            (None, Some(kept)) => (kept, theirs, mine),
+            (Some(kept), Some(absorbed)) => (kept, mine, if absorbed.unregister() { theirs } else { 0 }),
+        };
+        if kept.set_permits(covered + other_live, &primitive) {
+            self.ticket = Some(kept);
+            covered + other_live
+        } else {
+            other_live // `kept` was claimed by its owner's exit: its permits are gone
         }
     }
 
@@ -207,6 +228,10 @@ pub(crate) struct SemCore {
     state: AtomicUsize,
     /// The owner of the latest registered hold; only a 1-permit mutex keeps it current.
     holder: AtomicU64,
+    /// A mutex whose current hold was taken while its thread was already unwinding: a
+    /// panic that did not begin inside the critical section, so dropping the guard
+    /// during it is no abandonment (std's poisoning rule). Written only by the holder.
+    taken_while_panicking: AtomicBool,
     shared: Mutex<Shared>,
     kind: PrimitiveKind,
     name: Option<Arc<str>>,
@@ -228,6 +253,7 @@ impl SemCore {
         SemCore {
             state: AtomicUsize::new(permits << SHIFT),
             holder: AtomicU64::new(0),
+            taken_while_panicking: AtomicBool::new(false),
             shared: Mutex::new(Shared::default()),
             kind,
             name,
@@ -347,6 +373,9 @@ impl SemCore {
         if permits == 0 {
             return Hold::default();
         }
+        if self.kind == PrimitiveKind::Mutex && std::thread::panicking() {
+            self.taken_while_panicking.store(true, Relaxed);
+        }
         // Registration fails only if the owner already exited, which the code running now
         // cannot be, except when a `Tracked` is polled again after its poll panicked: such
         // a hold is kept anonymous (released on drop) rather than failing the acquire.
@@ -367,7 +396,7 @@ impl SemCore {
     /// Ends a hold whose guard is being dropped: a normal release, or, for a mutex guard
     /// dropped while its thread panics, an abandonment (`Panicked`).
     pub(crate) fn end_hold(&self, hold: Hold, permits: usize) {
-        let panicking = self.kind == PrimitiveKind::Mutex && std::thread::panicking();
+        let panicking = self.kind == PrimitiveKind::Mutex && self.panic_began_in_section();
         match hold.ticket {
             Some(ticket) => {
                 // Who to name is read while the ticket still keeps its record alive.
@@ -393,6 +422,18 @@ impl SemCore {
             self.holder.store(0, Relaxed);
         }
         self.release(permits);
+    }
+
+    /// Whether the mutex hold ending now ends in a panic that began inside its critical
+    /// section: the thread unwinds, and it did not yet when the hold was taken (a
+    /// complete section run by a `Drop` during an unrelated unwind breaks nothing, as
+    /// std's mutex stays unpoisoned there). Resets the mark for the next hold.
+    fn panic_began_in_section(&self) -> bool {
+        let taken_while_panicking = self.taken_while_panicking.load(Relaxed);
+        if taken_while_panicking {
+            self.taken_while_panicking.store(false, Relaxed);
+        }
+        !taken_while_panicking && std::thread::panicking()
     }
 
     /// Returns `permits` to the pool, handing them to queued waiters first.
@@ -791,6 +832,8 @@ impl Drop for AcquireFuture<'_> {
         let Some(key) = self.slot.take() else { return };
         let core = self.core;
         let mut wakes = WakeList::default();
+        // Our own stored waker, dropped after the lock is released (tokio #5429).
+        let mut own_waker = None;
         match self.settlement.outcome() {
             Outcome::Waiting => {
                 let mut shared = core.shared.lock();
@@ -798,7 +841,7 @@ impl Drop for AcquireFuture<'_> {
                     // Left the queue: the waiters behind it may now fit (a big head
                     // blocked them).
                     Outcome::Waiting => {
-                        shared.queue.remove(key);
+                        own_waker = shared.queue.remove(key);
                         core.grant_waiters(&mut shared, &mut wakes);
                     }
                     // Granted while we took the lock, never returned: pass it on.
@@ -810,7 +853,9 @@ impl Drop for AcquireFuture<'_> {
             Outcome::Granted => core.release(self.permits),
             Outcome::Failed => {}
         }
+        // Wake the granted first: if dropping our waker panics, nobody is left asleep.
         wakes.wake_all();
+        drop(own_waker);
     }
 }
 

@@ -412,12 +412,20 @@ macro_rules! permit_common {
             }
 
             /// Moves `n` of these permits into a new permit; `None` if it holds fewer.
+            ///
+            /// If the owner these permits were registered to has exited meanwhile (so
+            /// they were abandoned: broken, or reclaimed by the pool), both permits hold
+            /// 0 afterwards: there is nothing left to split or to release.
             pub fn split(&mut self, n: usize) -> Option<Self> {
                 let remaining = self.permits.checked_sub(n)?;
                 let mut mine = std::mem::take(&mut self.hold);
                 let sem: &Semaphore = { let $this = &*self; $sem };
-                let hold = mine.split_off(remaining, n, || sem.primitive());
+                let split = mine.split_off(remaining, n, || sem.primitive());
                 self.hold = mine;
+                let (remaining, n, hold) = match split {
+                    Some(hold) => (remaining, n, hold),
+                    None => (0, 0, Default::default()),
+                };
                 self.permits = remaining;
                 Some(Self { sem: self.sem.clone(), permits: n, hold })
             }
@@ -430,12 +438,11 @@ macro_rules! permit_common {
             pub fn merge(&mut self, mut other: Self) {
                 let same = { let $this = &*self; let a: &Semaphore = $sem; let $this = &other; let b: &Semaphore = $sem; std::ptr::eq(a, b) };
                 assert!(same, "merging permits from different semaphore instances");
-                let total = self.permits + other.permits;
                 let mut mine = std::mem::take(&mut self.hold);
                 let sem: &Semaphore = { let $this = &*self; $sem };
-                mine.merge(std::mem::take(&mut other.hold), total, || sem.primitive());
+                let theirs = std::mem::take(&mut other.hold);
+                self.permits = mine.merge(self.permits, theirs, other.permits, || sem.primitive());
                 self.hold = mine;
-                self.permits = total;
                 other.permits = 0;
             }
         }

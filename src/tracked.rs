@@ -51,7 +51,8 @@ pub fn tracked<F: Future>(future: F) -> Tracked<F> {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum State {
     Running,
-    /// The inner future completed (and was dropped) or panicked; the owner has exited.
+    /// The inner future completed, or is dropped (or being dropped): never touched
+    /// again, and the owner has exited or is exiting.
     Finished,
 }
 
@@ -82,16 +83,32 @@ impl<F: Future> Tracked<F> {
     }
 }
 
-/// Marks the owner exited with `Panicked` if the poll it guards unwinds.
-struct UnwindGuard<'a> {
+/// Runs the owner's exit when dropped: with `reason`, or with `Panicked` while the code it
+/// guards is unwinding (it is disarmed, or given its normal reason, only once that code
+/// returned). A guard rather than a call after the guarded code, so that a poll or a
+/// drop of the inner future that panics still exits the owner: otherwise the record
+/// would be freed with holds still registered (their tickets would point at freed
+/// memory) and their waiters would hang.
+struct ExitGuard<'a> {
     owner: &'a Arc<OwnerInner>,
-    armed: bool,
+    reason: Option<AbandonReason>,
 }
 
-impl Drop for UnwindGuard<'_> {
+impl<'a> ExitGuard<'a> {
+    /// Exits `owner` with `Panicked` if dropped before [`ExitGuard::finish`].
+    fn on_unwind(owner: &'a Arc<OwnerInner>) -> Self {
+        ExitGuard { owner, reason: Some(AbandonReason::Panicked) }
+    }
+    /// The guarded code returned: exit with `reason`, or not at all with `None`.
+    fn finish(mut self, reason: Option<AbandonReason>) {
+        self.reason = reason;
+    }
+}
+
+impl Drop for ExitGuard<'_> {
     fn drop(&mut self) {
-        if self.armed {
-            self.owner.exit(AbandonReason::Panicked);
+        if let Some(reason) = self.reason {
+            self.owner.exit(reason);
         }
     }
 }
@@ -105,25 +122,24 @@ impl<F: Future> Future for Tracked<F> {
         // in `Drop`). `owner` and `state` are not pinned and are only read or assigned.
         let this = unsafe { self.get_unchecked_mut() };
         assert!(this.state == State::Running, "`Tracked` polled after it finished");
-        let result = {
-            let _scope = CurrentTaskScope::enter(&this.owner);
-            let mut unwind = UnwindGuard { owner: &this.owner, armed: true };
-            // SAFETY: see above; the inner future stays at its address until dropped.
-            let future = unsafe { Pin::new_unchecked(&mut *this.future) };
-            let result = future.poll(cx);
-            if result.is_ready() {
-                // Drop what the finished future still holds while it is still the owner,
-                // so its guards release normally; anything leaked is abandoned below.
-                // SAFETY: the future is finished and never touched again (state below).
-                unsafe { ManuallyDrop::drop(&mut this.future) };
-            }
-            unwind.armed = false;
-            result
-        };
-        if result.is_ready() {
-            this.state = State::Finished;
-            this.owner.exit(AbandonReason::Exited);
+        let exit = ExitGuard::on_unwind(&this.owner);
+        let _scope = CurrentTaskScope::enter(&this.owner);
+        // SAFETY: see above; the inner future stays at its address until dropped.
+        let future = unsafe { Pin::new_unchecked(&mut *this.future) };
+        let result = future.poll(cx);
+        if result.is_pending() {
+            exit.finish(None);
+            return result;
         }
+        // Finished before the future is dropped: if that drop panics, `Drop` must not
+        // drop it a second time (an executor drops a task whose poll panicked).
+        this.state = State::Finished;
+        // Drop what the finished future still holds while it is still the owner, so its
+        // guards release normally; anything leaked is abandoned by the exit.
+        // SAFETY: the future is finished and never touched again (`state` above).
+        unsafe { ManuallyDrop::drop(&mut this.future) };
+        drop(_scope);
+        exit.finish(Some(AbandonReason::Exited));
         result
     }
 }
@@ -131,17 +147,18 @@ impl<F: Future> Future for Tracked<F> {
 impl<F: Future> Drop for Tracked<F> {
     fn drop(&mut self) {
         if self.state == State::Running {
-            {
-                // Dropping the unfinished future releases the guards it still holds, as
-                // their owner; the exit below then abandons whatever it leaked. After a
-                // panicking poll the owner has already exited (`Panicked`), its holds are
-                // claimed, and these drops are no-ops for them.
-                let _scope = CurrentTaskScope::enter(&self.owner);
-                // SAFETY: `Running` means the future was not dropped yet; it is dropped
-                // exactly once, here.
-                unsafe { ManuallyDrop::drop(&mut self.future) };
-            }
-            self.owner.exit(AbandonReason::Cancelled);
+            self.state = State::Finished;
+            // Dropping the unfinished future releases the guards it still holds, as
+            // their owner; the exit then abandons whatever it leaked (`Cancelled`, or
+            // `Panicked` if this drop unwinds). After a panicking poll the owner has
+            // already exited, its holds are claimed, and these drops are no-ops for them.
+            let exit = ExitGuard::on_unwind(&self.owner);
+            let _scope = CurrentTaskScope::enter(&self.owner);
+            // SAFETY: `Running` meant the future was not dropped yet; `state` is now
+            // `Finished`, so it is dropped exactly once, here.
+            unsafe { ManuallyDrop::drop(&mut self.future) };
+            drop(_scope);
+            exit.finish(Some(AbandonReason::Cancelled));
         }
     }
 }
@@ -149,5 +166,108 @@ impl<F: Future> Drop for Tracked<F> {
 impl<F: Future> fmt::Debug for Tracked<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tracked").field("owner", &self.owner.id()).field("state", &self.state).finish()
+    }
+}
+
+/// The unwinding paths of `poll` and `Drop`, as unit tests so that Miri runs them (they
+/// were a use-after-free and a double drop).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AcquireError, Mutex};
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::task::Waker;
+
+    /// Counts its drops, and panics in the first one if told to.
+    struct DropBomb {
+        drops: Arc<AtomicUsize>,
+        panics: bool,
+        _heap: Box<u64>, // a double drop is a double free, which Miri reports
+    }
+    impl Drop for DropBomb {
+        fn drop(&mut self) {
+            if self.drops.fetch_add(1, SeqCst) == 0 && self.panics {
+                panic!("DropBomb");
+            }
+        }
+    }
+    fn bomb(drops: &Arc<AtomicUsize>) -> DropBomb {
+        DropBomb { drops: drops.clone(), panics: true, _heap: Box::new(7) }
+    }
+
+    fn poll_once<F: Future>(task: Pin<&mut Tracked<F>>) -> Poll<F::Output> {
+        task.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn a_cancelled_task_whose_drop_panics_still_exits() {
+        let mutex: &'static Mutex<u8> = Box::leak(Box::new(Mutex::new(0)));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut task = Box::pin(tracked({
+            let bomb = bomb(&drops);
+            async move {
+                let _bomb = bomb;
+                // A borrowed guard that leaves its task without being handed over: still
+                // registered to the task, so the task's exit abandons it.
+                tx.send(mutex.lock().await.unwrap()).unwrap();
+                std::future::pending::<()>().await;
+            }
+        }));
+        let owner = task.owner();
+        assert!(poll_once(task.as_mut()).is_pending());
+        let guard = rx.recv().unwrap();
+        // Cancel it: dropping the inner future panics.
+        assert!(catch_unwind(AssertUnwindSafe(|| drop(task))).is_err());
+        assert_eq!(drops.load(SeqCst), 1);
+        // The exit ran anyway: the hold was abandoned (the drop unwound: `Panicked`)...
+        let err = match mutex.try_lock() {
+            Err(crate::TryLockError::Broken(err)) => err,
+            other => panic!("expected Broken, got {other:?}"),
+        };
+        assert_eq!((err.owner(), err.reason()), (owner, AbandonReason::Panicked));
+        // ...and the record outlives the guard that points at it (Miri: no dangling read).
+        drop(guard);
+        assert!(matches!(futures::executor::block_on(mutex.lock()), Err(AcquireError::Broken(_))));
+    }
+
+    /// Ready at once, and panics when dropped afterwards (an `async` block would drop
+    /// its locals inside the poll instead).
+    struct ReadyThenBomb(#[allow(dead_code)] DropBomb);
+    impl Future for ReadyThenBomb {
+        type Output = u8;
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<u8> {
+            Poll::Ready(5)
+        }
+    }
+
+    #[test]
+    fn a_finished_future_whose_drop_panics_is_dropped_once() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut task = Box::pin(tracked(ReadyThenBomb(bomb(&drops))));
+        // The poll completes, then dropping the finished future panics out of `poll`.
+        assert!(catch_unwind(AssertUnwindSafe(|| poll_once(task.as_mut()))).is_err());
+        // An executor drops the task after catching the panic (`tokio::spawn` does).
+        drop(task);
+        assert_eq!(drops.load(SeqCst), 1, "the inner future is dropped exactly once");
+    }
+
+    #[test]
+    fn a_finished_future_whose_drop_panics_exits_its_owner() {
+        let mutex = Arc::new(Mutex::new(0));
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut task = Box::pin(tracked({
+            let (mutex, bomb) = (mutex.clone(), bomb(&drops));
+            async move {
+                std::mem::forget(mutex.lock().await.unwrap());
+                let _bomb = bomb;
+            }
+        }));
+        let owner = task.owner();
+        assert!(catch_unwind(AssertUnwindSafe(|| poll_once(task.as_mut()))).is_err());
+        let err = mutex.statistics().broken().cloned().expect("the leaked guard broke it");
+        assert_eq!((err.owner(), err.reason()), (owner, AbandonReason::Panicked));
+        drop(task);
     }
 }
