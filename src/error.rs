@@ -172,6 +172,12 @@ pub enum AcquireError {
     /// waiting would never end.
     #[error("would deadlock: the caller already holds or awaits this resource")]
     WouldDeadlock,
+    /// `acquire_on_behalf_of(borrower)` named an owner that has exited (or an id never
+    /// given out by `Tracked::owner` or `current_owner`): nothing was taken.
+    #[error(
+        "{0} is not a live owner (it exited, or its id was not taken from Tracked::owner or current_owner)"
+    )]
+    OwnerGone(OwnerId),
 }
 
 /// Why `try_lock` failed.
@@ -218,6 +224,12 @@ pub enum TryAcquireError {
     /// The caller (borrower) already holds or awaits a token of this limiter.
     #[error("would deadlock: the borrower already holds or awaits a token")]
     WouldDeadlock,
+    /// `try_acquire_on_behalf_of(borrower)` named an owner that has exited (or an id
+    /// never given out by `Tracked::owner` or `current_owner`): nothing was taken.
+    #[error(
+        "{0} is not a live owner (it exited, or its id was not taken from Tracked::owner or current_owner)"
+    )]
+    OwnerGone(OwnerId),
 }
 
 /// Why a manual `release` failed. The hold is left untouched.
@@ -250,6 +262,44 @@ impl From<TryAcquireError> for TryLockError {
             TryAcquireError::WouldDeadlock => TryLockError::WouldDeadlock,
             // A mutex is never closed; both mean "not now".
             TryAcquireError::NoPermits | TryAcquireError::Closed => TryLockError::WouldBlock,
+            // Only a limiter's on-behalf-of borrow says this, never a mutex.
+            TryAcquireError::OwnerGone(_) => TryLockError::WouldBlock,
         }
+    }
+}
+
+/// Why a hold could not be handed over.
+///
+/// ```
+/// use ownsync::{HandOverError, Semaphore, tracked};
+/// let sem = std::sync::Arc::new(Semaphore::new(1));
+/// let finished = tracked(async {});
+/// let gone = finished.owner();
+/// futures::executor::block_on(finished);
+/// let mut permit = sem.try_acquire_owned().unwrap();
+/// assert_eq!(permit.hand_to(gone), Err(HandOverError::OwnerGone(gone)));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandOverError {
+    /// No live owner has this id: it has exited, it names no owner (an anonymous
+    /// borrower, a runtime task id), or it was never given out by [`Tracked::owner`]
+    /// or [`current_owner`](crate::current_owner). The hold stays where it was.
+    ///
+    /// [`Tracked::owner`]: crate::Tracked::owner
+    #[error(
+        "cannot hand over to {0}: it is not a live owner (it exited, or its id was not taken from Tracked::owner or current_owner)"
+    )]
+    OwnerGone(OwnerId),
+    /// The owner the hold was registered to exited first, and its exit already
+    /// abandoned the hold (the primitive broke, or took the permits back). Nothing is
+    /// registered, and dropping the hold releases nothing.
+    #[error("cannot hand over: the hold was already abandoned by its previous owner's exit")]
+    Abandoned,
+}
+
+impl From<crate::owner::OwnerGone> for HandOverError {
+    fn from(crate::owner::OwnerGone(id): crate::owner::OwnerGone) -> Self {
+        HandOverError::OwnerGone(id)
     }
 }

@@ -18,12 +18,12 @@ pub mod tower;
 mod tracked;
 
 pub use error::{
-    AbandonReason, AcquireError, BrokenResourceError, PrimitiveKind, ReleaseError, TryAcquireError,
-    TryLockError,
+    AbandonReason, AcquireError, BrokenResourceError, HandOverError, PrimitiveKind, ReleaseError,
+    TryAcquireError, TryLockError,
 };
 pub use limiter::{CapacityLimiter, CapacityToken, LimiterStatistics};
 pub use mutex::{Lock, MappedMutexGuard, Mutex, MutexGuard, MutexStatistics, OwnedMutexGuard};
 pub use owner::{OwnerId, current_owner};
 pub use sem::{AbandonPolicy, Abandonments};
 pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit, SemaphoreStatistics};
-pub use tracked::{Tracked, tracked};
+pub use tracked::{HandOver, Tracked, tracked, tracked_with};

@@ -1,7 +1,9 @@
 //! `CapacityLimiter`: the counted core plus a borrower set (Trio's and anyio's limiter).
 //!
-//! One token per borrower: a borrower that already holds a token, *or already waits for
-//! one*, gets `WouldDeadlock` at once (Trio checks holders only). A token is handed to a
+//! One token per explicit borrower (`acquire_on_behalf_of`): a borrower that already
+//! holds a token, *or already waits for one*, gets `WouldDeadlock` at once (Trio checks
+//! holders only). `acquire()` borrows for the call (DESIGN.md 2b): sub-futures of one
+//! task each take a token of their own, all tied to the task's exit. A token is handed to a
 //! waiter at wake time by the core, from what is actually free, never from a delta
 //! (anyio's over-grant bug). Shrinking the total never revokes: the core keeps the
 //! difference as debt that releases pay off first.
@@ -11,10 +13,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::AbandonReason;
+use crate::error::HandOverError;
 use crate::error::{AcquireError, PrimitiveKind, ReleaseError, TryAcquireError};
 use crate::loom::Mutex;
 use crate::lot::block_on;
-use crate::owner::{Abandon, Abandoner, Caller, OwnerId, current_owner, identity_for, owner_id_for};
+use crate::owner::{Abandon, Abandoner, Caller, OwnerGone, OwnerId, can_exit, is_live_owner, owner_id_for};
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_permits, common_statistics};
 
 enum Borrow {
@@ -71,12 +74,40 @@ struct LimiterInner {
 
 impl Abandon for LimiterInner {
     fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize) {
-        // The owner's exit claimed the hold: forget the borrow (its ticket is dropped
-        // outside our lock), then let the core break (or reclaim) as its policy says.
-        let borrow = self.borrowers.lock().map.remove(&owner.id);
+        // The owner's exit claimed one of its certainly owned borrows here: forget one
+        // (its ticket is given back outside our lock; which one does not matter, this
+        // exit claimed them all), then let the core break or reclaim as its policy says.
+        let borrow = {
+            let mut borrowers = self.borrowers.lock();
+            let key = borrowers.map.iter().find_map(|(key, borrow)| match borrow {
+                Borrow::Holding { hold, .. } if !hold.moves() && hold.owner_id() == Some(owner.id) => {
+                    Some(*key)
+                }
+                _ => None,
+            });
+            key.and_then(|key| borrowers.map.remove(&key))
+        };
         drop(borrow);
         self.core.abandon(owner, reason, permits);
     }
+
+    fn orphan(&self, owner: &Abandoner, permits: usize) {
+        self.core.orphan(owner, permits);
+    }
+
+    fn adopt_orphan(&self) {
+        self.core.adopt_orphan();
+    }
+}
+
+/// Who an acquire borrows for.
+#[derive(Clone, Copy)]
+enum Borrower {
+    /// `acquire()`: the call itself, tied to the caller's owner (if it has one).
+    Call,
+    /// `acquire_on_behalf_of(id)`: one token per id, tied to that owner's exit if `id`
+    /// is a live owner.
+    Explicit(OwnerId),
 }
 
 /// Limits how many borrowers may proceed at once, one token each (Trio's
@@ -160,31 +191,73 @@ impl CapacityLimiter {
         CapacityLimiter { inner: Arc::new(LimiterInner { core, borrowers: Mutex::new(borrowers) }) }
     }
 
-    /// Records `borrower` as waiting; `WouldDeadlock` if it already holds or waits.
-    fn begin(&self, borrower: OwnerId) -> Result<PendingBorrow<'_>, ()> {
-        let mut borrowers = self.inner.borrowers.lock();
-        if borrowers.map.contains_key(&borrower) {
-            return Err(());
+    /// The key a borrow is recorded under, checked in the locked borrower map: an
+    /// explicit borrower's id (`WouldDeadlock` if it already holds or waits, or
+    /// `OwnerGone` if it names an owner that exited); for a call, the caller's owner if
+    /// it borrows nothing here yet (so a task's one token has `borrower() ==
+    /// current_owner()`, as in Trio), else a fresh id of its own.
+    fn key_for(
+        borrowers: &Borrowers,
+        borrower: Borrower,
+        caller: Caller,
+    ) -> Result<OwnerId, TryAcquireError> {
+        match borrower {
+            Borrower::Explicit(id) if borrowers.map.contains_key(&id) => Err(TryAcquireError::WouldDeadlock),
+            Borrower::Explicit(id)
+                if can_exit(id) && owner_id_for(caller) != Some(id) && !is_live_owner(id) =>
+            {
+                Err(TryAcquireError::OwnerGone(id))
+            }
+            Borrower::Explicit(id) => Ok(id),
+            Borrower::Call => Ok(owner_id_for(caller)
+                .filter(|me| !borrowers.map.contains_key(me))
+                .unwrap_or_else(OwnerId::next_anonymous)),
         }
-        borrowers.map.insert(borrower, Borrow::Pending);
-        Ok(PendingBorrow { limiter: self, borrower, armed: true })
+    }
+
+    /// Records a borrow as waiting, under the key [`key_for`](Self::key_for) gives.
+    fn begin(&self, borrower: Borrower, caller: Caller) -> Result<PendingBorrow<'_>, AcquireError> {
+        let mut borrowers = self.inner.borrowers.lock();
+        let key = Self::key_for(&borrowers, borrower, caller).map_err(|err| match err {
+            TryAcquireError::OwnerGone(id) => AcquireError::OwnerGone(id),
+            _ => AcquireError::WouldDeadlock,
+        })?;
+        borrowers.map.insert(key, Borrow::Pending);
+        Ok(PendingBorrow { limiter: self, borrower: key, armed: true })
     }
 
     /// The token is ours: register it and record the borrow.
-    fn finish(&self, mut pending: PendingBorrow<'_>, caller: Caller) -> CapacityToken<'_> {
+    fn finish(
+        &self,
+        mut pending: PendingBorrow<'_>,
+        borrower: Borrower,
+        caller: Caller,
+    ) -> Result<CapacityToken<'_>, AcquireError> {
+        let hold = match self.hold_for(borrower, caller) {
+            Ok(hold) => hold,
+            Err(gone) => {
+                // The borrower exited while we waited: give the token back untouched.
+                self.inner.core.release(1);
+                return Err(AcquireError::OwnerGone(gone.0));
+            }
+        };
         pending.armed = false;
-        let hold = self.hold_for(pending.borrower, caller);
-        self.record(&mut self.inner.borrowers.lock(), pending.borrower, hold)
+        Ok(self.record(&mut self.inner.borrowers.lock(), pending.borrower, hold))
     }
 
-    /// The hold of a token just taken by `caller` for `borrower`. It is tied to the
-    /// borrower's exit only when the borrower is the caller's owner; a token taken on
-    /// behalf of another id is released explicitly.
-    fn hold_for(&self, borrower: OwnerId, caller: Caller) -> Hold {
-        if owner_id_for(caller) == Some(borrower) {
-            self.inner.core.register(1, caller, &self.inner)
-        } else {
-            Hold::default()
+    /// The hold of a token just taken by `caller`: tied to the caller's owner for a
+    /// call; for an explicit borrower, to that owner's exit if it is a live owner (an
+    /// anonymous id stays untied).
+    fn hold_for(&self, borrower: Borrower, caller: Caller) -> Result<Hold, OwnerGone> {
+        match borrower {
+            Borrower::Explicit(id) if owner_id_for(caller) != Some(id) => {
+                if can_exit(id) {
+                    Hold::registered_to(id, 1, self.inner.clone())
+                } else {
+                    Ok(Hold::default())
+                }
+            }
+            _ => Ok(self.inner.core.register(1, caller, &self.inner, false)),
         }
     }
 
@@ -198,64 +271,75 @@ impl CapacityLimiter {
 
     async fn acquire_for(
         &self,
-        borrower: OwnerId,
+        borrower: Borrower,
         caller: Caller,
     ) -> Result<CapacityToken<'_>, AcquireError> {
-        let pending = self.begin(borrower).map_err(|()| AcquireError::WouldDeadlock)?;
+        let pending = self.begin(borrower, caller)?;
         acquire_permits!(self.inner.core, 1, caller);
-        Ok(self.finish(pending, caller))
+        self.finish(pending, borrower, caller)
     }
 
     /// Without waiting, nobody can see a pending borrow: the check, the take and the
     /// record happen under one lock of the borrower map.
-    fn try_acquire_for(&self, borrower: OwnerId) -> Result<CapacityToken<'_>, TryAcquireError> {
+    fn try_acquire_for(&self, borrower: Borrower) -> Result<CapacityToken<'_>, TryAcquireError> {
+        let caller = Caller::Async;
         let mut borrowers = self.inner.borrowers.lock();
-        if borrowers.map.contains_key(&borrower) {
-            return Err(TryAcquireError::WouldDeadlock);
-        }
-        self.inner.core.try_acquire(1, Caller::Async)?;
-        let hold = self.hold_for(borrower, Caller::Async);
-        Ok(self.record(&mut borrowers, borrower, hold))
+        let key = Self::key_for(&borrowers, borrower, caller)?;
+        self.inner.core.try_acquire(1, caller)?;
+        let hold = self.hold_for(borrower, caller).map_err(|OwnerGone(id)| {
+            self.inner.core.release(1);
+            TryAcquireError::OwnerGone(id)
+        })?;
+        Ok(self.record(&mut borrowers, key, hold))
     }
 
-    /// Borrows a token for the current owner, waiting in FIFO order. Outside a tracked
-    /// task the borrow is anonymous: it gets a fresh borrower id of its own, so untracked
-    /// tasks sharing a thread never collide (with the `tokio` feature, an untracked tokio
-    /// task borrows as `tokio-task#N`, so its second borrow is a `WouldDeadlock`).
+    /// Borrows a token for this call, waiting in FIFO order (DESIGN.md 2b: a limiter's
+    /// `acquire()` borrows for the call). Inside a tracked task the token is tied to the
+    /// task's exit, and its borrower is the task (`current_owner()`) unless the task
+    /// already borrows here (a sibling sub-future): then the call borrows under an id
+    /// of its own, still tied to the task. Outside a tracked task the borrow is
+    /// anonymous, under a fresh id. Never `WouldDeadlock`: Trio's one-token-per-borrower
+    /// rule is [`acquire_on_behalf_of`](Self::acquire_on_behalf_of)'s.
     ///
     /// # Errors
-    /// `WouldDeadlock` if the current owner already holds or awaits a token here;
     /// `Broken` if a borrower abandoned its token (with the default policy).
     ///
     /// ```
     /// # futures::executor::block_on(ownsync::tracked(async {
-    /// let limiter = ownsync::CapacityLimiter::new(1);
-    /// let _token = limiter.acquire().await.unwrap();
-    /// assert_eq!(limiter.acquire().await.unwrap_err(), ownsync::AcquireError::WouldDeadlock);
+    /// let limiter = ownsync::CapacityLimiter::new(2);
+    /// let first = limiter.acquire().await.unwrap();
+    /// let second = limiter.acquire().await.unwrap(); // another sub-future's, say
+    /// assert_eq!(first.borrower(), ownsync::current_owner());
+    /// assert_ne!(second.borrower(), first.borrower());
     /// # }));
     /// ```
     pub async fn acquire(&self) -> Result<CapacityToken<'_>, AcquireError> {
-        self.acquire_for(Self::async_borrower(), Caller::Async).await
-    }
-
-    fn async_borrower() -> OwnerId {
-        identity_for(Caller::Async).unwrap_or_else(OwnerId::next_anonymous)
+        self.acquire_for(Borrower::Call, Caller::Async).await
     }
 
     /// Borrows a token on behalf of `borrower` (for example a worker the caller hands the
-    /// job to). The borrow is tied to the borrower's exit only when it is the caller.
+    /// job to; Trio's `acquire_on_behalf_of`). If `borrower` is a live owner (a tracked
+    /// task, by the id `Tracked::owner` gave, or a thread) the token is tied to *its*
+    /// exit: if it exits still holding the token, the limiter breaks. Any other id (an
+    /// anonymous borrower's) stays untied.
+    ///
+    /// # Errors
+    /// `WouldDeadlock` at once if `borrower` already holds or awaits a token here;
+    /// `OwnerGone` at once (nothing taken) if `borrower` names an owner that exited.
     ///
     /// ```
     /// # futures::executor::block_on(async {
     /// let limiter = ownsync::CapacityLimiter::new(1);
-    /// let worker = ownsync::tracked(async {}).owner();
-    /// let token = limiter.acquire_on_behalf_of(worker).await.unwrap();
-    /// assert_eq!(limiter.statistics().borrowers(), [worker]);
-    /// # drop(token);
+    /// let worker = ownsync::tracked(std::future::pending::<()>());
+    /// let token = limiter.acquire_on_behalf_of(worker.owner()).await.unwrap();
+    /// assert_eq!(limiter.statistics().borrowers(), [worker.owner()]);
+    /// token.detach(); // the worker is to release it...
+    /// drop(worker); // ...but is cancelled first
+    /// assert!(limiter.is_broken());
     /// # });
     /// ```
     pub async fn acquire_on_behalf_of(&self, borrower: OwnerId) -> Result<CapacityToken<'_>, AcquireError> {
-        self.acquire_for(borrower, Caller::Async).await
+        self.acquire_for(Borrower::Explicit(borrower), Caller::Async).await
     }
 
     /// Borrows a token for the current owner without waiting (anonymous outside a
@@ -266,7 +350,7 @@ impl CapacityLimiter {
     /// assert_eq!(limiter.try_acquire().unwrap_err(), ownsync::TryAcquireError::NoPermits);
     /// ```
     pub fn try_acquire(&self) -> Result<CapacityToken<'_>, TryAcquireError> {
-        self.try_acquire_for(Self::async_borrower())
+        self.try_acquire_for(Borrower::Call)
     }
 
     /// Borrows a token on behalf of `borrower` without waiting.
@@ -278,7 +362,7 @@ impl CapacityLimiter {
     /// assert_eq!(token.borrower(), id);
     /// ```
     pub fn try_acquire_on_behalf_of(&self, borrower: OwnerId) -> Result<CapacityToken<'_>, TryAcquireError> {
-        self.try_acquire_for(borrower)
+        self.try_acquire_for(Borrower::Explicit(borrower))
     }
 
     /// Borrows a token from synchronous code; outside a tracked task the thread borrows.
@@ -289,21 +373,24 @@ impl CapacityLimiter {
     /// assert_eq!(token.borrower(), ownsync::current_owner());
     /// ```
     pub fn blocking_acquire(&self) -> Result<CapacityToken<'_>, AcquireError> {
-        block_on(self.acquire_for(current_owner(), Caller::Blocking))
+        block_on(self.acquire_for(Borrower::Call, Caller::Blocking))
     }
 
     /// [`blocking_acquire`](Self::blocking_acquire) on behalf of `borrower`.
     ///
     /// ```
-    /// let limiter = ownsync::CapacityLimiter::new(1);
-    /// let worker = ownsync::tracked(async {}).owner();
-    /// assert!(limiter.blocking_acquire_on_behalf_of(worker).is_ok());
+    /// let limiter = ownsync::CapacityLimiter::new(2);
+    /// let worker = ownsync::tracked(async {}); // alive until dropped
+    /// assert!(limiter.blocking_acquire_on_behalf_of(worker.owner()).is_ok());
+    /// let gone = worker.owner();
+    /// drop(worker); // exited: nothing is taken on its behalf any more
+    /// assert_eq!(limiter.blocking_acquire_on_behalf_of(gone).unwrap_err(), ownsync::AcquireError::OwnerGone(gone));
     /// ```
     pub fn blocking_acquire_on_behalf_of(
         &self,
         borrower: OwnerId,
     ) -> Result<CapacityToken<'_>, AcquireError> {
-        block_on(self.acquire_for(borrower, Caller::Blocking))
+        block_on(self.acquire_for(Borrower::Explicit(borrower), Caller::Blocking))
     }
 
     /// Releases `borrower`'s token (one kept with [`CapacityToken::detach`], or one whose
@@ -323,6 +410,23 @@ impl CapacityLimiter {
     /// ```
     pub fn release_on_behalf_of(&self, borrower: OwnerId) -> Result<(), ReleaseError> {
         self.release_borrow(borrower, None).ok_or(ReleaseError::NotHeld)
+    }
+
+    /// Runs `f` on the hold of `borrower`'s borrow if it is still the one `generation`
+    /// names, under the borrower map's lock.
+    fn with_hold<R>(
+        &self,
+        borrower: OwnerId,
+        generation: u64,
+        f: impl FnOnce(&mut Hold, &dyn Fn() -> Arc<dyn Abandon>) -> R,
+    ) -> Option<R> {
+        let mut borrowers = self.inner.borrowers.lock();
+        match borrowers.map.get_mut(&borrower) {
+            Some(Borrow::Holding { generation: current, hold }) if *current == generation => {
+                Some(f(hold, &|| self.inner.clone() as Arc<dyn Abandon>))
+            }
+            _ => None,
+        }
     }
 
     /// Ends `borrower`'s borrow if it is still the one `generation` names (any, if `None`).
@@ -554,10 +658,76 @@ impl CapacityToken<'_> {
     /// ```
     pub fn into_owned(mut self) -> CapacityToken<'static> {
         let limiter = (*self.limiter).clone();
+        // A `'static` token may move: its acquirer's exit orphans it from now on instead
+        // of abandoning it (DESIGN.md 2b).
+        limiter.with_hold(self.borrower, self.generation, |hold, primitive| {
+            hold.make_moving(1, primitive);
+        });
         // The borrow moves to the new token: this one's drop must find nothing to release
         // (generations count up from 0 and never reach the sentinel).
         let generation = std::mem::replace(&mut self.generation, u64::MAX);
         CapacityToken { limiter: LimiterRef::Owned(limiter), borrower: self.borrower, generation }
+    }
+}
+
+impl CapacityToken<'_> {
+    /// Hands this token to `owner` (DESIGN.md 2b): from now on that owner answers for it,
+    /// so if it exits holding the token the limiter breaks (or, with
+    /// [`AbandonPolicy::Reclaim`], takes it back). The borrower id stays as it is.
+    ///
+    /// # Errors
+    /// [`HandOverError::OwnerGone`] if `owner` is not a live owner (the token stays as it
+    /// was); [`HandOverError::Abandoned`] if the previous owner's exit already abandoned
+    /// it (or it was released with `release_on_behalf_of`).
+    ///
+    /// ```
+    /// let limiter = ownsync::CapacityLimiter::new(1);
+    /// let mut token = limiter.try_acquire().unwrap().into_owned();
+    /// let worker = ownsync::tracked(std::future::pending::<()>());
+    /// token.hand_to(worker.owner()).unwrap();
+    /// drop(worker); // cancelled while it answers for the token
+    /// assert!(limiter.is_broken());
+    /// ```
+    pub fn hand_to(&mut self, owner: OwnerId) -> Result<(), HandOverError> {
+        self.limiter
+            .with_hold(self.borrower, self.generation, |hold, primitive| hold.hand_to(owner, 1, primitive))
+            .unwrap_or(Err(HandOverError::Abandoned))
+    }
+
+    /// [`hand_to`](Self::hand_to) the current owner: for the task (or thread) that
+    /// received the token, to answer for it from now on.
+    ///
+    /// ```
+    /// let limiter = ownsync::CapacityLimiter::new(1);
+    /// let mut token = limiter.try_acquire().unwrap().into_owned();
+    /// std::thread::spawn(move || {
+    ///     token.adopt().unwrap();
+    ///     token.detach(); // this thread answers for it, and ends holding it
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// assert!(limiter.is_broken());
+    /// ```
+    pub fn adopt(&mut self) -> Result<(), HandOverError> {
+        self.hand_to(crate::current_owner())
+    }
+
+    /// The owner answering for this token: the task or thread that borrowed it (or the
+    /// borrower it was taken on behalf of, or the owner it was handed to); `None` for an
+    /// anonymous borrow.
+    ///
+    /// ```
+    /// let limiter = ownsync::CapacityLimiter::new(1);
+    /// assert_eq!(limiter.blocking_acquire().unwrap().owner(), Some(ownsync::current_owner()));
+    /// ```
+    pub fn owner(&self) -> Option<OwnerId> {
+        self.limiter.with_hold(self.borrower, self.generation, |hold, _| hold.owner_id()).flatten()
+    }
+}
+
+impl crate::tracked::HandOver for CapacityToken<'_> {
+    fn hand_to(&mut self, owner: OwnerId) -> Result<(), HandOverError> {
+        CapacityToken::hand_to(self, owner)
     }
 }
 

@@ -25,6 +25,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use slab::Slab;
 
 use crate::loom::{AtomicBool, AtomicUsize, Condvar, Mutex, SPIN_LIMIT, spin_hint};
+use crate::owner::OwnerId;
 
 const NIL: usize = usize::MAX;
 
@@ -86,6 +87,9 @@ impl SettlementPtr {
 
 struct Slot {
     wants: usize,
+    /// Who waits, if known (a tracked task, a thread, or a runtime task id): for the
+    /// self-wait diagnosis only.
+    owner: Option<OwnerId>,
     waker: Option<Waker>,
     settlement: SettlementPtr,
     prev: usize,
@@ -123,9 +127,16 @@ impl WaitQueue {
     /// writes the outcome through a pointer to it. A pinned future that removes its slot
     /// in `Drop` while still waiting keeps this (pinning guarantees `Drop` runs before
     /// the memory is reused).
-    pub(crate) unsafe fn park(&mut self, permits: usize, waker: Waker, settlement: &Settlement) -> usize {
+    pub(crate) unsafe fn park(
+        &mut self,
+        permits: usize,
+        waker: Waker,
+        settlement: &Settlement,
+        owner: Option<OwnerId>,
+    ) -> usize {
         let key = self.slots.insert(Slot {
             wants: permits,
+            owner,
             waker: Some(waker),
             settlement: SettlementPtr(NonNull::from(settlement)),
             prev: self.tail,
@@ -137,6 +148,11 @@ impl WaitQueue {
         }
         self.tail = key;
         key
+    }
+
+    /// How many waiters wait as `owner`. O(waiters): for snapshots only.
+    pub(crate) fn waiting_as(&self, owner: OwnerId) -> usize {
+        self.slots.iter().filter(|(_, slot)| slot.owner == Some(owner)).count()
     }
 
     /// The head waiter's wanted permits.
@@ -335,7 +351,7 @@ mod tests {
     fn park(queue: &mut WaitQueue, permits: usize, waker: Waker) -> (usize, std::rc::Rc<Settlement>) {
         let settlement = std::rc::Rc::new(Settlement::new());
         // SAFETY: each test keeps the `Rc` until the slot is settled or removed.
-        let key = unsafe { queue.park(permits, waker, &settlement) };
+        let key = unsafe { queue.park(permits, waker, &settlement, None) };
         (key, settlement)
     }
 

@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use crate::error::{AcquireError, PrimitiveKind, ReleaseError, TryLockError};
+use crate::error::{AcquireError, HandOverError, PrimitiveKind, ReleaseError, TryLockError};
 use crate::lot::block_on;
 use crate::owner::{Caller, OwnerId, current_owner};
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_hold, common_statistics};
@@ -80,6 +80,33 @@ impl<T> Mutex<T> {
         Self::build(value, Some(name.into()))
     }
 
+    /// The same mutex in strict mode: a self-wait (the owner that holds it asking for
+    /// it again, through any entry point) is [`AcquireError::WouldDeadlock`] at once
+    /// instead of a wait. For code without intra-task concurrency, where such a wait can
+    /// never end; the default waits, as tokio does, because a sibling sub-future may
+    /// hold the guard. With the `tokio` feature an untracked tokio task counts as one
+    /// owner here.
+    ///
+    /// ```
+    /// use ownsync::{AcquireError, Mutex};
+    /// let mutex = Mutex::new(0).strict();
+    /// let _guard = mutex.blocking_lock().unwrap(); // this thread holds it
+    /// assert_eq!(mutex.blocking_lock().unwrap_err(), AcquireError::WouldDeadlock);
+    /// ```
+    pub fn strict(mut self) -> Self {
+        Arc::get_mut(&mut self.core).expect("a new mutex's core is not shared yet").set_strict();
+        self
+    }
+
+    /// Whether [`strict`](Self::strict) mode is on.
+    ///
+    /// ```
+    /// assert!(!ownsync::Mutex::new(()).is_strict());
+    /// ```
+    pub fn is_strict(&self) -> bool {
+        self.core.is_strict()
+    }
+
     fn build(value: T, name: Option<Arc<str>>) -> Self {
         Mutex {
             core: Arc::new(SemCore::new(1, PrimitiveKind::Mutex, name, AbandonPolicy::Break)),
@@ -99,21 +126,26 @@ impl<T> Mutex<T> {
 
 impl<T: ?Sized> Mutex<T> {
     /// For the blocking entry points; the async ones expand [`acquire_hold!`] in place.
-    async fn acquire_hold(&self, caller: Caller) -> Result<Hold, AcquireError> {
-        Ok(acquire_hold!(self.core, 1, caller, &self.core))
+    async fn acquire_hold(&self, caller: Caller, moves: bool) -> Result<Hold, AcquireError> {
+        Ok(acquire_hold!(self.core, 1, caller, &self.core, moves: moves))
     }
 
-    fn try_acquire_hold(&self) -> Result<Hold, TryLockError> {
-        self.core.try_acquire(1, Caller::Async)?;
-        Ok(self.core.register(1, Caller::Async, &self.core))
+    fn try_acquire_hold(&self, caller: Caller, moves: bool) -> Result<Hold, TryLockError> {
+        self.core.try_acquire(1, caller)?;
+        Ok(self.core.register(1, caller, &self.core, moves))
     }
 
     /// Locks, waiting in FIFO order. Cancel-safe: dropping the future gives up its place,
     /// or passes the lock on if it had already been handed over.
     ///
+    /// Locking again while the same task holds a guard waits, as in tokio: a sibling
+    /// sub-future (`join!`, `select!`, `join_all`) may hold it and release it. Such a
+    /// self-wait is shown in [`statistics`](Self::statistics) and `Debug`; a
+    /// [`strict`](Self::strict) mutex refuses it instead.
+    ///
     /// # Errors
     /// [`AcquireError::Broken`] if a holder abandoned the mutex (before or while we wait);
-    /// [`AcquireError::WouldDeadlock`] if the calling owner already holds it.
+    /// [`AcquireError::WouldDeadlock`] only for a self-wait on a strict mutex.
     ///
     /// ```
     /// # futures::executor::block_on(async {
@@ -123,15 +155,16 @@ impl<T: ?Sized> Mutex<T> {
     /// # });
     /// ```
     pub async fn lock(&self) -> Result<MutexGuard<'_, T>, AcquireError> {
-        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core);
+        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: false);
         Ok(MutexGuard { mutex: self, hold })
     }
 
     /// Locks if that is possible right now, without waiting.
     ///
     /// # Errors
-    /// [`TryLockError::WouldBlock`] if held or waiters are queued (no barging),
-    /// [`TryLockError::Broken`], or [`TryLockError::WouldDeadlock`] for the holder.
+    /// [`TryLockError::WouldBlock`] if held (by anyone, the caller's own task included,
+    /// as in tokio) or waiters are queued (no barging), [`TryLockError::Broken`], or on
+    /// a [`strict`](Self::strict) mutex [`TryLockError::WouldDeadlock`] for the holder.
     ///
     /// ```
     /// let mutex = ownsync::Mutex::new(1);
@@ -141,7 +174,7 @@ impl<T: ?Sized> Mutex<T> {
     /// assert!(mutex.try_lock().is_ok());
     /// ```
     pub fn try_lock(&self) -> Result<MutexGuard<'_, T>, TryLockError> {
-        let hold = self.try_acquire_hold()?;
+        let hold = self.try_acquire_hold(Caller::Async, false)?;
         Ok(MutexGuard { mutex: self, hold })
     }
 
@@ -156,11 +189,17 @@ impl<T: ?Sized> Mutex<T> {
     /// assert_eq!(mutex.into_inner(), 2);
     /// ```
     pub fn blocking_lock(&self) -> Result<MutexGuard<'_, T>, AcquireError> {
-        let hold = block_on(self.acquire_hold(Caller::Blocking))?;
+        let hold = block_on(self.acquire_hold(Caller::Blocking, false))?;
         Ok(MutexGuard { mutex: self, hold })
     }
 
     /// Like [`lock`](Self::lock), with a guard that keeps the mutex alive (`'static`).
+    ///
+    /// An owned guard may move (into a spawned task, over a channel), so its acquirer's
+    /// exit does not break the mutex: the guard is released when dropped, wherever. If
+    /// the acquirer exits while the guard is out, the guard shows as orphaned in
+    /// [`statistics`](Self::statistics). [`OwnedMutexGuard::hand_to`] makes a task
+    /// answer for it (its exit with the guard then breaks the mutex).
     ///
     /// ```
     /// use std::sync::Arc;
@@ -171,7 +210,7 @@ impl<T: ?Sized> Mutex<T> {
     /// # });
     /// ```
     pub async fn lock_owned(self: Arc<Self>) -> Result<OwnedMutexGuard<T>, AcquireError> {
-        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core);
+        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: true);
         Ok(OwnedMutexGuard { mutex: self, hold })
     }
 
@@ -183,7 +222,7 @@ impl<T: ?Sized> Mutex<T> {
     /// assert_eq!(*guard, 1);
     /// ```
     pub fn try_lock_owned(self: Arc<Self>) -> Result<OwnedMutexGuard<T>, TryLockError> {
-        let hold = self.try_acquire_hold()?;
+        let hold = self.try_acquire_hold(Caller::Async, true)?;
         Ok(OwnedMutexGuard { mutex: self, hold })
     }
 
@@ -195,7 +234,7 @@ impl<T: ?Sized> Mutex<T> {
     /// assert_eq!(*guard, 1);
     /// ```
     pub fn blocking_lock_owned(self: Arc<Self>) -> Result<OwnedMutexGuard<T>, AcquireError> {
-        let hold = block_on(self.acquire_hold(Caller::Blocking))?;
+        let hold = block_on(self.acquire_hold(Caller::Blocking, true))?;
         Ok(OwnedMutexGuard { mutex: self, hold })
     }
 
@@ -270,6 +309,12 @@ impl Mutex<()> {
     /// [`release`](Mutex::release). Owned like any hold: if the owner exits before
     /// releasing, the lock breaks.
     ///
+    /// # Errors
+    /// [`AcquireError::WouldDeadlock`] at once if the calling owner (a tracked task or,
+    /// for [`blocking_acquire`](Mutex::blocking_acquire), a thread) holds it already: a
+    /// manual hold is nobody's sibling sub-future, so that wait could never end (Trio's
+    /// rule); [`AcquireError::Broken`] if a holder abandoned it.
+    ///
     /// ```
     /// # futures::executor::block_on(async {
     /// let lock = ownsync::Lock::default();
@@ -278,7 +323,7 @@ impl Mutex<()> {
     /// # });
     /// ```
     pub async fn acquire(&self) -> Result<(), AcquireError> {
-        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core);
+        let hold = acquire_hold!(self.core, 1, Caller::ManualAsync, &self.core, moves: false);
         self.core.store_manual(hold);
         Ok(())
     }
@@ -292,7 +337,7 @@ impl Mutex<()> {
     /// lock.release().unwrap();
     /// ```
     pub fn try_acquire(&self) -> Result<(), TryLockError> {
-        let hold = self.try_acquire_hold()?;
+        let hold = self.try_acquire_hold(Caller::ManualAsync, false)?;
         self.core.store_manual(hold);
         Ok(())
     }
@@ -305,7 +350,7 @@ impl Mutex<()> {
     /// lock.release().unwrap();
     /// ```
     pub fn blocking_acquire(&self) -> Result<(), AcquireError> {
-        let hold = block_on(self.acquire_hold(Caller::Blocking))?;
+        let hold = block_on(self.acquire_hold(Caller::ManualBlocking, false))?;
         self.core.store_manual(hold);
         Ok(())
     }
@@ -364,8 +409,15 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
         } else {
             out.field("data", &format_args!("<locked>"));
         }
-        out.field("holder", &self.owner());
-        if self.is_broken() {
+        let stats = self.statistics();
+        out.field("holder", &stats.holder());
+        if stats.self_waits() > 0 {
+            out.field("self_waits", &stats.self_waits());
+        }
+        if stats.orphaned() > 0 {
+            out.field("orphaned", &stats.orphaned());
+        }
+        if stats.broken().is_some() {
             out.field("broken", &true);
         }
         out.finish()
@@ -392,12 +444,75 @@ impl MutexStatistics {
     pub fn holder(&self) -> Option<OwnerId> {
         self.core.holder
     }
+    /// How many waiters are the holder itself: the task holding the guard waits for the
+    /// mutex again. Fine while a sibling sub-future holds the guard and will release it
+    /// (`join_all` taking turns); a hang if the guard's sub-future is no longer polled
+    /// (a futurelock) or was leaked.
+    pub fn self_waits(&self) -> usize {
+        self.core.self_waits
+    }
 }
 
 common_statistics!(MutexStatistics);
 
 macro_rules! guard_common {
     ($guard:ident < $($lt:lifetime,)? $($param:ident),* >, $target:ty, |$this:ident| $data:expr, |$this_mut:ident| $data_mut:expr, $core:expr) => {
+        impl<$($lt,)? $($param: ?Sized),*> $guard<$($lt,)? $($param),*> {
+            /// Hands this guard's hold to `owner` (DESIGN.md 2b): from now on that owner
+            /// answers for it, so if it exits (or panics) with the guard the mutex
+            /// breaks, naming it. For a guard that moves to another task or thread.
+            /// An associated function, so that it never shadows a method of the data.
+            ///
+            /// # Errors
+            /// [`HandOverError::OwnerGone`] if `owner` is not a live owner (then the
+            /// hold stays as it was); [`HandOverError::Abandoned`] if the previous
+            /// owner's exit already abandoned it.
+            ///
+            /// ```
+            /// use std::sync::Arc;
+            /// use ownsync::{Mutex, OwnedMutexGuard, tracked};
+            /// let mutex = Arc::new(Mutex::new(0));
+            /// let mut guard = mutex.clone().try_lock_owned().unwrap();
+            /// let worker = tracked(std::future::pending::<()>());
+            /// OwnedMutexGuard::hand_to(&mut guard, worker.owner()).unwrap();
+            /// assert_eq!(mutex.owner(), Some(worker.owner()));
+            /// drop(worker); // cancelled while it answers for the guard
+            /// assert!(mutex.is_broken());
+            /// drop(guard); // releases nothing: the mutex is broken
+            /// ```
+            pub fn hand_to(this: &mut Self, owner: OwnerId) -> Result<(), HandOverError> {
+                let core: Arc<SemCore> = { let $this = &*this; Arc::clone($core) };
+                this.hold.hand_to(owner, 1, || core.clone())?;
+                core.set_holder(owner);
+                Ok(())
+            }
+
+            /// [`hand_to`](Self::hand_to) the current owner: for the task (or thread)
+            /// that received the guard, to answer for it from now on.
+            ///
+            /// ```
+            /// use std::sync::Arc;
+            /// let mutex = Arc::new(ownsync::Mutex::new(0));
+            /// let mut guard = mutex.clone().try_lock_owned().unwrap();
+            /// std::thread::spawn(move || {
+            ///     ownsync::OwnedMutexGuard::adopt(&mut guard).unwrap();
+            ///     std::mem::forget(guard); // this thread now answers for it...
+            /// })
+            /// .join()
+            /// .unwrap();
+            /// assert!(mutex.is_broken()); // ...and ended holding it
+            /// ```
+            pub fn adopt(this: &mut Self) -> Result<(), HandOverError> {
+                Self::hand_to(this, current_owner())
+            }
+        }
+
+        impl<$($lt,)? $($param: ?Sized),*> crate::tracked::HandOver for $guard<$($lt,)? $($param),*> {
+            fn hand_to(&mut self, owner: OwnerId) -> Result<(), HandOverError> {
+                Self::hand_to(self, owner)
+            }
+        }
+
         impl<$($lt,)? $($param: ?Sized),*> Deref for $guard<$($lt,)? $($param),*> {
             type Target = $target;
             fn deref(&self) -> &$target {
@@ -551,7 +666,7 @@ impl<T: ?Sized> OwnedMutexGuard<T> {
 #[must_use = "if unused the Mutex will immediately unlock"]
 #[clippy::has_significant_drop]
 pub struct MappedMutexGuard<'a, T: ?Sized> {
-    core: &'a SemCore,
+    core: &'a Arc<SemCore>,
     data: *mut T,
     hold: Hold,
     marker: PhantomData<&'a mut T>,

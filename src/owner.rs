@@ -21,11 +21,12 @@
 //! never the other way round (`exit` drops the record's lock before calling `abandon`).
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::Arc;
+use std::sync::Weak;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -52,15 +53,25 @@ pub struct OwnerId(u64);
 const THREAD_BIT: u64 = 1 << 63;
 /// A runtime's own task id (the `tokio` feature): an identity, never an owner that exits.
 const RUNTIME_BIT: u64 = 1 << 62;
+/// A borrower id that names no owner (an anonymous borrow): never an owner that exits.
+const ANONYMOUS_BIT: u64 = 1 << 61;
 static NEXT_TASK: AtomicU64 = AtomicU64::new(1);
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
 /// Names of live named threads, for `Display` of their ids.
 static THREAD_NAMES: std::sync::Mutex<BTreeMap<u64, Arc<str>>> = std::sync::Mutex::new(BTreeMap::new());
+/// Published owners (see [`OwnerInner::publish`]) by raw id, for hand-overs by id. Not
+/// part of any race the loom models check: what decides a hand-over racing an exit is
+/// the record's own lock.
+static REGISTRY: std::sync::Mutex<Option<HashMap<u64, Weak<OwnerInner>>>> = std::sync::Mutex::new(None);
 
 impl OwnerId {
-    /// A fresh id owned by nobody: the borrower of an anonymous (untracked async) borrow.
+    /// A fresh id owned by nobody: the borrower of an anonymous (untracked async) borrow,
+    /// or of one `acquire()` call among several of one owner's sub-futures.
     pub(crate) fn next_anonymous() -> Self {
-        Self::next_task()
+        OwnerId(Self::next_task().0 | ANONYMOUS_BIT)
+    }
+    fn is_anonymous(self) -> bool {
+        self.0 & (THREAD_BIT | ANONYMOUS_BIT) == ANONYMOUS_BIT
     }
     fn next_task() -> Self {
         OwnerId(NEXT_TASK.fetch_add(1, Ordering::Relaxed))
@@ -68,7 +79,7 @@ impl OwnerId {
     /// The identity of a runtime task that is not tracked, from the runtime's task id.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn runtime_task(number: u64) -> Self {
-        OwnerId((number & !(THREAD_BIT | RUNTIME_BIT)) | RUNTIME_BIT)
+        OwnerId((number & !(THREAD_BIT | RUNTIME_BIT | ANONYMOUS_BIT)) | RUNTIME_BIT)
     }
     fn is_runtime_task(self) -> bool {
         self.0 & (THREAD_BIT | RUNTIME_BIT) == RUNTIME_BIT
@@ -101,7 +112,7 @@ impl OwnerId {
     /// assert_eq!(id.to_string(), format!("task#{}", id.number()));
     /// ```
     pub fn number(self) -> u64 {
-        self.0 & !(THREAD_BIT | RUNTIME_BIT)
+        self.0 & !(THREAD_BIT | RUNTIME_BIT | ANONYMOUS_BIT)
     }
     /// The raw id, unique in the process. Never zero.
     pub(crate) fn as_u64(self) -> u64 {
@@ -123,6 +134,8 @@ impl fmt::Display for OwnerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_runtime_task() {
             write!(f, "tokio-task#{}", self.number())
+        } else if self.is_anonymous() {
+            write!(f, "borrow#{}", self.number())
         } else if self.is_task() {
             write!(f, "task#{}", self.number())
         } else {
@@ -148,15 +161,23 @@ pub(crate) struct Abandoner {
     pub(crate) name: Option<Arc<str>>,
 }
 
-/// What a primitive does when an owner abandons a hold on it.
+/// What a primitive does when an owner goes away holding something of it.
 pub(crate) trait Abandon: Send + Sync {
-    /// `owner` went away (`reason`) while holding `permits` of this primitive.
+    /// `owner` went away (`reason`) while certainly holding `permits` of this primitive.
     fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize);
+    /// `owner` went away while an owned hold it acquired, and that may have moved
+    /// (DESIGN.md 2b), was still registered to it: no evidence of abandonment, so it is
+    /// only counted as orphaned until it is released or adopted ([`Claim::Orphaned`]).
+    fn orphan(&self, owner: &Abandoner, permits: usize);
+    /// An orphaned hold was released or adopted.
+    fn adopt_orphan(&self);
 }
 
 struct HoldEntry {
     primitive: Arc<dyn Abandon>,
     permits: usize,
+    /// An owned hold that may have moved: orphaned, not abandoned, at the exit.
+    moves: bool,
 }
 
 /// The holds registered from the owner's own context, and what it knows of its exit.
@@ -177,16 +198,18 @@ impl LocalHolds {
         identity: *const (),
         primitive: impl FnOnce() -> Arc<dyn Abandon>,
         permits: usize,
+        moves: bool,
     ) -> usize {
         if let Some(key) = self.spare {
             let entry = &mut self.holds[key];
             if std::ptr::eq(Arc::as_ptr(&entry.primitive).cast::<()>(), identity) {
                 entry.permits = permits;
+                entry.moves = moves;
                 self.spare = None;
                 return key;
             }
         }
-        self.holds.insert(HoldEntry { primitive: primitive(), permits })
+        self.holds.insert(HoldEntry { primitive: primitive(), permits, moves })
     }
 
     /// Ends the hold at `key`, keeping its entry as the spare. Returns the entry of the
@@ -225,6 +248,9 @@ pub(crate) struct OwnerInner {
     shared: Mutex<SharedHolds>,
     /// A hint that `shared.released_local` has keys: checked with a plain load.
     released_elsewhere: AtomicBool,
+    /// Whether the id was given out ([`OwnerInner::publish`]), so that a hand-over can
+    /// find the record by id; the exit unpublishes it.
+    published: std::sync::atomic::AtomicBool,
 }
 
 // SAFETY: `local` is only reached in the owner's context (see the type's docs), which one
@@ -239,7 +265,36 @@ impl OwnerInner {
             local: UnsafeCell::new(LocalHolds::default()),
             shared: Mutex::new(SharedHolds::default()),
             released_elsewhere: AtomicBool::new(false),
+            published: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Makes the record findable by its id ([`live_record`]) until it exits: done when
+    /// the id is given out (`Tracked::owner`, `current_owner`), so only owners whose id
+    /// can be named pay for the lookup table.
+    pub(crate) fn publish(self: &Arc<Self>) {
+        if self.published.load(Relaxed) {
+            return;
+        }
+        let mut registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+        // Checked again under the lock: the exit unpublishes under it too, and an exited
+        // record must stay out (a hand-over to it must fail).
+        if !self.published.swap(true, Relaxed) && !self.has_exited() {
+            registry.get_or_insert_with(HashMap::new).insert(self.id.0, Arc::downgrade(self));
+        }
+    }
+
+    fn unpublish(&self) {
+        if self.published.load(Relaxed) {
+            let mut registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(map) = registry.as_mut() {
+                map.remove(&self.id.0);
+            }
+        }
+    }
+
+    fn has_exited(&self) -> bool {
+        self.shared.lock().exited.is_some()
     }
 
     pub(crate) fn new_task() -> Arc<Self> {
@@ -313,14 +368,21 @@ impl OwnerInner {
             })
         };
         drop(released);
+        self.unpublish();
         if abandoned.is_empty() {
             return;
         }
         let abandoner = self.abandoner();
-        // Every hold was claimed above, so each must be abandoned here even if one
+        // Every hold was claimed above, so each must be settled here even if one
         // primitive's `abandon` panics (a waker's `wake` may): a claimed hold that is not
         // abandoned is neither broken nor released, and its waiters would hang.
-        crate::lot::run_all(abandoned, |hold| hold.primitive.abandon(&abandoner, reason, hold.permits));
+        crate::lot::run_all(abandoned, |hold| {
+            if hold.moves {
+                hold.primitive.orphan(&abandoner, hold.permits);
+            } else {
+                hold.primitive.abandon(&abandoner, reason, hold.permits);
+            }
+        });
     }
 
     #[cfg(test)]
@@ -363,6 +425,7 @@ impl<'a> RecordRef<'a> {
         identity: *const (),
         primitive: impl FnOnce() -> Arc<dyn Abandon>,
         permits: usize,
+        moves: bool,
     ) -> Result<HoldTicket, AbandonReason> {
         debug_assert!(self.is_current());
         // SAFETY: in the owner's context (the caller found the record there); the closure
@@ -376,12 +439,12 @@ impl<'a> RecordRef<'a> {
                 if self.released_elsewhere.load(Relaxed) {
                     released = self.take_released_elsewhere(local, &mut self.shared.lock());
                 }
-                Ok(local.insert(identity, primitive, permits))
+                Ok(local.insert(identity, primitive, permits, moves))
             })
         };
         drop(released);
         let key = key?;
-        Ok(HoldTicket { owner: self.ptr, slot: key })
+        Ok(HoldTicket { owner: self.ptr, slot: key | moves_flag(moves) })
     }
 
     /// Registers a hold from another context.
@@ -389,13 +452,28 @@ impl<'a> RecordRef<'a> {
         self,
         primitive: Arc<dyn Abandon>,
         permits: usize,
+        moves: bool,
     ) -> Result<HoldTicket, AbandonReason> {
         let mut shared = self.shared.lock();
         if let Some(reason) = shared.exited {
             return Err(reason);
         }
-        let key = shared.holds.insert(HoldEntry { primitive, permits });
-        Ok(HoldTicket { owner: self.ptr, slot: key | SHARED_SLOT })
+        let key = shared.holds.insert(HoldEntry { primitive, permits, moves });
+        Ok(HoldTicket { owner: self.ptr, slot: key | SHARED_SLOT | moves_flag(moves) })
+    }
+
+    /// Registers a hold from whichever context the code running now is in.
+    fn register(
+        self,
+        primitive: Arc<dyn Abandon>,
+        permits: usize,
+        moves: bool,
+    ) -> Result<HoldTicket, AbandonReason> {
+        if self.is_current() {
+            self.register_here(Arc::as_ptr(&primitive).cast(), || primitive, permits, moves)
+        } else {
+            self.register_elsewhere(primitive, permits, moves)
+        }
     }
 }
 
@@ -409,6 +487,16 @@ impl std::ops::Deref for RecordRef<'_> {
 
 /// Marks a ticket's slot as one in the record's shared slab.
 const SHARED_SLOT: usize = 1 << (usize::BITS - 1);
+/// Marks a ticket of an owned hold that may move: orphaned, not abandoned, at the exit.
+const MOVES: usize = 1 << (usize::BITS - 2);
+/// Marks a ticket already given back (claimed by the exit, or unregistered): it never
+/// touches its record again, and anything asked of it answers "not ours".
+const DEAD: usize = 1 << (usize::BITS - 3);
+const SLOT_KEY: usize = !(SHARED_SLOT | MOVES | DEAD);
+
+fn moves_flag(moves: bool) -> usize {
+    if moves { MOVES } else { 0 }
+}
 
 /// Proof that a hold is registered to an owner. Dropping it gives the registration back
 /// without releasing anything; [`HoldTicket::unregister`] says whether it was still ours.
@@ -433,38 +521,57 @@ unsafe impl Send for HoldTicket {}
 unsafe impl Sync for HoldTicket {}
 
 /// What giving a ticket back found.
-enum Claim {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Claim {
     /// The hold was still registered: the caller now has it to release.
     Ours,
-    /// The owner's exit claimed it first and abandoned it; the exit's count is ours to
-    /// give back.
+    /// The owner's exit claimed it first and abandoned it (broken or reclaimed): the
+    /// caller must not release it.
     Abandoned,
+    /// The owner's exit claimed an owned hold that may have moved and counted it as
+    /// orphaned: it is still the caller's, to release or hand over, once it tells the
+    /// primitive ([`Abandon::adopt_orphan`]).
+    Orphaned,
 }
 
 impl HoldTicket {
     fn record(&self) -> RecordRef<'_> {
+        debug_assert!(self.slot & DEAD == 0, "a dead ticket has no record");
         // SAFETY: the pointer came from a `RecordRef`, so from `Arc::as_ptr`, and a live
         // ticket keeps its record alive (see the type's docs).
         unsafe { RecordRef::from_raw(self.owner.as_ptr()) }
     }
 
-    pub(crate) fn owner_id(&self) -> OwnerId {
-        self.record().id
+    /// Whether the hold is still registered (or may be: an exit may be under way).
+    pub(crate) fn is_live(&self) -> bool {
+        self.slot & DEAD == 0
+    }
+
+    /// Whether this is an owned hold's ticket, orphaned rather than abandoned at the exit.
+    pub(crate) fn moves(&self) -> bool {
+        self.slot & MOVES != 0
+    }
+
+    /// The owner it is registered to; `None` once given back.
+    pub(crate) fn owner_id(&self) -> Option<OwnerId> {
+        self.is_live().then(|| self.record().id)
     }
 
     /// Who would be named if this hold were abandoned now.
-    pub(crate) fn abandoner(&self) -> Abandoner {
-        self.record().abandoner()
+    pub(crate) fn abandoner(&self) -> Option<Abandoner> {
+        self.is_live().then(|| self.record().abandoner())
     }
 
     /// Takes the registration back (or learns that the exit took it), once.
     fn claim(&self) -> Claim {
+        let claimed = if self.moves() { Claim::Orphaned } else { Claim::Abandoned };
         let record = self.record();
+        let key = self.slot & SLOT_KEY;
         if self.slot & SHARED_SLOT != 0 {
             let mut shared = record.shared.lock();
-            return match shared.holds.try_remove(self.slot & !SHARED_SLOT) {
+            return match shared.holds.try_remove(key) {
                 Some(_) => Claim::Ours,
-                None => Claim::Abandoned,
+                None => claimed,
             };
         }
         if record.is_current() {
@@ -474,44 +581,44 @@ impl HoldTicket {
             let removed = unsafe {
                 record.with_local(|local| match local.exited {
                     Some(_) => None,
-                    None => Some(local.release(self.slot)),
+                    None => Some(local.release(key)),
                 })
             };
             return match removed {
                 Some(_) => Claim::Ours,
-                None => Claim::Abandoned,
+                None => claimed,
             };
         }
         let mut shared = record.shared.lock();
         if shared.exited.is_some() {
-            return Claim::Abandoned;
+            return claimed;
         }
-        shared.released_local.push(self.slot);
+        shared.released_local.push(key);
         record.released_elsewhere.store(true, Relaxed);
         Claim::Ours
     }
 
-    /// Claims the hold back; if the exit claimed it first, gives back the count the exit
-    /// took for this ticket (the record may be freed then). `true`: the hold is ours.
-    /// Runs once per ticket: from `unregister`, or else from `Drop`.
-    fn give_back(&mut self) -> bool {
-        match self.claim() {
-            Claim::Ours => true,
-            Claim::Abandoned => {
-                // SAFETY: the exit took one strong count for this ticket (it was still
-                // registered then) and only this, the ticket's single give-back, returns
-                // it; nothing touches the record after this line.
-                unsafe { Arc::decrement_strong_count(self.owner.as_ptr().cast_const()) };
-                false
-            }
+    /// Claims the hold back, once; if the exit claimed it first, gives back the count
+    /// the exit took for this ticket (the record may be freed then). The ticket is dead
+    /// afterwards. A dead ticket answers `Abandoned` and touches nothing.
+    pub(crate) fn give_back(&mut self) -> Claim {
+        if !self.is_live() {
+            return Claim::Abandoned;
         }
+        let claim = self.claim();
+        if claim != Claim::Ours {
+            // SAFETY: the exit took one strong count for this ticket (it was still
+            // registered then) and only this, the ticket's single give-back (it is dead
+            // from here on), returns it; nothing touches the record after this line.
+            unsafe { Arc::decrement_strong_count(self.owner.as_ptr().cast_const()) };
+        }
+        self.slot |= DEAD;
+        claim
     }
 
-    /// Claims the hold back from the owner record. `true`: the hold is still ours and the
-    /// caller must release it. `false`: the owner's exit claimed it first and has already
-    /// abandoned it, so the caller must not release it again.
-    pub(crate) fn unregister(self) -> bool {
-        std::mem::ManuallyDrop::new(self).give_back()
+    /// Gives the registration back ([`HoldTicket::give_back`]) and drops the ticket.
+    pub(crate) fn unregister(mut self) -> Claim {
+        self.give_back()
     }
 
     /// Changes how many permits the registered hold has (`split` / `merge`). `false` if the
@@ -523,10 +630,14 @@ impl HoldTicket {
         permits: usize,
         primitive: impl FnOnce() -> Arc<dyn Abandon>,
     ) -> bool {
+        if !self.is_live() {
+            return false;
+        }
         let record = self.record();
+        let key = self.slot & SLOT_KEY;
         if self.slot & SHARED_SLOT != 0 {
             let mut shared = record.shared.lock();
-            return match shared.holds.get_mut(self.slot & !SHARED_SLOT) {
+            return match shared.holds.get_mut(key) {
                 Some(entry) => {
                     entry.permits = permits;
                     true
@@ -540,7 +651,7 @@ impl HoldTicket {
                 record.with_local(|local| {
                     let changed = local.exited.is_none();
                     if changed {
-                        local.holds[self.slot].permits = permits;
+                        local.holds[key].permits = permits;
                     }
                     changed
                 })
@@ -551,23 +662,30 @@ impl HoldTicket {
         if shared.exited.is_some() {
             return false;
         }
-        shared.released_local.push(self.slot);
+        shared.released_local.push(key);
         record.released_elsewhere.store(true, Relaxed);
-        let moved = shared.holds.insert(HoldEntry { primitive: primitive(), permits });
+        let moved = shared.holds.insert(HoldEntry { primitive: primitive(), permits, moves: self.moves() });
         drop(shared);
-        self.slot = moved | SHARED_SLOT;
+        self.slot = moved | SHARED_SLOT | (self.slot & MOVES);
         true
     }
 
-    /// Registers another hold, on the same primitive, to the same owner.
+    /// Registers another hold, on the same primitive, to the same owner, of the same kind.
     pub(crate) fn register_sibling(&self, permits: usize, primitive: Arc<dyn Abandon>) -> Option<HoldTicket> {
-        let record = self.record();
-        let ticket = if record.is_current() {
-            record.register_here(Arc::as_ptr(&primitive).cast(), || primitive, permits)
-        } else {
-            record.register_elsewhere(primitive, permits)
-        };
-        ticket.ok()
+        self.register_sibling_as(permits, primitive, self.moves())
+    }
+
+    /// Registers another hold, on the same primitive, to the same owner; `moves` as given.
+    pub(crate) fn register_sibling_as(
+        &self,
+        permits: usize,
+        primitive: Arc<dyn Abandon>,
+        moves: bool,
+    ) -> Option<HoldTicket> {
+        if !self.is_live() {
+            return None;
+        }
+        self.record().register(primitive, permits, moves).ok()
     }
 }
 
@@ -579,7 +697,10 @@ impl Drop for HoldTicket {
 
 impl fmt::Debug for HoldTicket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HoldTicket({})", self.owner_id())
+        match self.owner_id() {
+            Some(owner) => write!(f, "HoldTicket({owner})"),
+            None => f.write_str("HoldTicket(given back)"),
+        }
     }
 }
 
@@ -656,6 +777,17 @@ pub(crate) enum Caller {
     Async,
     /// A blocking entry point: owned by the current tracked task, else by the thread.
     Blocking,
+    /// `Async` through an identity API (a manual `Lock::acquire`): its owner asking for
+    /// what it already holds is a certain deadlock (DESIGN.md 2b).
+    ManualAsync,
+    /// `Blocking` through an identity API.
+    ManualBlocking,
+}
+
+impl Caller {
+    pub(crate) fn is_manual(self) -> bool {
+        matches!(self, Caller::ManualAsync | Caller::ManualBlocking)
+    }
 }
 
 fn current_task_ptr() -> *const OwnerInner {
@@ -680,22 +812,72 @@ fn with_owner<R>(caller: Caller, f: impl FnOnce(RecordRef<'_>) -> R) -> Option<R
         return Some(f(unsafe { RecordRef::from_raw(task) }));
     }
     match caller {
-        Caller::Async => None,
-        Caller::Blocking => THREAD_OWNER.try_with(|thread| f(RecordRef::of(&thread.0))).ok(),
+        Caller::Async | Caller::ManualAsync => None,
+        Caller::Blocking | Caller::ManualBlocking => {
+            THREAD_OWNER.try_with(|thread| f(RecordRef::of(&thread.0))).ok()
+        }
     }
 }
 
 /// Registers `permits` just acquired from `caller` to its owner, if it has one. Returns
 /// the owner, and the ticket unless the owner already exited (a `Tracked` polled again
-/// after a poll panicked), in which case the hold stays anonymous.
+/// after a poll panicked), in which case the hold stays anonymous. `moves`: an owned
+/// hold, orphaned rather than abandoned if the owner exits with it (DESIGN.md 2b).
 pub(crate) fn register_hold<P: Abandon + 'static>(
     caller: Caller,
     permits: usize,
     primitive: &Arc<P>,
+    moves: bool,
 ) -> Option<(OwnerId, Option<HoldTicket>)> {
     let identity = Arc::as_ptr(primitive).cast();
     let clone = || primitive.clone() as Arc<dyn Abandon>;
-    with_owner(caller, |owner| (owner.id, owner.register_here(identity, clone, permits).ok()))
+    with_owner(caller, |owner| (owner.id, owner.register_here(identity, clone, permits, moves).ok()))
+}
+
+/// The record of a live owner with this id: the owner whose context the code running
+/// now is in, or a published one ([`OwnerInner::publish`]). `None` for an owner that
+/// has exited, an id that names no owner (anonymous borrowers, runtime task ids), or an
+/// id that was never given out.
+fn live_record(id: OwnerId) -> Option<Arc<OwnerInner>> {
+    let here = current_context_ptr();
+    // SAFETY: a non-null context pointer is a record kept alive by its `Tracked` or its
+    // thread-local for as long as the code running now is in its context.
+    if !here.is_null() && unsafe { (*here).id } == id {
+        // SAFETY: the pointer came from `Arc::as_ptr` of a live record (above), so a
+        // strong count may be taken through it.
+        return Some(unsafe {
+            Arc::increment_strong_count(here);
+            Arc::from_raw(here)
+        });
+    }
+    let registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+    registry.as_ref()?.get(&id.0)?.upgrade()
+}
+
+/// Registers a hold of `permits` as certainly owned by the live owner `id` (a hand-over,
+/// or a token borrowed on its behalf). `Err` if no such owner is alive.
+pub(crate) fn register_to(
+    id: OwnerId,
+    primitive: Arc<dyn Abandon>,
+    permits: usize,
+) -> Result<HoldTicket, OwnerGone> {
+    let record = live_record(id).ok_or(OwnerGone(id))?;
+    RecordRef::of(&record).register(primitive, permits, false).map_err(|_| OwnerGone(id))
+}
+
+/// Whether `id` names a live owner (see [`live_record`]).
+pub(crate) fn is_live_owner(id: OwnerId) -> bool {
+    live_record(id).is_some_and(|record| !record.has_exited())
+}
+
+/// No live owner has this id (see [`live_record`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OwnerGone(pub(crate) OwnerId);
+
+/// Whether `id` names an owner that exits: a tracked task or a thread, as opposed to an
+/// anonymous borrower or a runtime task id.
+pub(crate) fn can_exit(id: OwnerId) -> bool {
+    id.0 & (RUNTIME_BIT | ANONYMOUS_BIT) == 0 || id.is_thread()
 }
 
 /// Who abandons a hold dropped now by a panicking caller with no registered owner.
@@ -726,7 +908,19 @@ pub(crate) fn identity_for(caller: Caller) -> Option<OwnerId> {
 /// assert!(current_owner().is_thread());
 /// ```
 pub fn current_owner() -> OwnerId {
-    owner_id_for(Caller::Blocking).unwrap_or_else(|| {
+    let published = with_owner(Caller::Blocking, |owner| {
+        if !owner.published.load(Relaxed) {
+            // SAFETY: a `RecordRef` comes from `Arc::as_ptr` of a live record, so a strong
+            // count may be taken through it for the lookup table's weak reference.
+            let record = unsafe {
+                Arc::increment_strong_count(owner.ptr.as_ptr().cast_const());
+                Arc::from_raw(owner.ptr.as_ptr().cast_const())
+            };
+            record.publish();
+        }
+        owner.id
+    });
+    published.unwrap_or_else(|| {
         // This thread's thread-locals are being torn down: give it a fresh, never-reused id
         // rather than panic.
         OwnerId::next_thread()
@@ -766,15 +960,24 @@ mod tests {
         assert_eq!(id.to_string(), format!("thread#{}", id.number()));
     }
 
-    struct CountAbandons(std::sync::Mutex<Vec<(OwnerId, AbandonReason, usize)>>);
+    struct CountAbandons(std::sync::Mutex<Vec<(OwnerId, AbandonReason, usize)>>, AtomicU64);
     impl Abandon for CountAbandons {
         fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize) {
             self.0.lock().unwrap().push((owner.id, reason, permits));
         }
+        fn orphan(&self, _: &Abandoner, _: usize) {
+            self.1.fetch_add(1, Relaxed);
+        }
+        fn adopt_orphan(&self) {
+            self.1.fetch_sub(1, Relaxed);
+        }
     }
     impl CountAbandons {
         fn new() -> Arc<Self> {
-            Arc::new(CountAbandons(std::sync::Mutex::new(Vec::new())))
+            Arc::new(CountAbandons(std::sync::Mutex::new(Vec::new()), AtomicU64::new(0)))
+        }
+        fn orphans(&self) -> u64 {
+            self.1.load(Relaxed)
         }
         fn seen(&self) -> Vec<(OwnerId, AbandonReason, usize)> {
             self.0.lock().unwrap().clone()
@@ -784,7 +987,7 @@ mod tests {
     /// Registers `permits` to `owner` from inside its context, as an acquire in its poll.
     fn register_in(owner: &Arc<OwnerInner>, sink: &Arc<CountAbandons>, permits: usize) -> Option<HoldTicket> {
         let _scope = CurrentTaskScope::enter(owner);
-        let (id, ticket) = register_hold(Caller::Async, permits, sink).unwrap();
+        let (id, ticket) = register_hold(Caller::Async, permits, sink, false).unwrap();
         assert_eq!(id, owner.id());
         ticket
     }
@@ -798,7 +1001,11 @@ mod tests {
         {
             let _scope = CurrentTaskScope::enter(&owner);
             assert_eq!(owner.registered_holds(), 2);
-            assert!(released.unregister(), "released in the owner's context, before the exit");
+            assert_eq!(
+                released.unregister(),
+                Claim::Ours,
+                "released in the owner's context, before the exit"
+            );
             assert_eq!(owner.registered_holds(), 1);
         }
         owner.exit(AbandonReason::Cancelled);
@@ -807,7 +1014,7 @@ mod tests {
         // The exit took a count of the record for the leaked hold's ticket...
         assert_eq!(Arc::strong_count(&owner), 2);
         // ...which claimed the hold: releasing it now must not release it twice.
-        assert!(!leaked.unregister());
+        assert_eq!(leaked.unregister(), Claim::Abandoned);
         assert_eq!(Arc::strong_count(&owner), 1, "the ticket gave the exit's count back");
         // Registering to an exited owner fails: the hold stays anonymous.
         assert!(register_in(&owner, &sink, 1).is_none());
@@ -821,7 +1028,7 @@ mod tests {
         assert_eq!(Arc::strong_count(&first), 2, "the entry's clone");
         {
             let _scope = CurrentTaskScope::enter(&owner);
-            assert!(ticket.unregister());
+            assert_eq!(ticket.unregister(), Claim::Ours);
         }
         assert_eq!(Arc::strong_count(&first), 2, "kept as the spare");
         let again = register_in(&owner, &first, 1).unwrap();
@@ -830,8 +1037,8 @@ mod tests {
         assert_eq!(Arc::strong_count(&second), 2, "another primitive is cloned");
         {
             let _scope = CurrentTaskScope::enter(&owner);
-            assert!(again.unregister());
-            assert!(other.unregister());
+            assert_eq!(again.unregister(), Claim::Ours);
+            assert_eq!(other.unregister(), Claim::Ours);
         }
         assert_eq!(Arc::strong_count(&first), 1, "the newer release replaced the spare");
         owner.exit(AbandonReason::Exited);
@@ -846,12 +1053,12 @@ mod tests {
         let moved = register_in(&owner, &sink, 1).unwrap();
         let kept = register_in(&owner, &sink, 2).unwrap();
         // Released on another thread: through the lock, and the exit must skip it.
-        std::thread::spawn(move || assert!(moved.unregister())).join().unwrap();
+        std::thread::spawn(move || assert_eq!(moved.unregister(), Claim::Ours)).join().unwrap();
         let again = register_in(&owner, &sink, 4).unwrap(); // sweeps the released key
         {
             let _scope = CurrentTaskScope::enter(&owner);
             assert_eq!(owner.registered_holds(), 2);
-            assert!(kept.unregister());
+            assert_eq!(kept.unregister(), Claim::Ours);
         }
         owner.exit(AbandonReason::Exited);
         assert_eq!(sink.seen(), vec![(owner.id(), AbandonReason::Exited, 4)]);
@@ -865,7 +1072,7 @@ mod tests {
         let sink = CountAbandons::new();
         let ticket = register_in(&owner, &sink, 1).unwrap();
         let released = std::thread::scope(|scope| {
-            let release = scope.spawn(move || ticket.unregister());
+            let release = scope.spawn(move || ticket.unregister() == Claim::Ours);
             owner.exit(AbandonReason::Exited);
             release.join().unwrap()
         });
@@ -900,8 +1107,8 @@ mod tests {
             seen,
             vec![(owner.id(), AbandonReason::Panicked, 2), (owner.id(), AbandonReason::Panicked, 3)]
         );
-        assert!(!ticket.unregister());
-        assert!(!sibling.unregister());
+        assert_eq!(ticket.unregister(), Claim::Abandoned);
+        assert_eq!(sibling.unregister(), Claim::Abandoned);
         assert_eq!(Arc::strong_count(&owner), 1);
     }
 
@@ -911,7 +1118,7 @@ mod tests {
         let (id, ticket) = std::thread::scope(|scope| {
             scope
                 .spawn(|| {
-                    let (id, ticket) = register_hold(Caller::Blocking, 1, &sink).unwrap();
+                    let (id, ticket) = register_hold(Caller::Blocking, 1, &sink, false).unwrap();
                     assert!(id.is_thread());
                     (id, ticket.unwrap())
                 })
@@ -921,7 +1128,35 @@ mod tests {
         // The thread ended holding it: abandoned, and the ticket outlives the record's
         // thread-local but not the record.
         assert_eq!(sink.seen(), vec![(id, AbandonReason::Exited, 1)]);
-        assert_eq!(ticket.owner_id(), id);
-        assert!(!ticket.unregister());
+        assert_eq!(ticket.owner_id(), Some(id));
+        assert_eq!(ticket.unregister(), Claim::Abandoned);
+    }
+
+    #[test]
+    fn an_exit_orphans_moving_holds_and_a_live_owner_is_found_by_its_published_id() {
+        let owner = OwnerInner::new_task();
+        let sink = CountAbandons::new();
+        let (moving, certain) = {
+            let _scope = CurrentTaskScope::enter(&owner);
+            let (_, moving) = register_hold(Caller::Async, 2, &sink, true).unwrap();
+            let (_, certain) = register_hold(Caller::Async, 1, &sink, false).unwrap();
+            (moving.unwrap(), certain.unwrap())
+        };
+        assert!(moving.moves() && !certain.moves());
+        assert!(!is_live_owner(owner.id()), "not published: not found by id");
+        owner.publish();
+        assert!(is_live_owner(owner.id()));
+        let handed = register_to(owner.id(), sink.clone(), 4).unwrap();
+        owner.exit(AbandonReason::Exited);
+        assert!(!is_live_owner(owner.id()), "the exit unpublishes");
+        assert_eq!(register_to(owner.id(), sink.clone(), 1).err(), Some(OwnerGone(owner.id())));
+        let mut seen = sink.seen();
+        seen.sort_by_key(|(_, _, permits)| *permits);
+        assert_eq!(seen, [(owner.id(), AbandonReason::Exited, 1), (owner.id(), AbandonReason::Exited, 4)]);
+        assert_eq!(sink.orphans(), 1, "the moving hold is orphaned, not abandoned");
+        assert_eq!(moving.unregister(), Claim::Orphaned);
+        assert_eq!(certain.unregister(), Claim::Abandoned);
+        assert_eq!(handed.unregister(), Claim::Abandoned);
+        assert_eq!(Arc::strong_count(&owner), 1, "every ticket gave the exit's count back");
     }
 }

@@ -18,12 +18,14 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::task::{Context, Poll, ready};
 
 use crate::error::{
-    AbandonReason, AcquireError, Broken, BrokenResourceError, PrimitiveKind, ReleaseError, TryAcquireError,
+    AbandonReason, AcquireError, Broken, BrokenResourceError, HandOverError, PrimitiveKind, ReleaseError,
+    TryAcquireError,
 };
 use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Mutex};
 use crate::lot::{Outcome, Settlement, WaitQueue, WakeList};
 use crate::owner::{
-    Abandon, Abandoner, Caller, HoldTicket, OwnerId, current_abandoner, identity_for, register_hold,
+    Abandon, Abandoner, Caller, Claim, HoldTicket, OwnerId, current_abandoner, identity_for, is_live_owner,
+    owner_id_for, register_hold, register_to,
 };
 use crate::runtime;
 
@@ -82,18 +84,66 @@ impl Abandonments {
 }
 
 /// A hold's registration to its owner; `None` for an anonymous hold.
+///
+/// Every guard, permit and token wraps one, so what can happen to a registration
+/// (release, split, merge, hand-over, an exit that claimed it) is written once, here.
 #[derive(Debug, Default)]
 pub(crate) struct Hold {
     ticket: Option<HoldTicket>,
 }
 
+/// Gives `ticket` back; whether its permits are still the caller's to release (an
+/// orphan, which is, is first un-counted at its primitive).
+fn give_back(ticket: HoldTicket, primitive: impl FnOnce() -> Arc<dyn Abandon>) -> bool {
+    match ticket.unregister() {
+        Claim::Ours => true,
+        Claim::Orphaned => {
+            primitive().adopt_orphan();
+            true
+        }
+        Claim::Abandoned => false,
+    }
+}
+
 impl Hold {
     pub(crate) fn owner_id(&self) -> Option<OwnerId> {
-        self.ticket.as_ref().map(HoldTicket::owner_id)
+        self.ticket.as_ref().and_then(HoldTicket::owner_id)
+    }
+
+    /// A hold of `permits` registered to the live owner `owner`, certainly owned by it.
+    pub(crate) fn registered_to(
+        owner: OwnerId,
+        permits: usize,
+        primitive: Arc<dyn Abandon>,
+    ) -> Result<Hold, crate::owner::OwnerGone> {
+        Ok(Hold { ticket: Some(register_to(owner, primitive, permits)?) })
+    }
+
+    /// An owned hold whose acquirer's exit is no evidence (it is orphaned, not abandoned).
+    pub(crate) fn moves(&self) -> bool {
+        self.ticket.as_ref().is_some_and(HoldTicket::moves)
+    }
+
+    /// Whether its owner's exit abandoned it: dropping it releases nothing.
+    fn is_dead(&self) -> bool {
+        self.ticket.as_ref().is_some_and(|ticket| !ticket.is_live())
+    }
+
+    /// After `set_permits` failed: an orphaned (moving) hold is still ours, so it goes on
+    /// anonymous (`true`); an abandoned one is dead (`false`, the dead ticket is kept so
+    /// that nothing releases it).
+    fn after_claimed_by_exit(&mut self, primitive: impl FnOnce() -> Arc<dyn Abandon>) -> bool {
+        let ticket = self.ticket.as_mut().expect("only after a registered hold's set_permits");
+        if ticket.moves() && ticket.give_back() == Claim::Orphaned {
+            primitive().adopt_orphan();
+            self.ticket = None;
+            return true;
+        }
+        false
     }
 
     /// Moves `taken` of this hold's permits into a new hold registered to the same owner,
-    /// leaving `remaining`. `None` if the owner's exit already claimed this hold (it was
+    /// leaving `remaining`. `None` if the owner's exit already abandoned this hold (it was
     /// broken or reclaimed with all its permits): nothing is left to split, and neither
     /// side may release anything. A side left with 0 permits is never registered:
     /// nothing held, nothing to abandon.
@@ -105,24 +155,24 @@ impl Hold {
     ) -> Option<Hold> {
         let Some(ticket) = self.ticket.as_mut() else { return Some(Hold::default()) };
         if remaining == 0 {
-            // Everything moves: the new hold takes the registration as it is (a claimed
-            // one included, whose drop then releases nothing, as it should).
+            // Everything moves: the new hold takes the registration as it is (a dead one
+            // included, whose drop then releases nothing, as it should).
             return Some(Hold { ticket: self.ticket.take() });
         }
         if taken == 0 {
             return Some(Hold::default());
         }
         if !ticket.set_permits(remaining, &primitive) {
-            return None;
+            return self.after_claimed_by_exit(&primitive).then(Hold::default);
         }
-        // `None` if the owner exited since: it abandoned `remaining`, and the `taken`
-        // permits, registered nowhere, are released by the new hold's drop.
+        // `None` if the owner exited since: it abandoned (or orphaned) `remaining`, and
+        // the `taken` permits, registered nowhere, are released by the new hold's drop.
         Some(Hold { ticket: ticket.register_sibling(taken, primitive()) })
     }
 
     /// Absorbs `other` (same primitive, `theirs` permits) into this hold (`mine`
     /// permits). Returns how many permits the merged hold really has: a side whose
-    /// owner's exit already claimed it (broken or reclaimed) brings none, so nothing is
+    /// owner's exit already abandoned it (broken or reclaimed) brings none, so nothing is
     /// released twice and nothing live is lost.
     pub(crate) fn merge(
         &mut self,
@@ -133,24 +183,81 @@ impl Hold {
     ) -> usize {
         // The registration kept, the permits it covers now, and the other side's live
         // permits, which are held anonymously unless the kept registration takes them.
-        let (mut kept, covered, other_live) = match (self.ticket.take(), other.ticket) {
+        let (kept, covered, other_live) = match (self.ticket.take(), other.ticket) {
             (None, None) => return mine + theirs,
             (Some(kept), None) => (kept, mine, theirs),
             (None, Some(kept)) => (kept, theirs, mine),
-            (Some(kept), Some(absorbed)) => (kept, mine, if absorbed.unregister() { theirs } else { 0 }),
+            (Some(kept), Some(absorbed)) => {
+                (kept, mine, if give_back(absorbed, &primitive) { theirs } else { 0 })
+            }
         };
-        if kept.set_permits(covered + other_live, &primitive) {
-            self.ticket = Some(kept);
+        self.ticket = Some(kept);
+        let kept = self.ticket.as_mut().expect("just stored");
+        // Still registered, or an orphan (still ours, now anonymous): both sides count.
+        if kept.set_permits(covered + other_live, &primitive) || self.after_claimed_by_exit(&primitive) {
             covered + other_live
         } else {
-            other_live // `kept` was claimed by its owner's exit: its permits are gone
+            // Abandoned by its owner's exit: its permits are gone; the other side's live
+            // permits stay, held anonymously (dropping the dead ticket gives it back).
+            self.ticket = None;
+            other_live
+        }
+    }
+
+    /// Registers this hold of `permits` to the live owner `owner`, as certainly owned
+    /// (DESIGN.md 2b): from now on that owner's exit with it breaks the primitive. The
+    /// new registration is made before the old one is given back, so an exit of either
+    /// owner racing this is decided once, under that owner's lock.
+    pub(crate) fn hand_to(
+        &mut self,
+        owner: OwnerId,
+        permits: usize,
+        primitive: impl Fn() -> Arc<dyn Abandon>,
+    ) -> Result<(), HandOverError> {
+        if self.is_dead() {
+            return Err(HandOverError::Abandoned);
+        }
+        if permits == 0 {
+            // Nothing held, nothing to abandon: never registered (a leaked empty piece
+            // must not break anything), but the target must still be a live owner.
+            return if is_live_owner(owner) { Ok(()) } else { Err(HandOverError::OwnerGone(owner)) };
+        }
+        let mut handed = register_to(owner, primitive(), permits)?;
+        if let Some(previous) = self.ticket.take()
+            && !give_back(previous, &primitive)
+        {
+            // The previous owner's exit won: the hold is abandoned, and the new
+            // registration goes back (it was ours), leaving a dead ticket.
+            handed.give_back();
+            self.ticket = Some(handed);
+            return Err(HandOverError::Abandoned);
+        }
+        self.ticket = Some(handed);
+        Ok(())
+    }
+
+    /// Turns a certainly owned registration into a moving one (a borrowed token made
+    /// `'static`): its owner's exit then orphans it instead of abandoning it.
+    pub(crate) fn make_moving(&mut self, permits: usize, primitive: impl Fn() -> Arc<dyn Abandon>) {
+        let Some(ticket) = self.ticket.as_ref() else { return };
+        if !ticket.is_live() || ticket.moves() {
+            return;
+        }
+        let moving = ticket.register_sibling_as(permits, primitive(), true);
+        let previous = self.ticket.take().expect("checked above");
+        if give_back(previous, &primitive) {
+            self.ticket = moving;
+        } else if let Some(mut moving) = moving {
+            // Abandoned meanwhile by its owner's exit: keep it dead.
+            moving.give_back();
+            self.ticket = Some(moving);
         }
     }
 
     /// Gives up the registration without releasing (`forget`).
-    pub(crate) fn forget(self) {
+    pub(crate) fn forget(self, primitive: impl FnOnce() -> Arc<dyn Abandon>) {
         if let Some(ticket) = self.ticket {
-            ticket.unregister();
+            give_back(ticket, primitive);
         }
     }
 }
@@ -162,6 +269,9 @@ struct Shared {
     /// Permits owed after a shrink below what is held: releases pay this first.
     debt: usize,
     abandoned: Abandonments,
+    /// Owned holds whose acquirer exited while they were registered to it, not released
+    /// or adopted since (DESIGN.md 2b: visible, never silent).
+    orphaned: usize,
     /// A `Lock`'s manual hold (`acquire`/`release` without a guard) and its owner.
     manual: Option<(Option<OwnerId>, Hold)>,
 }
@@ -181,11 +291,11 @@ macro_rules! acquire_permits {
 pub(crate) use acquire_permits;
 
 /// [`acquire_permits!`], then registers them: evaluates to the [`Hold`]. `$primitive`
-/// is the `Arc` the owner's exit hands the hold back to.
+/// is the `Arc` the owner's exit hands the hold back to; `moves` is true for owned holds.
 macro_rules! acquire_hold {
-    ($core:expr, $permits:expr, $caller:expr, $primitive:expr) => {{
+    ($core:expr, $permits:expr, $caller:expr, $primitive:expr, moves: $moves:expr) => {{
         crate::sem::acquire_permits!($core, $permits, $caller);
-        $core.register($permits, $caller, $primitive)
+        $core.register($permits, $caller, $primitive, $moves)
     }};
 }
 pub(crate) use acquire_hold;
@@ -207,6 +317,13 @@ macro_rules! common_statistics {
             pub fn abandoned(&self) -> crate::sem::Abandonments {
                 self.core.abandoned
             }
+            /// Owned holds (owned guards, permits, `'static` tokens) whose acquirer
+            /// exited while they were still out, and that nobody has released or
+            /// adopted since: they may be in use elsewhere, or leaked. They never break
+            /// the primitive; hand them over to make their next owner answer for them.
+            pub fn orphaned(&self) -> usize {
+                self.core.orphaned
+            }
         }
     };
 }
@@ -220,7 +337,11 @@ pub(crate) struct CoreSnapshot {
     pub(crate) broken: Option<BrokenResourceError>,
     pub(crate) closed: bool,
     pub(crate) abandoned: Abandonments,
+    pub(crate) orphaned: usize,
     pub(crate) holder: Option<OwnerId>,
+    /// Waiters that are the holder itself (a mutex only): a sibling sub-future of the
+    /// holding task may still release, or this is a futurelock.
+    pub(crate) self_waits: usize,
 }
 
 /// The counted core under every primitive.
@@ -236,6 +357,8 @@ pub(crate) struct SemCore {
     kind: PrimitiveKind,
     name: Option<Arc<str>>,
     policy: AbandonPolicy,
+    /// Strict mode (a mutex): a self-wait is `WouldDeadlock` at once instead of a wait.
+    strict: bool,
 }
 
 impl SemCore {
@@ -258,6 +381,22 @@ impl SemCore {
             kind,
             name,
             policy,
+            strict: false,
+        }
+    }
+
+    /// Turns strict mode on: see [`SemCore::would_deadlock`].
+    pub(crate) fn set_strict(&mut self) {
+        self.strict = true;
+    }
+    pub(crate) fn is_strict(&self) -> bool {
+        self.strict
+    }
+
+    /// Records `owner` as the mutex's holder (a hand-over).
+    pub(crate) fn set_holder(&self, owner: OwnerId) {
+        if self.kind == PrimitiveKind::Mutex {
+            self.holder.store(owner.as_u64(), Relaxed);
         }
     }
 
@@ -291,13 +430,16 @@ impl SemCore {
     pub(crate) fn snapshot(&self) -> CoreSnapshot {
         let shared = self.shared.lock();
         let state = self.state.load(Acquire);
+        let holder = self.holder();
         CoreSnapshot {
             available: state >> SHIFT,
             waiters: shared.queue.len(),
             broken: shared.broken.clone(),
             closed: state & CLOSED != 0,
             abandoned: shared.abandoned,
-            holder: self.holder(),
+            orphaned: shared.orphaned,
+            holder,
+            self_waits: holder.map_or(0, |holder| shared.queue.waiting_as(holder)),
         }
     }
 
@@ -319,10 +461,23 @@ impl SemCore {
         }
     }
 
-    /// Would waiting deadlock? A mutex's holder asking for it again.
+    /// Would waiting certainly deadlock (DESIGN.md 2b)? Only a mutex's holder asking
+    /// again through an identity API (`Lock::acquire`: a manual hold is never a sibling
+    /// sub-future's), or any self-wait on a strict mutex. An RAII re-lock by the same
+    /// task waits, as in tokio: a sibling sub-future may hold the guard.
     fn would_deadlock(&self, caller: Caller) -> bool {
-        self.kind == PrimitiveKind::Mutex
-            && identity_for(caller).is_some_and(|me| me.as_u64() == self.holder.load(Relaxed))
+        if self.kind != PrimitiveKind::Mutex {
+            return false;
+        }
+        let holder = self.holder.load(Relaxed);
+        let me = if caller.is_manual() {
+            owner_id_for(caller)
+        } else if self.strict {
+            identity_for(caller)
+        } else {
+            None
+        };
+        holder != 0 && me.is_some_and(|me| me.as_u64() == holder)
     }
 
     pub(crate) fn try_acquire(&self, permits: usize, caller: Caller) -> Result<(), TryAcquireError> {
@@ -363,11 +518,14 @@ impl SemCore {
 
     /// Records `permits` just acquired as held by the caller's owner, if it has one.
     /// `primitive` is what the owner's exit will hand the hold back to.
+    /// `moves`: an owned hold (owned guard or permit), which its acquirer's exit orphans
+    /// rather than abandons (DESIGN.md 2b).
     pub(crate) fn register<P: Abandon + 'static>(
         &self,
         permits: usize,
         caller: Caller,
         primitive: &Arc<P>,
+        moves: bool,
     ) -> Hold {
         // Nothing held, nothing to abandon: a 0-permit hold stays anonymous.
         if permits == 0 {
@@ -379,7 +537,7 @@ impl SemCore {
         // Registration fails only if the owner already exited, which the code running now
         // cannot be, except when a `Tracked` is polled again after its poll panicked: such
         // a hold is kept anonymous (released on drop) rather than failing the acquire.
-        let Some((owner, ticket)) = register_hold(caller, permits, primitive) else {
+        let Some((owner, ticket)) = register_hold(caller, permits, primitive, moves) else {
             if self.kind == PrimitiveKind::Mutex
                 && let Some(identity) = crate::runtime::task_identity()
             {
@@ -399,10 +557,19 @@ impl SemCore {
         let panicking = self.kind == PrimitiveKind::Mutex && self.panic_began_in_section();
         match hold.ticket {
             Some(ticket) => {
-                // Who to name is read while the ticket still keeps its record alive.
-                let abandoner = panicking.then(|| ticket.abandoner());
-                if !ticket.unregister() {
-                    return; // the owner's exit claimed this hold and abandoned it
+                // Who to name is read while the ticket still keeps its record alive: its
+                // owner, or for an owned hold (which may have moved) whoever panics here.
+                let abandoner = match panicking {
+                    false => None,
+                    true if ticket.moves() => {
+                        current_abandoner(Caller::Blocking).or_else(|| ticket.abandoner())
+                    }
+                    true => ticket.abandoner(),
+                };
+                match ticket.unregister() {
+                    Claim::Abandoned => return, // the owner's exit abandoned it already
+                    Claim::Orphaned => self.adopt_orphan(),
+                    Claim::Ours => {}
                 }
                 if let Some(abandoner) = abandoner {
                     return self.abandon(&abandoner, AbandonReason::Panicked, permits);
@@ -670,6 +837,15 @@ impl SemCore {
 }
 
 impl Abandon for SemCore {
+    fn orphan(&self, _owner: &Abandoner, _permits: usize) {
+        self.shared.lock().orphaned += 1;
+    }
+
+    fn adopt_orphan(&self) {
+        let mut shared = self.shared.lock();
+        shared.orphaned = shared.orphaned.saturating_sub(1);
+    }
+
     fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize) {
         let mut wakes = WakeList::default();
         {
@@ -768,6 +944,7 @@ impl AcquireFuture<'_> {
                 Err(TryAcquireError::Broken(err)) => Poll::Ready(Err(AcquireError::Broken(err))),
                 Err(TryAcquireError::Closed) => Poll::Ready(Err(AcquireError::Closed)),
                 Err(TryAcquireError::WouldDeadlock) => Poll::Ready(Err(AcquireError::WouldDeadlock)),
+                Err(TryAcquireError::OwnerGone(owner)) => Poll::Ready(Err(AcquireError::OwnerGone(owner))),
                 Err(TryAcquireError::NoPermits) => self.park(cx),
             };
         };
@@ -822,7 +999,9 @@ impl AcquireFuture<'_> {
         // `!Unpin`), so `settlement` stays put; `Drop` removes the slot under the lock
         // unless the queue settled it first, and after that the queue no longer has the
         // pointer.
-        self.slot = Some(unsafe { shared.queue.park(self.permits, cx.waker().clone(), &self.settlement) });
+        let me = identity_for(self.caller);
+        self.slot =
+            Some(unsafe { shared.queue.park(self.permits, cx.waker().clone(), &self.settlement, me) });
         Poll::Pending
     }
 }

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::error::{AcquireError, PrimitiveKind, TryAcquireError};
+use crate::error::{AcquireError, HandOverError, PrimitiveKind, TryAcquireError};
 use crate::lot::block_on;
 use crate::owner::{Abandon, Caller};
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, MAX_PERMITS, SemCore, acquire_hold, common_statistics};
@@ -94,13 +94,13 @@ impl Semaphore {
     }
 
     /// For the blocking entry points; the async ones expand [`acquire_hold!`] in place.
-    async fn acquire_hold(&self, permits: usize, caller: Caller) -> Result<Hold, AcquireError> {
-        Ok(acquire_hold!(self.core, permits, caller, &self.core))
+    async fn acquire_hold(&self, permits: usize, caller: Caller, moves: bool) -> Result<Hold, AcquireError> {
+        Ok(acquire_hold!(self.core, permits, caller, &self.core, moves: moves))
     }
 
-    fn try_acquire_hold(&self, permits: usize) -> Result<Hold, TryAcquireError> {
+    fn try_acquire_hold(&self, permits: usize, moves: bool) -> Result<Hold, TryAcquireError> {
         self.core.try_acquire(permits, Caller::Async)?;
-        Ok(self.core.register(permits, Caller::Async, &self.core))
+        Ok(self.core.register(permits, Caller::Async, &self.core, moves))
     }
 
     /// Free permits right now. A snapshot: `try_acquire` decides.
@@ -152,7 +152,7 @@ impl Semaphore {
     /// # });
     /// ```
     pub async fn acquire(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
-        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core);
+        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: false);
         Ok(SemaphorePermit { sem: self, permits: 1, hold })
     }
 
@@ -168,7 +168,7 @@ impl Semaphore {
     /// ```
     pub async fn acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, AcquireError> {
         let permits = n as usize;
-        let hold = acquire_hold!(self.core, permits, Caller::Async, &self.core);
+        let hold = acquire_hold!(self.core, permits, Caller::Async, &self.core, moves: false);
         Ok(SemaphorePermit { sem: self, permits, hold })
     }
 
@@ -192,7 +192,7 @@ impl Semaphore {
     /// ```
     pub fn try_acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, TryAcquireError> {
         let permits = n as usize;
-        let hold = self.try_acquire_hold(permits)?;
+        let hold = self.try_acquire_hold(permits, false)?;
         Ok(SemaphorePermit { sem: self, permits, hold })
     }
 
@@ -214,7 +214,7 @@ impl Semaphore {
     /// ```
     pub fn blocking_acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, AcquireError> {
         let permits = n as usize;
-        let hold = block_on(self.acquire_hold(permits, Caller::Blocking))?;
+        let hold = block_on(self.acquire_hold(permits, Caller::Blocking, false))?;
         Ok(SemaphorePermit { sem: self, permits, hold })
     }
 
@@ -229,7 +229,7 @@ impl Semaphore {
     /// # });
     /// ```
     pub async fn acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, AcquireError> {
-        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core);
+        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: true);
         Ok(OwnedSemaphorePermit { sem: self, permits: 1, hold })
     }
 
@@ -243,7 +243,7 @@ impl Semaphore {
     /// ```
     pub async fn acquire_many_owned(self: Arc<Self>, n: u32) -> Result<OwnedSemaphorePermit, AcquireError> {
         let permits = n as usize;
-        let hold = acquire_hold!(self.core, permits, Caller::Async, &self.core);
+        let hold = acquire_hold!(self.core, permits, Caller::Async, &self.core, moves: true);
         Ok(OwnedSemaphorePermit { sem: self, permits, hold })
     }
 
@@ -265,7 +265,7 @@ impl Semaphore {
     /// ```
     pub fn try_acquire_many_owned(self: Arc<Self>, n: u32) -> Result<OwnedSemaphorePermit, TryAcquireError> {
         let permits = n as usize;
-        let hold = self.try_acquire_hold(permits)?;
+        let hold = self.try_acquire_hold(permits, true)?;
         Ok(OwnedSemaphorePermit { sem: self, permits, hold })
     }
 
@@ -290,7 +290,7 @@ impl Semaphore {
         n: u32,
     ) -> Result<OwnedSemaphorePermit, AcquireError> {
         let permits = n as usize;
-        let hold = block_on(self.acquire_hold(permits, Caller::Blocking))?;
+        let hold = block_on(self.acquire_hold(permits, Caller::Blocking, true))?;
         Ok(OwnedSemaphorePermit { sem: self, permits, hold })
     }
 
@@ -402,8 +402,59 @@ macro_rules! permit_common {
         impl $(<$lt>)? $permit $(<$lt>)? {
             /// Gives the permits up without returning them to the semaphore.
             pub fn forget(mut self) {
-                std::mem::take(&mut self.hold).forget();
+                let sem: &Semaphore = { let $this = &self; $sem };
+                let primitive = sem.primitive();
+                std::mem::take(&mut self.hold).forget(|| primitive);
                 self.permits = 0;
+            }
+
+            /// Hands these permits to `owner` (DESIGN.md 2b): from now on that owner
+            /// answers for them, so if it exits with them the semaphore breaks (or, with
+            /// [`AbandonPolicy::Reclaim`](crate::AbandonPolicy::Reclaim), takes them
+            /// back). For permits that move to another task or thread.
+            ///
+            /// # Errors
+            /// [`HandOverError::OwnerGone`] if `owner` is not a live owner (the permits
+            /// stay as they were); [`HandOverError::Abandoned`] if the previous owner's
+            /// exit already abandoned them.
+            ///
+            /// ```
+            /// let sem = std::sync::Arc::new(ownsync::Semaphore::new(1));
+            /// let mut permit = sem.clone().try_acquire_owned().unwrap();
+            /// let worker = ownsync::tracked(std::future::pending::<()>());
+            /// permit.hand_to(worker.owner()).unwrap();
+            /// assert_eq!(permit.owner(), Some(worker.owner()));
+            /// drop(worker); // cancelled while it answers for the permit
+            /// assert!(sem.is_broken());
+            /// ```
+            pub fn hand_to(&mut self, owner: crate::OwnerId) -> Result<(), HandOverError> {
+                let sem: &Semaphore = { let $this = &*self; $sem };
+                let primitive = sem.primitive();
+                self.hold.hand_to(owner, self.permits, || primitive.clone())
+            }
+
+            /// [`hand_to`](Self::hand_to) the current owner: for the task (or thread)
+            /// that received the permits, to answer for them from now on.
+            ///
+            /// ```
+            /// let sem = std::sync::Arc::new(ownsync::Semaphore::new(1));
+            /// let mut permit = sem.clone().try_acquire_owned().unwrap();
+            /// let task = ownsync::tracked(async move {
+            ///     permit.adopt().unwrap();
+            ///     assert_eq!(permit.owner(), Some(ownsync::current_owner()));
+            /// });
+            /// futures::executor::block_on(task);
+            /// assert_eq!(sem.available_permits(), 1);
+            /// ```
+            pub fn adopt(&mut self) -> Result<(), HandOverError> {
+                self.hand_to(crate::current_owner())
+            }
+
+            /// The owner answering for these permits: a tracked task or thread that took
+            /// them borrowed or was handed them; for an owned permit not handed over,
+            /// its acquirer. `None` if anonymous, or once abandoned.
+            pub fn owner(&self) -> Option<crate::OwnerId> {
+                self.hold.owner_id()
             }
 
             /// How many permits this holds.
@@ -444,6 +495,12 @@ macro_rules! permit_common {
                 self.permits = mine.merge(self.permits, theirs, other.permits, || sem.primitive());
                 self.hold = mine;
                 other.permits = 0;
+            }
+        }
+
+        impl $(<$lt>)? crate::tracked::HandOver for $permit $(<$lt>)? {
+            fn hand_to(&mut self, owner: crate::OwnerId) -> Result<(), HandOverError> {
+                $permit::hand_to(self, owner)
             }
         }
 

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::error::AbandonReason;
+use crate::error::{AbandonReason, HandOverError};
 use crate::owner::{CurrentTaskScope, OwnerId, OwnerInner};
 
 /// Wraps `future` so that it is an owner of its own: every hold it takes is recorded
@@ -48,6 +48,71 @@ pub fn tracked<F: Future>(future: F) -> Tracked<F> {
     Tracked { owner: OwnerInner::new_task(), future: ManuallyDrop::new(future), state: State::Running }
 }
 
+/// Something that can be handed to an owner (DESIGN.md 2b): every guard, permit and
+/// token type, and `Vec`s and pairs of them. [`tracked_with`] (and, with the `tokio`
+/// feature, `ownsync::tokio::spawn_with`) use it to hand holds to a new task before it
+/// can run.
+///
+/// ```
+/// use ownsync::HandOver;
+/// let sem = std::sync::Arc::new(ownsync::Semaphore::new(2));
+/// let mut permits = vec![sem.clone().try_acquire_owned().unwrap(), sem.clone().try_acquire_owned().unwrap()];
+/// permits.hand_to(ownsync::current_owner()).unwrap();
+/// assert!(permits.iter().all(|p| p.owner() == Some(ownsync::current_owner())));
+/// ```
+pub trait HandOver {
+    /// Registers the hold(s) to `owner`, which answers for them from now on: its exit
+    /// with them breaks their primitive.
+    ///
+    /// # Errors
+    /// [`HandOverError::OwnerGone`] if `owner` is not a live owner;
+    /// [`HandOverError::Abandoned`] if the previous owner's exit already abandoned a hold.
+    fn hand_to(&mut self, owner: OwnerId) -> Result<(), HandOverError>;
+}
+
+impl<H: HandOver> HandOver for Vec<H> {
+    fn hand_to(&mut self, owner: OwnerId) -> Result<(), HandOverError> {
+        self.iter_mut().try_for_each(|hold| hold.hand_to(owner))
+    }
+}
+
+impl<A: HandOver, B: HandOver> HandOver for (A, B) {
+    fn hand_to(&mut self, owner: OwnerId) -> Result<(), HandOverError> {
+        self.0.hand_to(owner)?;
+        self.1.hand_to(owner)
+    }
+}
+
+/// [`tracked`]`(make(hold))`, with `hold` handed to the new task before it is made, so
+/// before it can run: the task answers for it from its first poll on, and its exit
+/// with it (a leak, a cancellation, a panic) breaks the primitive. The way to move an
+/// owned guard or permit into a task and keep DESIGN.md's "every certain abandonment
+/// breaks" for it. A hold already abandoned by its previous owner's exit stays as it
+/// is (its drop releases nothing).
+///
+/// ```
+/// use std::sync::Arc;
+/// use ownsync::{Semaphore, tracked_with};
+/// # futures::executor::block_on(async {
+/// let sem = Arc::new(Semaphore::new(1));
+/// let permit = sem.clone().acquire_owned().await.unwrap();
+/// let worker = tracked_with(permit, |permit| async move {
+///     std::mem::forget(permit); // a bug: the worker leaks what it was given
+/// });
+/// worker.await;
+/// assert!(sem.is_broken());
+/// # });
+/// ```
+pub fn tracked_with<H: HandOver, F: Future>(mut hold: H, make: impl FnOnce(H) -> F) -> Tracked<F> {
+    let owner = OwnerInner::new_task();
+    owner.publish();
+    match hold.hand_to(owner.id()) {
+        Ok(()) | Err(HandOverError::Abandoned) => {}
+        Err(HandOverError::OwnerGone(_)) => unreachable!("a new owner is live"),
+    }
+    Tracked { owner, future: ManuallyDrop::new(make(hold)), state: State::Running }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum State {
     Running,
@@ -79,6 +144,8 @@ impl<F: Future> Tracked<F> {
     /// assert_ne!(task.owner(), ownsync::current_owner());
     /// ```
     pub fn owner(&self) -> OwnerId {
+        // Given out: from now on a hold can be handed to it by this id.
+        self.owner.publish();
         self.owner.id()
     }
 }

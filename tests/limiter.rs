@@ -12,21 +12,32 @@ use ownsync::{
 
 use common::{Polled, Rt};
 
-fn borrower_reacquire_would_deadlock<R: Rt>(rt: &R) {
-    let limiter = Arc::new(CapacityLimiter::new(2));
+/// DESIGN.md 2b: `acquire()` borrows for the call, so a task's second borrow (a sibling
+/// sub-future's) is a token of its own, still tied to the task; the one-token rule and
+/// its `WouldDeadlock` belong to explicit borrowers. (Round 1 said `WouldDeadlock` here.)
+fn a_tasks_calls_each_borrow_and_explicit_borrowers_get_one_token<R: Rt>(rt: &R) {
+    let limiter = Arc::new(CapacityLimiter::new(3));
     let l = limiter.clone();
-    let (again, try_again) = rt
-        .block_on(
-            rt.spawn(tracked(async move {
-                let _token = l.acquire().await.unwrap();
-                (l.acquire().await.err(), l.try_acquire().err())
-            }))
-            .join(),
-        )
-        .unwrap();
-    assert_eq!(again, Some(AcquireError::WouldDeadlock));
-    assert_eq!(try_again, Some(TryAcquireError::WouldDeadlock));
-    assert_eq!(limiter.borrowed_tokens(), 0);
+    let task = tracked(async move {
+        let me = current_owner();
+        let first = l.acquire().await.unwrap();
+        let second = l.acquire().await.unwrap();
+        let third = l.try_acquire().unwrap();
+        assert_eq!(first.borrower(), me, "the task's own borrow, as in Trio");
+        assert_ne!(second.borrower(), me);
+        assert!([&first, &second, &third].iter().all(|token| token.owner() == Some(me)));
+        let explicit = (l.acquire_on_behalf_of(me).await.err(), l.try_acquire_on_behalf_of(me).err());
+        // Leak two of them: the task answers for every one of its borrows.
+        std::mem::forget(second);
+        std::mem::forget(third);
+        drop(first);
+        explicit
+    });
+    let owner = task.owner();
+    let explicit = rt.block_on(rt.spawn(task).join()).unwrap();
+    assert_eq!(explicit, (Some(AcquireError::WouldDeadlock), Some(TryAcquireError::WouldDeadlock)));
+    let err = common::broken(rt.block_on(limiter.acquire()).map(drop));
+    assert_eq!((err.owner(), err.reason()), (owner, AbandonReason::Exited));
 }
 
 fn abandoned_token_breaks_or_is_reclaimed<R: Rt>(rt: &R) {
@@ -69,12 +80,16 @@ fn abandoned_token_breaks_or_is_reclaimed<R: Rt>(rt: &R) {
     }
 }
 
-on_runtimes!(borrower_reacquire_would_deadlock, abandoned_token_breaks_or_is_reclaimed);
+on_runtimes!(
+    a_tasks_calls_each_borrow_and_explicit_borrowers_get_one_token,
+    abandoned_token_breaks_or_is_reclaimed
+);
 
 #[test]
 fn a_borrower_already_waiting_gets_would_deadlock() {
     let limiter = CapacityLimiter::new(1);
-    let worker = tracked(async {}).owner();
+    let worker_task = tracked(async {}); // alive (not yet run): a live owner
+    let worker = worker_task.owner();
     let _held = limiter.try_acquire().unwrap();
     let mut first = Polled::new(limiter.acquire_on_behalf_of(worker));
     assert!(first.is_pending());
@@ -153,9 +168,10 @@ fn thread_borrower_exits_holding() {
 }
 
 /// An owned token is the same borrow: converting does not release it, dropping the
-/// owned one does, and a leaked owned token is still abandoned by its borrower's exit.
+/// owned one does. It may move (DESIGN.md 2b), so its borrower's exit orphans it rather
+/// than breaking the limiter (round 1 broke it); handed over, it is certain again.
 #[test]
-fn an_owned_token_keeps_the_borrow_and_its_owner() {
+fn an_owned_token_keeps_the_borrow_and_is_orphaned_not_broken_by_its_acquirers_exit() {
     let limiter = CapacityLimiter::new(2);
     let handle = limiter.clone();
     let owned = limiter.try_acquire().unwrap().into_owned();
@@ -163,9 +179,21 @@ fn an_owned_token_keeps_the_borrow_and_its_owner() {
     drop(owned);
     assert_eq!(limiter.borrowed_tokens(), 0);
 
-    let leaker = tracked(async move { std::mem::forget(handle.acquire().await.unwrap().into_owned()) });
-    let owner = leaker.owner();
-    futures::executor::block_on(leaker);
+    let mover = tracked({
+        let handle = handle.clone();
+        async move { handle.acquire().await.unwrap().into_owned() }
+    });
+    let moved = futures::executor::block_on(mover);
+    assert!(!limiter.is_broken());
+    assert_eq!((limiter.borrowed_tokens(), limiter.statistics().orphaned()), (1, 1));
+    drop(moved);
+    assert_eq!((limiter.borrowed_tokens(), limiter.statistics().orphaned()), (0, 0));
+
+    // Handed to a task before it runs: the task answers for it, and leaks it.
+    let given = limiter.try_acquire().unwrap().into_owned();
+    let taker = ownsync::tracked_with(given, |token| async move { std::mem::forget(token) });
+    let owner = taker.owner();
+    futures::executor::block_on(taker);
     let err = common::broken(futures::executor::block_on(limiter.acquire()).map(drop));
     assert_eq!((err.owner(), err.reason()), (owner, AbandonReason::Exited));
 }

@@ -1,6 +1,6 @@
 //! Model-based fuzz (proptest): random sequences of acquire, try, release (in the owner's
-//! poll or elsewhere), permit split elsewhere, cancel, leak, permit forget, owner exit,
-//! add_permits, forget_permits and close across three owners,
+//! poll or elsewhere), permit split elsewhere, hand-over to another owner, cancel, leak,
+//! permit forget, owner exit, add_permits, forget_permits and close across three owners,
 //! run against
 //! the real Semaphore and a sequential reference model; every observable result must
 //! match. Deterministic: owners are real `tracked` futures polled by hand (a command runs
@@ -30,6 +30,9 @@ enum Op {
     ReleaseElsewhere(usize, usize),
     /// One permit is split off outside the owner's poll; both parts go back to it.
     SplitElsewhere(usize, usize),
+    /// Held permit `i` of owner `o` is handed (outside every poll) to owner `to`, which
+    /// answers for it from then on.
+    HandTo(usize, usize, usize),
     Cancel(usize, usize),
     Leak(usize, usize),
     Forget(usize, usize),
@@ -48,6 +51,7 @@ fn op() -> impl Strategy<Value = Op> {
         (owner.clone(), 0..3usize).prop_map(|(o, i)| Op::Release(o, i)),
         (owner.clone(), 0..3usize).prop_map(|(o, i)| Op::ReleaseElsewhere(o, i)),
         (owner.clone(), 0..3usize).prop_map(|(o, i)| Op::SplitElsewhere(o, i)),
+        (owner.clone(), 0..3usize, owner.clone()).prop_map(|(o, i, to)| Op::HandTo(o, i, to)),
         (owner.clone(), 0..3usize).prop_map(|(o, i)| Op::Cancel(o, i)),
         (owner.clone(), 0..3usize).prop_map(|(o, i)| Op::Leak(o, i)),
         (owner.clone(), 0..3usize).prop_map(|(o, i)| Op::Forget(o, i)),
@@ -145,6 +149,15 @@ impl RealOwner {
     }
 }
 
+/// Keeps an acquired permit as held. Owned permits may move (DESIGN.md 2b), so the owner
+/// adopts it (in its poll) to answer for it: its exit with it then breaks the semaphore,
+/// which is what the model checks.
+fn keep(state: &mut OwnerState, permit: OwnedSemaphorePermit) {
+    let mut permit = permit;
+    permit.adopt().expect("a live owner adopts what it acquired");
+    state.held.push(permit);
+}
+
 /// Polls every pending acquire once, in order; completed ones become held.
 fn poll_all(state: &mut OwnerState, cx: &mut Context<'_>) -> Vec<Seen> {
     let mut seen = Vec::new();
@@ -157,7 +170,9 @@ fn poll_all(state: &mut OwnerState, cx: &mut Context<'_>) -> Vec<Seen> {
             }
             Poll::Ready(result) => {
                 seen.push(seen_acquire(&result));
-                state.held.extend(result.ok());
+                if let Ok(permit) = result {
+                    keep(state, permit);
+                }
             }
         }
     }
@@ -314,7 +329,7 @@ fn check(initial: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                 let real = owners[o].run(move |state, _| {
                     vec![match sem.try_acquire_many_owned(n) {
                         Ok(permit) => {
-                            state.held.push(permit);
+                            keep(state, permit);
                             Seen::Ok
                         }
                         Err(TryAcquireError::NoPermits) => Seen::NoPermits,
@@ -338,7 +353,9 @@ fn check(initial: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                         }
                         Poll::Ready(result) => {
                             let seen = seen_acquire(&result);
-                            state.held.extend(result.ok());
+                            if let Ok(permit) = result {
+                                keep(state, permit);
+                            }
                             vec![seen]
                         }
                     }
@@ -377,6 +394,22 @@ fn check(initial: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                 let part = permit.split(1).expect("it holds at least 2");
                 owners[o].run(move |state, _| {
                     state.held.extend([permit, part]);
+                    vec![]
+                });
+                (vec![], vec![])
+            }
+            Op::HandTo(o, i, to) => {
+                if i >= model.owners[o].held.len() {
+                    continue;
+                }
+                let n = model.owners[o].held.remove(i);
+                model.owners[to].held.push(n);
+                let mut permit = owners[o].take_held(i);
+                let target = owners[to].id();
+                prop_assert_eq!(permit.hand_to(target), Ok(()), "step {}", step);
+                prop_assert_eq!(permit.owner(), Some(target));
+                owners[to].run(move |state, _| {
+                    state.held.push(permit);
                     vec![]
                 });
                 (vec![], vec![])

@@ -195,8 +195,10 @@ fn nested_tracked_innermost_owns<R: Rt>(rt: &R) {
     assert_eq!(broken(rt.block_on(mutex.lock())).owner(), inner_id);
 }
 
+/// DESIGN.md 2b: a self-wait is an error only on a strict mutex (round 1 refused it on
+/// every mutex; now a plain one waits, as tokio does: see `tests/tasks_are_not_trio.rs`).
 fn would_deadlock_for_the_holding_task<R: Rt>(rt: &R) {
-    let mutex = Arc::new(Mutex::new(0));
+    let mutex = Arc::new(Mutex::new(0).strict());
     let m = mutex.clone();
     let result = rt.block_on(
         rt.spawn(tracked(async move {
@@ -209,17 +211,22 @@ fn would_deadlock_for_the_holding_task<R: Rt>(rt: &R) {
     assert!(!mutex.is_broken() && !mutex.is_locked());
 }
 
-fn guard_outliving_its_task_then_dropped_is_a_no_op<R: Rt>(rt: &R) {
+/// DESIGN.md 2b (round 1 broke the mutex here): an owned guard returned from its task
+/// may have moved, so the acquirer's exit does not break it. It stays held, shows as
+/// orphaned, and its drop, wherever, releases it.
+fn an_owned_guard_returned_from_its_task_stays_held_and_is_orphaned<R: Rt>(rt: &R) {
     let mutex = Arc::new(Mutex::new(0));
     let m = mutex.clone();
     let task = tracked(async move { m.lock_owned().await.unwrap() });
-    let owner = task.owner();
-    let guard: OwnedMutexGuard<i32> = rt.block_on(rt.spawn(task).join()).unwrap();
-    let err = broken(rt.block_on(mutex.lock()));
-    assert_eq!((err.owner(), err.reason()), (owner, AbandonReason::Exited));
-    drop(guard); // no panic, no un-break
-    assert!(mutex.is_broken());
-    assert_eq!(broken(rt.block_on(mutex.lock())), err);
+    let mut guard: OwnedMutexGuard<i32> = rt.block_on(rt.spawn(task).join()).unwrap();
+    assert!(!mutex.is_broken());
+    assert!(matches!(mutex.try_lock(), Err(TryLockError::WouldBlock)));
+    assert_eq!(mutex.statistics().orphaned(), 1);
+    assert!(format!("{mutex:?}").contains("orphaned: 1"));
+    *guard += 1;
+    drop(guard);
+    assert_eq!(mutex.statistics().orphaned(), 0);
+    assert_eq!(*rt.block_on(mutex.lock()).unwrap(), 1);
 }
 
 on_runtimes!(
@@ -232,7 +239,7 @@ on_runtimes!(
     fifo_order_of_sixteen_tasks,
     nested_tracked_innermost_owns,
     would_deadlock_for_the_holding_task,
-    guard_outliving_its_task_then_dropped_is_a_no_op,
+    an_owned_guard_returned_from_its_task_stays_held_and_is_orphaned,
 );
 
 #[test]
@@ -288,7 +295,8 @@ fn thread_owner_exits_holding() {
 
 #[test]
 fn blocking_lock_twice_by_one_thread_would_deadlock() {
-    let mutex = Mutex::new(0);
+    // Strict mode (2b): a plain mutex waits here, as tokio's does.
+    let mutex = Mutex::new(0).strict();
     let _guard = mutex.blocking_lock().unwrap();
     assert_eq!(mutex.blocking_lock().unwrap_err(), AcquireError::WouldDeadlock);
 }

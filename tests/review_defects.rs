@@ -78,6 +78,30 @@ fn merging_a_live_permit_into_a_reclaimed_one_keeps_the_live_permits() {
     assert_eq!(sem.available_permits(), 3);
 }
 
+// Item 4: an owned permit or token moved away is not reclaimed at its acquirer's exit.
+
+#[test]
+fn a_moved_owned_permit_is_not_reclaimed_while_in_use() {
+    let sem = Arc::new(Semaphore::with_policy(1, AbandonPolicy::Reclaim));
+    let permit: OwnedSemaphorePermit = block_on(tracked(sem.clone().acquire_owned())).unwrap();
+    assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::NoPermits, "was: 2 holders of 1 permit");
+    assert_eq!(sem.statistics().abandoned().count(), 0);
+    drop(permit);
+    assert_eq!(sem.available_permits(), 1);
+}
+
+#[test]
+fn a_moved_owned_token_is_not_reclaimed_while_in_use() {
+    let limiter = CapacityLimiter::with_policy(1, AbandonPolicy::Reclaim);
+    let token = block_on(tracked({
+        let limiter = limiter.clone();
+        async move { limiter.acquire().await.unwrap().into_owned() }
+    }));
+    assert_eq!(limiter.try_acquire().unwrap_err(), TryAcquireError::NoPermits, "was: 2 holders of 1 token");
+    drop(token);
+    assert_eq!(limiter.available_tokens(), 1);
+}
+
 // Item 5: a leaked 0-permit piece holds nothing; a broken limiter has nothing available.
 
 #[test]

@@ -86,9 +86,10 @@ fn the_budget_applies_to_semaphores_and_limiters_too() {
 }
 
 #[test]
-fn an_untracked_tokio_task_that_relocks_gets_would_deadlock() {
+fn an_untracked_tokio_task_that_relocks_a_strict_mutex_gets_would_deadlock() {
+    // Strict mode only (DESIGN.md 2b): a plain mutex waits, as tokio's does.
     multi_thread().block_on(async {
-        let mutex = Arc::new(Mutex::new(()));
+        let mutex = Arc::new(Mutex::new(()).strict());
         let (held_tx, held_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel::<()>();
         let holder = tokio::spawn({
@@ -119,17 +120,21 @@ fn an_untracked_tokio_task_that_relocks_gets_would_deadlock() {
 }
 
 #[test]
-fn an_untracked_tokio_task_borrows_one_token_at_a_time() {
+fn untracked_tokio_tasks_borrow_per_call() {
     multi_thread().block_on(async {
         let limiter = Arc::new(CapacityLimiter::new(2));
         let first = tokio::spawn({
             let limiter = limiter.clone();
             async move {
-                let _token = limiter.acquire().await.unwrap();
-                (limiter.acquire().await.unwrap_err(), limiter.try_acquire().unwrap_err())
+                // 2b: `acquire()` borrows for the call, so a second call (a sibling
+                // sub-future's, say) gets its own token; round 1 said WouldDeadlock.
+                let one = limiter.acquire().await.unwrap();
+                let two = limiter.try_acquire().unwrap();
+                assert_ne!(one.borrower(), two.borrower());
+                (limiter.try_acquire().unwrap_err(), limiter.available_tokens())
             }
         });
-        assert_eq!(first.await.unwrap(), (AcquireError::WouldDeadlock, TryAcquireError::WouldDeadlock));
+        assert_eq!(first.await.unwrap(), (TryAcquireError::NoPermits, 0));
         // Two different tasks may each hold one.
         let (a, b) = tokio::join!(
             tokio::spawn({
