@@ -1,0 +1,137 @@
+//! DESIGN.md 2b, C1: valid tokio code runs unchanged (no `WouldDeadlock`, no spurious
+//! break), tracked or not, on tokio's multi-thread runtime and futures' thread pool.
+//! Each scenario failed in round 1 (issue 11's findings 1, 3 and 5).
+
+mod common;
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+use ownsync::{CapacityLimiter, Mutex, Semaphore, tracked};
+
+use common::Rt;
+
+/// Finding 1: sub-futures of one task take one mutex in turn, each yielding while it
+/// holds the guard (so the others queue behind a guard of their own task).
+async fn sub_futures_take_turns(mutex: Arc<Mutex<u32>>) -> Vec<Result<(), ownsync::AcquireError>> {
+    join_all((0..4).map(|i| {
+        let mutex = mutex.clone();
+        async move {
+            let mut guard = mutex.lock().await?;
+            futures::pending!(); // let the siblings queue up behind this guard
+            *guard += i;
+            Ok(())
+        }
+    }))
+    .await
+}
+
+/// Polls `future` once more after each `Pending` until it is done: a yield stands in for
+/// the sleep of the reported reproduction, with no timing involved.
+async fn yielding<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        let poll = future.as_mut().poll(cx);
+        if poll.is_pending() {
+            cx.waker().wake_by_ref();
+        }
+        poll
+    })
+    .await
+}
+
+fn join_all_in_one_task<R: Rt>(rt: &R) {
+    for wrap in [true, false] {
+        let mutex = Arc::new(Mutex::new(0));
+        let body = yielding(sub_futures_take_turns(mutex.clone()));
+        let results = if wrap {
+            rt.block_on(rt.spawn(tracked(body)).join()).unwrap()
+        } else {
+            rt.block_on(rt.spawn(body).join()).unwrap()
+        };
+        assert!(results.iter().all(Result::is_ok), "tracked: {wrap}: {results:?}");
+        assert_eq!(*rt.block_on(mutex.lock()).unwrap(), 6);
+        assert!(!mutex.is_broken());
+    }
+}
+
+/// Finding 3: tokio's bounded-spawning idiom. A tracked spawner moves each owned permit
+/// into a child and finishes first; a graceful-shutdown drain then waits for the
+/// children instead of failing.
+fn permits_moved_into_children_outlive_their_spawner<R: Rt>(rt: &R) {
+    let sem = Arc::new(Semaphore::new(2));
+    let (release_tx, release_rx) = futures::channel::oneshot::channel::<()>();
+    let release = futures::future::FutureExt::shared(release_rx);
+    let spawner = tracked({
+        let sem = sem.clone();
+        async move {
+            let mut children = Vec::new();
+            for _ in 0..2 {
+                let permit = sem.clone().acquire_owned().await.unwrap();
+                let release = release.clone();
+                children.push(async move {
+                    let _ = release.await;
+                    drop(permit);
+                });
+            }
+            children
+        }
+    });
+    let children = rt.block_on(rt.spawn(spawner).join()).unwrap();
+    assert!(!sem.is_broken(), "the spawner's exit is no evidence against moved permits");
+    assert_eq!(sem.statistics().orphaned(), 2);
+    let children: Vec<_> = children.into_iter().map(|child| rt.spawn(child)).collect();
+    release_tx.send(()).unwrap();
+    let drained = rt.block_on(sem.acquire_many(2)).expect("the drain waits for the children");
+    assert_eq!(drained.num_permits(), 2);
+    for child in children {
+        rt.block_on(child.join()).unwrap();
+    }
+    assert_eq!(sem.statistics().orphaned(), 0);
+}
+
+/// An owned guard sent over a channel by a task that then locks again (tokio waits).
+fn an_owned_guard_sent_away_then_relocked<R: Rt>(rt: &R) {
+    let mutex = Arc::new(Mutex::new(0));
+    let (tx, rx) = futures::channel::oneshot::channel();
+    let receiver = rt.spawn(async move {
+        let mut guard: ownsync::OwnedMutexGuard<u32> = rx.await.unwrap();
+        *guard += 1;
+    });
+    let task = tracked({
+        let mutex = mutex.clone();
+        async move {
+            tx.send(mutex.clone().lock_owned().await.unwrap()).unwrap();
+            *mutex.lock().await.unwrap() += 1; // waits for the receiver's drop
+        }
+    });
+    rt.block_on(rt.spawn(task).join()).unwrap();
+    rt.block_on(receiver.join()).unwrap();
+    assert_eq!(*rt.block_on(mutex.lock()).unwrap(), 2);
+}
+
+/// Finding 5: sub-futures of one task each borrow a limiter token.
+fn sub_futures_each_borrow_a_token<R: Rt>(rt: &R) {
+    let limiter = CapacityLimiter::new(1);
+    let task = tracked({
+        let limiter = limiter.clone();
+        yielding(join_all((0..3).map(move |_| {
+            let limiter = limiter.clone();
+            async move {
+                let _token = limiter.acquire().await?;
+                futures::pending!();
+                Ok::<_, ownsync::AcquireError>(())
+            }
+        })))
+    });
+    let results = rt.block_on(rt.spawn(task).join()).unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(limiter.available_tokens(), 1);
+}
+
+on_runtimes!(
+    join_all_in_one_task,
+    permits_moved_into_children_outlive_their_spawner,
+    an_owned_guard_sent_away_then_relocked,
+    sub_futures_each_borrow_a_token,
+);
