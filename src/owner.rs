@@ -417,6 +417,18 @@ impl<'a> RecordRef<'a> {
         RecordRef { ptr: unsafe { NonNull::new_unchecked(ptr.cast_mut()) }, life: PhantomData }
     }
 
+    /// A strong count of the record, for what must keep or downgrade it (a hand-over's
+    /// target, the lookup table's weak reference).
+    fn to_arc(self) -> Arc<OwnerInner> {
+        let ptr = self.ptr.as_ptr().cast_const();
+        // SAFETY: a `RecordRef` holds a pointer from `Arc::as_ptr` of a record alive for
+        // `'a` (see `from_raw`), so a strong count may be taken through it and owned.
+        unsafe {
+            Arc::increment_strong_count(ptr);
+            Arc::from_raw(ptr)
+        }
+    }
+
     /// Registers a hold from the owner's own context. Fails with the exit reason if the
     /// owner already exited (the caller must then treat the hold as anonymous).
     /// `identity` is the address of the primitive that `primitive` clones.
@@ -840,15 +852,14 @@ pub(crate) fn register_hold<P: Abandon + 'static>(
 /// id that was never given out.
 fn live_record(id: OwnerId) -> Option<Arc<OwnerInner>> {
     let here = current_context_ptr();
-    // SAFETY: a non-null context pointer is a record kept alive by its `Tracked` or its
-    // thread-local for as long as the code running now is in its context.
-    if !here.is_null() && unsafe { (*here).id } == id {
-        // SAFETY: the pointer came from `Arc::as_ptr` of a live record (above), so a
-        // strong count may be taken through it.
-        return Some(unsafe {
-            Arc::increment_strong_count(here);
-            Arc::from_raw(here)
-        });
+    if !here.is_null() {
+        // SAFETY: a non-null context pointer comes from `Arc::as_ptr` of a record kept
+        // alive by its `Tracked` or its thread-local while the code running now is in
+        // its context, which lasts through this call.
+        let record = unsafe { RecordRef::from_raw(here) };
+        if record.id == id {
+            return Some(record.to_arc());
+        }
     }
     let registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
     registry.as_ref()?.get(&id.0)?.upgrade()
@@ -910,13 +921,7 @@ pub(crate) fn identity_for(caller: Caller) -> Option<OwnerId> {
 pub fn current_owner() -> OwnerId {
     let published = with_owner(Caller::Blocking, |owner| {
         if !owner.published.load(Relaxed) {
-            // SAFETY: a `RecordRef` comes from `Arc::as_ptr` of a live record, so a strong
-            // count may be taken through it for the lookup table's weak reference.
-            let record = unsafe {
-                Arc::increment_strong_count(owner.ptr.as_ptr().cast_const());
-                Arc::from_raw(owner.ptr.as_ptr().cast_const())
-            };
-            record.publish();
+            owner.to_arc().publish();
         }
         owner.id
     });
