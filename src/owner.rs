@@ -171,6 +171,11 @@ pub(crate) trait Abandon: Send + Sync {
     fn orphan(&self, owner: &Abandoner, permits: usize);
     /// An orphaned hold was released or adopted.
     fn adopt_orphan(&self);
+    /// The completed nested scope this entry stands for, if it is one (see
+    /// [`OwnerInner::complete`]); every primitive answers `None`.
+    fn as_forwarded_scope(&self) -> Option<&ForwardedScope> {
+        None
+    }
 }
 
 struct HoldEntry {
@@ -251,6 +256,9 @@ pub(crate) struct OwnerInner {
     /// Whether the id was given out ([`OwnerInner::publish`]), so that a hand-over can
     /// find the record by id; the exit unpublishes it.
     published: std::sync::atomic::AtomicBool,
+    /// The owner completed inside an enclosing scope and passed its holds to it
+    /// ([`OwnerInner::complete`]): never published again, so nothing more is handed to it.
+    forwarded: std::sync::atomic::AtomicBool,
 }
 
 // SAFETY: `local` is only reached in the owner's context (see the type's docs), which one
@@ -266,6 +274,7 @@ impl OwnerInner {
             shared: Mutex::new(SharedHolds::default()),
             released_elsewhere: AtomicBool::new(false),
             published: std::sync::atomic::AtomicBool::new(false),
+            forwarded: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -279,7 +288,7 @@ impl OwnerInner {
         let mut registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
         // Checked again under the lock: the exit unpublishes under it too, and an exited
         // record must stay out (a hand-over to it must fail).
-        if !self.published.swap(true, Relaxed) && !self.has_exited() {
+        if !self.published.swap(true, Relaxed) && !self.has_exited() && !self.forwarded.load(Relaxed) {
             registry.get_or_insert_with(HashMap::new).insert(self.id.0, Arc::downgrade(self));
         }
     }
@@ -342,6 +351,11 @@ impl OwnerInner {
     /// Call it only in the owner's context: from its `Tracked`'s poll or drop, or from
     /// its thread's thread-local destructor.
     pub(crate) fn exit(self: &Arc<Self>, reason: AbandonReason) {
+        self.exit_as(reason, None);
+    }
+
+    /// [`OwnerInner::exit`], naming `abandoner` (else this owner) in what breaks.
+    fn exit_as(self: &Arc<Self>, reason: AbandonReason, abandoner: Option<&Abandoner>) {
         // SAFETY: the callers are the owner's context (see above). The closure drops no
         // entry and calls no `abandon`: it moves the entries out for the code below.
         let (released, abandoned) = unsafe {
@@ -372,26 +386,130 @@ impl OwnerInner {
         if abandoned.is_empty() {
             return;
         }
-        let abandoner = self.abandoner();
+        let own = self.abandoner();
+        let abandoner = abandoner.unwrap_or(&own);
         // Every hold was claimed above, so each must be settled here even if one
         // primitive's `abandon` panics (a waker's `wake` may): a claimed hold that is not
         // abandoned is neither broken nor released, and its waiters would hang.
         crate::lot::run_all(abandoned, |hold| {
             if hold.moves {
-                hold.primitive.orphan(&abandoner, hold.permits);
+                hold.primitive.orphan(abandoner, hold.permits);
             } else {
-                hold.primitive.abandon(&abandoner, reason, hold.permits);
+                hold.primitive.abandon(abandoner, reason, hold.permits);
             }
         });
     }
 
-    #[cfg(test)]
-    pub(crate) fn registered_holds(&self) -> usize {
-        // SAFETY: tests call it in the owner's context; the closure only counts.
+    /// How many holds are registered to the owner now. In the owner's context only (or,
+    /// for a forwarded scope, its enclosing owner's: see [`OwnerInner::complete`]).
+    fn live_holds(&self) -> usize {
+        // SAFETY: the callers are in the context that alone reaches `local`; the closure
+        // only counts.
         let local =
             unsafe { self.with_local(|local| local.holds.len() - usize::from(local.spare.is_some())) };
         let shared = self.shared.lock();
         local - shared.released_local.len() + shared.holds.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn registered_holds(&self) -> usize {
+        self.live_holds()
+    }
+
+    /// The owner's future completed, polled by `enclosing`'s context (null if none): its
+    /// exit, or, if it still holds something and an enclosing tracked scope polled it,
+    /// a hand-over of all of it to that scope (DESIGN.md 2b: a scope's output carries its
+    /// holds to whoever polled it). Call it from the owner's context, as its last act.
+    ///
+    /// The holds' tickets point at this record, so they are not moved: the record itself
+    /// is registered to the enclosing owner as one entry, a [`ForwardedScope`], whose
+    /// abandonment (the enclosing owner's exit) exits this record with the same reason,
+    /// naming the enclosing owner. Nobody's context is this record's any more (its
+    /// `Tracked` is never polled again), so every release of its holds takes the locked
+    /// path, and its local slab is reached only from the enclosing owner's context: by
+    /// that exit, or by the pruning in this function, which lets entries whose holds
+    /// were all released go, so that a loop of nested scopes does not grow its owner.
+    pub(crate) fn complete(self: &Arc<Self>, enclosing: *const OwnerInner) {
+        if enclosing.is_null() || self.live_holds() == 0 {
+            return self.exit(AbandonReason::Exited);
+        }
+        // SAFETY: a non-null enclosing pointer is the CURRENT_TASK this scope's poll
+        // replaced: set from `Arc::as_ptr` of the enclosing `Tracked`'s record, which
+        // that `Tracked` keeps alive while it polls us, and its context is the code
+        // running now.
+        let parent = unsafe { RecordRef::from_raw(enclosing) };
+        debug_assert!(parent.is_current());
+        self.forwarded.store(true, Relaxed);
+        self.unpublish();
+        ForwardedScope::prune_spent(parent);
+        let scope = Arc::new(ForwardedScope { record: self.clone(), ticket: Mutex::new(None) });
+        match parent.register(scope.clone(), 0, false) {
+            Ok(ticket) => *scope.ticket.lock() = Some(ticket),
+            // The enclosing owner has exited (polled again after a panicking poll): this
+            // scope has nobody to pass its holds to.
+            Err(_) => self.exit(AbandonReason::Exited),
+        }
+    }
+}
+
+/// How many holds the owner whose context this is has registered.
+#[cfg(test)]
+pub(crate) fn live_holds_of_current() -> usize {
+    with_owner(Caller::Blocking, |owner| owner.live_holds()).unwrap_or(0)
+}
+
+/// A completed nested scope's record, registered as one hold of the owner that polled
+/// it (see [`OwnerInner::complete`]).
+pub(crate) struct ForwardedScope {
+    record: Arc<OwnerInner>,
+    /// Its registration to the enclosing owner, given back when it is abandoned or pruned.
+    ticket: Mutex<Option<HoldTicket>>,
+}
+
+impl ForwardedScope {
+    /// Lets go of the forwarded scopes registered to `owner` whose holds were all
+    /// released. In `owner`'s context.
+    fn prune_spent(owner: RecordRef<'_>) {
+        // SAFETY: in the owner's context (see `complete`). The closure reads the forwarded
+        // records' counts, reaching their local slabs from the enclosing context, which
+        // is theirs now (see `complete`), and clones `Arc`s; it drops and gives back
+        // nothing.
+        let spent: Vec<Arc<dyn Abandon>> = unsafe {
+            owner.with_local(|local| {
+                local
+                    .holds
+                    .iter()
+                    .filter(|(key, _)| Some(*key) != local.spare)
+                    .filter(|(_, entry)| {
+                        entry
+                            .primitive
+                            .as_forwarded_scope()
+                            .is_some_and(|scope| scope.record.live_holds() == 0)
+                    })
+                    .map(|(_, entry)| entry.primitive.clone())
+                    .collect()
+            })
+        };
+        for entry in spent {
+            let ticket = entry.as_forwarded_scope().and_then(|scope| scope.ticket.lock().take());
+            drop(ticket);
+        }
+    }
+}
+
+impl Abandon for ForwardedScope {
+    fn abandon(&self, owner: &Abandoner, reason: AbandonReason, _: usize) {
+        // The enclosing owner exited with this scope's holds: they are its abandonment.
+        self.record.exit_as(reason, Some(owner));
+        let ticket = self.ticket.lock().take();
+        drop(ticket);
+    }
+    fn orphan(&self, _: &Abandoner, _: usize) {
+        unreachable!("a forwarded scope is registered as a hold that does not move")
+    }
+    fn adopt_orphan(&self) {}
+    fn as_forwarded_scope(&self) -> Option<&ForwardedScope> {
+        Some(self)
     }
 }
 
@@ -772,6 +890,11 @@ impl CurrentTaskScope {
     pub(crate) fn enter(owner: &Arc<OwnerInner>) -> Self {
         let previous = CURRENT_TASK.with(|current| current.replace(Arc::as_ptr(owner)));
         CurrentTaskScope { previous }
+    }
+
+    /// The task that was current before: the scope that polled this one, if any.
+    pub(crate) fn enclosing(&self) -> *const OwnerInner {
+        self.previous
     }
 }
 

@@ -20,7 +20,12 @@ use crate::owner::{CurrentTaskScope, OwnerId, OwnerInner};
 /// against it, and when it completes, is dropped early, or panics while still holding
 /// something, the primitive it holds breaks instead of hanging its waiters.
 ///
-/// Nested tracked futures: the innermost one is the owner.
+/// Nested tracked futures: the innermost one is the owner. A nested one that
+/// *completes* passes what it still holds to the enclosing one, since its output may
+/// carry it (a guard returned from the scope); the enclosing owner's exit then decides.
+/// A nested one that is cancelled or panics has no output: it abandons what it holds.
+/// An outermost one that completes holding something abandons it, so a guard returned
+/// from a spawned task should be handed over first ([`HandOver`], [`tracked_with`]).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -205,8 +210,12 @@ impl<F: Future> Future for Tracked<F> {
         // guards release normally; anything leaked is abandoned by the exit.
         // SAFETY: the future is finished and never touched again (`state` above).
         unsafe { ManuallyDrop::drop(&mut this.future) };
+        let enclosing = _scope.enclosing();
         drop(_scope);
-        exit.finish(Some(AbandonReason::Exited));
+        // Whatever it still holds goes with its output to the scope that polled it, if
+        // that is a tracked scope; otherwise (or if it holds nothing) this is its exit.
+        this.owner.complete(enclosing);
+        exit.finish(None);
         result
     }
 }
@@ -336,5 +345,90 @@ mod tests {
         let err = mutex.statistics().broken().cloned().expect("the leaked guard broke it");
         assert_eq!((err.owner(), err.reason()), (owner, AbandonReason::Panicked));
         drop(task);
+    }
+
+    /// Issue 11, finding 6: a guard returned from a nested scope is the enclosing
+    /// task's, not an abandonment of the nested one.
+    #[test]
+    fn a_guard_returned_from_a_nested_scope_passes_to_the_enclosing_task() {
+        let mutex = Arc::new(Mutex::new(0));
+        let outer = tracked({
+            let mutex = mutex.clone();
+            async move {
+                let inner = tracked(async { mutex.lock().await });
+                let inner_id = inner.owner();
+                let mut guard = inner.await.unwrap();
+                assert!(!mutex.is_broken(), "the completed scope passed its guard on");
+                *guard += 1;
+                drop(guard);
+                assert_eq!(crate::owner::live_holds_of_current(), 1, "the spent scope's entry");
+                // Nothing can be handed to the completed scope any more.
+                let mut other = mutex.try_lock().unwrap();
+                assert!(matches!(
+                    crate::MutexGuard::hand_to(&mut other, inner_id),
+                    Err(HandOverError::OwnerGone(id)) if id == inner_id
+                ));
+                drop(other);
+                // A loop of nested scopes returning guards does not grow the owner.
+                for _ in 0..50 {
+                    let guard = tracked(async { mutex.lock().await }).await.unwrap();
+                    drop(guard);
+                }
+                assert_eq!(crate::owner::live_holds_of_current(), 1, "spent scopes are let go");
+                *mutex.lock().await.unwrap()
+            }
+        });
+        assert_eq!(futures::executor::block_on(outer), 1);
+        assert!(!mutex.is_broken());
+    }
+
+    /// C2 for the same: the enclosing task that leaks the guard it was passed breaks
+    /// the mutex when it exits, and the error names it, with its reason.
+    #[test]
+    fn a_guard_passed_out_of_a_nested_scope_and_leaked_breaks_at_the_enclosing_exit() {
+        for cancel in [false, true] {
+            let mutex = Arc::new(Mutex::new(0));
+            let mut outer = Box::pin(tracked({
+                let mutex = mutex.clone();
+                async move {
+                    let guard = tracked(tracked(async { mutex.lock().await })).await.unwrap();
+                    std::mem::forget(guard);
+                    if cancel {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }));
+            let outer_id = outer.owner();
+            let done = poll_once(outer.as_mut()).is_ready();
+            assert_eq!(done, !cancel);
+            assert!(!mutex.is_broken() || !cancel, "still held by the live enclosing task");
+            drop(outer);
+            let err = mutex.statistics().broken().cloned().expect("the enclosing exit broke it");
+            let reason = if cancel { AbandonReason::Cancelled } else { AbandonReason::Exited };
+            assert_eq!((err.owner(), err.reason()), (outer_id, reason));
+        }
+    }
+
+    /// A nested scope that is cancelled has no output: it abandons what it holds, as its
+    /// own exit.
+    #[test]
+    fn a_cancelled_nested_scope_abandons_what_it_holds() {
+        let mutex = Arc::new(Mutex::new(0));
+        let outer = tracked({
+            let mutex = mutex.clone();
+            async move {
+                let mut inner = Box::pin(tracked(async {
+                    std::mem::forget(mutex.lock().await.unwrap());
+                    std::future::pending::<()>().await
+                }));
+                let inner_id = inner.owner();
+                assert!(poll_once(inner.as_mut()).is_pending());
+                drop(inner);
+                inner_id
+            }
+        });
+        let inner_id = futures::executor::block_on(outer);
+        let err = mutex.statistics().broken().cloned().expect("the cancelled scope broke it");
+        assert_eq!((err.owner(), err.reason()), (inner_id, AbandonReason::Cancelled));
     }
 }

@@ -1,6 +1,6 @@
 //! DESIGN.md 2b, C1: valid tokio code runs unchanged (no `WouldDeadlock`, no spurious
 //! break), tracked or not, on tokio's multi-thread runtime and futures' thread pool.
-//! Each scenario failed in round 1 (issue 11's findings 1, 3 and 5).
+//! Each scenario failed in round 1 (issue 11's findings 1, 3, 5 and 6).
 
 mod common;
 
@@ -129,7 +129,26 @@ fn sub_futures_each_borrow_a_token<R: Rt>(rt: &R) {
     assert_eq!(limiter.available_tokens(), 1);
 }
 
+/// Finding 6: a borrowed guard returned from a nested tracked scope belongs to the
+/// enclosing task, which uses it and locks again; nothing breaks.
+fn a_guard_returned_from_a_nested_scope<R: Rt>(rt: &R) {
+    let mutex = Arc::new(Mutex::new(0));
+    let task = tracked({
+        let mutex = mutex.clone();
+        async move {
+            let mut guard = tracked(async { mutex.lock().await }).await?;
+            *guard += 1;
+            drop(guard);
+            let total = *mutex.lock().await?;
+            Ok::<_, ownsync::AcquireError>(total)
+        }
+    });
+    assert_eq!(rt.block_on(rt.spawn(task).join()).unwrap().unwrap(), 1);
+    assert!(!mutex.is_broken());
+}
+
 on_runtimes!(
+    a_guard_returned_from_a_nested_scope,
     join_all_in_one_task,
     permits_moved_into_children_outlive_their_spawner,
     an_owned_guard_sent_away_then_relocked,
