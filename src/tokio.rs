@@ -8,14 +8,15 @@
 //!
 //! The feature also makes every ownsync acquire spend tokio's cooperative budget (a task
 //! looping on an uncontended lock yields to its neighbours, as with `tokio::sync`), and
-//! gives untracked tokio tasks an identity (`tokio-task#N`) so that re-locking a mutex
-//! the same task holds is refused with `WouldDeadlock` instead of hanging.
+//! gives untracked tokio tasks an identity (`tokio-task#N`), so that a task waiting for a
+//! hold it owns itself is diagnosed as a self-wait (`statistics()`, `Debug`), and refused
+//! with `WouldDeadlock` by the identity APIs and by a `strict()` mutex.
 
 use std::future::Future;
 
 use ::tokio::task::{AbortHandle, JoinHandle, JoinSet};
 
-use crate::tracked::tracked;
+use crate::tracked::{HandOver, tracked, tracked_with};
 
 /// [`tokio::spawn`] of a [`tracked`] task: the spawned task owns what it
 /// acquires.
@@ -42,6 +43,42 @@ where
     F::Output: Send + 'static,
 {
     ::tokio::spawn(tracked(future))
+}
+
+/// [`tokio::spawn`] of [`tracked_with`]`(hold, make)`: `hold` (a guard, permit or token,
+/// or a `Vec` or pair of them) is handed to the new task before it can run, so the task
+/// answers for it from its first poll on. The bounded-spawning idiom of tokio's docs,
+/// with the child's leak, panic or abort breaking the semaphore instead of hanging the
+/// final drain.
+///
+/// # Panics
+/// Outside a tokio runtime, as `tokio::spawn` does.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::sync::Arc;
+/// let sem = Arc::new(ownsync::Semaphore::new(2));
+/// for job in 0..4 {
+///     let permit = sem.clone().acquire_owned().await.unwrap();
+///     ownsync::tokio::spawn_with(permit, move |permit| async move {
+///         let _ = job; // the work
+///         drop(permit);
+///     });
+/// }
+/// // Graceful shutdown: wait until every child gave its permit back.
+/// let all = sem.acquire_many(2).await.unwrap();
+/// assert_eq!(all.num_permits(), 2);
+/// # }
+/// ```
+#[track_caller]
+pub fn spawn_with<H, F>(hold: H, make: impl FnOnce(H) -> F) -> JoinHandle<F::Output>
+where
+    H: HandOver,
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    ::tokio::spawn(tracked_with(hold, make))
 }
 
 /// [`tokio::task::spawn_local`] of a [`tracked`] task, for

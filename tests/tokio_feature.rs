@@ -167,6 +167,52 @@ fn a_spawned_task_that_leaks_a_guard_breaks_the_lock() {
     });
 }
 
+/// tokio's bounded-spawning idiom through `spawn_with`: the children answer for their
+/// permits from their first poll. Healthy (or aborted) children let the drain through;
+/// a child that leaks its permit breaks the semaphore, naming the child, so the drain
+/// fails instead of hanging (with a plain `tokio::spawn` the leak would hang it).
+#[test]
+fn spawn_with_hands_the_permit_to_the_child_before_it_runs() {
+    multi_thread().block_on(async {
+        let sem = Arc::new(ownsync::Semaphore::new(2));
+        let mut children = Vec::new();
+        for _ in 0..4 {
+            let permit = sem.clone().acquire_owned().await.unwrap();
+            children.push(ownsync::tokio::spawn_with(permit, |permit| async move {
+                assert_eq!(permit.owner(), Some(ownsync::current_owner()));
+                drop(permit);
+            }));
+        }
+        for child in children {
+            child.await.unwrap();
+        }
+        assert_eq!(sem.acquire_many(2).await.unwrap().num_permits(), 2, "the drain got through");
+
+        // An aborted child drops its permit as its owner: a normal release.
+        let permit = sem.clone().acquire_owned().await.unwrap();
+        let stuck = ownsync::tokio::spawn_with(permit, |permit| async move {
+            let _permit = permit;
+            std::future::pending::<()>().await;
+        });
+        stuck.abort();
+        assert!(stuck.await.unwrap_err().is_cancelled());
+        assert_eq!(sem.available_permits(), 2);
+        // A child that leaks what it was handed breaks the semaphore, naming itself.
+        let permit = sem.clone().acquire_owned().await.unwrap();
+        let leaker = ownsync::tokio::spawn_with(permit, |permit| async move {
+            std::mem::forget(permit);
+            ownsync::current_owner()
+        });
+        let leaker = leaker.await.unwrap();
+        match sem.acquire_many(2).await {
+            Err(ownsync::AcquireError::Broken(err)) => {
+                assert_eq!((err.owner(), err.reason()), (leaker, AbandonReason::Exited))
+            }
+            other => panic!("expected Broken, got {other:?}"),
+        }
+    });
+}
+
 #[test]
 fn aborting_a_spawned_task_that_holds_a_guard_wakes_its_waiters() {
     multi_thread().block_on(async {
