@@ -21,6 +21,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
 
 use slab::Slab;
 
@@ -90,6 +91,9 @@ struct Slot {
     /// Who waits, if known (a tracked task, a thread, or a runtime task id): for the
     /// self-wait diagnosis only.
     owner: Option<OwnerId>,
+    /// Since when, if this waiter waits for a hold its own owner has (a self-wait), and
+    /// whether that was reported yet ([`WaitQueue::lasting_self_waits`]).
+    self_wait: Option<(Instant, bool)>,
     waker: Option<Waker>,
     settlement: SettlementPtr,
     prev: usize,
@@ -101,11 +105,14 @@ pub(crate) struct WaitQueue {
     slots: Slab<Slot>,
     head: usize,
     tail: usize,
+    /// How many queued slots are self-waits: the lasting-self-wait check costs nothing
+    /// while this is zero.
+    self_waits: usize,
 }
 
 impl Default for WaitQueue {
     fn default() -> Self {
-        WaitQueue { slots: Slab::new(), head: NIL, tail: NIL }
+        WaitQueue { slots: Slab::new(), head: NIL, tail: NIL, self_waits: 0 }
     }
 }
 
@@ -133,10 +140,13 @@ impl WaitQueue {
         waker: Waker,
         settlement: &Settlement,
         owner: Option<OwnerId>,
+        self_wait: bool,
     ) -> usize {
+        self.self_waits += usize::from(self_wait);
         let key = self.slots.insert(Slot {
             wants: permits,
             owner,
+            self_wait: self_wait.then(|| (Instant::now(), false)),
             waker: Some(waker),
             settlement: SettlementPtr(NonNull::from(settlement)),
             prev: self.tail,
@@ -153,6 +163,26 @@ impl WaitQueue {
     /// How many waiters wait as `owner`. O(waiters): for snapshots only.
     pub(crate) fn waiting_as(&self, owner: OwnerId) -> usize {
         self.slots.iter().filter(|(_, slot)| slot.owner == Some(owner)).count()
+    }
+
+    /// The self-waits queued for `threshold` or longer that were not reported yet, as
+    /// (owner, waited for); each is reported once. O(1) while no self-wait is queued.
+    pub(crate) fn lasting_self_waits(&mut self, threshold: Duration) -> Vec<(Option<OwnerId>, Duration)> {
+        if self.self_waits == 0 {
+            return Vec::new();
+        }
+        let now = Instant::now();
+        let mut lasting = Vec::new();
+        for (_, slot) in &mut self.slots {
+            if let Some((since, reported @ false)) = &mut slot.self_wait {
+                let waited = now.saturating_duration_since(*since);
+                if waited >= threshold {
+                    *reported = true;
+                    lasting.push((slot.owner, waited));
+                }
+            }
+        }
+        lasting
     }
 
     /// The head waiter's wanted permits.
@@ -172,6 +202,7 @@ impl WaitQueue {
     /// Fails every queued waiter (close, break) and queues all their wakers. O(waiters).
     pub(crate) fn fail_all(&mut self, wakes: &mut WakeList) {
         let mut key = self.head;
+        self.self_waits = 0;
         while key != NIL {
             let slot = self.slots.remove(key);
             key = slot.next;
@@ -205,6 +236,7 @@ impl WaitQueue {
     /// Unlinks slot `key` and takes it out of the slab.
     fn take(&mut self, key: usize) -> Slot {
         let slot = self.slots.remove(key);
+        self.self_waits -= usize::from(slot.self_wait.is_some());
         match slot.prev {
             NIL => self.head = slot.next,
             prev => self.slots[prev].next = slot.next,
@@ -351,7 +383,7 @@ mod tests {
     fn park(queue: &mut WaitQueue, permits: usize, waker: Waker) -> (usize, std::rc::Rc<Settlement>) {
         let settlement = std::rc::Rc::new(Settlement::new());
         // SAFETY: each test keeps the `Rc` until the slot is settled or removed.
-        let key = unsafe { queue.park(permits, waker, &settlement, None) };
+        let key = unsafe { queue.park(permits, waker, &settlement, None, false) };
         (key, settlement)
     }
 

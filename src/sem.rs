@@ -16,6 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use crate::error::{
     AbandonReason, AcquireError, Broken, BrokenResourceError, HandOverError, PrimitiveKind, ReleaseError,
@@ -428,10 +429,11 @@ impl SemCore {
     }
 
     pub(crate) fn snapshot(&self) -> CoreSnapshot {
-        let shared = self.shared.lock();
+        let mut shared = self.shared.lock();
+        let lasting = self.lasting_self_waits(&mut shared);
         let state = self.state.load(Acquire);
         let holder = self.holder();
-        CoreSnapshot {
+        let snapshot = CoreSnapshot {
             available: state >> SHIFT,
             waiters: shared.queue.len(),
             broken: shared.broken.clone(),
@@ -440,6 +442,39 @@ impl SemCore {
             orphaned: shared.orphaned,
             holder,
             self_waits: holder.map_or(0, |holder| shared.queue.waiting_as(holder)),
+        };
+        drop(shared);
+        self.report_self_waits(lasting);
+        snapshot
+    }
+
+    /// The self-waits queued past the threshold of
+    /// [`crate::diagnostics::set_self_wait_warning`] and not reported yet: the lazy
+    /// check, run wherever the slow path holds the lock anyway. O(1) with none queued.
+    fn lasting_self_waits(&self, shared: &mut Shared) -> Vec<(Option<OwnerId>, Duration)> {
+        match crate::diagnostics::self_wait_warning() {
+            Some(threshold) if cfg!(feature = "tracing") => shared.queue.lasting_self_waits(threshold),
+            _ => Vec::new(),
+        }
+    }
+
+    /// One `WARN` event (target `ownsync`) per self-wait that lasted. Call unlocked.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn report_self_waits(&self, lasting: Vec<(Option<OwnerId>, Duration)>) {
+        #[cfg(feature = "tracing")]
+        for (owner, waited) in lasting {
+            let (kind, name) = (self.kind, self.name.as_deref());
+            let owner = owner.map(|owner| owner.to_string()).unwrap_or_default();
+            tracing::warn!(
+                target: "ownsync",
+                primitive = %kind,
+                name,
+                owner = %owner,
+                waited_ms = waited.as_millis() as u64,
+                "{kind} self-wait: {owner} has waited {waited:?} for a hold it owns itself; \
+                 fine if a sibling sub-future of {owner} releases it, a deadlock (futurelock) \
+                 if none will"
+            );
         }
     }
 
@@ -955,8 +990,10 @@ impl AcquireFuture<'_> {
             outcome = self.settlement.outcome();
             if outcome == Outcome::Waiting {
                 let replaced = shared.queue.update_waker(key, cx.waker());
+                let lasting = core.lasting_self_waits(&mut shared);
                 drop(shared);
                 drop(replaced); // a waker's drop may re-enter: never under the lock
+                core.report_self_waits(lasting);
                 return Poll::Pending;
             }
         }
@@ -1000,8 +1037,13 @@ impl AcquireFuture<'_> {
         // unless the queue settled it first, and after that the queue no longer has the
         // pointer.
         let me = identity_for(self.caller);
-        self.slot =
-            Some(unsafe { shared.queue.park(self.permits, cx.waker().clone(), &self.settlement, me) });
+        let self_wait = core.kind == PrimitiveKind::Mutex && me.is_some() && me == core.holder();
+        self.slot = Some(unsafe {
+            shared.queue.park(self.permits, cx.waker().clone(), &self.settlement, me, self_wait)
+        });
+        let lasting = core.lasting_self_waits(&mut shared);
+        drop(shared);
+        core.report_self_waits(lasting);
         Poll::Pending
     }
 }

@@ -146,3 +146,43 @@ fn only_the_abandonment_that_breaks_is_traced_as_a_break() {
         assert_eq!(breaks, 1);
     });
 }
+
+/// DESIGN.md 2b: a self-wait (a task's sub-future waiting for the mutex another
+/// sub-future of the same task holds) is no error, but once it lasts past the threshold
+/// it is reported, once, naming the owner; a wait by another owner is not a self-wait.
+#[test]
+fn a_lasting_self_wait_is_reported_once_and_other_waits_are_not() {
+    let recorder = Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        // Zero: every self-wait has lasted long enough by the first check (no sleeping).
+        ownsync::diagnostics::set_self_wait_warning(Some(std::time::Duration::ZERO));
+        let lock = Lock::with_name((), "cache");
+        let (release, released) = futures::channel::oneshot::channel::<()>();
+        let task = tracked(async {
+            let holder = async {
+                let _guard = lock.lock().await.unwrap();
+                released.await.unwrap();
+            };
+            let sibling = async { drop(lock.lock().await.unwrap()) };
+            futures::join!(holder, sibling);
+        });
+        let owner = task.owner();
+        let mut task = Polled::new(task);
+        assert!(task.is_pending(), "the sibling waits behind the holder");
+        let mut other = Polled::new(lock.lock());
+        assert!(other.is_pending(), "another owner's wait");
+        assert_eq!(lock.statistics().self_waits(), 1);
+        let event = recorder.only_event(Level::WARN);
+        assert_eq!(event.fields["primitive"], "mutex");
+        assert_eq!(event.fields["name"], "cache");
+        assert_eq!(event.fields["owner"], owner.to_string());
+        assert!(event.fields["message"].contains("self-wait"), "{event:?}");
+
+        release.send(()).unwrap();
+        task.ready();
+        assert!(other.ready().is_ok());
+        assert!(!lock.is_broken());
+        assert_eq!(recorder.events().len(), 1, "reported once, and only the self-wait");
+        ownsync::diagnostics::set_self_wait_warning(None);
+    });
+}
