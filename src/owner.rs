@@ -665,6 +665,12 @@ pub(crate) enum Claim {
 }
 
 impl HoldTicket {
+    /// A ticket already given back, standing for a hold abandoned without one: it never
+    /// touches a record, and its hold's drop releases nothing.
+    fn dead() -> Self {
+        HoldTicket { owner: NonNull::dangling(), slot: DEAD }
+    }
+
     fn record(&self) -> RecordRef<'_> {
         debug_assert!(self.slot & DEAD == 0, "a dead ticket has no record");
         // SAFETY: the pointer came from a `RecordRef`, so from `Arc::as_ptr`, and a live
@@ -997,6 +1003,65 @@ pub(crate) fn register_to(
 ) -> Result<HoldTicket, OwnerGone> {
     let record = live_record(id).ok_or(OwnerGone(id))?;
     RecordRef::of(&record).register(primitive, permits, false).map_err(|_| OwnerGone(id))
+}
+
+/// What [`hand_over`] did with a hold's registration.
+pub(crate) enum HandedOver {
+    /// Registered to the target now.
+    To(HoldTicket),
+    /// The target is not a live owner: the hold's registration is as it was (the same
+    /// owner, a dead ticket if that owner exited meanwhile and so abandoned it, or none).
+    TargetGone(Option<HoldTicket>),
+    /// The previous owner's exit had already abandoned the hold: its dead ticket.
+    Abandoned(HoldTicket),
+}
+
+/// Re-registers a hold of `permits` (registered with `previous`, or anonymous) to the
+/// live owner `target`, as certainly owned (DESIGN.md 2b).
+///
+/// The hold is never registered to two owners at once: two exits could then both
+/// abandon the same permits (a double reclaim). So the old registration is given back
+/// first, then the new one made. An exit of the old owner in between finds nothing of
+/// the hold (linearized after the hand-over); an exit of the target before it is
+/// registered fails the hand-over, and the hold goes back to its old owner, or, if that
+/// owner exited in between too, is abandoned here in its name, exactly once.
+pub(crate) fn hand_over(
+    previous: Option<HoldTicket>,
+    target: OwnerId,
+    permits: usize,
+    primitive: &dyn Fn() -> Arc<dyn Abandon>,
+) -> HandedOver {
+    if let Some(ticket) = previous.as_ref()
+        && !ticket.is_live()
+    {
+        return HandedOver::Abandoned(previous.expect("just matched"));
+    }
+    let Some(target_record) = live_record(target) else { return HandedOver::TargetGone(previous) };
+    // The old owner, kept alive past the give-back in case the hold must go back to it.
+    let mut old = None;
+    if let Some(mut ticket) = previous {
+        let (record, moves) = (ticket.record().to_arc(), ticket.moves());
+        match ticket.give_back() {
+            Claim::Ours => old = Some((record, moves)),
+            // Anonymous from now on (its acquirer is gone): nothing to go back to.
+            Claim::Orphaned => primitive().adopt_orphan(),
+            Claim::Abandoned => return HandedOver::Abandoned(ticket),
+        }
+    }
+    if let Ok(ticket) = RecordRef::of(&target_record).register(primitive(), permits, false) {
+        return HandedOver::To(ticket);
+    }
+    let Some((old, moves)) = old else { return HandedOver::TargetGone(None) };
+    match RecordRef::of(&old).register(primitive(), permits, moves) {
+        Ok(ticket) => HandedOver::TargetGone(Some(ticket)),
+        // Owned (moving) holds are orphaned, not abandoned, by an exit: it stays ours,
+        // anonymous.
+        Err(_) if moves => HandedOver::TargetGone(None),
+        Err(reason) => {
+            primitive().abandon(&old.abandoner(), reason, permits);
+            HandedOver::TargetGone(Some(HoldTicket::dead()))
+        }
+    }
 }
 
 /// Whether `id` names a live owner (see [`live_record`]).

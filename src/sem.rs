@@ -25,8 +25,8 @@ use crate::error::{
 use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Mutex};
 use crate::lot::{Outcome, Settlement, WaitQueue, WakeList};
 use crate::owner::{
-    Abandon, Abandoner, Caller, Claim, HoldTicket, OwnerId, current_abandoner, identity_for, is_live_owner,
-    owner_id_for, register_hold, register_to,
+    Abandon, Abandoner, Caller, Claim, HandedOver, HoldTicket, OwnerId, current_abandoner, hand_over,
+    identity_for, is_live_owner, owner_id_for, register_hold, register_to,
 };
 use crate::runtime;
 
@@ -206,9 +206,8 @@ impl Hold {
     }
 
     /// Registers this hold of `permits` to the live owner `owner`, as certainly owned
-    /// (DESIGN.md 2b): from now on that owner's exit with it breaks the primitive. The
-    /// new registration is made before the old one is given back, so an exit of either
-    /// owner racing this is decided once, under that owner's lock.
+    /// (DESIGN.md 2b): from now on that owner's exit with it breaks the primitive. An
+    /// exit of either owner racing this is decided once ([`crate::owner::hand_over`]).
     pub(crate) fn hand_to(
         &mut self,
         owner: OwnerId,
@@ -223,18 +222,20 @@ impl Hold {
             // must not break anything), but the target must still be a live owner.
             return if is_live_owner(owner) { Ok(()) } else { Err(HandOverError::OwnerGone(owner)) };
         }
-        let mut handed = register_to(owner, primitive(), permits)?;
-        if let Some(previous) = self.ticket.take()
-            && !give_back(previous, &primitive)
-        {
-            // The previous owner's exit won: the hold is abandoned, and the new
-            // registration goes back (it was ours), leaving a dead ticket.
-            handed.give_back();
-            self.ticket = Some(handed);
-            return Err(HandOverError::Abandoned);
+        match hand_over(self.ticket.take(), owner, permits, &primitive) {
+            HandedOver::To(ticket) => {
+                self.ticket = Some(ticket);
+                Ok(())
+            }
+            HandedOver::TargetGone(ticket) => {
+                self.ticket = ticket;
+                Err(HandOverError::OwnerGone(owner))
+            }
+            HandedOver::Abandoned(ticket) => {
+                self.ticket = Some(ticket);
+                Err(HandOverError::Abandoned)
+            }
         }
-        self.ticket = Some(handed);
-        Ok(())
     }
 
     /// Turns a certainly owned registration into a moving one (a borrowed token made
@@ -249,8 +250,11 @@ impl Hold {
         if give_back(previous, &primitive) {
             self.ticket = moving;
         } else if let Some(mut moving) = moving {
-            // Abandoned meanwhile by its owner's exit: keep it dead.
-            moving.give_back();
+            // Abandoned meanwhile by its owner's exit, which orphaned the moving sibling
+            // too: un-count that orphan, and keep the hold dead.
+            if moving.give_back() == Claim::Orphaned {
+                primitive().adopt_orphan();
+            }
             self.ticket = Some(moving);
         }
     }
