@@ -2,22 +2,26 @@
 //! the Mutex, the Semaphore and the CapacityLimiter under random yield-based timeouts
 //! and aborts; some leak their hold and leave. Afterwards every task has finished (none
 //! hung) and each primitive is either intact (free, every permit and token back) or
-//! broken by one of the tasks that leaked it. `STORM_TASKS` sets the task count
-//! (default 200; try 5000 for the long mode).
+//! broken by one of the tasks that leaked it. A quarter of the holds move (DESIGN.md
+//! 2b): taken owned and moved into a spawned child, half of them plainly (the child
+//! just drops it, and may be aborted) and half handed over with `tracked_with` (the
+//! child answers for it and may leak it); the spawner goes on without waiting. No move
+//! may cause a spurious break, and every permit and token must be back at the end.
+//! `STORM_TASKS` sets the task count (default 200; try 5000 for the long mode).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::task::Poll;
 
 use futures::FutureExt;
-use ownsync::{AcquireError, CapacityLimiter, Mutex, OwnerId, Semaphore, tracked};
+use ownsync::{AcquireError, CapacityLimiter, Mutex, OwnerId, Semaphore, tracked, tracked_with};
 
 const PERMITS: usize = 4;
 const TOKENS: usize = 3;
 
 struct Shared {
-    mutex: Mutex<u64>,
-    sem: Semaphore,
+    mutex: Arc<Mutex<u64>>,
+    sem: Arc<Semaphore>,
     limiter: CapacityLimiter,
     /// Whether tasks may leak their holds.
     leaky: bool,
@@ -25,6 +29,21 @@ struct Shared {
     leakers: StdMutex<HashSet<(usize, OwnerId)>>,
     /// How many holds were taken (to show the storm did real work).
     acquired: std::sync::atomic::AtomicUsize,
+    /// How many of them moved to a child: plainly, and handed over.
+    moved: std::sync::atomic::AtomicUsize,
+    handed: std::sync::atomic::AtomicUsize,
+    /// The children holding moved holds, joined at the end.
+    children: StdMutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// A child that got a moved hold: holds it for a while, then drops it, or (only if it
+/// answers for it, after a hand-over) leaks it and leaves.
+async fn child<H>(shared: Arc<Shared>, which: usize, held: H, hold_for: u64, leak: bool) {
+    yield_times(hold_for).await;
+    if leak {
+        shared.leakers.lock().unwrap().insert((which, ownsync::current_owner()));
+        std::mem::forget(held);
+    }
 }
 
 async fn yield_times(n: u64) {
@@ -85,15 +104,54 @@ async fn worker(shared: Arc<Shared>, seed: u64) {
                 }
             }};
         }
-        match which {
-            0 => attempt!(shared.mutex.lock(), |guard| std::mem::forget(guard)),
-            1 => {
+        // A moving hold goes to a spawned child: with `tracked_with` (handed over, so
+        // the child answers for it) or plainly (nobody answers: the child must drop it).
+        macro_rules! attempt_moving {
+            ($acquire:expr) => {{
+                let acquired = futures::select_biased! {
+                    result = $acquire.fuse() => Some(result),
+                    () = yield_times(patience).fuse() => None,
+                };
+                match acquired {
+                    None => {}
+                    Some(Err(err)) => tolerable(err),
+                    Some(Ok(held)) => {
+                        use std::sync::atomic::Ordering::Relaxed;
+                        shared.acquired.fetch_add(1, Relaxed);
+                        shared.moved.fetch_add(1, Relaxed);
+                        let (shared_child, hold_for) = (shared.clone(), next() % 4);
+                        let handle = if next().is_multiple_of(2) {
+                            shared.handed.fetch_add(1, Relaxed);
+                            let leak = shared.leaky && next().is_multiple_of(10);
+                            tokio::spawn(tracked_with(held, move |held| {
+                                child(shared_child, which, held, hold_for, leak)
+                            }))
+                        } else {
+                            tokio::spawn(child(shared_child, which, held, hold_for, false))
+                        };
+                        if next().is_multiple_of(8) {
+                            handle.abort(); // the child's drop of the hold is a release
+                        }
+                        shared.children.lock().unwrap().push(handle);
+                    }
+                }
+            }};
+        }
+        let moving = !leak && next().is_multiple_of(4);
+        match (which, moving) {
+            (0, false) => attempt!(shared.mutex.lock(), |guard| std::mem::forget(guard)),
+            (0, true) => attempt_moving!(shared.mutex.clone().lock_owned()),
+            (1, false) => {
                 attempt!(shared.sem.acquire_many((next() % 2 + 1) as u32), |permit| std::mem::forget(permit))
             }
-            _ => attempt!(shared.limiter.acquire(), |token| token.detach()),
+            (1, true) => attempt_moving!(shared.sem.clone().acquire_many_owned((next() % 2 + 1) as u32)),
+            (_, false) => attempt!(shared.limiter.acquire(), |token| token.detach()),
+            (_, true) => attempt_moving!(shared.limiter.acquire().map(|token| token.map(|t| t.into_owned()))),
         }
     }
 }
+
+use std::sync::atomic::Ordering::Relaxed;
 
 #[test]
 fn storm_without_leaks_conserves_everything() {
@@ -102,6 +160,12 @@ fn storm_without_leaks_conserves_everything() {
     let acquired = shared.acquired.load(std::sync::atomic::Ordering::Relaxed);
     // Most tasks get something: a quarter are aborted, some give up (their "timeout").
     assert!(acquired > 50, "the storm did little: {acquired} holds");
+    let (moved, handed) = (shared.moved.load(Relaxed), shared.handed.load(Relaxed));
+    eprintln!("storm: {acquired} holds, {moved} moved, {handed} handed");
+    assert!(
+        moved * 8 > acquired && handed > 0 && handed < moved,
+        "{moved} moved ({handed} handed) of {acquired}"
+    );
     assert!(!shared.mutex.is_broken() && !shared.sem.is_broken() && !shared.limiter.is_broken());
 }
 
@@ -116,12 +180,15 @@ fn storm(leaky: bool) -> Arc<Shared> {
     let tasks: u64 = std::env::var("STORM_TASKS").ok().and_then(|n| n.parse().ok()).unwrap_or(200);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
     let shared = Arc::new(Shared {
-        mutex: Mutex::with_name(0, "storm"),
-        sem: Semaphore::new(PERMITS),
+        mutex: Arc::new(Mutex::with_name(0, "storm")),
+        sem: Arc::new(Semaphore::new(PERMITS)),
         limiter: CapacityLimiter::new(TOKENS),
         leaky,
         leakers: StdMutex::new(HashSet::new()),
         acquired: Default::default(),
+        moved: Default::default(),
+        handed: Default::default(),
+        children: StdMutex::new(Vec::new()),
     });
     let mut pick = rng(tasks);
     rt.block_on(async {
@@ -138,6 +205,11 @@ fn storm(leaky: bool) -> Arc<Shared> {
             // Every task finishes: completed, or cancelled by its abort. None hangs.
             let _ = handle.await;
         }
+        // Then every child (spawned only by the tasks above, so the list is complete).
+        let children = std::mem::take(&mut *shared.children.lock().unwrap());
+        for child in children {
+            let _ = child.await;
+        }
     });
 
     let leakers = shared.leakers.lock().unwrap().clone();
@@ -149,6 +221,8 @@ fn storm(leaky: bool) -> Arc<Shared> {
         }
         None => assert!(leaked(which).is_empty(), "{which} was leaked but is not broken"),
     };
+    assert_eq!(shared.mutex.statistics().orphaned(), 0, "every moved guard was released");
+    assert_eq!(shared.sem.statistics().orphaned(), 0, "every moved permit was released");
     let mutex_stats = shared.mutex.statistics();
     check_broken_by(0, mutex_stats.broken());
     if mutex_stats.broken().is_none() {
