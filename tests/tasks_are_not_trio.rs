@@ -1,15 +1,20 @@
-//! DESIGN.md 2b, C1: valid tokio code runs unchanged (no `WouldDeadlock`, no spurious
-//! break), tracked or not, on tokio's multi-thread runtime and futures' thread pool.
-//! Each scenario failed in round 1 (issue 11's findings 1, 3, 5 and 6).
+//! DESIGN.md 2b on tokio's multi-thread runtime and futures' thread pool.
+//! C1: valid tokio code runs unchanged (no `WouldDeadlock`, no spurious break), tracked
+//! or not; each scenario failed in round 1 (issue 11's findings 1, 3, 5 and 6).
+//! C2: what is certainly abandoned still breaks, in the name of whoever answered for it:
+//! holds handed over, tokens borrowed on behalf of an owner; and a hand-over or a
+//! borrow on behalf of an owner that has exited fails at once, taking or moving nothing.
+//! (The other C2 cases, a borrowed guard leaked, a manual acquire never released, a
+//! panic in the critical section, are in `tests/mutex.rs`.)
 
 mod common;
 
 use std::sync::Arc;
 
 use futures::future::join_all;
-use ownsync::{CapacityLimiter, Mutex, Semaphore, tracked};
+use ownsync::{AbandonReason, AcquireError, CapacityLimiter, HandOverError, Mutex, Semaphore, tracked};
 
-use common::Rt;
+use common::{Rt, broken};
 
 /// Finding 1: sub-futures of one task take one mutex in turn, each yielding while it
 /// holds the guard (so the others queue behind a guard of their own task).
@@ -147,7 +152,68 @@ fn a_guard_returned_from_a_nested_scope<R: Rt>(rt: &R) {
     assert!(!mutex.is_broken());
 }
 
+/// C2: an owned guard handed to a task that then exits holding it (cancelled) breaks
+/// the mutex in that task's name, though the guard itself was never in the task.
+fn a_hold_handed_to_an_owner_that_exits_holding_it_breaks<R: Rt>(rt: &R) {
+    let mutex = Arc::new(Mutex::new(0));
+    let (release, released) = futures::channel::oneshot::channel::<()>();
+    let worker = tracked(async move {
+        let _ = released.await;
+    });
+    let worker_id = worker.owner();
+    let worker = rt.spawn(worker);
+    let mut guard = rt.block_on(mutex.clone().lock_owned()).unwrap();
+    ownsync::OwnedMutexGuard::hand_to(&mut guard, worker_id).unwrap();
+    std::mem::forget(guard); // the worker answers for it, and ends without releasing it
+    release.send(()).unwrap();
+    rt.block_on(worker.join()).unwrap();
+    let err = broken(rt.block_on(mutex.lock()));
+    assert_eq!((err.owner(), err.reason()), (worker_id, AbandonReason::Exited));
+}
+
+/// C2: a token borrowed on behalf of a live task is tied to that task's exit.
+fn a_token_borrowed_on_behalf_of_an_owner_that_exits_breaks<R: Rt>(rt: &R) {
+    let limiter = CapacityLimiter::new(1);
+    let (release, released) = futures::channel::oneshot::channel::<()>();
+    let worker = tracked(async move {
+        let _ = released.await;
+    });
+    let worker_id = worker.owner();
+    let worker = rt.spawn(worker);
+    let token = rt.block_on(limiter.acquire_on_behalf_of(worker_id)).unwrap();
+    token.detach(); // borrowed for the worker, never given back
+    let waiter = rt.spawn({
+        let limiter = limiter.clone();
+        async move { limiter.acquire().await.map(drop) }
+    });
+    release.send(()).unwrap();
+    rt.block_on(worker.join()).unwrap();
+    let err = broken(rt.block_on(waiter.join()).unwrap());
+    assert_eq!((err.owner(), err.reason()), (worker_id, AbandonReason::Exited));
+}
+
+/// C2: a hand-over to, or a borrow on behalf of, an owner that has exited fails at once;
+/// the hold stays the caller's (and releases normally), and nothing is borrowed.
+fn an_exited_owner_gets_nothing<R: Rt>(rt: &R) {
+    let gone = tracked(async {});
+    let gone_id = gone.owner();
+    rt.block_on(rt.spawn(gone).join()).unwrap();
+    let sem = Arc::new(Semaphore::new(1));
+    let mut permit = rt.block_on(sem.clone().acquire_owned()).unwrap();
+    assert_eq!(permit.hand_to(gone_id), Err(HandOverError::OwnerGone(gone_id)));
+    drop(permit);
+    assert_eq!(sem.available_permits(), 1, "the permit stayed the caller's and was released");
+    let limiter = CapacityLimiter::new(1);
+    let borrowed = rt.block_on(limiter.acquire_on_behalf_of(gone_id)).map(drop);
+    assert_eq!(borrowed, Err(AcquireError::OwnerGone(gone_id)));
+    assert_eq!(limiter.available_tokens(), 1, "nothing was taken");
+    assert!(!sem.is_broken() && !limiter.is_broken());
+}
+
 on_runtimes!(
+    a_hold_handed_to_an_owner_that_exits_holding_it_breaks,
+    a_token_borrowed_on_behalf_of_an_owner_that_exits_breaks,
+    an_exited_owner_gets_nothing,
     a_guard_returned_from_a_nested_scope,
     join_all_in_one_task,
     permits_moved_into_children_outlive_their_spawner,
