@@ -1352,4 +1352,41 @@ mod tests {
         assert_eq!(handed.unregister(), Claim::Abandoned);
         assert_eq!(Arc::strong_count(&owner), 1, "every ticket gave the exit's count back");
     }
+
+    #[test]
+    fn a_hand_over_moves_the_registration_and_a_gone_target_leaves_it() {
+        let (old, new) = (OwnerInner::new_task(), OwnerInner::new_task());
+        new.publish();
+        let sink = CountAbandons::new();
+        let primitive = || sink.clone() as Arc<dyn Abandon>;
+        let ticket = register_in(&old, &sink, 2).unwrap();
+        let HandedOver::To(ticket) = hand_over(Some(ticket), new.id(), 2, &primitive) else {
+            panic!("a live, published target takes it")
+        };
+        assert_eq!(ticket.owner_id(), Some(new.id()));
+        old.exit(AbandonReason::Exited);
+        assert!(sink.seen().is_empty(), "the old owner answers for nothing any more");
+        new.exit(AbandonReason::Cancelled);
+        assert_eq!(sink.seen(), [(new.id(), AbandonReason::Cancelled, 2)]);
+        // The new owner is gone: a hand-over to it leaves the hold as it was.
+        let other = OwnerInner::new_task();
+        let kept = register_in(&other, &sink, 1).unwrap();
+        let HandedOver::TargetGone(Some(kept)) = hand_over(Some(kept), new.id(), 1, &primitive) else {
+            panic!("an exited target takes nothing")
+        };
+        assert_eq!(kept.owner_id(), Some(other.id()));
+        assert!(matches!(hand_over(None, new.id(), 1, &primitive), HandedOver::TargetGone(None)));
+        // A dead ticket (an abandoned hold) is never handed over, and never dereferenced.
+        assert_eq!(ticket.unregister(), Claim::Abandoned);
+        let HandedOver::Abandoned(dead) = hand_over(Some(HoldTicket::dead()), other.id(), 1, &primitive)
+        else {
+            panic!("an abandoned hold stays abandoned")
+        };
+        assert_eq!(dead.owner_id(), None);
+        {
+            let _scope = CurrentTaskScope::enter(&other);
+            assert_eq!(kept.unregister(), Claim::Ours);
+        }
+        assert_eq!((Arc::strong_count(&old), Arc::strong_count(&new)), (1, 1));
+    }
 }
