@@ -224,6 +224,14 @@ impl LocalHolds {
     }
 }
 
+/// Drops an entry let go of by [`LocalHolds::release`]: out of line, since it is rare (a
+/// task that alternates between primitives) and dropping an `Arc<dyn _>` is large.
+#[cold]
+#[inline(never)]
+fn drop_entry(entry: Option<HoldEntry>) {
+    drop(entry);
+}
+
 /// What other contexts do to the owner's holds, under the record's lock.
 #[derive(Default)]
 struct SharedHolds {
@@ -558,23 +566,30 @@ impl<'a> RecordRef<'a> {
         moves: bool,
     ) -> Result<HoldTicket, AbandonReason> {
         debug_assert!(self.is_current());
+        if self.released_elsewhere.load(Relaxed) {
+            self.sweep_released_elsewhere();
+        }
         // SAFETY: in the owner's context (the caller found the record there); the closure
         // only moves `primitive` into the slab.
-        let mut released = Vec::new();
         let key = unsafe {
-            self.with_local(|local| {
-                if let Some(reason) = local.exited {
-                    return Err(reason);
-                }
-                if self.released_elsewhere.load(Relaxed) {
-                    released = self.take_released_elsewhere(local, &mut self.shared.lock());
-                }
-                Ok(local.insert(identity, primitive, permits, moves))
+            self.with_local(|local| match local.exited {
+                Some(reason) => Err(reason),
+                None => Ok(local.insert(identity, primitive, permits, moves)),
             })
-        };
-        drop(released);
-        let key = key?;
+        }?;
         Ok(HoldTicket { owner: self.ptr, slot: key | moves_flag(moves) })
+    }
+
+    /// Drops the local holds released elsewhere from the slab, so their keys are reused.
+    /// In the owner's context.
+    #[cold]
+    #[inline(never)]
+    fn sweep_released_elsewhere(self) {
+        // SAFETY: in the owner's context (see `register_here`); the closure moves the
+        // entries out, and they are dropped after it.
+        let released =
+            unsafe { self.with_local(|local| self.take_released_elsewhere(local, &mut self.shared.lock())) };
+        drop(released);
     }
 
     /// Registers a hold from another context.
@@ -698,29 +713,52 @@ impl HoldTicket {
         self.is_live().then(|| self.record().abandoner())
     }
 
-    /// Takes the registration back (or learns that the exit took it), once.
+    /// What the exit's claim of this hold made of it.
+    fn claimed(&self) -> Claim {
+        if self.moves() { Claim::Orphaned } else { Claim::Abandoned }
+    }
+
+    /// Takes the registration back (or learns that the exit took it), once. The common
+    /// case, a local hold given back in its owner's context, is kept small and inline;
+    /// the rest is in [`HoldTicket::claim_elsewhere`].
+    #[inline]
     fn claim(&self) -> Claim {
-        let claimed = if self.moves() { Claim::Orphaned } else { Claim::Abandoned };
+        let record = self.record();
+        if self.slot & SHARED_SLOT != 0 || !record.is_current() {
+            return self.claim_elsewhere();
+        }
+        let key = self.slot & SLOT_KEY;
+        // SAFETY: in the owner's context. The removed entry is dropped after the
+        // closure: its `Arc` may be the primitive's last, and dropping that must not
+        // happen while `local` is borrowed.
+        let removed = unsafe {
+            record.with_local(|local| match local.exited {
+                Some(_) => None,
+                None => Some(local.release(key)),
+            })
+        };
+        match removed {
+            Some(previous_spare) => {
+                if previous_spare.is_some() {
+                    drop_entry(previous_spare);
+                }
+                Claim::Ours
+            }
+            None => self.claimed(),
+        }
+    }
+
+    /// [`HoldTicket::claim`] of a hold in the shared slab, or from outside its owner's
+    /// context: through the record's lock.
+    #[cold]
+    #[inline(never)]
+    fn claim_elsewhere(&self) -> Claim {
+        let claimed = self.claimed();
         let record = self.record();
         let key = self.slot & SLOT_KEY;
         if self.slot & SHARED_SLOT != 0 {
             let mut shared = record.shared.lock();
             return match shared.holds.try_remove(key) {
-                Some(_) => Claim::Ours,
-                None => claimed,
-            };
-        }
-        if record.is_current() {
-            // SAFETY: in the owner's context. The removed entry is dropped after the
-            // closure: its `Arc` may be the primitive's last, and dropping that must not
-            // happen while `local` is borrowed.
-            let removed = unsafe {
-                record.with_local(|local| match local.exited {
-                    Some(_) => None,
-                    None => Some(local.release(key)),
-                })
-            };
-            return match removed {
                 Some(_) => Claim::Ours,
                 None => claimed,
             };
@@ -737,24 +775,36 @@ impl HoldTicket {
     /// Claims the hold back, once; if the exit claimed it first, gives back the count
     /// the exit took for this ticket (the record may be freed then). The ticket is dead
     /// afterwards. A dead ticket answers `Abandoned` and touches nothing.
+    #[inline]
     pub(crate) fn give_back(&mut self) -> Claim {
         if !self.is_live() {
             return Claim::Abandoned;
         }
         let claim = self.claim();
         if claim != Claim::Ours {
-            // SAFETY: the exit took one strong count for this ticket (it was still
-            // registered then) and only this, the ticket's single give-back (it is dead
-            // from here on), returns it; nothing touches the record after this line.
-            unsafe { Arc::decrement_strong_count(self.owner.as_ptr().cast_const()) };
+            self.return_exit_count();
         }
         self.slot |= DEAD;
         claim
     }
 
+    /// Gives back the strong count the exit took for this ticket.
+    #[cold]
+    #[inline(never)]
+    fn return_exit_count(&self) {
+        // SAFETY: the exit took one strong count for this ticket (it was still registered
+        // then) and only this, called once from the ticket's single give-back (it is dead
+        // from then on), returns it; nothing touches the record after this line.
+        unsafe { Arc::decrement_strong_count(self.owner.as_ptr().cast_const()) };
+    }
+
     /// Gives the registration back ([`HoldTicket::give_back`]) and drops the ticket.
+    #[inline]
     pub(crate) fn unregister(mut self) -> Claim {
-        self.give_back()
+        let claim = self.give_back();
+        // Dead now: its drop would only check that again.
+        std::mem::forget(self);
+        claim
     }
 
     /// Changes how many permits the registered hold has (`split` / `merge`). `false` if the
@@ -964,6 +1014,7 @@ fn with_owner<R>(caller: Caller, f: impl FnOnce(RecordRef<'_>) -> R) -> Option<R
 /// the owner, and the ticket unless the owner already exited (a `Tracked` polled again
 /// after a poll panicked), in which case the hold stays anonymous. `moves`: an owned
 /// hold, orphaned rather than abandoned if the owner exits with it (DESIGN.md 2b).
+#[inline]
 pub(crate) fn register_hold<P: Abandon + 'static>(
     caller: Caller,
     permits: usize,
@@ -972,7 +1023,19 @@ pub(crate) fn register_hold<P: Abandon + 'static>(
 ) -> Option<(OwnerId, Option<HoldTicket>)> {
     let identity = Arc::as_ptr(primitive).cast();
     let clone = || primitive.clone() as Arc<dyn Abandon>;
-    with_owner(caller, |owner| (owner.id, owner.register_here(identity, clone, permits, moves).ok()))
+    let task = current_task_ptr();
+    if task.is_null() {
+        return match caller {
+            Caller::Async | Caller::ManualAsync => None,
+            Caller::Blocking | Caller::ManualBlocking => with_owner(caller, |owner| {
+                (owner.id, owner.register_here(identity, clone, permits, moves).ok())
+            }),
+        };
+    }
+    // SAFETY: as in `with_owner`: a non-null CURRENT_TASK is the record of the `Tracked`
+    // being polled on this thread, kept alive by it for the length of this poll.
+    let owner = unsafe { RecordRef::from_raw(task) };
+    Some((owner.id, owner.register_here(identity, clone, permits, moves).ok()))
 }
 
 /// The record of a live owner with this id: the owner whose context the code running
