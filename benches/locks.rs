@@ -309,9 +309,42 @@ fn break_latency(c: &mut Criterion) {
     group.finish();
 }
 
+/// What a hand-over costs (DESIGN.md 2b): an owned guard taken and dropped, plainly and
+/// handed to a live (published) task first, and an owned permit the same way.
+fn hand_over(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hand_over");
+    let mutex = Arc::new(ownsync::Mutex::new(0u64));
+    let sem = Arc::new(ownsync::Semaphore::new(10));
+    let worker = ownsync::tracked(std::future::pending::<()>());
+    let worker_id = worker.owner();
+    group.bench_function("owned_guard", |b| {
+        b.iter(|| drop(black_box(mutex.clone().try_lock_owned().unwrap())))
+    });
+    group.bench_function("owned_guard_handed", |b| {
+        b.iter(|| {
+            let mut guard = mutex.clone().try_lock_owned().unwrap();
+            ownsync::OwnedMutexGuard::hand_to(&mut guard, worker_id).unwrap();
+            drop(black_box(guard))
+        })
+    });
+    group.bench_function("owned_permit", |b| {
+        b.iter(|| drop(black_box(sem.clone().try_acquire_owned().unwrap())))
+    });
+    group.bench_function("owned_permit_handed", |b| {
+        b.iter(|| {
+            let mut permit = sem.clone().try_acquire_owned().unwrap();
+            permit.hand_to(worker_id).unwrap();
+            drop(black_box(permit))
+        })
+    });
+    group.finish();
+    drop(worker);
+}
+
 criterion_group!(
     benches,
     uncontended_mutex,
+    hand_over,
     uncontended_semaphore,
     contended,
     contended_counted,
