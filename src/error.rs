@@ -49,6 +49,8 @@ pub enum PrimitiveKind {
     Semaphore,
     /// [`CapacityLimiter`](crate::CapacityLimiter).
     CapacityLimiter,
+    /// [`RwLock`](crate::RwLock).
+    RwLock,
 }
 
 impl fmt::Display for PrimitiveKind {
@@ -57,6 +59,7 @@ impl fmt::Display for PrimitiveKind {
             PrimitiveKind::Mutex => "mutex",
             PrimitiveKind::Semaphore => "semaphore",
             PrimitiveKind::CapacityLimiter => "capacity limiter",
+            PrimitiveKind::RwLock => "rwlock",
         })
     }
 }

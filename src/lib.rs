@@ -4,12 +4,14 @@
 
 pub mod diagnostics;
 mod error;
+mod guard;
 mod limiter;
 mod loom;
 mod lot;
 mod mutex;
 mod owner;
 mod runtime;
+mod rwlock;
 mod sem;
 mod semaphore;
 #[cfg(feature = "tokio")]
@@ -25,6 +27,10 @@ pub use error::{
 pub use limiter::{CapacityLimiter, CapacityToken, LimiterStatistics};
 pub use mutex::{Lock, MappedMutexGuard, Mutex, MutexGuard, MutexStatistics, OwnedMutexGuard};
 pub use owner::{OwnerId, current_owner};
+pub use rwlock::{
+    OwnedRwLockMappedWriteGuard, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock, RwLockMappedWriteGuard,
+    RwLockReadGuard, RwLockStatistics, RwLockWriteGuard,
+};
 pub use sem::{AbandonPolicy, Abandonments};
 pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit, SemaphoreStatistics};
 pub use tracked::{HandOver, Tracked, tracked, tracked_with};

@@ -8,10 +8,10 @@
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
-use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use crate::error::{AcquireError, HandOverError, PrimitiveKind, ReleaseError, TryLockError};
+use crate::error::{AcquireError, PrimitiveKind, ReleaseError, TryLockError};
+use crate::guard::{guard_deref_mut, hold_guard};
 use crate::lot::block_on;
 use crate::owner::{Caller, OwnerId, current_owner};
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_hold, common_statistics};
@@ -455,98 +455,37 @@ impl MutexStatistics {
 
 common_statistics!(MutexStatistics);
 
-macro_rules! guard_common {
-    ($guard:ident < $($lt:lifetime,)? $($param:ident),* >, $target:ty, |$this:ident| $data:expr, |$this_mut:ident| $data_mut:expr, $core:expr) => {
-        impl<$($lt,)? $($param: ?Sized),*> $guard<$($lt,)? $($param),*> {
-            /// Hands this guard's hold to `owner` (DESIGN.md 2b): from now on that owner
-            /// answers for it, so if it exits (or panics) with the guard the mutex
-            /// breaks, naming it. For a guard that moves to another task or thread.
-            /// An associated function, so that it never shadows a method of the data.
-            ///
-            /// # Errors
-            /// [`HandOverError::OwnerGone`] if `owner` is not a live owner (then the
-            /// hold stays as it was); [`HandOverError::Abandoned`] if the previous
-            /// owner's exit already abandoned it.
-            ///
-            /// ```
-            /// use std::sync::Arc;
-            /// use ownsync::{Mutex, OwnedMutexGuard, tracked};
-            /// let mutex = Arc::new(Mutex::new(0));
-            /// let mut guard = mutex.clone().try_lock_owned().unwrap();
-            /// let worker = tracked(std::future::pending::<()>());
-            /// OwnedMutexGuard::hand_to(&mut guard, worker.owner()).unwrap();
-            /// assert_eq!(mutex.owner(), Some(worker.owner()));
-            /// drop(worker); // cancelled while it answers for the guard
-            /// assert!(mutex.is_broken());
-            /// drop(guard); // releases nothing: the mutex is broken
-            /// ```
-            pub fn hand_to(this: &mut Self, owner: OwnerId) -> Result<(), HandOverError> {
-                let core: Arc<SemCore> = { let $this = &*this; Arc::clone($core) };
-                this.hold.hand_to(owner, 1, || core.clone())?;
-                core.set_holder(owner);
-                Ok(())
-            }
-
-            /// [`hand_to`](Self::hand_to) the current owner: for the task (or thread)
-            /// that received the guard, to answer for it from now on.
-            ///
-            /// ```
-            /// use std::sync::Arc;
-            /// let mutex = Arc::new(ownsync::Mutex::new(0));
-            /// let mut guard = mutex.clone().try_lock_owned().unwrap();
-            /// std::thread::spawn(move || {
-            ///     ownsync::OwnedMutexGuard::adopt(&mut guard).unwrap();
-            ///     std::mem::forget(guard); // this thread now answers for it...
-            /// })
-            /// .join()
-            /// .unwrap();
-            /// assert!(mutex.is_broken()); // ...and ended holding it
-            /// ```
-            pub fn adopt(this: &mut Self) -> Result<(), HandOverError> {
-                Self::hand_to(this, current_owner())
-            }
-        }
-
-        impl<$($lt,)? $($param: ?Sized),*> crate::tracked::HandOver for $guard<$($lt,)? $($param),*> {
-            fn hand_to(&mut self, owner: OwnerId) -> Result<(), HandOverError> {
-                Self::hand_to(self, owner)
-            }
-        }
-
-        impl<$($lt,)? $($param: ?Sized),*> Deref for $guard<$($lt,)? $($param),*> {
-            type Target = $target;
-            fn deref(&self) -> &$target {
-                let $this = self;
-                // SAFETY: the guard's hold (the single permit) is held while it lives.
-                unsafe { &*$data }
-            }
-        }
-        impl<$($lt,)? $($param: ?Sized),*> DerefMut for $guard<$($lt,)? $($param),*> {
-            fn deref_mut(&mut self) -> &mut $target {
-                let $this_mut = self;
-                // SAFETY: as for `deref`, and `&mut self` makes this borrow unique.
-                unsafe { &mut *$data_mut }
-            }
-        }
-        impl<$($lt,)? $($param: ?Sized),*> Drop for $guard<$($lt,)? $($param),*> {
-            fn drop(&mut self) {
-                let hold = std::mem::take(&mut self.hold);
-                let core: &SemCore = { let $this = &*self; $core };
-                core.end_hold(hold, 1);
-            }
-        }
-        impl<$($lt,)? $($param: ?Sized),*> fmt::Debug for $guard<$($lt,)? $($param),*>
-        where $target: fmt::Debug {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(&**self, f)
-            }
-        }
-        impl<$($lt,)? $($param: ?Sized),*> fmt::Display for $guard<$($lt,)? $($param),*>
-        where $target: fmt::Display {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Display::fmt(&**self, f)
-            }
-        }
+/// The examples of the mutex guards' `hand_to` and `adopt`.
+macro_rules! mutex_hand_doc {
+    () => {
+        r#"```
+use std::sync::Arc;
+use ownsync::{Mutex, OwnedMutexGuard, tracked};
+let mutex = Arc::new(Mutex::new(0));
+let mut guard = mutex.clone().try_lock_owned().unwrap();
+let worker = tracked(std::future::pending::<()>());
+OwnedMutexGuard::hand_to(&mut guard, worker.owner()).unwrap();
+assert_eq!(mutex.owner(), Some(worker.owner()));
+drop(worker); // cancelled while it answers for the guard
+assert!(mutex.is_broken());
+drop(guard); // releases nothing: the mutex is broken
+```"#
+    };
+}
+macro_rules! mutex_adopt_doc {
+    () => {
+        r#"```
+use std::sync::Arc;
+let mutex = Arc::new(ownsync::Mutex::new(0));
+let mut guard = mutex.clone().try_lock_owned().unwrap();
+std::thread::spawn(move || {
+    ownsync::OwnedMutexGuard::adopt(&mut guard).unwrap();
+    std::mem::forget(guard); // this thread now answers for it...
+})
+.join()
+.unwrap();
+assert!(mutex.is_broken()); // ...and ended holding it
+```"#
     };
 }
 
@@ -567,7 +506,9 @@ pub struct MutexGuard<'a, T: ?Sized> {
     hold: Hold,
 }
 
-guard_common!(MutexGuard<'a, T>, T, |g| g.mutex.data.get(), |g| g.mutex.data.get(), &g.mutex.core);
+hold_guard!(MutexGuard<'a, T>, T, |g| g.mutex.data.get(), core: |g| &g.mutex.core, permits: |_g| 1,
+    docs: (mutex_hand_doc!(), mutex_adopt_doc!()));
+guard_deref_mut!(MutexGuard<'a, T>, T, |g| g.mutex.data.get());
 
 // SAFETY: sharing the guard shares `&T` only.
 unsafe impl<T: ?Sized + Send + Sync> Sync for MutexGuard<'_, T> {}
@@ -637,7 +578,9 @@ pub struct OwnedMutexGuard<T: ?Sized> {
     hold: Hold,
 }
 
-guard_common!(OwnedMutexGuard<T>, T, |g| g.mutex.data.get(), |g| g.mutex.data.get(), &g.mutex.core);
+hold_guard!(OwnedMutexGuard<T>, T, |g| g.mutex.data.get(), core: |g| &g.mutex.core, permits: |_g| 1,
+    docs: (mutex_hand_doc!(), mutex_adopt_doc!()));
+guard_deref_mut!(OwnedMutexGuard<T>, T, |g| g.mutex.data.get());
 
 // SAFETY: sharing the guard shares `&T` only.
 unsafe impl<T: ?Sized + Send + Sync> Sync for OwnedMutexGuard<T> {}
@@ -672,7 +615,9 @@ pub struct MappedMutexGuard<'a, T: ?Sized> {
     marker: PhantomData<&'a mut T>,
 }
 
-guard_common!(MappedMutexGuard<'a, T>, T, |g| g.data, |g| g.data, g.core);
+hold_guard!(MappedMutexGuard<'a, T>, T, |g| g.data, core: |g| g.core, permits: |_g| 1,
+    docs: (mutex_hand_doc!(), mutex_adopt_doc!()));
+guard_deref_mut!(MappedMutexGuard<'a, T>, T, |g| g.data);
 
 // SAFETY: the guard is a unique borrow of the data (`&mut T`) plus the hold.
 unsafe impl<T: ?Sized + Send> Send for MappedMutexGuard<'_, T> {}

@@ -364,7 +364,16 @@ pub(crate) struct SemCore {
     policy: AbandonPolicy,
     /// Strict mode (a mutex): a self-wait is `WouldDeadlock` at once instead of a wait.
     strict: bool,
+    /// How many permits an exclusive hold takes: 1 for a mutex, every permit for an
+    /// RwLock's writer; [`NOT_EXCLUSIVE`] for counted primitives. An exclusive hold
+    /// records its holder, breaks the primitive when dropped in a panic that began in its
+    /// section (its data may be half-updated), and always breaks it when abandoned.
+    exclusive: usize,
 }
+
+/// [`SemCore::exclusive`] of a primitive without exclusive holds: no hold has that many
+/// permits (more than `MAX_PERMITS`).
+const NOT_EXCLUSIVE: usize = usize::MAX;
 
 impl SemCore {
     #[track_caller]
@@ -387,6 +396,11 @@ impl SemCore {
             name,
             policy,
             strict: false,
+            exclusive: match kind {
+                PrimitiveKind::Mutex => 1,
+                PrimitiveKind::RwLock => permits,
+                _ => NOT_EXCLUSIVE,
+            },
         }
     }
 
@@ -398,10 +412,30 @@ impl SemCore {
         self.strict
     }
 
-    /// Records `owner` as the mutex's holder (a hand-over).
-    pub(crate) fn set_holder(&self, owner: OwnerId) {
-        if self.kind == PrimitiveKind::Mutex {
+    /// Records `owner` as the holder of an exclusive hold of `permits` (a hand-over).
+    pub(crate) fn set_holder(&self, owner: OwnerId, permits: usize) {
+        if permits == self.exclusive {
             self.holder.store(owner.as_u64(), Relaxed);
+        }
+    }
+
+    /// An exclusive hold (`permits` of them) becomes a shared one of `keep` permits (an
+    /// RwLock writer's downgrade): the holder is no longer recorded, the rest of the
+    /// permits return, and the kept ones stay registered to the same owner.
+    pub(crate) fn downgrade(&self, hold: &mut Hold, permits: usize, keep: usize, primitive: &Arc<SemCore>) {
+        debug_assert!(permits == self.exclusive);
+        if keep >= permits {
+            return; // a lock of one permit: its read holds are as exclusive as a write
+        }
+        if self.holder.load(Relaxed) != 0 {
+            self.holder.store(0, Relaxed);
+        }
+        // The permits let go are registered nowhere; if the owner's exit abandoned the
+        // whole hold already (the lock is broken), nothing is released.
+        if let Some(released) = hold.split_off(keep, permits - keep, || primitive.clone() as Arc<dyn Abandon>)
+        {
+            released.forget(|| primitive.clone() as Arc<dyn Abandon>);
+            self.release(permits - keep);
         }
     }
 
@@ -571,21 +605,21 @@ impl SemCore {
         if permits == 0 {
             return Hold::default();
         }
-        if self.kind == PrimitiveKind::Mutex && std::thread::panicking() {
+        if permits == self.exclusive && std::thread::panicking() {
             self.taken_while_panicking.store(true, Relaxed);
         }
         // Registration fails only if the owner already exited, which the code running now
         // cannot be, except when a `Tracked` is polled again after its poll panicked: such
         // a hold is kept anonymous (released on drop) rather than failing the acquire.
         let Some((owner, ticket)) = register_hold(caller, permits, primitive, moves) else {
-            if self.kind == PrimitiveKind::Mutex
+            if permits == self.exclusive
                 && let Some(identity) = crate::runtime::task_identity()
             {
                 self.holder.store(identity.as_u64(), Relaxed);
             }
             return Hold::default();
         };
-        if self.kind == PrimitiveKind::Mutex {
+        if permits == self.exclusive {
             self.holder.store(owner.as_u64(), Relaxed);
         }
         Hold { ticket }
@@ -594,7 +628,7 @@ impl SemCore {
     /// Ends a hold whose guard is being dropped: a normal release, or, for a mutex guard
     /// dropped while its thread panics, an abandonment (`Panicked`).
     pub(crate) fn end_hold(&self, hold: Hold, permits: usize) {
-        let panicking = self.kind == PrimitiveKind::Mutex && self.panic_began_in_section();
+        let panicking = permits == self.exclusive && self.panic_began_in_section();
         match hold.ticket {
             Some(ticket) => {
                 // Who to name is read while the ticket still keeps its record alive: its
@@ -625,7 +659,7 @@ impl SemCore {
         }
         // Clear the holder only if one was recorded: an anonymous hold leaves it 0, and a
         // store just before the release's CAS would make that CAS wait for it to drain.
-        if self.kind == PrimitiveKind::Mutex && self.holder.load(Relaxed) != 0 {
+        if permits == self.exclusive && self.holder.load(Relaxed) != 0 {
             self.holder.store(0, Relaxed);
         }
         self.release(permits);
@@ -892,7 +926,9 @@ impl Abandon for SemCore {
             let mut shared = self.shared.lock();
             shared.abandoned.count += 1;
             shared.abandoned.last = Some((owner.id, reason));
-            match self.policy {
+            // An exclusive hold's data may be half-updated: it always breaks.
+            let policy = if permits == self.exclusive { AbandonPolicy::Break } else { self.policy };
+            match policy {
                 AbandonPolicy::Break => {
                     let already_broken = shared.broken.is_some();
                     let waiters = shared.queue.len();
@@ -1042,7 +1078,8 @@ impl AcquireFuture<'_> {
         // unless the queue settled it first, and after that the queue no longer has the
         // pointer.
         let me = identity_for(self.caller);
-        let self_wait = core.kind == PrimitiveKind::Mutex && me.is_some() && me == core.holder();
+        // The holder is recorded for exclusive holds only (a mutex's, a writer's).
+        let self_wait = me.is_some() && me == core.holder();
         self.slot = Some(unsafe {
             shared.queue.park(self.permits, cx.waker().clone(), &self.settlement, me, self_wait)
         });

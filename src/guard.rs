@@ -1,0 +1,106 @@
+//! What every guard is: a pointer to its data, a [`Hold`](crate::sem::Hold) on its
+//! primitive's core, and a `Drop` that ends the hold. Written once here for the mutex
+//! and RwLock guards (nine types), so hand-over, adoption, deref and the panic-aware
+//! release behave the same for all of them.
+
+/// Implements a guard's hand-over (`hand_to`, `adopt`, [`HandOver`](crate::HandOver)),
+/// `Deref`, `Drop` (ending its hold of `permits`), `Debug` and `Display`. `docs` are
+/// the examples of `hand_to` and `adopt` for this family. A guard of an exclusive hold
+/// adds [`guard_deref_mut!`].
+macro_rules! hold_guard {
+    (
+        $guard:ident < $($lt:lifetime,)? $($param:ident),* >, $target:ty,
+        |$this:ident| $data:expr,
+        core: |$core_this:ident| $core:expr,
+        permits: |$permits_this:ident| $permits:expr,
+        docs: ($hand_doc:expr, $adopt_doc:expr)
+    ) => {
+        impl<$($lt,)? $($param: ?Sized),*> $guard<$($lt,)? $($param),*> {
+            /// Hands this guard's hold to `owner` (DESIGN.md 2b): from now on that owner
+            /// answers for it, so if it exits (or panics) with the guard the primitive
+            /// breaks, naming it. For a guard that moves to another task or thread.
+            /// An associated function, so that it never shadows a method of the data.
+            ///
+            /// # Errors
+            /// [`HandOverError::OwnerGone`](crate::HandOverError::OwnerGone) if `owner`
+            /// is not a live owner (then the hold stays as it was);
+            /// [`HandOverError::Abandoned`](crate::HandOverError::Abandoned) if the
+            /// previous owner's exit already abandoned it.
+            ///
+            #[doc = $hand_doc]
+            pub fn hand_to(this: &mut Self, owner: crate::OwnerId) -> Result<(), crate::HandOverError> {
+                let core: std::sync::Arc<crate::sem::SemCore> = {
+                    let $core_this = &*this;
+                    std::sync::Arc::clone($core)
+                };
+                let permits: usize = {
+                    let $permits_this = &*this;
+                    $permits
+                };
+                this.hold.hand_to(owner, permits, || core.clone())?;
+                core.set_holder(owner, permits);
+                Ok(())
+            }
+
+            /// [`hand_to`](Self::hand_to) the current owner: for the task (or thread)
+            /// that received the guard, to answer for it from now on.
+            ///
+            #[doc = $adopt_doc]
+            pub fn adopt(this: &mut Self) -> Result<(), crate::HandOverError> {
+                Self::hand_to(this, crate::current_owner())
+            }
+        }
+
+        impl<$($lt,)? $($param: ?Sized),*> crate::tracked::HandOver for $guard<$($lt,)? $($param),*> {
+            fn hand_to(&mut self, owner: crate::OwnerId) -> Result<(), crate::HandOverError> {
+                Self::hand_to(self, owner)
+            }
+        }
+
+        impl<$($lt,)? $($param: ?Sized),*> std::ops::Deref for $guard<$($lt,)? $($param),*> {
+            type Target = $target;
+            fn deref(&self) -> &$target {
+                let $this = self;
+                // SAFETY: the guard's hold (its permits) is held while it lives, and a
+                // hold of that many permits excludes every writer.
+                unsafe { &*$data }
+            }
+        }
+        impl<$($lt,)? $($param: ?Sized),*> Drop for $guard<$($lt,)? $($param),*> {
+            fn drop(&mut self) {
+                let hold = std::mem::take(&mut self.hold);
+                let permits = { let $permits_this = &*self; $permits };
+                let core: &crate::sem::SemCore = { let $core_this = &*self; $core };
+                core.end_hold(hold, permits);
+            }
+        }
+        impl<$($lt,)? $($param: ?Sized),*> std::fmt::Debug for $guard<$($lt,)? $($param),*>
+        where $target: std::fmt::Debug {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&**self, f)
+            }
+        }
+        impl<$($lt,)? $($param: ?Sized),*> std::fmt::Display for $guard<$($lt,)? $($param),*>
+        where $target: std::fmt::Display {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(&**self, f)
+            }
+        }
+    };
+}
+pub(crate) use hold_guard;
+
+/// `DerefMut` for a guard of an exclusive hold (a mutex's, an RwLock writer's).
+macro_rules! guard_deref_mut {
+    ($guard:ident < $($lt:lifetime,)? $($param:ident),* >, $target:ty, |$this:ident| $data:expr) => {
+        impl<$($lt,)? $($param: ?Sized),*> std::ops::DerefMut for $guard<$($lt,)? $($param),*> {
+            fn deref_mut(&mut self) -> &mut $target {
+                let $this = self;
+                // SAFETY: an exclusive hold excludes every other guard, and `&mut self`
+                // makes this borrow unique.
+                unsafe { &mut *$data }
+            }
+        }
+    };
+}
+pub(crate) use guard_deref_mut;

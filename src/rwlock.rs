@@ -1,0 +1,1096 @@
+//! `RwLock<T>`: tokio's write-preferring, fair RwLock, on the same counted core as
+//! `Mutex` (as tokio builds its RwLock on its semaphore).
+//!
+//! The core has `max_readers` permits: a reader takes one, a writer takes them all. The
+//! core's queue is FIFO and a waiter at its head is never overtaken, so a queued writer
+//! stops the readers that come after it (no writer starvation), exactly as in tokio.
+//! What is new against the mutex is only which holds are *exclusive* (a writer's): those
+//! record their holder, break the lock when dropped in a panic that began in their
+//! section, and always break it when abandoned. A leaked read guard of a known owner
+//! breaks the lock too by default, since it would starve every writer for ever; with
+//! [`AbandonPolicy::Reclaim`] its permit is returned instead.
+
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::error::{AcquireError, PrimitiveKind, TryLockError};
+use crate::guard::{guard_deref_mut, hold_guard};
+use crate::lot::block_on;
+use crate::owner::{Caller, OwnerId};
+use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_hold, common_statistics};
+
+/// The most readers an [`RwLock`] admits at once (tokio's limit: `u32::MAX >> 3`).
+const MAX_READS: u32 = u32::MAX >> 3;
+
+/// An async reader-writer lock that knows who holds it.
+///
+/// Like `tokio::sync::RwLock`: fair and write-preferring (one FIFO queue, so a waiting
+/// writer stops the readers behind it), usable across `.await`, with owned, mapped and
+/// downgradable guards. Unlike it, acquiring returns a `Result`: a writer that goes away
+/// holding the lock (or panics inside its section), or a reader that leaks its guard,
+/// breaks it, and every waiter, now and later, gets [`AcquireError::Broken`].
+///
+/// ```
+/// use ownsync::RwLock;
+/// # futures::executor::block_on(async {
+/// let lock = RwLock::new(5);
+/// {
+///     let (r1, r2) = (lock.read().await?, lock.read().await?); // many readers at once
+///     assert_eq!(*r1 + *r2, 10);
+/// }
+/// *lock.write().await? += 1; // one writer
+/// assert_eq!(*lock.read().await?, 6);
+/// # Ok::<(), ownsync::AcquireError>(())
+/// # }).unwrap();
+/// ```
+///
+/// With `with_max_readers(_, 1)` a read hold takes the one permit a write hold takes,
+/// so it is treated as exclusive too (its holder is recorded; dropped in a panic, or
+/// abandoned, it breaks the lock even under `Reclaim`).
+pub struct RwLock<T: ?Sized> {
+    core: Arc<SemCore>,
+    max_readers: u32,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: as tokio's: the data is reached only through guards; sending the lock sends
+// the data, and sharing it lets readers on many threads share `&T` (so `T: Sync`) and a
+// writer on any thread reach `&mut T` (so `T: Send`).
+unsafe impl<T: ?Sized + Send> Send for RwLock<T> {}
+// SAFETY: see above.
+unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
+
+impl<T> RwLock<T> {
+    /// A new, unlocked RwLock admitting up to `u32::MAX >> 3` readers at once.
+    ///
+    /// ```
+    /// let lock = ownsync::RwLock::new(5);
+    /// assert!(!lock.statistics().is_locked());
+    /// ```
+    pub fn new(value: T) -> Self {
+        Self::build(value, MAX_READS, None, AbandonPolicy::Break)
+    }
+
+    /// A new RwLock admitting at most `max_reads` readers at once.
+    ///
+    /// # Panics
+    /// If `max_reads` is 0 ("a RwLock may not be created with 0 readers") or more than
+    /// `u32::MAX >> 3`, with tokio's messages.
+    ///
+    /// ```
+    /// let lock = ownsync::RwLock::with_max_readers(5, 1024);
+    /// let _r = lock.try_read().unwrap();
+    /// ```
+    #[track_caller]
+    pub fn with_max_readers(value: T, max_reads: u32) -> Self {
+        assert!(max_reads != 0, "a RwLock may not be created with 0 readers");
+        assert!(max_reads <= MAX_READS, "a RwLock may not be created with more than {MAX_READS} readers");
+        Self::build(value, max_reads, None, AbandonPolicy::Break)
+    }
+
+    /// A new RwLock with a name for error messages and `Debug`.
+    ///
+    /// ```
+    /// let lock = ownsync::RwLock::with_name(5, "routes");
+    /// assert_eq!(lock.name(), Some("routes"));
+    /// ```
+    pub fn with_name(value: T, name: impl Into<Arc<str>>) -> Self {
+        Self::build(value, MAX_READS, Some(name.into()), AbandonPolicy::Break)
+    }
+
+    /// A new RwLock whose abandoned *read* holds follow `policy`: with
+    /// [`AbandonPolicy::Reclaim`], a reader that leaks its guard gives its permit back
+    /// (counted in `statistics().abandoned()`) instead of breaking the lock. An abandoned
+    /// write hold always breaks it: its data may be half-updated.
+    ///
+    /// ```
+    /// use ownsync::{AbandonPolicy, RwLock, tracked};
+    /// # futures::executor::block_on(async {
+    /// let lock = RwLock::with_policy(0, AbandonPolicy::Reclaim);
+    /// tracked(async { std::mem::forget(lock.read().await.unwrap()) }).await;
+    /// assert!(lock.try_write().is_ok()); // the leaked read hold was reclaimed
+    /// # });
+    /// ```
+    pub fn with_policy(value: T, policy: AbandonPolicy) -> Self {
+        Self::build(value, MAX_READS, None, policy)
+    }
+
+    fn build(value: T, max_readers: u32, name: Option<Arc<str>>, policy: AbandonPolicy) -> Self {
+        RwLock {
+            core: Arc::new(SemCore::new(max_readers as usize, PrimitiveKind::RwLock, name, policy)),
+            max_readers,
+            data: UnsafeCell::new(value),
+        }
+    }
+
+    /// Consumes the lock, returning the data (even if it is broken).
+    ///
+    /// ```
+    /// assert_eq!(ownsync::RwLock::new(5).into_inner(), 5);
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.data.into_inner()
+    }
+}
+
+impl<T: ?Sized> RwLock<T> {
+    fn write_permits(&self) -> usize {
+        self.max_readers as usize
+    }
+
+    /// For the blocking entry points; the async ones expand [`acquire_hold!`] in place.
+    async fn acquire_hold(&self, permits: usize, moves: bool) -> Result<Hold, AcquireError> {
+        Ok(acquire_hold!(self.core, permits, Caller::Blocking, &self.core, moves: moves))
+    }
+
+    fn try_acquire_hold(&self, permits: usize, moves: bool) -> Result<Hold, TryLockError> {
+        self.core.try_acquire(permits, Caller::Async)?;
+        Ok(self.core.register(permits, Caller::Async, &self.core, moves))
+    }
+
+    fn read_guard(&self, hold: Hold) -> RwLockReadGuard<'_, T> {
+        RwLockReadGuard { core: &self.core, data: self.data.get(), hold, marker: PhantomData }
+    }
+
+    /// Locks for reading, waiting in FIFO order: behind a queued writer even while other
+    /// readers hold the lock. Cancel-safe.
+    ///
+    /// # Errors
+    /// [`AcquireError::Broken`] if a holder abandoned the lock (before or while we wait).
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let lock = ownsync::RwLock::new(1);
+    /// let a = lock.read().await.unwrap();
+    /// let b = lock.read().await.unwrap();
+    /// assert_eq!(*a + *b, 2);
+    /// # });
+    /// ```
+    pub async fn read(&self) -> Result<RwLockReadGuard<'_, T>, AcquireError> {
+        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: false);
+        Ok(self.read_guard(hold))
+    }
+
+    /// Locks for writing, waiting in FIFO order until every reader and writer before it
+    /// is done. Cancel-safe. A task that holds a read or write guard of this lock and
+    /// asks again waits, as in tokio (a sibling sub-future may hold the guard); if it
+    /// holds the write guard itself this is a self-wait, shown in `statistics()`.
+    ///
+    /// # Errors
+    /// [`AcquireError::Broken`] if a holder abandoned the lock (before or while we wait).
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let lock = ownsync::RwLock::new(1);
+    /// *lock.write().await.unwrap() += 1;
+    /// assert_eq!(*lock.read().await.unwrap(), 2);
+    /// # });
+    /// ```
+    pub async fn write(&self) -> Result<RwLockWriteGuard<'_, T>, AcquireError> {
+        let hold = acquire_hold!(self.core, self.write_permits(), Caller::Async, &self.core, moves: false);
+        Ok(RwLockWriteGuard { lock: self, hold })
+    }
+
+    /// Locks for reading if that is possible right now.
+    ///
+    /// # Errors
+    /// [`TryLockError::WouldBlock`] if a writer holds the lock or anyone is queued (no
+    /// barging), or every read slot is taken; [`TryLockError::Broken`].
+    ///
+    /// ```
+    /// let lock = ownsync::RwLock::new(1);
+    /// let w = lock.try_write().unwrap();
+    /// assert!(lock.try_read().is_err());
+    /// drop(w);
+    /// assert!(lock.try_read().is_ok());
+    /// ```
+    pub fn try_read(&self) -> Result<RwLockReadGuard<'_, T>, TryLockError> {
+        let hold = self.try_acquire_hold(1, false)?;
+        Ok(self.read_guard(hold))
+    }
+
+    /// Locks for writing if that is possible right now.
+    ///
+    /// # Errors
+    /// [`TryLockError::WouldBlock`] if anyone holds the lock or is queued;
+    /// [`TryLockError::Broken`].
+    ///
+    /// ```
+    /// let lock = ownsync::RwLock::new(1);
+    /// let r = lock.try_read().unwrap();
+    /// assert!(lock.try_write().is_err());
+    /// drop(r);
+    /// assert!(lock.try_write().is_ok());
+    /// ```
+    pub fn try_write(&self) -> Result<RwLockWriteGuard<'_, T>, TryLockError> {
+        let hold = self.try_acquire_hold(self.write_permits(), false)?;
+        Ok(RwLockWriteGuard { lock: self, hold })
+    }
+
+    /// [`read`](Self::read) from synchronous code, blocking the thread (which owns the
+    /// hold outside a tracked task). Do not call it from async code.
+    ///
+    /// ```
+    /// let lock = ownsync::RwLock::new(1);
+    /// assert_eq!(*lock.blocking_read().unwrap(), 1);
+    /// ```
+    pub fn blocking_read(&self) -> Result<RwLockReadGuard<'_, T>, AcquireError> {
+        let hold = block_on(self.acquire_hold(1, false))?;
+        Ok(self.read_guard(hold))
+    }
+
+    /// [`write`](Self::write) from synchronous code, blocking the thread.
+    ///
+    /// ```
+    /// let lock = ownsync::RwLock::new(1);
+    /// *lock.blocking_write().unwrap() += 1;
+    /// assert_eq!(lock.into_inner(), 2);
+    /// ```
+    pub fn blocking_write(&self) -> Result<RwLockWriteGuard<'_, T>, AcquireError> {
+        let hold = block_on(self.acquire_hold(self.write_permits(), false))?;
+        Ok(RwLockWriteGuard { lock: self, hold })
+    }
+
+    /// Like [`read`](Self::read), with a guard that keeps the lock alive (`'static`).
+    /// Owned guards move (DESIGN.md 2b): their acquirer's exit breaks nothing; hand one
+    /// over ([`OwnedRwLockReadGuard::hand_to`]) to make a task answer for it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # futures::executor::block_on(async {
+    /// let lock = Arc::new(ownsync::RwLock::new(1));
+    /// let guard = lock.clone().read_owned().await.unwrap();
+    /// std::thread::spawn(move || assert_eq!(*guard, 1)).join().unwrap();
+    /// # });
+    /// ```
+    pub async fn read_owned(self: Arc<Self>) -> Result<OwnedRwLockReadGuard<T>, AcquireError> {
+        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: true);
+        let data = self.data.get();
+        Ok(OwnedRwLockReadGuard { lock: self, data, hold })
+    }
+
+    /// Like [`write`](Self::write), with an owned guard.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # futures::executor::block_on(async {
+    /// let lock = Arc::new(ownsync::RwLock::new(1));
+    /// *lock.clone().write_owned().await.unwrap() += 1;
+    /// assert_eq!(*lock.read().await.unwrap(), 2);
+    /// # });
+    /// ```
+    pub async fn write_owned(self: Arc<Self>) -> Result<OwnedRwLockWriteGuard<T>, AcquireError> {
+        let hold = acquire_hold!(self.core, self.write_permits(), Caller::Async, &self.core, moves: true);
+        Ok(OwnedRwLockWriteGuard { lock: self, hold })
+    }
+
+    /// Like [`try_read`](Self::try_read), with an owned guard.
+    ///
+    /// ```
+    /// let lock = std::sync::Arc::new(ownsync::RwLock::new(1));
+    /// assert_eq!(*lock.try_read_owned().unwrap(), 1);
+    /// ```
+    pub fn try_read_owned(self: Arc<Self>) -> Result<OwnedRwLockReadGuard<T>, TryLockError> {
+        let hold = self.try_acquire_hold(1, true)?;
+        let data = self.data.get();
+        Ok(OwnedRwLockReadGuard { lock: self, data, hold })
+    }
+
+    /// Like [`try_write`](Self::try_write), with an owned guard.
+    ///
+    /// ```
+    /// let lock = std::sync::Arc::new(ownsync::RwLock::new(1));
+    /// *lock.clone().try_write_owned().unwrap() += 1;
+    /// assert_eq!(*lock.try_read().unwrap(), 2);
+    /// ```
+    pub fn try_write_owned(self: Arc<Self>) -> Result<OwnedRwLockWriteGuard<T>, TryLockError> {
+        let hold = self.try_acquire_hold(self.write_permits(), true)?;
+        Ok(OwnedRwLockWriteGuard { lock: self, hold })
+    }
+
+    /// The data, through a unique borrow: no locking needed (works even when broken).
+    ///
+    /// ```
+    /// let mut lock = ownsync::RwLock::new(1);
+    /// *lock.get_mut() = 2;
+    /// assert_eq!(lock.into_inner(), 2);
+    /// ```
+    pub fn get_mut(&mut self) -> &mut T {
+        self.data.get_mut()
+    }
+
+    /// Whether a holder abandoned this lock. Permanent once true.
+    ///
+    /// ```
+    /// assert!(!ownsync::RwLock::new(()).is_broken());
+    /// ```
+    pub fn is_broken(&self) -> bool {
+        self.core.is_broken()
+    }
+
+    /// The name given with [`with_name`](RwLock::with_name).
+    ///
+    /// ```
+    /// assert_eq!(ownsync::RwLock::new(()).name(), None);
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.core.name()
+    }
+
+    /// A snapshot of the lock's state.
+    ///
+    /// ```
+    /// let lock = ownsync::RwLock::new(());
+    /// let _r = lock.try_read().unwrap();
+    /// let stats = lock.statistics();
+    /// assert_eq!((stats.readers(), stats.writer()), (1, None));
+    /// ```
+    pub fn statistics(&self) -> RwLockStatistics {
+        RwLockStatistics { core: self.core.snapshot(), max_readers: self.write_permits() }
+    }
+}
+
+impl<T: Default> Default for RwLock<T> {
+    fn default() -> Self {
+        RwLock::new(T::default())
+    }
+}
+
+impl<T> From<T> for RwLock<T> {
+    fn from(value: T) -> Self {
+        RwLock::new(value)
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("RwLock");
+        if let Some(name) = self.name() {
+            out.field("name", &name);
+        }
+        // Peek as a bare reader (no registration, no panic handling); the permit goes
+        // back through a guard even if `T::fmt` panics.
+        if self.core.try_acquire(1, Caller::Async).is_ok() {
+            struct GiveBack<'a>(&'a SemCore);
+            impl Drop for GiveBack<'_> {
+                fn drop(&mut self) {
+                    self.0.release(1);
+                }
+            }
+            let _peek = GiveBack(&self.core);
+            // SAFETY: we hold a read permit until `_peek` drops, so no writer reaches the
+            // data meanwhile.
+            out.field("data", &unsafe { &*self.data.get() });
+        } else {
+            out.field("data", &format_args!("<locked>"));
+        }
+        let stats = self.statistics();
+        out.field("writer", &stats.writer());
+        if stats.self_waits() > 0 {
+            out.field("self_waits", &stats.self_waits());
+        }
+        if stats.orphaned() > 0 {
+            out.field("orphaned", &stats.orphaned());
+        }
+        if stats.broken().is_some() {
+            out.field("broken", &true);
+        }
+        out.finish()
+    }
+}
+
+/// A snapshot of an [`RwLock`]'s state. Never decide on it: `try_*` decides.
+///
+/// ```
+/// let lock = ownsync::RwLock::new(());
+/// let _w = lock.try_write().unwrap();
+/// assert!(lock.statistics().is_locked());
+/// ```
+#[derive(Clone, Debug)]
+pub struct RwLockStatistics {
+    core: CoreSnapshot,
+    max_readers: usize,
+}
+
+impl RwLockStatistics {
+    /// Whether a reader or a writer held it.
+    pub fn is_locked(&self) -> bool {
+        self.core.available < self.max_readers
+    }
+    /// How many read slots were taken (all of them while a writer holds it).
+    pub fn readers(&self) -> usize {
+        self.max_readers - self.core.available
+    }
+    /// The known owner of the write hold (a tracked task or a thread), if a writer held
+    /// it and was not anonymous; for a broken lock, who broke it.
+    pub fn writer(&self) -> Option<OwnerId> {
+        self.core.holder
+    }
+    /// Waiters that are the writer itself (a self-wait: see `MutexStatistics::self_waits`).
+    pub fn self_waits(&self) -> usize {
+        self.core.self_waits
+    }
+}
+
+common_statistics!(RwLockStatistics);
+
+/// The examples of the RwLock guards' `hand_to` and `adopt`.
+macro_rules! rwlock_hand_doc {
+    () => {
+        r#"```
+use std::sync::Arc;
+use ownsync::{OwnedRwLockWriteGuard, RwLock, tracked};
+let lock = Arc::new(RwLock::new(0));
+let mut guard = lock.clone().try_write_owned().unwrap();
+let worker = tracked(std::future::pending::<()>());
+OwnedRwLockWriteGuard::hand_to(&mut guard, worker.owner()).unwrap();
+assert_eq!(lock.statistics().writer(), Some(worker.owner()));
+drop(worker); // cancelled while it answers for the guard
+assert!(lock.is_broken());
+```"#
+    };
+}
+macro_rules! rwlock_adopt_doc {
+    () => {
+        r#"```
+use std::sync::Arc;
+let lock = Arc::new(ownsync::RwLock::new(0));
+let mut guard = lock.clone().try_read_owned().unwrap();
+std::thread::spawn(move || {
+    ownsync::OwnedRwLockReadGuard::adopt(&mut guard).unwrap();
+    std::mem::forget(guard); // this thread now answers for it...
+})
+.join()
+.unwrap();
+assert!(lock.is_broken()); // ...and ended holding it
+```"#
+    };
+}
+
+/// Shared access to an [`RwLock`]'s data (or a part of it, after `map`).
+///
+/// ```
+/// let lock = ownsync::RwLock::new(vec![1, 2]);
+/// let guard = lock.try_read().unwrap();
+/// assert_eq!(guard.len(), 2);
+/// ```
+#[must_use = "if unused the RwLock will immediately unlock"]
+#[clippy::has_significant_drop]
+pub struct RwLockReadGuard<'a, T: ?Sized> {
+    core: &'a Arc<SemCore>,
+    data: *const T,
+    hold: Hold,
+    marker: PhantomData<&'a T>,
+}
+
+hold_guard!(RwLockReadGuard<'a, T>, T, |g| g.data, core: |g| g.core, permits: |_g| 1,
+    docs: (rwlock_hand_doc!(), rwlock_adopt_doc!()));
+
+// SAFETY: a read guard is a shared borrow of the data (`&T`) plus its hold, which any
+// thread may release.
+unsafe impl<T: ?Sized + Sync> Send for RwLockReadGuard<'_, T> {}
+// SAFETY: sharing it shares `&T` only.
+unsafe impl<T: ?Sized + Sync> Sync for RwLockReadGuard<'_, T> {}
+
+impl<'a, T: ?Sized> RwLockReadGuard<'a, T> {
+    /// A read guard for a part of the data.
+    ///
+    /// ```
+    /// let lock = ownsync::RwLock::new((1, 2));
+    /// let second = ownsync::RwLockReadGuard::map(lock.try_read().unwrap(), |pair| &pair.1);
+    /// assert_eq!(*second, 2);
+    /// ```
+    pub fn map<U: ?Sized, F: FnOnce(&T) -> &U>(mut this: Self, f: F) -> RwLockReadGuard<'a, U> {
+        let data: *const U = f(&*this);
+        let (core, hold) = (this.core, std::mem::take(&mut this.hold));
+        std::mem::forget(this);
+        RwLockReadGuard { core, data, hold, marker: PhantomData }
+    }
+
+    /// Like [`map`](Self::map), but `f` may decline, giving the guard back.
+    ///
+    /// ```
+    /// let lock = ownsync::RwLock::new(Some(1));
+    /// let inner = ownsync::RwLockReadGuard::try_map(lock.try_read().unwrap(), |v| v.as_ref()).unwrap();
+    /// assert_eq!(*inner, 1);
+    /// ```
+    pub fn try_map<U: ?Sized, F: FnOnce(&T) -> Option<&U>>(
+        mut this: Self,
+        f: F,
+    ) -> Result<RwLockReadGuard<'a, U>, Self> {
+        let data: *const U = match f(&*this) {
+            Some(data) => data,
+            None => return Err(this),
+        };
+        let (core, hold) = (this.core, std::mem::take(&mut this.hold));
+        std::mem::forget(this);
+        Ok(RwLockReadGuard { core, data, hold, marker: PhantomData })
+    }
+}
+
+/// Exclusive access to an [`RwLock`]'s data. Dropped while its thread panics, it breaks
+/// the lock (`Panicked`).
+///
+/// ```
+/// let lock = ownsync::RwLock::new(1);
+/// *lock.try_write().unwrap() += 1;
+/// assert_eq!(lock.into_inner(), 2);
+/// ```
+#[must_use = "if unused the RwLock will immediately unlock"]
+#[clippy::has_significant_drop]
+pub struct RwLockWriteGuard<'a, T: ?Sized> {
+    lock: &'a RwLock<T>,
+    hold: Hold,
+}
+
+hold_guard!(RwLockWriteGuard<'a, T>, T, |g| g.lock.data.get(), core: |g| &g.lock.core,
+    permits: |g| g.lock.write_permits(), docs: (rwlock_hand_doc!(), rwlock_adopt_doc!()));
+guard_deref_mut!(RwLockWriteGuard<'a, T>, T, |g| g.lock.data.get());
+
+// SAFETY: sharing a write guard shares `&T` only.
+unsafe impl<T: ?Sized + Send + Sync> Sync for RwLockWriteGuard<'_, T> {}
+
+impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
+    /// Takes the hold out for a guard made from this one.
+    fn into_parts(mut this: Self) -> (&'a RwLock<T>, Hold) {
+        let (lock, hold) = (this.lock, std::mem::take(&mut this.hold));
+        std::mem::forget(this);
+        (lock, hold)
+    }
+
+    /// A write guard for a part of the data.
+    ///
+    /// ```
+    /// let lock = ownsync::RwLock::new((1, 2));
+    /// *ownsync::RwLockWriteGuard::map(lock.try_write().unwrap(), |pair| &mut pair.1) += 1;
+    /// assert_eq!(lock.into_inner(), (1, 3));
+    /// ```
+    pub fn map<U: ?Sized, F: FnOnce(&mut T) -> &mut U>(
+        mut this: Self,
+        f: F,
+    ) -> RwLockMappedWriteGuard<'a, U> {
+        let data: *mut U = f(&mut *this);
+        let (lock, hold) = Self::into_parts(this);
+        RwLockMappedWriteGuard {
+            core: &lock.core,
+            permits: lock.write_permits(),
+            data,
+            hold,
+            marker: PhantomData,
+        }
+    }
+
+    /// Like [`map`](Self::map), but `f` may decline, giving the guard back.
+    ///
+    /// ```
+    /// let lock = ownsync::RwLock::new(Some(1));
+    /// let inner = ownsync::RwLockWriteGuard::try_map(lock.try_write().unwrap(), |v| v.as_mut());
+    /// assert_eq!(*inner.unwrap(), 1);
+    /// ```
+    pub fn try_map<U: ?Sized, F: FnOnce(&mut T) -> Option<&mut U>>(
+        mut this: Self,
+        f: F,
+    ) -> Result<RwLockMappedWriteGuard<'a, U>, Self> {
+        let data: *mut U = match f(&mut *this) {
+            Some(data) => data,
+            None => return Err(this),
+        };
+        let (lock, hold) = Self::into_parts(this);
+        Ok(RwLockMappedWriteGuard {
+            core: &lock.core,
+            permits: lock.write_permits(),
+            data,
+            hold,
+            marker: PhantomData,
+        })
+    }
+
+    /// This guard as a mapped one of the whole data (`map(guard, |data| data)`).
+    ///
+    /// ```
+    /// let lock = ownsync::RwLock::new(1);
+    /// let mapped: ownsync::RwLockMappedWriteGuard<'_, i32> =
+    ///     ownsync::RwLockWriteGuard::into_mapped(lock.try_write().unwrap());
+    /// assert_eq!(*mapped, 1);
+    /// ```
+    pub fn into_mapped(this: Self) -> RwLockMappedWriteGuard<'a, T> {
+        Self::map(this, |data| data)
+    }
+
+    /// Atomically turns the write hold into a read hold: no writer gets in between. The
+    /// read hold keeps the write hold's owner. Readers queued behind a writer still wait
+    /// (the lock is fair).
+    ///
+    /// ```
+    /// let lock = ownsync::RwLock::new(1);
+    /// let mut w = lock.try_write().unwrap();
+    /// *w = 2;
+    /// let r = w.downgrade();
+    /// assert_eq!(*r, 2);
+    /// assert!(lock.try_read().is_ok() && lock.try_write().is_err());
+    /// ```
+    pub fn downgrade(self) -> RwLockReadGuard<'a, T> {
+        Self::downgrade_map(self, |data| data)
+    }
+
+    /// [`downgrade`](Self::downgrade) to a read guard for a part of the data.
+    ///
+    /// ```
+    /// let lock = ownsync::RwLock::new((1, 2));
+    /// let second = ownsync::RwLockWriteGuard::downgrade_map(lock.try_write().unwrap(), |p| &p.1);
+    /// assert_eq!(*second, 2);
+    /// ```
+    pub fn downgrade_map<U: ?Sized, F: FnOnce(&T) -> &U>(this: Self, f: F) -> RwLockReadGuard<'a, U> {
+        let data: *const U = f(&*this);
+        let (lock, mut hold) = Self::into_parts(this);
+        lock.core.downgrade(&mut hold, lock.write_permits(), 1, &lock.core);
+        RwLockReadGuard { core: &lock.core, data, hold, marker: PhantomData }
+    }
+
+    /// Like [`downgrade_map`](Self::downgrade_map), but `f` may decline, giving the write
+    /// guard back (still a write guard).
+    ///
+    /// ```
+    /// let lock = ownsync::RwLock::new(Some(1));
+    /// let w = lock.try_write().unwrap();
+    /// let w = ownsync::RwLockWriteGuard::try_downgrade_map(w, |_| None::<&i32>).unwrap_err();
+    /// let r = ownsync::RwLockWriteGuard::try_downgrade_map(w, |v| v.as_ref()).unwrap();
+    /// assert_eq!(*r, 1);
+    /// ```
+    pub fn try_downgrade_map<U: ?Sized, F: FnOnce(&T) -> Option<&U>>(
+        this: Self,
+        f: F,
+    ) -> Result<RwLockReadGuard<'a, U>, Self> {
+        let data: *const U = match f(&*this) {
+            Some(data) => data,
+            None => return Err(this),
+        };
+        let (lock, mut hold) = Self::into_parts(this);
+        lock.core.downgrade(&mut hold, lock.write_permits(), 1, &lock.core);
+        Ok(RwLockReadGuard { core: &lock.core, data, hold, marker: PhantomData })
+    }
+}
+
+/// Exclusive access to a part of an [`RwLock`]'s data, made by [`RwLockWriteGuard::map`].
+///
+/// ```
+/// let lock = ownsync::RwLock::new([1, 2]);
+/// let mut first = ownsync::RwLockWriteGuard::map(lock.try_write().unwrap(), |a| &mut a[0]);
+/// *first = 5;
+/// drop(first);
+/// assert_eq!(lock.into_inner(), [5, 2]);
+/// ```
+#[must_use = "if unused the RwLock will immediately unlock"]
+#[clippy::has_significant_drop]
+pub struct RwLockMappedWriteGuard<'a, T: ?Sized> {
+    core: &'a Arc<SemCore>,
+    permits: usize,
+    data: *mut T,
+    hold: Hold,
+    marker: PhantomData<&'a mut T>,
+}
+
+hold_guard!(RwLockMappedWriteGuard<'a, T>, T, |g| g.data, core: |g| g.core, permits: |g| g.permits,
+    docs: (rwlock_hand_doc!(), rwlock_adopt_doc!()));
+guard_deref_mut!(RwLockMappedWriteGuard<'a, T>, T, |g| g.data);
+
+// SAFETY: a unique borrow of the data (`&mut T`) plus the hold.
+unsafe impl<T: ?Sized + Send + Sync> Send for RwLockMappedWriteGuard<'_, T> {}
+// SAFETY: sharing it shares `&T` only.
+unsafe impl<T: ?Sized + Send + Sync> Sync for RwLockMappedWriteGuard<'_, T> {}
+
+impl<'a, T: ?Sized> RwLockMappedWriteGuard<'a, T> {
+    /// Maps further into the data.
+    ///
+    /// ```
+    /// let lock = ownsync::RwLock::new(((1, 2), 3));
+    /// let outer = ownsync::RwLockWriteGuard::map(lock.try_write().unwrap(), |v| &mut v.0);
+    /// let inner = ownsync::RwLockMappedWriteGuard::map(outer, |v| &mut v.1);
+    /// assert_eq!(*inner, 2);
+    /// ```
+    pub fn map<U: ?Sized, F: FnOnce(&mut T) -> &mut U>(
+        mut this: Self,
+        f: F,
+    ) -> RwLockMappedWriteGuard<'a, U> {
+        let data: *mut U = f(&mut *this);
+        let (core, permits, hold) = (this.core, this.permits, std::mem::take(&mut this.hold));
+        std::mem::forget(this);
+        RwLockMappedWriteGuard { core, permits, data, hold, marker: PhantomData }
+    }
+
+    /// Like [`map`](Self::map), but `f` may decline, giving the guard back.
+    ///
+    /// ```
+    /// let lock = ownsync::RwLock::new((Some(1), 2));
+    /// let outer = ownsync::RwLockWriteGuard::map(lock.try_write().unwrap(), |v| &mut v.0);
+    /// assert!(ownsync::RwLockMappedWriteGuard::try_map(outer, |v| v.as_mut()).is_ok());
+    /// ```
+    pub fn try_map<U: ?Sized, F: FnOnce(&mut T) -> Option<&mut U>>(
+        mut this: Self,
+        f: F,
+    ) -> Result<RwLockMappedWriteGuard<'a, U>, Self> {
+        let data: *mut U = match f(&mut *this) {
+            Some(data) => data,
+            None => return Err(this),
+        };
+        let (core, permits, hold) = (this.core, this.permits, std::mem::take(&mut this.hold));
+        std::mem::forget(this);
+        Ok(RwLockMappedWriteGuard { core, permits, data, hold, marker: PhantomData })
+    }
+}
+
+/// An [`RwLockReadGuard`] that keeps its lock alive through an `Arc` (`'static`); `U` is
+/// the part of the data it reads after [`map`](Self::map).
+///
+/// ```
+/// use std::sync::Arc;
+/// let lock = Arc::new(ownsync::RwLock::new((1, 2)));
+/// let guard = lock.clone().try_read_owned().unwrap();
+/// let second = ownsync::OwnedRwLockReadGuard::map(guard, |pair| &pair.1);
+/// assert_eq!(*second, 2);
+/// ```
+#[must_use = "if unused the RwLock will immediately unlock"]
+#[clippy::has_significant_drop]
+pub struct OwnedRwLockReadGuard<T: ?Sized, U: ?Sized = T> {
+    lock: Arc<RwLock<T>>,
+    data: *const U,
+    hold: Hold,
+}
+
+hold_guard!(OwnedRwLockReadGuard<T, U>, U, |g| g.data, core: |g| &g.lock.core, permits: |_g| 1,
+    docs: (rwlock_hand_doc!(), rwlock_adopt_doc!()));
+
+// SAFETY: as tokio's: it keeps the lock (so `T: Send + Sync` to move it) and shares `&U`.
+unsafe impl<T: ?Sized + Send + Sync, U: ?Sized + Sync> Send for OwnedRwLockReadGuard<T, U> {}
+// SAFETY: sharing it shares `&U` only.
+unsafe impl<T: ?Sized + Send + Sync, U: ?Sized + Send + Sync> Sync for OwnedRwLockReadGuard<T, U> {}
+
+impl<T: ?Sized, U: ?Sized> OwnedRwLockReadGuard<T, U> {
+    /// The lock this guard reads.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(ownsync::RwLock::new(()));
+    /// let guard = lock.clone().try_read_owned().unwrap();
+    /// assert!(Arc::ptr_eq(guard.rwlock(), &lock));
+    /// ```
+    pub fn rwlock(&self) -> &Arc<RwLock<T>> {
+        &self.lock
+    }
+
+    fn into_parts(mut this: Self) -> (Arc<RwLock<T>>, Hold) {
+        let hold = std::mem::take(&mut this.hold);
+        // SAFETY: `this` is forgotten right after, so the `Arc` is moved out exactly once.
+        let lock = unsafe { std::ptr::read(&this.lock) };
+        std::mem::forget(this);
+        (lock, hold)
+    }
+
+    /// A read guard for a part of the data.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(ownsync::RwLock::new([1, 2]));
+    /// let first = ownsync::OwnedRwLockReadGuard::map(lock.try_read_owned().unwrap(), |a| &a[0]);
+    /// assert_eq!(*first, 1);
+    /// ```
+    pub fn map<V: ?Sized, F: FnOnce(&U) -> &V>(this: Self, f: F) -> OwnedRwLockReadGuard<T, V> {
+        let data: *const V = f(&*this);
+        let (lock, hold) = Self::into_parts(this);
+        OwnedRwLockReadGuard { lock, data, hold }
+    }
+
+    /// Like [`map`](Self::map), but `f` may decline, giving the guard back.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(ownsync::RwLock::new(Some(1)));
+    /// let guard = lock.try_read_owned().unwrap();
+    /// assert!(ownsync::OwnedRwLockReadGuard::try_map(guard, |v| v.as_ref()).is_ok());
+    /// ```
+    pub fn try_map<V: ?Sized, F: FnOnce(&U) -> Option<&V>>(
+        this: Self,
+        f: F,
+    ) -> Result<OwnedRwLockReadGuard<T, V>, Self> {
+        let data: *const V = match f(&*this) {
+            Some(data) => data,
+            None => return Err(this),
+        };
+        let (lock, hold) = Self::into_parts(this);
+        Ok(OwnedRwLockReadGuard { lock, data, hold })
+    }
+}
+
+/// An [`RwLockWriteGuard`] that keeps its lock alive through an `Arc` (`'static`).
+///
+/// ```
+/// use std::sync::Arc;
+/// let lock = Arc::new(ownsync::RwLock::new(1));
+/// let mut guard = lock.clone().try_write_owned().unwrap();
+/// std::thread::spawn(move || *guard += 1).join().unwrap();
+/// assert_eq!(*lock.try_read().unwrap(), 2);
+/// ```
+#[must_use = "if unused the RwLock will immediately unlock"]
+#[clippy::has_significant_drop]
+pub struct OwnedRwLockWriteGuard<T: ?Sized> {
+    lock: Arc<RwLock<T>>,
+    hold: Hold,
+}
+
+hold_guard!(OwnedRwLockWriteGuard<T>, T, |g| g.lock.data.get(), core: |g| &g.lock.core,
+    permits: |g| g.lock.write_permits(), docs: (rwlock_hand_doc!(), rwlock_adopt_doc!()));
+guard_deref_mut!(OwnedRwLockWriteGuard<T>, T, |g| g.lock.data.get());
+
+// SAFETY: sharing it shares `&T` only.
+unsafe impl<T: ?Sized + Send + Sync> Sync for OwnedRwLockWriteGuard<T> {}
+
+impl<T: ?Sized> OwnedRwLockWriteGuard<T> {
+    /// The lock this guard writes.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(ownsync::RwLock::new(()));
+    /// let guard = lock.clone().try_write_owned().unwrap();
+    /// assert!(Arc::ptr_eq(guard.rwlock(), &lock));
+    /// ```
+    pub fn rwlock(&self) -> &Arc<RwLock<T>> {
+        &self.lock
+    }
+
+    fn into_parts(mut this: Self) -> (Arc<RwLock<T>>, Hold) {
+        let hold = std::mem::take(&mut this.hold);
+        // SAFETY: `this` is forgotten right after, so the `Arc` is moved out exactly once.
+        let lock = unsafe { std::ptr::read(&this.lock) };
+        std::mem::forget(this);
+        (lock, hold)
+    }
+
+    /// A write guard for a part of the data.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(ownsync::RwLock::new((1, 2)));
+    /// *ownsync::OwnedRwLockWriteGuard::map(lock.clone().try_write_owned().unwrap(), |p| &mut p.0) = 5;
+    /// assert_eq!(*lock.try_read().unwrap(), (5, 2));
+    /// ```
+    pub fn map<U: ?Sized, F: FnOnce(&mut T) -> &mut U>(
+        mut this: Self,
+        f: F,
+    ) -> OwnedRwLockMappedWriteGuard<T, U> {
+        let data: *mut U = f(&mut *this);
+        let (lock, hold) = Self::into_parts(this);
+        OwnedRwLockMappedWriteGuard { lock, data, hold }
+    }
+
+    /// Like [`map`](Self::map), but `f` may decline, giving the guard back.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(ownsync::RwLock::new(Some(1)));
+    /// let guard = lock.try_write_owned().unwrap();
+    /// assert!(ownsync::OwnedRwLockWriteGuard::try_map(guard, |v| v.as_mut()).is_ok());
+    /// ```
+    pub fn try_map<U: ?Sized, F: FnOnce(&mut T) -> Option<&mut U>>(
+        mut this: Self,
+        f: F,
+    ) -> Result<OwnedRwLockMappedWriteGuard<T, U>, Self> {
+        let data: *mut U = match f(&mut *this) {
+            Some(data) => data,
+            None => return Err(this),
+        };
+        let (lock, hold) = Self::into_parts(this);
+        Ok(OwnedRwLockMappedWriteGuard { lock, data, hold })
+    }
+
+    /// This guard as a mapped one of the whole data.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(ownsync::RwLock::new(1));
+    /// let mapped = ownsync::OwnedRwLockWriteGuard::into_mapped(lock.try_write_owned().unwrap());
+    /// assert_eq!(*mapped, 1);
+    /// ```
+    pub fn into_mapped(this: Self) -> OwnedRwLockMappedWriteGuard<T> {
+        Self::map(this, |data| data)
+    }
+
+    /// Atomically turns the write hold into a read hold, keeping its owner.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(ownsync::RwLock::new(1));
+    /// let r = lock.clone().try_write_owned().unwrap().downgrade();
+    /// assert!(lock.try_read().is_ok() && lock.try_write().is_err());
+    /// assert_eq!(*r, 1);
+    /// ```
+    pub fn downgrade(self) -> OwnedRwLockReadGuard<T> {
+        Self::downgrade_map(self, |data| data)
+    }
+
+    /// [`downgrade`](Self::downgrade) to a read guard for a part of the data.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(ownsync::RwLock::new((1, 2)));
+    /// let r = ownsync::OwnedRwLockWriteGuard::downgrade_map(lock.try_write_owned().unwrap(), |p| &p.1);
+    /// assert_eq!(*r, 2);
+    /// ```
+    pub fn downgrade_map<U: ?Sized, F: FnOnce(&T) -> &U>(this: Self, f: F) -> OwnedRwLockReadGuard<T, U> {
+        let data: *const U = f(&*this);
+        let (lock, mut hold) = Self::into_parts(this);
+        lock.core.downgrade(&mut hold, lock.write_permits(), 1, &lock.core);
+        OwnedRwLockReadGuard { lock, data, hold }
+    }
+
+    /// Like [`downgrade_map`](Self::downgrade_map), but `f` may decline, giving the write
+    /// guard back.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(ownsync::RwLock::new(Some(1)));
+    /// let w = lock.try_write_owned().unwrap();
+    /// let r = ownsync::OwnedRwLockWriteGuard::try_downgrade_map(w, |v| v.as_ref()).unwrap();
+    /// assert_eq!(*r, 1);
+    /// ```
+    pub fn try_downgrade_map<U: ?Sized, F: FnOnce(&T) -> Option<&U>>(
+        this: Self,
+        f: F,
+    ) -> Result<OwnedRwLockReadGuard<T, U>, Self> {
+        let data: *const U = match f(&*this) {
+            Some(data) => data,
+            None => return Err(this),
+        };
+        let (lock, mut hold) = Self::into_parts(this);
+        lock.core.downgrade(&mut hold, lock.write_permits(), 1, &lock.core);
+        Ok(OwnedRwLockReadGuard { lock, data, hold })
+    }
+}
+
+/// Exclusive access to a part of an [`RwLock`]'s data through an owned guard, made by
+/// [`OwnedRwLockWriteGuard::map`].
+///
+/// ```
+/// use std::sync::Arc;
+/// let lock = Arc::new(ownsync::RwLock::new([1, 2]));
+/// let mut first = ownsync::OwnedRwLockWriteGuard::map(lock.clone().try_write_owned().unwrap(), |a| &mut a[0]);
+/// *first = 7;
+/// drop(first);
+/// assert_eq!(*lock.try_read().unwrap(), [7, 2]);
+/// ```
+#[must_use = "if unused the RwLock will immediately unlock"]
+#[clippy::has_significant_drop]
+pub struct OwnedRwLockMappedWriteGuard<T: ?Sized, U: ?Sized = T> {
+    lock: Arc<RwLock<T>>,
+    data: *mut U,
+    hold: Hold,
+}
+
+hold_guard!(OwnedRwLockMappedWriteGuard<T, U>, U, |g| g.data, core: |g| &g.lock.core,
+    permits: |g| g.lock.write_permits(), docs: (rwlock_hand_doc!(), rwlock_adopt_doc!()));
+guard_deref_mut!(OwnedRwLockMappedWriteGuard<T, U>, U, |g| g.data);
+
+// SAFETY: a unique borrow of `U` plus the lock it keeps alive.
+unsafe impl<T: ?Sized + Send + Sync, U: ?Sized + Send + Sync> Send for OwnedRwLockMappedWriteGuard<T, U> {}
+// SAFETY: sharing it shares `&U` only.
+unsafe impl<T: ?Sized + Send + Sync, U: ?Sized + Send + Sync> Sync for OwnedRwLockMappedWriteGuard<T, U> {}
+
+impl<T: ?Sized, U: ?Sized> OwnedRwLockMappedWriteGuard<T, U> {
+    /// The lock this guard writes.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(ownsync::RwLock::new(()));
+    /// let guard = ownsync::OwnedRwLockWriteGuard::into_mapped(lock.clone().try_write_owned().unwrap());
+    /// assert!(Arc::ptr_eq(guard.rwlock(), &lock));
+    /// ```
+    pub fn rwlock(&self) -> &Arc<RwLock<T>> {
+        &self.lock
+    }
+
+    fn into_parts(mut this: Self) -> (Arc<RwLock<T>>, Hold) {
+        let hold = std::mem::take(&mut this.hold);
+        // SAFETY: `this` is forgotten right after, so the `Arc` is moved out exactly once.
+        let lock = unsafe { std::ptr::read(&this.lock) };
+        std::mem::forget(this);
+        (lock, hold)
+    }
+
+    /// Maps further into the data.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(ownsync::RwLock::new(((1, 2), 3)));
+    /// let outer = ownsync::OwnedRwLockWriteGuard::map(lock.try_write_owned().unwrap(), |v| &mut v.0);
+    /// let inner = ownsync::OwnedRwLockMappedWriteGuard::map(outer, |v| &mut v.1);
+    /// assert_eq!(*inner, 2);
+    /// ```
+    pub fn map<V: ?Sized, F: FnOnce(&mut U) -> &mut V>(
+        mut this: Self,
+        f: F,
+    ) -> OwnedRwLockMappedWriteGuard<T, V> {
+        let data: *mut V = f(&mut *this);
+        let (lock, hold) = Self::into_parts(this);
+        OwnedRwLockMappedWriteGuard { lock, data, hold }
+    }
+
+    /// Like [`map`](Self::map), but `f` may decline, giving the guard back.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(ownsync::RwLock::new((Some(1), 2)));
+    /// let outer = ownsync::OwnedRwLockWriteGuard::map(lock.try_write_owned().unwrap(), |v| &mut v.0);
+    /// assert!(ownsync::OwnedRwLockMappedWriteGuard::try_map(outer, |v| v.as_mut()).is_ok());
+    /// ```
+    pub fn try_map<V: ?Sized, F: FnOnce(&mut U) -> Option<&mut V>>(
+        mut this: Self,
+        f: F,
+    ) -> Result<OwnedRwLockMappedWriteGuard<T, V>, Self> {
+        let data: *mut V = match f(&mut *this) {
+            Some(data) => data,
+            None => return Err(this),
+        };
+        let (lock, hold) = Self::into_parts(this);
+        Ok(OwnedRwLockMappedWriteGuard { lock, data, hold })
+    }
+}
+
+/// Unit tests that reach every `unsafe` block of this file, so Miri checks them.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guards_map_downgrade_and_debug_are_sound() {
+        let lock = Arc::new(RwLock::new((1u8, String::from("a"))));
+        {
+            let mut w = lock.try_write().unwrap();
+            w.1.push('b');
+            let mut mapped = RwLockWriteGuard::map(w, |pair| &mut pair.1);
+            mapped.push('c');
+            let mut text = RwLockMappedWriteGuard::map(mapped, |text| text);
+            text.insert(0, 'z');
+            assert_eq!(format!("{lock:?}"), "RwLock { data: <locked>, writer: None }");
+        }
+        assert_eq!(format!("{lock:?}"), "RwLock { data: (1, \"zabc\"), writer: None }");
+        let r = RwLockWriteGuard::downgrade_map(lock.try_write().unwrap(), |pair| &pair.1);
+        assert_eq!(*r, "zabc");
+        let r2 = RwLockReadGuard::map(lock.try_read().unwrap(), |pair| &pair.0);
+        assert_eq!((r.len(), *r2), (4, 1));
+        drop((r, r2));
+        let owned = lock.clone().try_write_owned().unwrap();
+        let mut owned = OwnedRwLockWriteGuard::map(owned, |pair| &mut pair.0);
+        *owned = 2;
+        let owned = OwnedRwLockMappedWriteGuard::map(owned, |n| n);
+        drop(owned);
+        let read = OwnedRwLockWriteGuard::downgrade_map(lock.clone().try_write_owned().unwrap(), |p| &p.1);
+        let read = OwnedRwLockReadGuard::map(read, |text| text.as_str());
+        assert_eq!(&*read, "zabc");
+        assert_eq!(lock.statistics().readers(), 1);
+        drop(read);
+        let read = OwnedRwLockReadGuard::try_map(lock.clone().try_read_owned().unwrap(), |_| None::<&u8>);
+        drop(read.unwrap_err());
+        assert_eq!(Arc::try_unwrap(lock).ok().unwrap().into_inner().0, 2);
+    }
+}
