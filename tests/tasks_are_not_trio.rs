@@ -14,7 +14,7 @@ use std::sync::Arc;
 use futures::future::join_all;
 use ownsync::{AbandonReason, AcquireError, CapacityLimiter, HandOverError, Mutex, Semaphore, tracked};
 
-use common::{Rt, broken};
+use common::{Rt, broken, yielding};
 
 /// Finding 1: sub-futures of one task take one mutex in turn, each yielding while it
 /// holds the guard (so the others queue behind a guard of their own task).
@@ -28,20 +28,6 @@ async fn sub_futures_take_turns(mutex: Arc<Mutex<u32>>) -> Vec<Result<(), ownsyn
             Ok(())
         }
     }))
-    .await
-}
-
-/// Polls `future` once more after each `Pending` until it is done: a yield stands in for
-/// the sleep of the reported reproduction, with no timing involved.
-async fn yielding<F: std::future::Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    std::future::poll_fn(|cx| {
-        let poll = future.as_mut().poll(cx);
-        if poll.is_pending() {
-            cx.waker().wake_by_ref();
-        }
-        poll
-    })
     .await
 }
 

@@ -162,3 +162,17 @@ impl CountingWaker {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// Polls `future` once more after each `Pending` until it is done: a yield stands in for
+/// a sleep (tests wait on events, never on time).
+pub async fn yielding<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        let poll = future.as_mut().poll(cx);
+        if poll.is_pending() {
+            cx.waker().wake_by_ref();
+        }
+        poll
+    })
+    .await
+}
