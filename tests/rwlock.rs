@@ -332,7 +332,8 @@ fn an_owned_read_guard_moved_into_a_child<R: Rt>(rt: &R) {
         let lock = lock.clone();
         async move {
             let guard = lock.read_owned().await.unwrap();
-            async move {
+            // The child's body, to spawn once the spawner is gone.
+            move || async move {
                 let _ = released.await;
                 assert_eq!(*guard, 7);
             }
@@ -341,7 +342,7 @@ fn an_owned_read_guard_moved_into_a_child<R: Rt>(rt: &R) {
     let child = rt.block_on(rt.spawn(spawner).join()).unwrap();
     assert!(!lock.is_broken());
     assert_eq!(lock.statistics().orphaned(), 1);
-    let child = rt.spawn(child);
+    let child = rt.spawn(child());
     let writer = rt.spawn({
         let lock = lock.clone();
         async move { *lock.write().await.unwrap() += 1 }
