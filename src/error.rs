@@ -51,6 +51,8 @@ pub enum PrimitiveKind {
     CapacityLimiter,
     /// [`RwLock`](crate::RwLock).
     RwLock,
+    /// [`Event`](crate::Event) (never broken: it has no holder).
+    Event,
 }
 
 impl fmt::Display for PrimitiveKind {
@@ -60,6 +62,7 @@ impl fmt::Display for PrimitiveKind {
             PrimitiveKind::Semaphore => "semaphore",
             PrimitiveKind::CapacityLimiter => "capacity limiter",
             PrimitiveKind::RwLock => "rwlock",
+            PrimitiveKind::Event => "event",
         })
     }
 }

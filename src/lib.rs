@@ -4,6 +4,7 @@
 
 pub mod diagnostics;
 mod error;
+mod event;
 mod guard;
 mod limiter;
 mod loom;
@@ -24,6 +25,7 @@ pub use error::{
     AbandonReason, AcquireError, BrokenResourceError, HandOverError, PrimitiveKind, ReleaseError,
     TryAcquireError, TryLockError,
 };
+pub use event::{Event, EventStatistics};
 pub use limiter::{CapacityLimiter, CapacityToken, LimiterStatistics};
 pub use mutex::{Lock, MappedMutexGuard, Mutex, MutexGuard, MutexStatistics, OwnedMutexGuard};
 pub use owner::{OwnerId, current_owner};
