@@ -309,6 +309,63 @@ fn break_latency(c: &mut Criterion) {
     group.finish();
 }
 
+/// RwLock against tokio's: a read and a write uncontended (one task), and 8 tasks on 2
+/// workers with a 4:1 read/write mix around a short section (total time per lock).
+fn rwlock(c: &mut Criterion) {
+    let mut group = c.benchmark_group("uncontended_rwlock");
+    let ours = &ownsync::RwLock::new(0u64);
+    let theirs = &tokio::sync::RwLock::new(0u64);
+    macro_rules! uncontended {
+        ($name:literal, |$n:ident| $body:expr) => {
+            group.bench_function($name, |b| b.iter_custom(|n| timed(n, |$n| async move { $body })));
+        };
+    }
+    uncontended!("ownsync_read", |n| for _ in 0..n {
+        black_box(*ours.read().await.unwrap());
+    });
+    uncontended!("tokio_read", |n| for _ in 0..n {
+        black_box(*theirs.read().await);
+    });
+    uncontended!("ownsync_write", |n| for _ in 0..n {
+        *ours.write().await.unwrap() += 1;
+    });
+    uncontended!("tokio_write", |n| for _ in 0..n {
+        *theirs.write().await += 1;
+    });
+    group.finish();
+
+    const TASKS: u64 = 8;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let mut group = c.benchmark_group("contended_rwlock_8_tasks_4_to_1");
+    group.sample_size(20);
+    macro_rules! mixed {
+        ($name:literal, $make:expr, |$l:ident| $read:expr, $write:expr) => {
+            group.bench_function($name, |b| {
+                b.iter_custom(|n| {
+                    let per_task = n.div_ceil(TASKS);
+                    let shared = Arc::new($make);
+                    time_tasks(&rt, TASKS, || {
+                        let $l = shared.clone();
+                        async move {
+                            for i in 0..per_task {
+                                if i % 5 == 4 {
+                                    let mut guard = $write;
+                                    *guard = black_box(*guard + 1);
+                                } else {
+                                    black_box(*$read);
+                                }
+                            }
+                        }
+                    })
+                })
+            });
+        };
+    }
+    mixed!("ownsync", ownsync::RwLock::new(0u64), |l| l.read().await.unwrap(), l.write().await.unwrap());
+    mixed!("tokio", tokio::sync::RwLock::new(0u64), |l| l.read().await, l.write().await);
+    group.finish();
+}
+
 /// What a hand-over costs (DESIGN.md 2b): an owned guard taken and dropped, plainly and
 /// handed to a live (published) task first, and an owned permit the same way.
 fn hand_over(c: &mut Criterion) {
@@ -345,6 +402,7 @@ criterion_group!(
     benches,
     uncontended_mutex,
     hand_over,
+    rwlock,
     uncontended_semaphore,
     contended,
     contended_counted,

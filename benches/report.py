@@ -51,6 +51,9 @@ TARGETS = [
     ("Semaphore contended (8 tasks, 1 permit): at least tokio's", ("contended_semaphore", "ownsync"), ("contended_semaphore", "tokio"), 1.0),
     ("contended blocking_lock, 2 threads: 10x tokio's throughput", ("contended_blocking_2_threads", "ownsync"), ("contended_blocking_2_threads", "tokio"), 0.1),
     ("tracked hold vs anonymous hold (tracking cost under 10%)", ("uncontended_lock", "ownsync_tracked"), ("uncontended_lock", "ownsync"), 1.1),
+    ("RwLock read, uncontended: at least tokio's", ("uncontended_rwlock", "ownsync_read"), ("uncontended_rwlock", "tokio_read"), 1.0),
+    ("RwLock write, uncontended: at least tokio's", ("uncontended_rwlock", "ownsync_write"), ("uncontended_rwlock", "tokio_write"), 1.0),
+    ("RwLock 8 tasks, 4:1 read/write: at least tokio's", ("contended_rwlock_8_tasks_4_to_1", "ownsync"), ("contended_rwlock_8_tasks_4_to_1", "tokio"), 1.0),
 ]
 
 # Ratios shown for information: no target in DESIGN.md.
@@ -60,6 +63,8 @@ PAIRINGS = [
     ("contended blocking_lock vs parking_lot", ("contended_blocking_2_threads", "ownsync"), ("contended_blocking_2_threads", "parking_lot")),
     ("try_lock vs tokio's", ("uncontended_lock", "ownsync_try_lock"), ("uncontended_lock", "tokio_try_lock")),
     ("uncontended blocking_lock vs tokio's", ("uncontended_lock", "ownsync_blocking_lock"), ("uncontended_lock", "tokio_blocking_lock")),
+    ("owned guard handed over vs plain (hand-over cost)", ("hand_over", "owned_guard_handed"), ("hand_over", "owned_guard")),
+    ("owned permit handed over vs plain", ("hand_over", "owned_permit_handed"), ("hand_over", "owned_permit")),
 ]
 
 ROWS = [
@@ -73,6 +78,9 @@ ROWS = [
     ("contended_8_tasks_medium", ["ownsync/8", "tokio/8", "async_lock/8"]),
     ("contended_semaphore", ["ownsync", "tokio", "async_lock", "ownsync_limiter"]),
     ("contended_blocking_2_threads", ["ownsync", "tokio", "parking_lot", "std"]),
+    ("uncontended_rwlock", ["ownsync_read", "tokio_read", "ownsync_write", "tokio_write"]),
+    ("contended_rwlock_8_tasks_4_to_1", ["ownsync", "tokio"]),
+    ("hand_over", ["owned_guard", "owned_guard_handed", "owned_permit", "owned_permit_handed"]),
 ]
 
 
