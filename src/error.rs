@@ -309,3 +309,26 @@ impl From<crate::owner::OwnerGone> for HandOverError {
         HandOverError::OwnerGone(id)
     }
 }
+
+/// Why a broken mutex or RwLock cannot be repaired now (see `Mutex::try_repair`).
+///
+/// ```
+/// use ownsync::{Mutex, RepairError};
+/// let mutex = Mutex::new(0);
+/// assert_eq!(mutex.try_repair().err(), Some(RepairError::NotBroken));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepairError {
+    /// It is not broken: there is nothing to repair.
+    #[error("not broken: nothing to repair")]
+    NotBroken,
+    /// Guards of it are still out: the abandoned hold's own guard (moved elsewhere, or
+    /// leaked with `mem::forget`), another holder's, or another repairer's. A repair
+    /// needs every one of them dropped, so that nothing else reaches the data.
+    #[error("{guards_out} permit(s) still held by guards that were not dropped (a leaked guard never is)")]
+    InUse {
+        /// How many permits those guards hold.
+        guards_out: usize,
+    },
+}

@@ -11,6 +11,7 @@ mod loom;
 mod lot;
 mod mutex;
 mod owner;
+mod repair;
 mod runtime;
 mod rwlock;
 mod sem;
@@ -23,12 +24,13 @@ mod tracked;
 
 pub use error::{
     AbandonReason, AcquireError, BrokenResourceError, HandOverError, PrimitiveKind, ReleaseError,
-    TryAcquireError, TryLockError,
+    RepairError, TryAcquireError, TryLockError,
 };
 pub use event::{Event, EventStatistics};
 pub use limiter::{CapacityLimiter, CapacityToken, LimiterStatistics};
 pub use mutex::{Lock, MappedMutexGuard, Mutex, MutexGuard, MutexStatistics, OwnedMutexGuard};
 pub use owner::{OwnerId, current_owner};
+pub use repair::RepairGuard;
 pub use rwlock::{
     OwnedRwLockMappedWriteGuard, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock, RwLockMappedWriteGuard,
     RwLockReadGuard, RwLockStatistics, RwLockWriteGuard,

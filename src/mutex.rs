@@ -10,10 +10,11 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::error::{AcquireError, PrimitiveKind, ReleaseError, TryLockError};
+use crate::error::{AcquireError, PrimitiveKind, ReleaseError, RepairError, TryLockError};
 use crate::guard::{guard_deref_mut, hold_guard};
 use crate::lot::block_on;
 use crate::owner::{Caller, OwnerId, current_owner};
+use crate::repair::RepairGuard;
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_hold, common_statistics};
 
 /// An async mutex that knows who holds it.
@@ -288,6 +289,29 @@ impl<T: ?Sized> Mutex<T> {
     /// ```
     pub fn name(&self) -> Option<&str> {
         self.core.name()
+    }
+
+    /// Starts repairing a broken mutex (DESIGN.md section 6; POSIX's
+    /// `pthread_mutex_consistent`, std's `clear_poison`): the data for a program that
+    /// knows how to restore it, then [`RepairGuard::mark_consistent`] makes the mutex
+    /// usable again. Dropping the repair guard without it leaves the mutex broken.
+    ///
+    /// # Errors
+    /// [`RepairError::NotBroken`]; [`RepairError::InUse`] while a guard of the mutex is
+    /// still out (the abandoned hold's own guard if it was moved elsewhere or leaked,
+    /// or another repairer's): the data may still be reached through it.
+    ///
+    /// ```
+    /// use ownsync::{Mutex, RepairError, tracked};
+    /// # futures::executor::block_on(async {
+    /// let mutex = Mutex::new(1);
+    /// // A task that leaks its guard: the guard is never dropped, so no repair is safe.
+    /// tracked(async { std::mem::forget(mutex.lock().await.unwrap()) }).await;
+    /// assert_eq!(mutex.try_repair().err(), Some(RepairError::InUse { guards_out: 1 }));
+    /// # });
+    /// ```
+    pub fn try_repair(&self) -> Result<RepairGuard<'_, T>, RepairError> {
+        RepairGuard::begin(&self.core, 1, self.data.get())
     }
 
     /// A snapshot of the mutex's state.

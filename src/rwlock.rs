@@ -15,10 +15,11 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::error::{AcquireError, PrimitiveKind, TryLockError};
+use crate::error::{AcquireError, PrimitiveKind, RepairError, TryLockError};
 use crate::guard::{guard_deref_mut, hold_guard};
 use crate::lot::block_on;
 use crate::owner::{Caller, OwnerId};
+use crate::repair::RepairGuard;
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_hold, common_statistics};
 
 /// The most readers an [`RwLock`] admits at once (tokio's limit: `u32::MAX >> 3`).
@@ -337,6 +338,29 @@ impl<T: ?Sized> RwLock<T> {
     /// ```
     pub fn name(&self) -> Option<&str> {
         self.core.name()
+    }
+
+    /// Starts repairing a broken lock, as [`Mutex::try_repair`](crate::Mutex::try_repair)
+    /// does: possible once every read and write guard is dropped.
+    ///
+    /// # Errors
+    /// [`RepairError::NotBroken`]; [`RepairError::InUse`] while guards are out.
+    ///
+    /// ```
+    /// use ownsync::RwLock;
+    /// let lock = RwLock::new(vec![1]);
+    /// let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    ///     let mut w = lock.blocking_write().unwrap();
+    ///     w.clear();
+    ///     panic!("half-way");
+    /// }));
+    /// let mut repair = lock.try_repair().unwrap();
+    /// repair.push(1);
+    /// repair.mark_consistent();
+    /// assert_eq!(*lock.try_read().unwrap(), [1]);
+    /// ```
+    pub fn try_repair(&self) -> Result<RepairGuard<'_, T>, RepairError> {
+        RepairGuard::begin(&self.core, self.write_permits(), self.data.get())
     }
 
     /// A snapshot of the lock's state.

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::error::{
     AbandonReason, AcquireError, Broken, BrokenResourceError, HandOverError, PrimitiveKind, ReleaseError,
-    TryAcquireError,
+    RepairError, TryAcquireError,
 };
 use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Mutex};
 use crate::lot::{Outcome, Settlement, WaitQueue, WakeList};
@@ -279,6 +279,12 @@ struct Shared {
     orphaned: usize,
     /// A `Lock`'s manual hold (`acquire`/`release` without a guard) and its owner.
     manual: Option<(Option<OwnerId>, Hold)>,
+    /// Permits of abandoned holds whose guards were dropped after their owner's exit
+    /// claimed them but before its abandonment broke the primitive: counted back in by
+    /// the break (see [`SemCore::return_after_break`]).
+    returned_before_break: usize,
+    /// The latest break's error, kept after a repair for the waiters it failed.
+    last_break: Option<BrokenResourceError>,
 }
 
 /// Acquires `$permits` of `$core` for `$caller` inside the calling `async fn`, `?`-ing
@@ -516,8 +522,24 @@ impl SemCore {
         }
     }
 
+    /// Why a waiter was failed, when the core is no longer broken: it was closed, or
+    /// broken and repaired since (the waiter keeps the break's error).
+    fn failed_error(&self) -> AcquireError {
+        match (self.is_closed(), self.shared.lock().last_break.clone()) {
+            (false, Some(err)) => AcquireError::Broken(err),
+            _ => AcquireError::Closed,
+        }
+    }
+
+    /// The error of the break the caller saw in the state word. A repair may have ended
+    /// it since: the caller's acquire failed before that, with the same error.
     fn broken_error(&self) -> BrokenResourceError {
-        self.shared.lock().broken.clone().expect("BROKEN is set only together with the error")
+        let shared = self.shared.lock();
+        shared
+            .broken
+            .clone()
+            .or_else(|| shared.last_break.clone())
+            .expect("BROKEN is set only together with the error")
     }
 
     /// The fast path: take `permits` with one CAS if nobody waits and enough are free.
@@ -641,18 +663,21 @@ impl SemCore {
                     true => ticket.abandoner(),
                 };
                 match ticket.unregister() {
-                    Claim::Abandoned => return, // the owner's exit abandoned it already
+                    // The owner's exit abandoned it already; its guard is gone now.
+                    Claim::Abandoned => return self.dead_guard_dropped(permits),
                     Claim::Orphaned => self.adopt_orphan(),
                     Claim::Ours => {}
                 }
                 if let Some(abandoner) = abandoner {
-                    return self.abandon(&abandoner, AbandonReason::Panicked, permits);
+                    self.abandon(&abandoner, AbandonReason::Panicked, permits);
+                    return self.return_after_break(permits);
                 }
             }
             None if panicking => {
                 // No tracked owner: the panicking thread is who abandoned it.
                 if let Some(thread) = current_abandoner(Caller::Blocking) {
-                    return self.abandon(&thread, AbandonReason::Panicked, permits);
+                    self.abandon(&thread, AbandonReason::Panicked, permits);
+                    return self.return_after_break(permits);
                 }
             }
             None => {}
@@ -677,6 +702,78 @@ impl SemCore {
         !taken_while_panicking && std::thread::panicking()
     }
 
+    /// The guard of a hold its owner's exit abandoned is dropped. If that abandonment
+    /// broke the primitive (rather than reclaiming the permits), the permits come back
+    /// into the broken primitive's count, so that a repair can tell when no guard of it
+    /// is left (see [`SemCore::try_begin_repair`]).
+    #[cold]
+    fn dead_guard_dropped(&self, permits: usize) {
+        if self.repairable() && (permits == self.exclusive || self.policy == AbandonPolicy::Break) {
+            self.return_after_break(permits);
+        }
+    }
+
+    /// Counts `permits` back into a primitive that is broken, or about to be: an exit
+    /// claims a hold under its owner's lock and breaks the primitive just after, so a
+    /// guard dropped in between leaves its permits for the break to count in.
+    #[cold]
+    fn return_after_break(&self, permits: usize) {
+        if !self.repairable() {
+            return;
+        }
+        let mut shared = self.shared.lock();
+        if shared.broken.is_some() {
+            self.state.fetch_add(permits << SHIFT, AcqRel);
+        } else {
+            shared.returned_before_break += permits;
+        }
+    }
+
+    /// Whether a break can be repaired (a mutex, an RwLock: the primitives with data),
+    /// so the permits of guards dropped after it are counted back. A counted primitive
+    /// keeps tokio-like counts: a broken one's count no longer changes.
+    fn repairable(&self) -> bool {
+        self.exclusive != NOT_EXCLUSIVE
+    }
+
+    /// Starts a repair of a broken primitive of `total` permits: takes them all, which
+    /// is possible only once every guard (live, or dead since its owner's exit) has been
+    /// dropped, so the repairer's `&mut T` aliases nothing.
+    pub(crate) fn try_begin_repair(&self, total: usize) -> Result<(), RepairError> {
+        let mut state = self.state.load(Acquire);
+        loop {
+            if state & BROKEN == 0 {
+                return Err(RepairError::NotBroken);
+            }
+            if state >> SHIFT != total {
+                return Err(RepairError::InUse { guards_out: total - (state >> SHIFT) });
+            }
+            match self.state.compare_exchange_weak(state, state & FLAGS, AcqRel, Acquire) {
+                Ok(_) => return Ok(()),
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Ends a repair: marked consistent, the primitive is whole again with all `total`
+    /// permits free (its waiters were failed by the break, so nobody is queued); given
+    /// up, it stays broken, with the permits back for another repair.
+    pub(crate) fn end_repair(&self, total: usize, consistent: bool) {
+        if !consistent {
+            self.state.fetch_add(total << SHIFT, AcqRel);
+            return;
+        }
+        let mut shared = self.shared.lock();
+        shared.broken = None;
+        let slow = if shared.queue.is_empty() && shared.debt == 0 { 0 } else { SLOW };
+        let _ = self
+            .state
+            .fetch_update(AcqRel, Acquire, |state| Some((total << SHIFT) | (state & CLOSED) | slow));
+        if self.holder.load(Relaxed) != 0 {
+            self.holder.store(0, Relaxed);
+        }
+    }
+
     /// Returns `permits` to the pool, handing them to queued waiters first.
     pub(crate) fn release(&self, permits: usize) {
         if permits == 0 {
@@ -684,10 +781,12 @@ impl SemCore {
         }
         let mut state = self.state.load(Relaxed);
         loop {
-            if state & BROKEN != 0 {
+            // Broken: nobody is granted any more. A repairable primitive still counts the
+            // permits back, so a repair can tell when every guard is gone.
+            if state & BROKEN != 0 && !self.repairable() {
                 return;
             }
-            if state & SLOW != 0 {
+            if state & SLOW != 0 && state & BROKEN == 0 {
                 break;
             }
             let next = Self::add_to(state, permits);
@@ -720,11 +819,12 @@ impl SemCore {
         permits -= paid;
         let mut state = self.state.load(Relaxed);
         loop {
-            if state & BROKEN != 0 {
+            if state & BROKEN != 0 && !self.repairable() {
                 return;
             }
             let next = Self::add_to(state, permits);
             match self.state.compare_exchange_weak(state, next, AcqRel, Relaxed) {
+                Ok(_) if next & BROKEN != 0 => return, // counted back, granted to nobody
                 Ok(_) => break,
                 Err(actual) => state = actual,
             }
@@ -828,7 +928,12 @@ impl SemCore {
             owner_name: owner.name.clone(),
             reason,
         }));
+        shared.last_break.clone_from(&shared.broken);
         self.state.fetch_or(BROKEN, Release);
+        let returned = std::mem::take(&mut shared.returned_before_break);
+        if returned > 0 {
+            self.state.fetch_add(returned << SHIFT, AcqRel);
+        }
         shared.queue.fail_all(wakes);
     }
 
@@ -1040,11 +1145,18 @@ impl AcquireFuture<'_> {
         }
         self.slot = None;
         if core.is_broken() {
+            if outcome == Outcome::Granted {
+                // Granted, then broken before we ran: the permits go back (counted in by
+                // a repairable primitive, so a repair does not wait for them for ever).
+                core.release(self.permits);
+            }
             return Poll::Ready(Err(AcquireError::Broken(core.broken_error())));
         }
         Poll::Ready(match outcome {
             Outcome::Granted => Ok(()),
-            _ => Err(AcquireError::Closed),
+            // Failed by a close, or by a break that a repair has since undone: the waiter
+            // keeps the error it was failed with.
+            _ => Err(core.failed_error()),
         })
     }
 

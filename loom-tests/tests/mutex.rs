@@ -147,3 +147,41 @@ fn task_exit_races_a_release_elsewhere() {
         canceller.join().unwrap();
     });
 }
+
+/// A repair (take the broken mutex, fix, mark consistent) races a new acquire on another
+/// thread: the acquire either fails with `Broken` or gets the mutex after the repair,
+/// never while the repairer is inside; a waiter never hangs.
+#[test]
+fn a_repair_races_a_new_acquire() {
+    model(|| {
+        let mutex = Arc::new(Mutex::new(0usize));
+        // Break it: a guard handed to a task that exits while answering for it; then
+        // the guard is dropped, so the mutex is repairable.
+        let mut guard = mutex.clone().try_lock_owned().unwrap();
+        let worker = ownsync::tracked(std::future::pending::<()>());
+        ownsync::OwnedMutexGuard::hand_to(&mut guard, worker.owner()).unwrap();
+        drop(worker);
+        drop(guard);
+        let inside = Arc::new(AtomicBool::new(false));
+        let locker = {
+            let (mutex, inside) = (mutex.clone(), inside.clone());
+            thread::spawn(move || match mutex.blocking_lock() {
+                Ok(mut guard) => {
+                    assert!(!inside.swap(true, Ordering::SeqCst), "beside the repairer");
+                    *guard += 1;
+                    inside.store(false, Ordering::SeqCst);
+                    true
+                }
+                Err(AcquireError::Broken(_)) => false,
+                Err(other) => panic!("unexpected {other:?}"),
+            })
+        };
+        let mut repair = mutex.try_repair().unwrap();
+        assert!(!inside.swap(true, Ordering::SeqCst), "beside a locker");
+        *repair = 10;
+        inside.store(false, Ordering::SeqCst);
+        repair.mark_consistent();
+        let locked = locker.join().unwrap();
+        assert_eq!(*mutex.try_lock().unwrap(), if locked { 11 } else { 10 });
+    });
+}
