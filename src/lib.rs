@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
 
+mod condition;
 pub mod diagnostics;
 mod error;
 mod event;
@@ -22,6 +23,7 @@ pub mod tokio;
 pub mod tower;
 mod tracked;
 
+pub use condition::{Condition, ConditionStatistics, ConditionWait};
 pub use error::{
     AbandonReason, AcquireError, BrokenResourceError, HandOverError, PrimitiveKind, ReleaseError,
     RepairError, TryAcquireError, TryLockError,

@@ -39,11 +39,17 @@ pub(crate) enum Outcome {
     Granted,
     /// Failed: the primitive closed or broke while it waited.
     Failed,
+    /// Moved by a notify from a condition's queue onto its mutex's, at this key there
+    /// (a condition waiter only: see `Condition`).
+    Requeued(usize),
 }
 
 const WAITING: usize = 0;
 const GRANTED: usize = 1;
 const FAILED: usize = 2;
+/// `REQUEUED | key << TAG_BITS`: requeued, waiting at `key` in the mutex's queue.
+const REQUEUED: usize = 3;
+const TAG_BITS: u32 = 2;
 
 /// The word a waiting future keeps for the queue to write its outcome into.
 ///
@@ -61,7 +67,8 @@ impl Settlement {
         match self.0.load(Ordering::Acquire) {
             WAITING => Outcome::Waiting,
             GRANTED => Outcome::Granted,
-            _ => Outcome::Failed,
+            FAILED => Outcome::Failed,
+            requeued => Outcome::Requeued(requeued >> TAG_BITS),
         }
     }
 }
@@ -76,6 +83,14 @@ unsafe impl Send for SettlementPtr {}
 unsafe impl Sync for SettlementPtr {}
 
 impl SettlementPtr {
+    /// Records that the waiter now waits at `key` in another queue (a requeue). Not its
+    /// last touch: the new queue settles it later, through the same pointer.
+    fn mark_requeued(&self, key: usize) {
+        // SAFETY: as in `settle`: the waiter is still queued (in the new queue, under the
+        // same owner's lock that is held now), so its settlement is alive and in place.
+        unsafe { self.0.as_ref() }.0.store(REQUEUED | (key << TAG_BITS), Ordering::Release);
+    }
+
     /// Writes the outcome: the queue's last touch of the waiter's memory.
     fn settle(self, outcome: usize) {
         // SAFETY: `park`'s contract: the settlement stays where it is until it reads a
@@ -98,6 +113,28 @@ struct Slot {
     settlement: SettlementPtr,
     prev: usize,
     next: usize,
+}
+
+/// A waiter taken out of a queue, not settled yet: it must be queued again
+/// ([`WaitQueue::push_requeued`]) or settled ([`Parked::settle`]).
+pub(crate) struct Parked {
+    wants: usize,
+    owner: Option<OwnerId>,
+    waker: Option<Waker>,
+    settlement: SettlementPtr,
+}
+
+impl Parked {
+    /// How many permits it waits for.
+    pub(crate) fn wants(&self) -> usize {
+        self.wants
+    }
+
+    /// Settles it granted (or failed) and queues its waker for waking.
+    pub(crate) fn settle(self, granted: bool, wakes: &mut WakeList) {
+        wakes.push(self.waker);
+        self.settlement.settle(if granted { GRANTED } else { FAILED });
+    }
 }
 
 /// FIFO of waiters in slab slots.
@@ -157,6 +194,37 @@ impl WaitQueue {
             tail => self.slots[tail].next = key,
         }
         self.tail = key;
+        key
+    }
+
+    /// Takes the head waiter out as it is, to move it to another queue (a notify's
+    /// requeue).
+    pub(crate) fn pop_front(&mut self) -> Option<Parked> {
+        if self.head == NIL {
+            return None;
+        }
+        let slot = self.take(self.head);
+        Some(Parked { wants: slot.wants, owner: slot.owner, waker: slot.waker, settlement: slot.settlement })
+    }
+
+    /// Queues a waiter taken out of another queue at the back, and tells it where it is
+    /// now ([`Outcome::Requeued`]). Returns its key.
+    pub(crate) fn push_requeued(&mut self, parked: Parked) -> usize {
+        let key = self.slots.insert(Slot {
+            wants: parked.wants,
+            owner: parked.owner,
+            self_wait: None,
+            waker: parked.waker,
+            settlement: parked.settlement,
+            prev: self.tail,
+            next: NIL,
+        });
+        match self.tail {
+            NIL => self.head = key,
+            tail => self.slots[tail].next = key,
+        }
+        self.tail = key;
+        self.slots[key].settlement.mark_requeued(key);
         key
     }
 

@@ -126,6 +126,10 @@ impl<T> Mutex<T> {
 }
 
 impl<T: ?Sized> Mutex<T> {
+    pub(crate) fn core(&self) -> &Arc<SemCore> {
+        &self.core
+    }
+
     /// For the blocking entry points; the async ones expand [`acquire_hold!`] in place.
     async fn acquire_hold(&self, caller: Caller, moves: bool) -> Result<Hold, AcquireError> {
         Ok(acquire_hold!(self.core, 1, caller, &self.core, moves: moves))
@@ -538,6 +542,18 @@ guard_deref_mut!(MutexGuard<'a, T>, T, |g| g.mutex.data.get());
 unsafe impl<T: ?Sized + Send + Sync> Sync for MutexGuard<'_, T> {}
 
 impl<'a, T: ?Sized> MutexGuard<'a, T> {
+    /// A guard for a hold of `mutex` taken elsewhere (a condition's wait).
+    pub(crate) fn from_hold(mutex: &'a Mutex<T>, hold: Hold) -> Self {
+        MutexGuard { mutex, hold }
+    }
+
+    /// Gives the hold up to the caller without ending it (a condition's wait).
+    pub(crate) fn into_parts(mut this: Self) -> (&'a Mutex<T>, Hold) {
+        let (mutex, hold) = (this.mutex, std::mem::take(&mut this.hold));
+        std::mem::forget(this);
+        (mutex, hold)
+    }
+
     /// The mutex this guard locks.
     ///
     /// ```

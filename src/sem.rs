@@ -13,8 +13,8 @@
 use std::future::Future;
 use std::marker::PhantomPinned;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use crate::error::{
     RepairError, TryAcquireError,
 };
 use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Mutex};
-use crate::lot::{Outcome, Settlement, WaitQueue, WakeList};
+use crate::lot::{Outcome, Parked, Settlement, WaitQueue, WakeList};
 use crate::owner::{
     Abandon, Abandoner, Caller, Claim, HandedOver, HoldTicket, OwnerId, current_abandoner, hand_over,
     identity_for, is_live_owner, owner_id_for, register_hold, register_to,
@@ -285,6 +285,15 @@ struct Shared {
     returned_before_break: usize,
     /// The latest break's error, kept after a repair for the waiters it failed.
     last_break: Option<BrokenResourceError>,
+    /// Who else must hear of a break: the conditions used with this mutex, whose
+    /// waiters are not in this queue until notified.
+    break_hooks: Vec<Weak<dyn BreakHook>>,
+}
+
+/// Something that must fail its own waiters when a primitive breaks (a condition).
+pub(crate) trait BreakHook: Send + Sync {
+    /// The primitive broke. Called with no lock held.
+    fn primitive_broke(&self);
 }
 
 /// Acquires `$permits` of `$core` for `$caller` inside the calling `async fn`, `?`-ing
@@ -729,6 +738,80 @@ impl SemCore {
         }
     }
 
+    /// Registers a condition to hear of this mutex's break.
+    pub(crate) fn add_break_hook(&self, hook: Weak<dyn BreakHook>) {
+        let mut shared = self.shared.lock();
+        shared.break_hooks.retain(|hook| hook.strong_count() > 0);
+        shared.break_hooks.push(hook);
+    }
+
+    /// A notified condition waiter moves onto this mutex's queue: granted at once if the
+    /// mutex is free and nobody queues, failed if it is broken, else queued at the back
+    /// (no thundering herd: it is woken only when the mutex is handed to it).
+    pub(crate) fn requeue(&self, parked: Parked, wakes: &mut WakeList) {
+        let mut shared = self.shared.lock();
+        let wants = parked.wants();
+        let mut state = self.state.load(Acquire);
+        loop {
+            if state & BROKEN != 0 {
+                return parked.settle(false, wakes);
+            }
+            let next = if state & SLOW == 0 && state >> SHIFT >= wants {
+                state - (wants << SHIFT)
+            } else {
+                state | SLOW
+            };
+            match self.state.compare_exchange_weak(state, next, AcqRel, Acquire) {
+                Ok(_) if next & SLOW == 0 => return parked.settle(true, wakes),
+                Ok(_) => break,
+                Err(actual) => state = actual,
+            }
+        }
+        shared.queue.push_requeued(parked);
+    }
+
+    /// Refreshes the waker of a requeued condition waiter; `false` if it was settled in
+    /// the meantime (granted or failed).
+    pub(crate) fn update_requeued_waker(&self, settlement: &Settlement, waker: &std::task::Waker) -> bool {
+        let mut shared = self.shared.lock();
+        let Outcome::Requeued(key) = settlement.outcome() else { return false };
+        let replaced = shared.queue.update_waker(key, waker);
+        drop(shared);
+        drop(replaced);
+        true
+    }
+
+    /// A requeued condition waiter is cancelled: takes it out of the queue. Returns
+    /// whether it had been granted the mutex meanwhile (the caller passes it on).
+    pub(crate) fn cancel_requeued(&self, settlement: &Settlement) -> bool {
+        let mut wakes = WakeList::default();
+        let mut own_waker = None;
+        let granted = {
+            let mut shared = self.shared.lock();
+            match settlement.outcome() {
+                Outcome::Requeued(key) => {
+                    own_waker = shared.queue.remove(key);
+                    self.grant_waiters(&mut shared, &mut wakes);
+                    false
+                }
+                outcome => outcome == Outcome::Granted,
+            }
+        };
+        wakes.wake_all();
+        drop(own_waker);
+        granted
+    }
+
+    /// Registers a mutex hold granted to a condition waiter, to the current owner.
+    pub(crate) fn register_granted(self: &Arc<Self>) -> Hold {
+        self.register(1, Caller::Async, self, false)
+    }
+
+    /// The error of a waiter the queue failed (broken, now or before a repair).
+    pub(crate) fn failure(&self) -> AcquireError {
+        if self.is_broken() { AcquireError::Broken(self.broken_error()) } else { self.failed_error() }
+    }
+
     /// Whether a break can be repaired (a mutex, an RwLock: the primitives with data),
     /// so the permits of guards dropped after it are counted back. A counted primitive
     /// keeps tokio-like counts: a broken one's count no longer changes.
@@ -1027,6 +1110,7 @@ impl Abandon for SemCore {
 
     fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize) {
         let mut wakes = WakeList::default();
+        let mut hooks: Vec<Arc<dyn BreakHook>> = Vec::new();
         {
             let mut shared = self.shared.lock();
             shared.abandoned.count += 1;
@@ -1040,6 +1124,7 @@ impl Abandon for SemCore {
                     self.break_locked(&mut shared, owner, reason, &mut wakes);
                     if !already_broken {
                         self.trace(owner, reason, Aftermath::Broke { waiters });
+                        hooks = shared.break_hooks.iter().filter_map(Weak::upgrade).collect();
                     }
                 }
                 AbandonPolicy::Reclaim => {
@@ -1048,7 +1133,13 @@ impl Abandon for SemCore {
                 }
             }
         }
-        wakes.wake_all();
+        // Every waiter is woken even if a wake (or a hook's) panics: run_all goes on.
+        crate::lot::run_all(
+            [Box::new(move || wakes.wake_all()) as Box<dyn FnOnce()>].into_iter().chain(
+                hooks.into_iter().map(|hook| Box::new(move || hook.primitive_broke()) as Box<dyn FnOnce()>),
+            ),
+            |run| run(),
+        );
     }
 }
 
@@ -1221,12 +1312,13 @@ impl Drop for AcquireFuture<'_> {
                     }
                     // Granted while we took the lock, never returned: pass it on.
                     Outcome::Granted => core.release_locked(&mut shared, self.permits, &mut wakes),
-                    Outcome::Failed => {}
+                    // (`Requeued` is a condition waiter's, never an acquire's.)
+                    Outcome::Failed | Outcome::Requeued(_) => {}
                 }
             }
             // Granted but never returned: pass the permits on.
             Outcome::Granted => core.release(self.permits),
-            Outcome::Failed => {}
+            Outcome::Failed | Outcome::Requeued(_) => {}
         }
         // Wake the granted first: if dropping our waker panics, nobody is left asleep.
         wakes.wake_all();
