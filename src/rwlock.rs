@@ -789,7 +789,7 @@ hold_guard!(OwnedRwLockReadGuard<T, U>, U, |g| g.data, core: |g| &g.lock.core, p
 // SAFETY: as tokio's: it keeps the lock (so `T: Send + Sync` to move it) and shares `&U`.
 unsafe impl<T: ?Sized + Send + Sync, U: ?Sized + Sync> Send for OwnedRwLockReadGuard<T, U> {}
 // SAFETY: sharing it shares `&U` only.
-unsafe impl<T: ?Sized + Send + Sync, U: ?Sized + Send + Sync> Sync for OwnedRwLockReadGuard<T, U> {}
+unsafe impl<T: ?Sized + Send + Sync, U: ?Sized + Sync> Sync for OwnedRwLockReadGuard<T, U> {}
 
 impl<T: ?Sized, U: ?Sized> OwnedRwLockReadGuard<T, U> {
     /// The lock this guard reads.
