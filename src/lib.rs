@@ -30,7 +30,9 @@ pub use error::{
 };
 pub use event::{Event, EventStatistics};
 pub use limiter::{CapacityLimiter, CapacityToken, LimiterStatistics};
-pub use mutex::{Lock, MappedMutexGuard, Mutex, MutexGuard, MutexStatistics, OwnedMutexGuard};
+pub use mutex::{
+    Lock, MappedMutexGuard, Mutex, MutexGuard, MutexStatistics, OwnedMappedMutexGuard, OwnedMutexGuard,
+};
 pub use owner::{OwnerId, current_owner};
 pub use repair::RepairGuard;
 pub use rwlock::{

@@ -639,6 +639,135 @@ impl<T: ?Sized> OwnedMutexGuard<T> {
     }
 }
 
+impl<T: ?Sized> OwnedMutexGuard<T> {
+    fn into_parts(mut this: Self) -> (Arc<Mutex<T>>, Hold) {
+        let hold = std::mem::take(&mut this.hold);
+        // SAFETY: `this` is forgotten right after, so the `Arc` is moved out exactly once.
+        let mutex = unsafe { std::ptr::read(&this.mutex) };
+        std::mem::forget(this);
+        (mutex, hold)
+    }
+
+    /// An owned guard for a part of the data (tokio's `OwnedMutexGuard::map`); the lock
+    /// stays held until it drops.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let mutex = Arc::new(ownsync::Mutex::new((1, 2)));
+    /// let mut second = ownsync::OwnedMutexGuard::map(mutex.clone().try_lock_owned().unwrap(), |p| &mut p.1);
+    /// *second += 1;
+    /// drop(second);
+    /// assert_eq!(*mutex.try_lock().unwrap(), (1, 3));
+    /// ```
+    pub fn map<U: ?Sized, F: FnOnce(&mut T) -> &mut U>(mut this: Self, f: F) -> OwnedMappedMutexGuard<T, U> {
+        let data: *mut U = f(&mut *this);
+        let (mutex, hold) = Self::into_parts(this);
+        OwnedMappedMutexGuard { mutex, data, hold }
+    }
+
+    /// Like [`map`](Self::map), but `f` may decline, giving the guard back.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let mutex = Arc::new(ownsync::Mutex::new(Some(1)));
+    /// let guard = mutex.try_lock_owned().unwrap();
+    /// assert_eq!(*ownsync::OwnedMutexGuard::try_map(guard, |v| v.as_mut()).unwrap(), 1);
+    /// ```
+    pub fn try_map<U: ?Sized, F: FnOnce(&mut T) -> Option<&mut U>>(
+        mut this: Self,
+        f: F,
+    ) -> Result<OwnedMappedMutexGuard<T, U>, Self> {
+        let data: *mut U = match f(&mut *this) {
+            Some(data) => data,
+            None => return Err(this),
+        };
+        let (mutex, hold) = Self::into_parts(this);
+        Ok(OwnedMappedMutexGuard { mutex, data, hold })
+    }
+}
+
+/// An owned guard for part of a mutex's data (`'static`), made by
+/// [`OwnedMutexGuard::map`].
+///
+/// ```
+/// use std::sync::Arc;
+/// let mutex = Arc::new(ownsync::Mutex::new([1, 2]));
+/// let first = ownsync::OwnedMutexGuard::map(mutex.try_lock_owned().unwrap(), |a| &mut a[0]);
+/// std::thread::spawn(move || assert_eq!(*first, 1)).join().unwrap();
+/// ```
+#[must_use = "if unused the Mutex will immediately unlock"]
+#[clippy::has_significant_drop]
+pub struct OwnedMappedMutexGuard<T: ?Sized, U: ?Sized = T> {
+    mutex: Arc<Mutex<T>>,
+    data: *mut U,
+    hold: Hold,
+}
+
+hold_guard!(OwnedMappedMutexGuard<T, U>, U, |g| g.data, core: |g| &g.mutex.core, permits: |_g| 1,
+    docs: (mutex_hand_doc!(), mutex_adopt_doc!()));
+guard_deref_mut!(OwnedMappedMutexGuard<T, U>, U, |g| g.data);
+
+// SAFETY: a unique borrow of `U` plus the mutex it keeps alive (as tokio's).
+unsafe impl<T: ?Sized + Send, U: ?Sized + Send> Send for OwnedMappedMutexGuard<T, U> {}
+// SAFETY: sharing it shares `&U` only.
+unsafe impl<T: ?Sized + Send + Sync, U: ?Sized + Send + Sync> Sync for OwnedMappedMutexGuard<T, U> {}
+
+impl<T: ?Sized, U: ?Sized> OwnedMappedMutexGuard<T, U> {
+    /// The mutex this guard locks.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let mutex = Arc::new(ownsync::Mutex::new(((), ())));
+    /// let guard = ownsync::OwnedMutexGuard::map(mutex.clone().try_lock_owned().unwrap(), |p| &mut p.0);
+    /// assert!(Arc::ptr_eq(ownsync::OwnedMappedMutexGuard::mutex(&guard), &mutex));
+    /// ```
+    pub fn mutex(this: &Self) -> &Arc<Mutex<T>> {
+        &this.mutex
+    }
+
+    /// Maps further into the data.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let mutex = Arc::new(ownsync::Mutex::new(((1, 2), 3)));
+    /// let outer = ownsync::OwnedMutexGuard::map(mutex.try_lock_owned().unwrap(), |v| &mut v.0);
+    /// assert_eq!(*ownsync::OwnedMappedMutexGuard::map(outer, |v| &mut v.1), 2);
+    /// ```
+    pub fn map<V: ?Sized, F: FnOnce(&mut U) -> &mut V>(mut this: Self, f: F) -> OwnedMappedMutexGuard<T, V> {
+        let data: *mut V = f(&mut *this);
+        let (mutex, hold) = Self::into_parts(this);
+        OwnedMappedMutexGuard { mutex, data, hold }
+    }
+
+    /// Like [`map`](Self::map), but `f` may decline, giving the guard back.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let mutex = Arc::new(ownsync::Mutex::new((Some(1), 2)));
+    /// let outer = ownsync::OwnedMutexGuard::map(mutex.try_lock_owned().unwrap(), |v| &mut v.0);
+    /// assert!(ownsync::OwnedMappedMutexGuard::try_map(outer, |v| v.as_mut()).is_ok());
+    /// ```
+    pub fn try_map<V: ?Sized, F: FnOnce(&mut U) -> Option<&mut V>>(
+        mut this: Self,
+        f: F,
+    ) -> Result<OwnedMappedMutexGuard<T, V>, Self> {
+        let data: *mut V = match f(&mut *this) {
+            Some(data) => data,
+            None => return Err(this),
+        };
+        let (mutex, hold) = Self::into_parts(this);
+        Ok(OwnedMappedMutexGuard { mutex, data, hold })
+    }
+
+    fn into_parts(mut this: Self) -> (Arc<Mutex<T>>, Hold) {
+        let hold = std::mem::take(&mut this.hold);
+        // SAFETY: `this` is forgotten right after, so the `Arc` is moved out exactly once.
+        let mutex = unsafe { std::ptr::read(&this.mutex) };
+        std::mem::forget(this);
+        (mutex, hold)
+    }
+}
+
 /// A guard for part of a mutex's data, made by [`MutexGuard::map`].
 ///
 /// ```
@@ -730,7 +859,12 @@ mod tests {
         let shared = Arc::new(mutex);
         let mut owned = shared.clone().try_lock_owned().unwrap();
         owned.0 = 2;
+        let owned = OwnedMutexGuard::map(owned, |pair| &mut pair.1);
+        let mut owned = OwnedMappedMutexGuard::map(owned, |text| text);
+        owned.push('!');
         drop(owned);
+        let refused = OwnedMutexGuard::try_map(shared.clone().try_lock_owned().unwrap(), |_| None::<&mut u8>);
+        drop(refused.unwrap_err());
         assert_eq!(Arc::try_unwrap(shared).ok().unwrap().into_inner().0, 2);
     }
 
