@@ -104,3 +104,22 @@ macro_rules! guard_deref_mut {
     };
 }
 pub(crate) use guard_deref_mut;
+
+/// `into_parts` for an owned guard (one that keeps its lock alive through an `Arc` in
+/// field `$field`): moves the `Arc` and the hold out without running the guard's `Drop`,
+/// for the guard `map`, `try_map` or `downgrade` makes of it.
+macro_rules! owned_into_parts {
+    ($guard:ident < $($param:ident),* >, $field:ident: $arc:ty) => {
+        impl<$($param: ?Sized),*> $guard<$($param),*> {
+            fn into_parts(mut this: Self) -> ($arc, crate::sem::Hold) {
+                let hold = std::mem::take(&mut this.hold);
+                // SAFETY: `this` is forgotten right after, so the `Arc` is moved out of it
+                // exactly once and never dropped in place.
+                let arc = unsafe { std::ptr::read(&this.$field) };
+                std::mem::forget(this);
+                (arc, hold)
+            }
+        }
+    };
+}
+pub(crate) use owned_into_parts;

@@ -180,15 +180,22 @@ impl WaitQueue {
         self_wait: bool,
     ) -> usize {
         self.self_waits += usize::from(self_wait);
-        let key = self.slots.insert(Slot {
+        self.link_back(Slot {
             wants: permits,
             owner,
             self_wait: self_wait.then(|| (Instant::now(), false)),
             waker: Some(waker),
             settlement: SettlementPtr(NonNull::from(settlement)),
-            prev: self.tail,
+            prev: NIL,
             next: NIL,
-        });
+        })
+    }
+
+    /// Puts `slot` in the slab and links it at the back of the queue; returns its key.
+    fn link_back(&mut self, mut slot: Slot) -> usize {
+        slot.prev = self.tail;
+        slot.next = NIL;
+        let key = self.slots.insert(slot);
         match self.tail {
             NIL => self.head = key,
             tail => self.slots[tail].next = key,
@@ -210,20 +217,15 @@ impl WaitQueue {
     /// Queues a waiter taken out of another queue at the back, and tells it where it is
     /// now ([`Outcome::Requeued`]). Returns its key.
     pub(crate) fn push_requeued(&mut self, parked: Parked) -> usize {
-        let key = self.slots.insert(Slot {
+        let key = self.link_back(Slot {
             wants: parked.wants,
             owner: parked.owner,
             self_wait: None,
             waker: parked.waker,
             settlement: parked.settlement,
-            prev: self.tail,
+            prev: NIL,
             next: NIL,
         });
-        match self.tail {
-            NIL => self.head = key,
-            tail => self.slots[tail].next = key,
-        }
-        self.tail = key;
         self.slots[key].settlement.mark_requeued(key);
         key
     }

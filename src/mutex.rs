@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::error::{AcquireError, PrimitiveKind, ReleaseError, RepairError, TryLockError};
-use crate::guard::{guard_deref_mut, hold_guard};
+use crate::guard::{guard_deref_mut, hold_guard, owned_into_parts};
 use crate::lot::block_on;
 use crate::owner::{Caller, OwnerId, current_owner};
 use crate::repair::RepairGuard;
@@ -416,39 +416,7 @@ impl<T> From<T> for Mutex<T> {
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = f.debug_struct("Mutex");
-        if let Some(name) = self.name() {
-            out.field("name", &name);
-        }
-        // Peek with the bare core (no owner registration, no panic handling), so that
-        // formatting a mutex, even from a panic message, has no side effect. The permit
-        // goes back through a guard: a `T::fmt` that panics must not keep the mutex.
-        if self.core.try_acquire(1, Caller::Async).is_ok() {
-            struct GiveBack<'a>(&'a SemCore);
-            impl Drop for GiveBack<'_> {
-                fn drop(&mut self) {
-                    self.0.release(1);
-                }
-            }
-            let _peek = GiveBack(&self.core);
-            // SAFETY: we hold the single permit until `_peek` drops, so nobody else
-            // reaches the data meanwhile.
-            out.field("data", &unsafe { &*self.data.get() });
-        } else {
-            out.field("data", &format_args!("<locked>"));
-        }
-        let stats = self.statistics();
-        out.field("holder", &stats.holder());
-        if stats.self_waits() > 0 {
-            out.field("self_waits", &stats.self_waits());
-        }
-        if stats.orphaned() > 0 {
-            out.field("orphaned", &stats.orphaned());
-        }
-        if stats.broken().is_some() {
-            out.field("broken", &true);
-        }
-        out.finish()
+        self.core.debug_lock(f, "Mutex", self.data.get(), "holder")
     }
 }
 
@@ -621,6 +589,7 @@ pub struct OwnedMutexGuard<T: ?Sized> {
 hold_guard!(OwnedMutexGuard<T>, T, |g| g.mutex.data.get(), core: |g| &g.mutex.core, permits: |_g| 1,
     docs: (mutex_hand_doc!(), mutex_adopt_doc!()));
 guard_deref_mut!(OwnedMutexGuard<T>, T, |g| g.mutex.data.get());
+owned_into_parts!(OwnedMutexGuard<T>, mutex: Arc<Mutex<T>>);
 
 // SAFETY: sharing the guard shares `&T` only.
 unsafe impl<T: ?Sized + Send + Sync> Sync for OwnedMutexGuard<T> {}
@@ -640,14 +609,6 @@ impl<T: ?Sized> OwnedMutexGuard<T> {
 }
 
 impl<T: ?Sized> OwnedMutexGuard<T> {
-    fn into_parts(mut this: Self) -> (Arc<Mutex<T>>, Hold) {
-        let hold = std::mem::take(&mut this.hold);
-        // SAFETY: `this` is forgotten right after, so the `Arc` is moved out exactly once.
-        let mutex = unsafe { std::ptr::read(&this.mutex) };
-        std::mem::forget(this);
-        (mutex, hold)
-    }
-
     /// An owned guard for a part of the data (tokio's `OwnedMutexGuard::map`); the lock
     /// stays held until it drops.
     ///
@@ -706,6 +667,7 @@ pub struct OwnedMappedMutexGuard<T: ?Sized, U: ?Sized = T> {
 hold_guard!(OwnedMappedMutexGuard<T, U>, U, |g| g.data, core: |g| &g.mutex.core, permits: |_g| 1,
     docs: (mutex_hand_doc!(), mutex_adopt_doc!()));
 guard_deref_mut!(OwnedMappedMutexGuard<T, U>, U, |g| g.data);
+owned_into_parts!(OwnedMappedMutexGuard<T, U>, mutex: Arc<Mutex<T>>);
 
 // SAFETY: a unique borrow of `U` plus the mutex it keeps alive (as tokio's).
 unsafe impl<T: ?Sized + Send, U: ?Sized + Send> Send for OwnedMappedMutexGuard<T, U> {}
@@ -757,14 +719,6 @@ impl<T: ?Sized, U: ?Sized> OwnedMappedMutexGuard<T, U> {
         };
         let (mutex, hold) = Self::into_parts(this);
         Ok(OwnedMappedMutexGuard { mutex, data, hold })
-    }
-
-    fn into_parts(mut this: Self) -> (Arc<Mutex<T>>, Hold) {
-        let hold = std::mem::take(&mut this.hold);
-        // SAFETY: `this` is forgotten right after, so the `Arc` is moved out exactly once.
-        let mutex = unsafe { std::ptr::read(&this.mutex) };
-        std::mem::forget(this);
-        (mutex, hold)
     }
 }
 

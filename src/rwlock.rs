@@ -16,7 +16,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::error::{AcquireError, PrimitiveKind, RepairError, TryLockError};
-use crate::guard::{guard_deref_mut, hold_guard};
+use crate::guard::{guard_deref_mut, hold_guard, owned_into_parts};
 use crate::lot::block_on;
 use crate::owner::{Caller, OwnerId};
 use crate::repair::RepairGuard;
@@ -390,38 +390,7 @@ impl<T> From<T> for RwLock<T> {
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = f.debug_struct("RwLock");
-        if let Some(name) = self.name() {
-            out.field("name", &name);
-        }
-        // Peek as a bare reader (no registration, no panic handling); the permit goes
-        // back through a guard even if `T::fmt` panics.
-        if self.core.try_acquire(1, Caller::Async).is_ok() {
-            struct GiveBack<'a>(&'a SemCore);
-            impl Drop for GiveBack<'_> {
-                fn drop(&mut self) {
-                    self.0.release(1);
-                }
-            }
-            let _peek = GiveBack(&self.core);
-            // SAFETY: we hold a read permit until `_peek` drops, so no writer reaches the
-            // data meanwhile.
-            out.field("data", &unsafe { &*self.data.get() });
-        } else {
-            out.field("data", &format_args!("<locked>"));
-        }
-        let stats = self.statistics();
-        out.field("writer", &stats.writer());
-        if stats.self_waits() > 0 {
-            out.field("self_waits", &stats.self_waits());
-        }
-        if stats.orphaned() > 0 {
-            out.field("orphaned", &stats.orphaned());
-        }
-        if stats.broken().is_some() {
-            out.field("broken", &true);
-        }
-        out.finish()
+        self.core.debug_lock(f, "RwLock", self.data.get(), "writer")
     }
 }
 
@@ -785,6 +754,7 @@ pub struct OwnedRwLockReadGuard<T: ?Sized, U: ?Sized = T> {
 
 hold_guard!(OwnedRwLockReadGuard<T, U>, U, |g| g.data, core: |g| &g.lock.core, permits: |_g| 1,
     docs: (rwlock_hand_doc!(), rwlock_adopt_doc!()));
+owned_into_parts!(OwnedRwLockReadGuard<T, U>, lock: Arc<RwLock<T>>);
 
 // SAFETY: as tokio's: it keeps the lock (so `T: Send + Sync` to move it) and shares `&U`.
 unsafe impl<T: ?Sized + Send + Sync, U: ?Sized + Sync> Send for OwnedRwLockReadGuard<T, U> {}
@@ -802,14 +772,6 @@ impl<T: ?Sized, U: ?Sized> OwnedRwLockReadGuard<T, U> {
     /// ```
     pub fn rwlock(&self) -> &Arc<RwLock<T>> {
         &self.lock
-    }
-
-    fn into_parts(mut this: Self) -> (Arc<RwLock<T>>, Hold) {
-        let hold = std::mem::take(&mut this.hold);
-        // SAFETY: `this` is forgotten right after, so the `Arc` is moved out exactly once.
-        let lock = unsafe { std::ptr::read(&this.lock) };
-        std::mem::forget(this);
-        (lock, hold)
     }
 
     /// A read guard for a part of the data.
@@ -866,6 +828,7 @@ pub struct OwnedRwLockWriteGuard<T: ?Sized> {
 hold_guard!(OwnedRwLockWriteGuard<T>, T, |g| g.lock.data.get(), core: |g| &g.lock.core,
     permits: |g| g.lock.write_permits(), docs: (rwlock_hand_doc!(), rwlock_adopt_doc!()));
 guard_deref_mut!(OwnedRwLockWriteGuard<T>, T, |g| g.lock.data.get());
+owned_into_parts!(OwnedRwLockWriteGuard<T>, lock: Arc<RwLock<T>>);
 
 // SAFETY: sharing it shares `&T` only.
 unsafe impl<T: ?Sized + Send + Sync> Sync for OwnedRwLockWriteGuard<T> {}
@@ -881,14 +844,6 @@ impl<T: ?Sized> OwnedRwLockWriteGuard<T> {
     /// ```
     pub fn rwlock(&self) -> &Arc<RwLock<T>> {
         &self.lock
-    }
-
-    fn into_parts(mut this: Self) -> (Arc<RwLock<T>>, Hold) {
-        let hold = std::mem::take(&mut this.hold);
-        // SAFETY: `this` is forgotten right after, so the `Arc` is moved out exactly once.
-        let lock = unsafe { std::ptr::read(&this.lock) };
-        std::mem::forget(this);
-        (lock, hold)
     }
 
     /// A write guard for a part of the data.
@@ -1014,6 +969,7 @@ pub struct OwnedRwLockMappedWriteGuard<T: ?Sized, U: ?Sized = T> {
 hold_guard!(OwnedRwLockMappedWriteGuard<T, U>, U, |g| g.data, core: |g| &g.lock.core,
     permits: |g| g.lock.write_permits(), docs: (rwlock_hand_doc!(), rwlock_adopt_doc!()));
 guard_deref_mut!(OwnedRwLockMappedWriteGuard<T, U>, U, |g| g.data);
+owned_into_parts!(OwnedRwLockMappedWriteGuard<T, U>, lock: Arc<RwLock<T>>);
 
 // SAFETY: a unique borrow of `U` plus the lock it keeps alive.
 unsafe impl<T: ?Sized + Send + Sync, U: ?Sized + Send + Sync> Send for OwnedRwLockMappedWriteGuard<T, U> {}
@@ -1031,14 +987,6 @@ impl<T: ?Sized, U: ?Sized> OwnedRwLockMappedWriteGuard<T, U> {
     /// ```
     pub fn rwlock(&self) -> &Arc<RwLock<T>> {
         &self.lock
-    }
-
-    fn into_parts(mut this: Self) -> (Arc<RwLock<T>>, Hold) {
-        let hold = std::mem::take(&mut this.hold);
-        // SAFETY: `this` is forgotten right after, so the `Arc` is moved out exactly once.
-        let lock = unsafe { std::ptr::read(&this.lock) };
-        std::mem::forget(this);
-        (lock, hold)
     }
 
     /// Maps further into the data.

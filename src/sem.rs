@@ -10,6 +10,7 @@
 //! `CLOSED` are only ever added with `fetch_or` or carried through every CAS, so no path
 //! can clear them (tokio #8020).
 
+use std::fmt;
 use std::future::Future;
 use std::marker::PhantomPinned;
 use std::pin::Pin;
@@ -736,6 +737,51 @@ impl SemCore {
         } else {
             shared.returned_before_break += permits;
         }
+    }
+
+    /// `Debug` of a lock with data (a mutex, an RwLock): its name, the data if it can be
+    /// peeked at now, the holder (`holder_label`), and self-waits, orphans and a break
+    /// when there are any.
+    pub(crate) fn debug_lock<T: ?Sized + fmt::Debug>(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        type_name: &str,
+        data: *const T,
+        holder_label: &str,
+    ) -> fmt::Result {
+        let mut out = f.debug_struct(type_name);
+        if let Some(name) = self.name() {
+            out.field("name", &name);
+        }
+        // Peek with one bare permit (no owner registration, no panic handling), so that
+        // formatting a lock, even from a panic message, has no side effect. The permit
+        // goes back through a guard: a `T::fmt` that panics must not keep the lock.
+        if self.try_acquire(1, Caller::Async).is_ok() {
+            struct GiveBack<'a>(&'a SemCore);
+            impl Drop for GiveBack<'_> {
+                fn drop(&mut self) {
+                    self.0.release(1);
+                }
+            }
+            let _peek = GiveBack(self);
+            // SAFETY: we hold a permit until `_peek` drops, which excludes every
+            // exclusive (writing) guard; `data` is the lock's own data.
+            out.field("data", &unsafe { &*data });
+        } else {
+            out.field("data", &format_args!("<locked>"));
+        }
+        let snapshot = self.snapshot();
+        out.field(holder_label, &snapshot.holder);
+        if snapshot.self_waits > 0 {
+            out.field("self_waits", &snapshot.self_waits);
+        }
+        if snapshot.orphaned > 0 {
+            out.field("orphaned", &snapshot.orphaned);
+        }
+        if snapshot.broken.is_some() {
+            out.field("broken", &true);
+        }
+        out.finish()
     }
 
     /// Registers a condition to hear of this mutex's break.

@@ -83,12 +83,18 @@ async fn worker(shared: Arc<Shared>, seed: u64) {
         let patience = next() % 6; // the "timeout", in yields
         let leak = shared.leaky && next().is_multiple_of(40);
         let hold_for = next() % 3;
-        macro_rules! attempt {
-            ($acquire:expr, |$held:ident| $leak_it:expr) => {{
-                let acquired = futures::select_biased! {
+        // The acquire, or `None` if it takes more than `patience` yields (its "timeout").
+        macro_rules! within_patience {
+            ($acquire:expr) => {
+                futures::select_biased! {
                     result = $acquire.fuse() => Some(result),
                     () = yield_times(patience).fuse() => None,
-                };
+                }
+            };
+        }
+        macro_rules! attempt {
+            ($acquire:expr, |$held:ident| $leak_it:expr) => {{
+                let acquired = within_patience!($acquire);
                 match acquired {
                     None => {}
                     Some(Err(err)) => tolerable(err),
@@ -108,10 +114,7 @@ async fn worker(shared: Arc<Shared>, seed: u64) {
         // the child answers for it) or plainly (nobody answers: the child must drop it).
         macro_rules! attempt_moving {
             ($acquire:expr) => {{
-                let acquired = futures::select_biased! {
-                    result = $acquire.fuse() => Some(result),
-                    () = yield_times(patience).fuse() => None,
-                };
+                let acquired = within_patience!($acquire);
                 match acquired {
                     None => {}
                     Some(Err(err)) => tolerable(err),
