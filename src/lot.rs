@@ -106,9 +106,6 @@ struct Slot {
     /// Who waits, if known (a tracked task, a thread, or a runtime task id): for the
     /// self-wait diagnosis only.
     owner: Option<OwnerId>,
-    /// Since when, if this waiter waits for a hold its own owner has (a self-wait), and
-    /// whether that was reported yet ([`WaitQueue::lasting_self_waits`]).
-    self_wait: Option<(Instant, bool)>,
     waker: Option<Waker>,
     settlement: SettlementPtr,
     prev: usize,
@@ -142,14 +139,23 @@ pub(crate) struct WaitQueue {
     slots: Slab<Slot>,
     head: usize,
     tail: usize,
-    /// How many queued slots are self-waits: the lasting-self-wait check costs nothing
-    /// while this is zero.
-    self_waits: usize,
+    /// The queued waiters that wait for a hold their own owner has (self-waits), kept
+    /// apart so that slots stay small and a queue without self-waits (the common case)
+    /// pays one length check for them.
+    self_waits: Vec<SelfWait>,
+}
+
+/// A queued self-wait: since when, and whether it was reported yet
+/// ([`WaitQueue::lasting_self_waits`]).
+struct SelfWait {
+    key: usize,
+    since: Instant,
+    reported: bool,
 }
 
 impl Default for WaitQueue {
     fn default() -> Self {
-        WaitQueue { slots: Slab::new(), head: NIL, tail: NIL, self_waits: 0 }
+        WaitQueue { slots: Slab::new(), head: NIL, tail: NIL, self_waits: Vec::new() }
     }
 }
 
@@ -179,16 +185,18 @@ impl WaitQueue {
         owner: Option<OwnerId>,
         self_wait: bool,
     ) -> usize {
-        self.self_waits += usize::from(self_wait);
-        self.link_back(Slot {
+        let key = self.link_back(Slot {
             wants: permits,
             owner,
-            self_wait: self_wait.then(|| (Instant::now(), false)),
             waker: Some(waker),
             settlement: SettlementPtr(NonNull::from(settlement)),
             prev: NIL,
             next: NIL,
-        })
+        });
+        if self_wait {
+            self.self_waits.push(SelfWait { key, since: Instant::now(), reported: false });
+        }
+        key
     }
 
     /// Puts `slot` in the slab and links it at the back of the queue; returns its key.
@@ -220,7 +228,6 @@ impl WaitQueue {
         let key = self.link_back(Slot {
             wants: parked.wants,
             owner: parked.owner,
-            self_wait: None,
             waker: parked.waker,
             settlement: parked.settlement,
             prev: NIL,
@@ -238,21 +245,22 @@ impl WaitQueue {
     /// The self-waits queued for `threshold` or longer that were not reported yet, as
     /// (owner, waited for); each is reported once. O(1) while no self-wait is queued.
     pub(crate) fn lasting_self_waits(&mut self, threshold: Duration) -> Vec<(Option<OwnerId>, Duration)> {
-        if self.self_waits == 0 {
-            return Vec::new();
-        }
         let now = Instant::now();
         let mut lasting = Vec::new();
-        for (_, slot) in &mut self.slots {
-            if let Some((since, reported @ false)) = &mut slot.self_wait {
-                let waited = now.saturating_duration_since(*since);
-                if waited >= threshold {
-                    *reported = true;
-                    lasting.push((slot.owner, waited));
-                }
+        for wait in &mut self.self_waits {
+            let waited = now.saturating_duration_since(wait.since);
+            if !wait.reported && waited >= threshold {
+                wait.reported = true;
+                lasting.push((self.slots[wait.key].owner, waited));
             }
         }
         lasting
+    }
+
+    /// Whether any self-wait is queued.
+    #[inline]
+    pub(crate) fn has_self_waits(&self) -> bool {
+        !self.self_waits.is_empty()
     }
 
     /// The head waiter's wanted permits.
@@ -272,7 +280,7 @@ impl WaitQueue {
     /// Fails every queued waiter (close, break) and queues all their wakers. O(waiters).
     pub(crate) fn fail_all(&mut self, wakes: &mut WakeList) {
         let mut key = self.head;
-        self.self_waits = 0;
+        self.self_waits.clear();
         while key != NIL {
             let slot = self.slots.remove(key);
             key = slot.next;
@@ -306,7 +314,9 @@ impl WaitQueue {
     /// Unlinks slot `key` and takes it out of the slab.
     fn take(&mut self, key: usize) -> Slot {
         let slot = self.slots.remove(key);
-        self.self_waits -= usize::from(slot.self_wait.is_some());
+        if !self.self_waits.is_empty() {
+            self.self_waits.retain(|wait| wait.key != key);
+        }
         match slot.prev {
             NIL => self.head = slot.next,
             prev => self.slots[prev].next = slot.next,

@@ -505,16 +505,24 @@ impl SemCore {
     /// The self-waits queued past the threshold of
     /// [`crate::diagnostics::set_self_wait_warning`] and not reported yet: the lazy
     /// check, run wherever the slow path holds the lock anyway. O(1) with none queued.
+    #[inline]
     fn lasting_self_waits(&self, shared: &mut Shared) -> Vec<(Option<OwnerId>, Duration)> {
+        if !cfg!(feature = "tracing") || !shared.queue.has_self_waits() {
+            return Vec::new();
+        }
         match crate::diagnostics::self_wait_warning() {
-            Some(threshold) if cfg!(feature = "tracing") => shared.queue.lasting_self_waits(threshold),
+            Some(threshold) => shared.queue.lasting_self_waits(threshold),
             _ => Vec::new(),
         }
     }
 
     /// One `WARN` event (target `ownsync`) per self-wait that lasted. Call unlocked.
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    #[inline]
     fn report_self_waits(&self, lasting: Vec<(Option<OwnerId>, Duration)>) {
+        if lasting.is_empty() {
+            return;
+        }
         #[cfg(feature = "tracing")]
         for (owner, waited) in lasting {
             let (kind, name) = (self.kind, self.name.as_deref());
