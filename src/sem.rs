@@ -520,9 +520,6 @@ impl SemCore {
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     #[inline]
     fn report_self_waits(&self, lasting: Vec<(Option<OwnerId>, Duration)>) {
-        if lasting.is_empty() {
-            return;
-        }
         #[cfg(feature = "tracing")]
         for (owner, waited) in lasting {
             let (kind, name) = (self.kind, self.name.as_deref());
