@@ -6,8 +6,11 @@
 //! breaks (a borrower elsewhere abandoned its token with the `Break` policy): every
 //! waiting and later `poll_ready` fails at once with [`AcquireError::Broken`], which
 //! names who abandoned it and why, instead of the service quietly losing capacity until
-//! it hangs. Share the limiter with the rest of the program (`from_limiter`) to read its
-//! statistics or to limit other work against the same tokens.
+//! it hangs. `CapacityLimitLayer::new(n)` gives each service its own limiter, as tower's
+//! layer does; `GlobalCapacityLimitLayer` shares one (tower's `GlobalConcurrencyLimitLayer`),
+//! possibly with the rest of the program (`from_limiter`). One difference from tower: the
+//! error type is always [`BoxError`] (the limiter's error or the service's), where
+//! tower's layer keeps `S::Error`.
 //!
 //! Each request borrows under a fresh anonymous borrower id (several requests of one
 //! connection task may be in flight at once), so the token is returned when the response
@@ -29,35 +32,92 @@ use crate::owner::OwnerId;
 /// [`AcquireError`] from the limiter (boxed, as tower's own layers do).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Limits the wrapped services to the limiter's number of requests in flight.
+/// Limits each wrapped service to `max` requests in flight, with a limiter of its own
+/// per service, as tower's `ConcurrencyLimitLayer` does. For one limit shared by every
+/// service the layer wraps, use [`GlobalCapacityLimitLayer`].
 ///
 /// ```
 /// use ownsync::tower::CapacityLimitLayer;
 /// use tower::{ServiceBuilder, ServiceExt, service_fn};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), ownsync::tower::BoxError> {
-/// let limiter = ownsync::CapacityLimiter::new(8);
 /// let service = ServiceBuilder::new()
-///     .layer(CapacityLimitLayer::from_limiter(limiter.clone()))
+///     .layer(CapacityLimitLayer::new(8))
 ///     .service(service_fn(|name: String| async move { Ok::<_, std::convert::Infallible>(name.len()) }));
 /// assert_eq!(service.oneshot("ownsync".to_owned()).await?, 7);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct CapacityLimitLayer {
+    max: usize,
+}
+
+impl CapacityLimitLayer {
+    /// A layer that gives each service it wraps its own limiter of `max` tokens (as
+    /// `ConcurrencyLimitLayer::new`).
+    ///
+    /// # Panics
+    /// When it wraps a service, if `max` exceeds `Semaphore::MAX_PERMITS`.
+    ///
+    /// ```
+    /// let layer = ownsync::tower::CapacityLimitLayer::new(16);
+    /// assert_eq!(layer.max(), 16);
+    /// ```
+    pub fn new(max: usize) -> Self {
+        CapacityLimitLayer { max }
+    }
+
+    /// How many requests each wrapped service admits at once.
+    ///
+    /// ```
+    /// assert_eq!(ownsync::tower::CapacityLimitLayer::new(3).max(), 3);
+    /// ```
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
+
+impl<S> Layer<S> for CapacityLimitLayer {
+    type Service = CapacityLimit<S>;
+
+    fn layer(&self, inner: S) -> CapacityLimit<S> {
+        CapacityLimit::new(inner, CapacityLimiter::new(self.max))
+    }
+}
+
+/// Limits all the services it wraps *together* to one limiter's tokens, as tower's
+/// `GlobalConcurrencyLimitLayer` does. Share the limiter with the rest of the program
+/// ([`from_limiter`](Self::from_limiter)) to read its statistics or to limit other work
+/// against the same tokens.
+///
+/// ```
+/// use ownsync::tower::GlobalCapacityLimitLayer;
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ownsync::tower::BoxError> {
+/// let limiter = ownsync::CapacityLimiter::new(8);
+/// let service = ServiceBuilder::new()
+///     .layer(GlobalCapacityLimitLayer::from_limiter(limiter.clone()))
+///     .service(service_fn(|n: u32| async move { Ok::<_, std::convert::Infallible>(n) }));
+/// assert_eq!(service.oneshot(7).await?, 7);
 /// assert_eq!(limiter.available_tokens(), 8);
 /// # Ok(())
 /// # }
 /// ```
 #[derive(Clone, Debug)]
-pub struct CapacityLimitLayer {
+pub struct GlobalCapacityLimitLayer {
     limiter: CapacityLimiter,
 }
 
-impl CapacityLimitLayer {
-    /// A layer with its own limiter of `max` tokens (as `ConcurrencyLimitLayer::new`).
+impl GlobalCapacityLimitLayer {
+    /// A layer whose services share one new limiter of `max` tokens.
     ///
     /// # Panics
     /// If `max` exceeds `Semaphore::MAX_PERMITS`.
     ///
     /// ```
-    /// let layer = ownsync::tower::CapacityLimitLayer::new(16);
+    /// let layer = ownsync::tower::GlobalCapacityLimitLayer::new(16);
     /// assert_eq!(layer.limiter().total_tokens(), 16);
     /// ```
     #[track_caller]
@@ -69,17 +129,17 @@ impl CapacityLimitLayer {
     ///
     /// ```
     /// let limiter = ownsync::CapacityLimiter::with_name_and_policy(4, "handlers", ownsync::AbandonPolicy::Break);
-    /// let layer = ownsync::tower::CapacityLimitLayer::from_limiter(limiter.clone());
+    /// let layer = ownsync::tower::GlobalCapacityLimitLayer::from_limiter(limiter.clone());
     /// assert_eq!(layer.limiter().name(), Some("handlers"));
     /// ```
     pub fn from_limiter(limiter: CapacityLimiter) -> Self {
-        CapacityLimitLayer { limiter }
+        GlobalCapacityLimitLayer { limiter }
     }
 
     /// The limiter the services share.
     ///
     /// ```
-    /// let layer = ownsync::tower::CapacityLimitLayer::new(2);
+    /// let layer = ownsync::tower::GlobalCapacityLimitLayer::new(2);
     /// assert_eq!(layer.limiter().borrowed_tokens(), 0);
     /// ```
     pub fn limiter(&self) -> &CapacityLimiter {
@@ -87,7 +147,7 @@ impl CapacityLimitLayer {
     }
 }
 
-impl<S> Layer<S> for CapacityLimitLayer {
+impl<S> Layer<S> for GlobalCapacityLimitLayer {
     type Service = CapacityLimit<S>;
 
     fn layer(&self, inner: S) -> CapacityLimit<S> {
@@ -95,7 +155,9 @@ impl<S> Layer<S> for CapacityLimitLayer {
     }
 }
 
-type Acquiring = Pin<Box<dyn Future<Output = Result<CapacityToken<'static>, AcquireError>> + Send>>;
+/// `Sync` as well as `Send`, so that a `CapacityLimit` is `Sync` when its service is
+/// (axum's `Router::layer` requires it).
+type Acquiring = Pin<Box<dyn Future<Output = Result<CapacityToken<'static>, AcquireError>> + Send + Sync>>;
 
 enum Admission {
     Idle,
@@ -103,7 +165,8 @@ enum Admission {
     Admitted(CapacityToken<'static>),
 }
 
-/// A service limited by a [`CapacityLimiter`]; see [`CapacityLimitLayer`].
+/// A service limited by a [`CapacityLimiter`]; see [`CapacityLimitLayer`] and
+/// [`GlobalCapacityLimitLayer`].
 ///
 /// ```
 /// use ownsync::tower::CapacityLimit;

@@ -1,5 +1,7 @@
-//! The `tower` feature: `CapacityLimitLayer` limits requests in flight like tower's
-//! `ConcurrencyLimitLayer`, and fails fast once its limiter is broken.
+//! The `tower` feature: `CapacityLimitLayer` limits requests in flight per service like
+//! tower's `ConcurrencyLimitLayer`, `GlobalCapacityLimitLayer` across services like its
+//! `GlobalConcurrencyLimitLayer`; both fail fast once their limiter is broken, and the
+//! limited service is `Sync`, so axum's `Router::layer` takes it.
 #![cfg(feature = "tower")]
 
 mod common;
@@ -8,7 +10,7 @@ use std::convert::Infallible;
 
 use common::Polled;
 use futures::executor::block_on;
-use ownsync::tower::{CapacityLimit, CapacityLimitLayer};
+use ownsync::tower::{CapacityLimit, CapacityLimitLayer, GlobalCapacityLimitLayer};
 use ownsync::{AbandonReason, AcquireError, CapacityLimiter, tracked};
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
@@ -20,7 +22,7 @@ fn echo() -> impl Service<u32, Response = u32, Error = Infallible, Future: Send>
 fn requests_beyond_the_limit_wait_for_a_response_to_finish() {
     let limiter = CapacityLimiter::new(1);
     let mut first =
-        ServiceBuilder::new().layer(CapacityLimitLayer::from_limiter(limiter.clone())).service(echo());
+        ServiceBuilder::new().layer(GlobalCapacityLimitLayer::from_limiter(limiter.clone())).service(echo());
     let mut second = first.clone();
 
     block_on(first.ready()).unwrap();
@@ -91,4 +93,40 @@ fn a_broken_limiter_fails_waiting_and_later_requests_at_once() {
 fn call_without_poll_ready_panics() {
     let mut service = CapacityLimit::new(echo(), CapacityLimiter::new(1));
     drop(service.call(1));
+}
+
+/// tower's `ConcurrencyLimitLayer::new(n)` gives each service its own limit; its global
+/// layer shares one. The same here (issue: `new(n)` used to share).
+#[test]
+fn new_limits_each_service_and_the_global_layer_limits_them_together() {
+    use tower::Layer;
+    let per_service = CapacityLimitLayer::new(1);
+    let (mut a, mut b) = (per_service.layer(echo()), per_service.layer(echo()));
+    assert!(Polled::new(a.ready()).poll().is_ready());
+    assert!(Polled::new(b.ready()).poll().is_ready(), "b has its own limiter");
+
+    let global = GlobalCapacityLimitLayer::new(1);
+    let (mut a, mut b) = (global.layer(echo()), global.layer(echo()));
+    assert!(Polled::new(a.ready()).poll().is_ready());
+    assert!(Polled::new(b.ready()).is_pending(), "one token for both");
+    assert_eq!(global.limiter().borrowed_tokens(), 1);
+}
+
+/// axum 0.8's `Router::layer` needs a `Sync` service: the limited service is `Sync`, and
+/// an app with the layer (behind `HandleErrorLayer`, as for tower's) builds and serves.
+#[test]
+fn an_axum_router_takes_the_layer_and_serves() {
+    fn assert_sync<T: Sync>(_: &T) {}
+    assert_sync(&tower::Layer::layer(&CapacityLimitLayer::new(1), echo()));
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "hello" })).layer(
+        ServiceBuilder::new()
+            .layer(axum::error_handling::HandleErrorLayer::new(|_: ownsync::tower::BoxError| async {
+                axum::http::StatusCode::SERVICE_UNAVAILABLE
+            }))
+            .layer(CapacityLimitLayer::new(2)),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let response =
+        runtime.block_on(app.oneshot(axum::http::Request::new(axum::body::Body::empty()))).unwrap();
+    assert_eq!(response.status(), axum::http::StatusCode::OK);
 }
