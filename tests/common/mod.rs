@@ -1,4 +1,4 @@
-//! Test support shared by the integration tests: two executors behind one trait, and a
+//! Test support shared by the integration tests: three executors behind one trait, and a
 //! manual-poll harness whose wakers count their wakes (tests wait on events, not time).
 #![allow(dead_code)]
 
@@ -71,19 +71,54 @@ impl Rt for Pool {
     }
     fn spawn<T: Send + 'static>(&self, future: impl Future<Output = T> + Send + 'static) -> Task<T> {
         use futures::task::SpawnExt;
-        let (future, abort) = futures::future::abortable(std::panic::AssertUnwindSafe(future).catch_unwind());
-        let (done_tx, done_rx) = futures::channel::oneshot::channel();
-        // Report only after the task's future (and everything it owned) has been dropped.
-        self.0
-            .spawn(async move {
-                let result = future.await;
-                let _ = done_tx.send(result.ok().and_then(Result::ok));
-            })
-            .unwrap();
-        Task {
-            join: async move { done_rx.await.ok().flatten() }.boxed(),
-            abort: Box::new(move || abort.abort()),
+        task_on(|task| self.0.spawn(task).unwrap(), future)
+    }
+}
+
+/// Spawns `future` with `spawn` (an executor without abort handles or panic reports of
+/// its own) as a [`Task`]: aborted through `futures::future::abortable`, a panic caught.
+fn task_on<T: Send + 'static>(
+    spawn: impl FnOnce(BoxFuture<'static, ()>),
+    future: impl Future<Output = T> + Send + 'static,
+) -> Task<T> {
+    let (future, abort) = futures::future::abortable(std::panic::AssertUnwindSafe(future).catch_unwind());
+    let (done_tx, done_rx) = futures::channel::oneshot::channel();
+    // Report only after the task's future (and everything it owned) has been dropped.
+    spawn(
+        async move {
+            let result = future.await;
+            let _ = done_tx.send(result.ok().and_then(Result::ok));
         }
+        .boxed(),
+    );
+    Task { join: async move { done_rx.await.ok().flatten() }.boxed(), abort: Box::new(move || abort.abort()) }
+}
+
+/// smol's executor (async-executor), run by 2 threads, with smol's `block_on`: the
+/// runtime-agnostic claim, on a third executor.
+pub struct Smol(Arc<smol::Executor<'static>>);
+
+impl Smol {
+    pub fn new() -> Self {
+        static EXECUTOR: std::sync::OnceLock<Arc<smol::Executor<'static>>> = std::sync::OnceLock::new();
+        let executor = EXECUTOR.get_or_init(|| {
+            let executor = Arc::new(smol::Executor::new());
+            for _ in 0..2 {
+                let executor = executor.clone();
+                std::thread::spawn(move || smol::block_on(executor.run(std::future::pending::<()>())));
+            }
+            executor
+        });
+        Smol(executor.clone())
+    }
+}
+
+impl Rt for Smol {
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        smol::block_on(future)
+    }
+    fn spawn<T: Send + 'static>(&self, future: impl Future<Output = T> + Send + 'static) -> Task<T> {
+        task_on(|task| self.0.spawn(task).detach(), future)
     }
 }
 
@@ -96,6 +131,9 @@ macro_rules! on_runtimes {
         }
         mod on_futures_pool {
             $( #[test] fn $scenario() { super::$scenario(&$crate::common::Pool::new()) } )*
+        }
+        mod on_smol {
+            $( #[test] fn $scenario() { super::$scenario(&$crate::common::Smol::new()) } )*
         }
     };
 }
