@@ -153,6 +153,7 @@ impl Condition {
     /// cond.notify_all();
     /// waiter.join().unwrap();
     /// ```
+    #[track_caller]
     pub fn blocking_wait<'a, T: ?Sized>(
         &'a self,
         guard: MutexGuard<'a, T>,

@@ -96,6 +96,7 @@ impl Event {
     /// event.blocking_wait();
     /// setter.join().unwrap();
     /// ```
+    #[track_caller]
     pub fn blocking_wait(&self) {
         block_on(self.wait());
     }

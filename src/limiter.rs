@@ -372,6 +372,7 @@ impl CapacityLimiter {
     /// let token = limiter.blocking_acquire().unwrap();
     /// assert_eq!(token.borrower(), ownsync::current_owner());
     /// ```
+    #[track_caller]
     pub fn blocking_acquire(&self) -> Result<CapacityToken<'_>, AcquireError> {
         block_on(self.acquire_for(Borrower::Call, Caller::Blocking))
     }
@@ -386,6 +387,7 @@ impl CapacityLimiter {
     /// drop(worker); // exited: nothing is taken on its behalf any more
     /// assert_eq!(limiter.blocking_acquire_on_behalf_of(gone).unwrap_err(), ownsync::AcquireError::OwnerGone(gone));
     /// ```
+    #[track_caller]
     pub fn blocking_acquire_on_behalf_of(
         &self,
         borrower: OwnerId,

@@ -430,8 +430,10 @@ impl ThreadSignal {
 /// Runs `future` to completion on this thread: the blocking entry points' one wait loop.
 /// After a `Pending` it spins briefly on the wake flag before sleeping, so a hand-off to
 /// a thread that is still running costs no sleep/wake round trip.
+#[track_caller]
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(crate::runtime::unbudgeted(future));
+    crate::runtime::assert_can_block();
+    let mut future = pin!(future);
     // Most blocking acquires do not wait: try once before making a waker to sleep on. A
     // future that queued with this no-op waker is polled again with the real one below
     // before the thread sleeps, and that poll re-checks (under the lot's lock) whether

@@ -188,11 +188,17 @@ impl<T: ?Sized> Mutex<T> {
     ///
     /// Do not call it from async code: it blocks the executor's thread.
     ///
+    /// # Panics
+    /// With the `tokio` feature, on a thread that drives tokio tasks (as tokio's
+    /// `blocking_lock` does); in `spawn_blocking` or `block_in_place` it works. The same
+    /// holds for every `blocking_*` entry point of the crate.
+    ///
     /// ```
     /// let mutex = ownsync::Mutex::new(1);
     /// *mutex.blocking_lock().unwrap() += 1;
     /// assert_eq!(mutex.into_inner(), 2);
     /// ```
+    #[track_caller]
     pub fn blocking_lock(&self) -> Result<MutexGuard<'_, T>, AcquireError> {
         let hold = block_on(self.acquire_hold(Caller::Blocking, false))?;
         Ok(MutexGuard { mutex: self, hold })
@@ -238,6 +244,7 @@ impl<T: ?Sized> Mutex<T> {
     /// let guard = mutex.clone().blocking_lock_owned().unwrap();
     /// assert_eq!(*guard, 1);
     /// ```
+    #[track_caller]
     pub fn blocking_lock_owned(self: Arc<Self>) -> Result<OwnedMutexGuard<T>, AcquireError> {
         let hold = block_on(self.acquire_hold(Caller::Blocking, true))?;
         Ok(OwnedMutexGuard { mutex: self, hold })
@@ -377,6 +384,7 @@ impl Mutex<()> {
     /// lock.blocking_acquire().unwrap();
     /// lock.release().unwrap();
     /// ```
+    #[track_caller]
     pub fn blocking_acquire(&self) -> Result<(), AcquireError> {
         let hold = block_on(self.acquire_hold(Caller::ManualBlocking, false))?;
         self.core.store_manual(hold);

@@ -1,4 +1,4 @@
-//! The two things ownsync takes from an async runtime when a feature names one, kept in
+//! The things ownsync takes from an async runtime when a feature names one, kept in
 //! one place so the core reads the same with or without it:
 //!
 //! - a cooperative budget: tokio gives each task a budget of operations per poll, and its
@@ -9,7 +9,10 @@
 //!   refuse a re-lock that could never succeed (`WouldDeadlock`). It is never used for
 //!   exit: tokio tells nobody when a task ends, so such holds stay anonymous.
 //!
-//! Without the feature both are no-ops the compiler removes.
+//! - whether this thread may block: a blocking entry point called on a thread that drives
+//!   tokio tasks panics, as tokio's own do, instead of blocking the runtime.
+//!
+//! Without the feature all three are no-ops the compiler removes.
 
 use std::task::{Context, Poll};
 
@@ -42,21 +45,6 @@ pub(crate) fn poll_budget(cx: &mut Context<'_>) -> Poll<Progress> {
     {
         let _ = cx;
         Poll::Ready(Progress {})
-    }
-}
-
-/// Runs `future` outside the cooperative budget: for the blocking entry points, whose
-/// thread is not a cooperative task. Inside one whose budget is spent, a budgeted poll
-/// would return `Pending` forever and the thread would spin instead of waiting.
-#[inline]
-pub(crate) fn unbudgeted<F: std::future::Future>(future: F) -> impl std::future::Future<Output = F::Output> {
-    #[cfg(feature = "tokio")]
-    {
-        ::tokio::task::coop::unconstrained(future)
-    }
-    #[cfg(not(feature = "tokio"))]
-    {
-        future
     }
 }
 
@@ -110,5 +98,31 @@ mod tests {
         let rt = ::tokio::runtime::Builder::new_current_thread().build().unwrap();
         let id = rt.block_on(rt.spawn(async { ::tokio::task::id() })).unwrap();
         assert_eq!(tokio_id_number(id).to_string(), id.to_string());
+    }
+}
+
+/// Panics if the calling thread must not block: with the `tokio` feature, a tokio worker
+/// driving tasks (a blocking wait there can hang the runtime for good: on a
+/// current-thread runtime the holder can never run). Decided by tokio's own rule, through
+/// an uncontended `tokio::sync::Mutex::blocking_lock`, so that whatever tokio allows
+/// (`spawn_blocking`, `block_in_place`, a plain thread) stays allowed. Threads outside any
+/// runtime pay one thread-local read. Without the feature: nothing (documented on the
+/// blocking entry points).
+#[track_caller]
+#[inline]
+pub(crate) fn assert_can_block() {
+    #[cfg(feature = "tokio")]
+    if ::tokio::runtime::Handle::try_current().is_ok() {
+        let probe = ::tokio::sync::Mutex::new(());
+        let allowed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(probe.blocking_lock()))).is_ok();
+        assert!(
+            allowed,
+            "a blocking ownsync call (`blocking_lock`, `blocking_acquire`, `blocking_read`, \
+             `blocking_wait`, ...) was made on a thread that drives async tasks: it would \
+             block the runtime (for good on a current-thread runtime). In async code, await \
+             the async form (`lock().await`); for code that must block, run it in \
+             `tokio::task::spawn_blocking` or `tokio::task::block_in_place`"
+        );
     }
 }

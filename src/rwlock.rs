@@ -237,6 +237,7 @@ impl<T: ?Sized> RwLock<T> {
     /// let lock = ownsync::RwLock::new(1);
     /// assert_eq!(*lock.blocking_read().unwrap(), 1);
     /// ```
+    #[track_caller]
     pub fn blocking_read(&self) -> Result<RwLockReadGuard<'_, T>, AcquireError> {
         let hold = block_on(self.acquire_hold(1, false))?;
         Ok(self.read_guard(hold))
@@ -249,6 +250,7 @@ impl<T: ?Sized> RwLock<T> {
     /// *lock.blocking_write().unwrap() += 1;
     /// assert_eq!(lock.into_inner(), 2);
     /// ```
+    #[track_caller]
     pub fn blocking_write(&self) -> Result<RwLockWriteGuard<'_, T>, AcquireError> {
         let hold = block_on(self.acquire_hold(self.write_permits(), false))?;
         Ok(RwLockWriteGuard { lock: self, hold })

@@ -202,6 +202,7 @@ impl Semaphore {
     /// let sem = ownsync::Semaphore::new(1);
     /// let _permit = sem.blocking_acquire().unwrap();
     /// ```
+    #[track_caller]
     pub fn blocking_acquire(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
         self.blocking_acquire_many(1)
     }
@@ -212,6 +213,7 @@ impl Semaphore {
     /// let sem = ownsync::Semaphore::new(2);
     /// assert_eq!(sem.blocking_acquire_many(2).unwrap().num_permits(), 2);
     /// ```
+    #[track_caller]
     pub fn blocking_acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, AcquireError> {
         let permits = n as usize;
         let hold = block_on(self.acquire_hold(permits, Caller::Blocking, false))?;
@@ -275,6 +277,7 @@ impl Semaphore {
     /// let sem = std::sync::Arc::new(ownsync::Semaphore::new(1));
     /// assert!(sem.blocking_acquire_owned().is_ok());
     /// ```
+    #[track_caller]
     pub fn blocking_acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, AcquireError> {
         self.blocking_acquire_many_owned(1)
     }
@@ -285,6 +288,7 @@ impl Semaphore {
     /// let sem = std::sync::Arc::new(ownsync::Semaphore::new(2));
     /// assert_eq!(sem.blocking_acquire_many_owned(2).unwrap().num_permits(), 2);
     /// ```
+    #[track_caller]
     pub fn blocking_acquire_many_owned(
         self: Arc<Self>,
         n: u32,

@@ -47,20 +47,6 @@ fn a_tight_lock_loop_yields_to_other_tasks() {
     });
 }
 
-/// A blocking acquire is not a cooperative task: called from a task whose budget is
-/// spent, it must still take the free lock rather than spin on `Pending` for ever.
-#[test]
-fn a_blocking_acquire_ignores_a_spent_budget() {
-    current_thread().block_on(async {
-        let mutex = Mutex::new(0u64);
-        while tokio::task::coop::has_budget_remaining() {
-            drop(mutex.lock().await.unwrap());
-        }
-        *mutex.blocking_lock().unwrap() += 1;
-        assert_eq!(*mutex.try_lock().unwrap(), 1);
-    });
-}
-
 #[test]
 fn the_budget_applies_to_semaphores_and_limiters_too() {
     current_thread().block_on(async {
@@ -286,4 +272,66 @@ fn spawn_local_tasks_own_their_holds() {
             .await;
         assert_eq!(broken(lock.lock().await).owner(), owner);
     });
+}
+
+/// A blocking call on a thread that drives tokio tasks would block the runtime (on a
+/// current-thread runtime, for good): it panics at once, as tokio's own do, with what to
+/// do instead, even when the lock is free. Where tokio allows blocking
+/// (`spawn_blocking`, `block_in_place`, a plain thread, `futures::executor::block_on`
+/// of a tracked future) it works.
+#[test]
+fn a_blocking_call_on_a_runtime_thread_panics_and_elsewhere_works() {
+    let mutex = Arc::new(ownsync::Mutex::new(0));
+    let sem = Arc::new(ownsync::Semaphore::new(2));
+    let rt = current_thread();
+    type Call = (&'static str, Box<dyn Fn() + Send + Sync>);
+    let calls: [Call; 4] = [
+        (
+            "blocking_lock",
+            Box::new({
+                let mutex = mutex.clone();
+                move || drop(mutex.blocking_lock())
+            }),
+        ),
+        (
+            "blocking_acquire",
+            Box::new({
+                let sem = sem.clone();
+                move || drop(sem.blocking_acquire())
+            }),
+        ),
+        (
+            "blocking_acquire_many_owned",
+            Box::new({
+                let sem = sem.clone();
+                move || drop(sem.clone().blocking_acquire_many_owned(2))
+            }),
+        ),
+        (
+            "blocking_lock_owned",
+            Box::new({
+                let mutex = mutex.clone();
+                move || drop(mutex.clone().blocking_lock_owned())
+            }),
+        ),
+    ];
+    for (name, call) in &calls {
+        let panicked = rt.block_on(async { std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) });
+        let message = panicked.expect_err(name);
+        let message = message
+            .downcast_ref::<&str>()
+            .map(|text| text.to_string())
+            .or_else(|| message.downcast_ref::<String>().cloned())
+            .expect("a text message");
+        assert!(message.contains("spawn_blocking"), "{name}: {message}");
+    }
+    let calls = Arc::new(calls);
+    multi_thread().block_on(async {
+        let in_pool = calls.clone();
+        tokio::task::spawn_blocking(move || in_pool.iter().for_each(|(_, call)| call())).await.unwrap();
+        tokio::task::block_in_place(|| calls.iter().for_each(|(_, call)| call()));
+    });
+    calls.iter().for_each(|(_, call)| call()); // a plain thread
+    futures::executor::block_on(ownsync::tracked(async { drop(mutex.blocking_lock().unwrap()) }));
+    assert!(!mutex.is_broken() && sem.available_permits() == 2);
 }
