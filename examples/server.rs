@@ -12,7 +12,8 @@
 //! - `GET /stats`: the limiter's statistics.
 //!
 //! Each handler runs inside `ownsync::tracked`, so the request is the owner of what it
-//! takes. Run `cargo run --example server` to serve on 127.0.0.1:3000, or
+//! takes. Run `cargo run --example server` to serve on 127.0.0.1:3000 (`-- --listen ADDR`
+//! elsewhere; `benches/wrk.sh` drives it with `wrk`), or
 //! `cargo run --example server -- --load-test 400` to serve on a free port, drive it with
 //! 400 requests (every kind, 32 at a time, with client disconnects), and check that no
 //! request hung and the limiter is back to full capacity.
@@ -134,17 +135,17 @@ fn router() -> Router {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let load_test = match args.as_slice() {
-        [] => None,
-        [flag, n] if flag == "--load-test" => Some(n.parse::<usize>()?),
-        _ => return Err("usage: server [--load-test REQUESTS]".into()),
+    let (load_test, listen) = match args.as_slice() {
+        [] => (None, "127.0.0.1:3000".to_owned()),
+        [flag, n] if flag == "--load-test" => (Some(n.parse::<usize>()?), "127.0.0.1:0".to_owned()),
+        [flag, addr] if flag == "--listen" => (None, addr.clone()),
+        _ => return Err("usage: server [--load-test REQUESTS | --listen ADDR]".into()),
     };
     // The handlers' panics are part of the demo: one line each, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
         eprintln!("handler panic (expected): {}", info.payload_as_str().unwrap_or("?"))
     }));
-    let listener =
-        TcpListener::bind(if load_test.is_some() { "127.0.0.1:0" } else { "127.0.0.1:3000" }).await?;
+    let listener = TcpListener::bind(listen.as_str()).await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move { axum::serve(listener, router()).await });
     match load_test {
