@@ -130,3 +130,32 @@ fn an_axum_router_takes_the_layer_and_serves() {
         runtime.block_on(app.oneshot(axum::http::Request::new(axum::body::Body::empty()))).unwrap();
     assert_eq!(response.status(), axum::http::StatusCode::OK);
 }
+
+/// The reported reproduction, with tower's own mock services: `new(1)` limits each
+/// service separately (the second is ready too), as `ConcurrencyLimitLayer::new(1)`.
+#[test]
+fn tower_mock_services_each_get_their_own_limit() {
+    use tower::Layer;
+    use tower_test::mock;
+    let layer = CapacityLimitLayer::new(1);
+    let (a, mut handle_a) = mock::pair::<u32, u32>();
+    let (b, _handle_b) = mock::pair::<u32, u32>();
+    let mut a = mock::Spawn::new(layer.layer(a));
+    let mut b = mock::Spawn::new(layer.layer(b));
+    assert!(a.poll_ready().is_ready());
+    assert!(b.poll_ready().is_ready(), "tower's layer: Ready");
+    let response = a.call(7);
+    let (request, reply) = block_on(handle_a.next_request()).expect("the request reached the service");
+    assert_eq!(request, 7);
+    reply.send_response(8);
+    assert_eq!(block_on(response).unwrap(), 8);
+    // A second request on `a` waits for nothing: its token came back with the response.
+    assert!(a.poll_ready().is_ready());
+
+    let global = GlobalCapacityLimitLayer::new(1);
+    let (c, _handle_c) = mock::pair::<u32, u32>();
+    let (d, _handle_d) = mock::pair::<u32, u32>();
+    let (mut c, mut d) = (mock::Spawn::new(global.layer(c)), mock::Spawn::new(global.layer(d)));
+    assert!(c.poll_ready().is_ready());
+    assert!(d.poll_ready().is_pending(), "one limit shared by both");
+}
