@@ -381,7 +381,7 @@ impl<T: ?Sized> Drop for ConditionWait<'_, T> {
             }
         }
         if granted {
-            core.release(1);
+            core.pass_on_grant(1);
         }
         wakes.wake_all();
         drop(own_waker);

@@ -269,12 +269,14 @@ impl WaitQueue {
     }
 
     /// Takes the head waiter out, settles it granted, and queues its waker for waking.
-    pub(crate) fn grant_front(&mut self, wakes: &mut WakeList) {
+    /// Returns who it was (if known).
+    pub(crate) fn grant_front(&mut self, wakes: &mut WakeList) -> Option<OwnerId> {
         let key = self.head;
         assert!(key != NIL, "grant_front on an empty queue");
         let slot = self.take(key);
         wakes.push(slot.waker);
         slot.settlement.settle(GRANTED);
+        slot.owner
     }
 
     /// Fails every queued waiter (close, break) and queues all their wakers. O(waiters).

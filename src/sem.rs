@@ -789,6 +789,20 @@ impl SemCore {
         out.finish()
     }
 
+    /// A grant (of `permits`) that its waiter will never collect: it was recorded as the
+    /// holder if exclusive (see `grant_waiters`), which it no longer is.
+    pub(crate) fn forget_grantee(&self, permits: usize) {
+        if permits == self.exclusive && self.holder.load(Relaxed) != 0 {
+            self.holder.store(0, Relaxed);
+        }
+    }
+
+    /// Passes on a grant its waiter will never collect (a cancelled waiter).
+    pub(crate) fn pass_on_grant(&self, permits: usize) {
+        self.forget_grantee(permits);
+        self.release(permits);
+    }
+
     /// Registers a condition to hear of this mutex's break.
     pub(crate) fn add_break_hook(&self, hook: Weak<dyn BreakHook>) {
         let mut shared = self.shared.lock();
@@ -976,7 +990,15 @@ impl SemCore {
             if self.take_locked(wanted).is_err() {
                 break;
             }
-            shared.queue.grant_front(wakes);
+            let grantee = shared.queue.grant_front(wakes);
+            // An exclusive hold is its grantee's from now on, before that future runs
+            // again to collect it: if it never does (a futurelock: its task no longer
+            // polls it), the task's next wait for this lock shows as the self-wait it is.
+            if wanted == self.exclusive
+                && let Some(grantee) = grantee
+            {
+                self.holder.store(grantee.as_u64(), Relaxed);
+            }
         }
         if shared.queue.is_empty() && shared.debt == 0 {
             self.state.fetch_and(!SLOW, Release);
@@ -1290,7 +1312,7 @@ impl AcquireFuture<'_> {
             if outcome == Outcome::Granted {
                 // Granted, then broken before we ran: the permits go back (counted in by
                 // a repairable primitive, so a repair does not wait for them for ever).
-                core.release(self.permits);
+                core.pass_on_grant(self.permits);
             }
             return Poll::Ready(Err(AcquireError::Broken(core.broken_error())));
         }
@@ -1362,13 +1384,16 @@ impl Drop for AcquireFuture<'_> {
                         core.grant_waiters(&mut shared, &mut wakes);
                     }
                     // Granted while we took the lock, never returned: pass it on.
-                    Outcome::Granted => core.release_locked(&mut shared, self.permits, &mut wakes),
+                    Outcome::Granted => {
+                        core.forget_grantee(self.permits);
+                        core.release_locked(&mut shared, self.permits, &mut wakes)
+                    }
                     // (`Requeued` is a condition waiter's, never an acquire's.)
                     Outcome::Failed | Outcome::Requeued(_) => {}
                 }
             }
             // Granted but never returned: pass the permits on.
-            Outcome::Granted => core.release(self.permits),
+            Outcome::Granted => core.pass_on_grant(self.permits),
             Outcome::Failed | Outcome::Requeued(_) => {}
         }
         // Wake the granted first: if dropping our waker panics, nobody is left asleep.

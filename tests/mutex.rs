@@ -555,3 +555,42 @@ fn send_sync_bounds_match_tokio() {
     future_is_send(Arc::new(Mutex::new(1)).lock_owned());
     future_is_send(tracked(async {}));
 }
+
+/// The futurelock shape (Oxide RFD 609): a task's first lock future is granted the mutex
+/// but no longer polled while the task waits for the mutex again. The grant makes the
+/// task the holder at once, so the second wait shows as a self-wait.
+#[test]
+fn a_grant_to_a_future_no_longer_polled_shows_the_futurelock_as_a_self_wait() {
+    let mutex = Mutex::new(0);
+    let outside = mutex.try_lock().unwrap();
+    let mut task = common::Polled::new(tracked(async {
+        let mut first = std::pin::pin!(mutex.lock());
+        assert!(futures::poll!(first.as_mut()).is_pending()); // queued, then left alone
+        *mutex.lock().await.unwrap() += 1; // the task waits for the mutex again
+    }));
+    assert!(task.is_pending());
+    assert_eq!(mutex.statistics().self_waits(), 0, "the outside holder has it");
+    drop(outside); // FIFO: granted to the first future, which is never polled again
+    let stats = mutex.statistics();
+    assert!(stats.holder().is_some_and(|holder| holder.is_task()), "{stats:?}");
+    assert_eq!(stats.self_waits(), 1, "the futurelock is visible");
+    drop(task); // cancelled: the grant is passed on, and nobody holds it any more
+    assert_eq!(mutex.statistics().holder(), None);
+    assert!(mutex.try_lock().is_ok());
+}
+
+/// A grant passed on by a cancelled waiter does not leave its task recorded as holder: a
+/// strict mutex must not refuse that task later (`WouldDeadlock`) while others hold it.
+#[test]
+fn a_cancelled_grantee_is_not_left_as_the_holder() {
+    let mutex = Mutex::new(0).strict();
+    let outside = mutex.try_lock().unwrap();
+    let mut waiter = common::Polled::new(tracked(async { drop(mutex.lock().await.unwrap()) }));
+    assert!(waiter.is_pending());
+    drop(outside); // granted to the waiter...
+    drop(waiter); // ...which is cancelled before it runs: passed on, holder forgotten
+    assert_eq!(mutex.statistics().holder(), None);
+    let _other = mutex.try_lock().unwrap();
+    let mut again = common::Polled::new(tracked(async { mutex.lock().await.map(drop) }));
+    assert!(again.is_pending(), "waits, as for any other holder: no false WouldDeadlock");
+}
