@@ -238,18 +238,37 @@ impl WaitQueue {
     }
 
     /// How many waiters wait as `owner`. O(waiters): for snapshots only.
-    pub(crate) fn waiting_as(&self, owner: OwnerId) -> usize {
-        self.slots.iter().filter(|(_, slot)| slot.owner == Some(owner)).count()
+    /// Also records each as a self-wait from now on if it was not one yet (`owner` is the
+    /// holder: it became so after they queued, as when a lock future of a task is granted
+    /// the lock while the task waits for it again), for the lasting-self-wait check.
+    pub(crate) fn waiting_as(&mut self, owner: OwnerId) -> usize {
+        let now = Instant::now();
+        let mut count = 0;
+        for (key, slot) in &self.slots {
+            if slot.owner == Some(owner) {
+                count += 1;
+                if !self.self_waits.iter().any(|wait| wait.key == key) {
+                    self.self_waits.push(SelfWait { key, since: now, reported: false });
+                }
+            }
+        }
+        count
     }
 
     /// The self-waits queued for `threshold` or longer that were not reported yet, as
     /// (owner, waited for); each is reported once. O(1) while no self-wait is queued.
-    pub(crate) fn lasting_self_waits(&mut self, threshold: Duration) -> Vec<(Option<OwnerId>, Duration)> {
+    /// Only waits whose owner still is `holder` count: the holder may have changed since.
+    pub(crate) fn lasting_self_waits(
+        &mut self,
+        threshold: Duration,
+        holder: Option<OwnerId>,
+    ) -> Vec<(Option<OwnerId>, Duration)> {
         let now = Instant::now();
         let mut lasting = Vec::new();
         for wait in &mut self.self_waits {
             let waited = now.saturating_duration_since(wait.since);
-            if !wait.reported && waited >= threshold {
+            let still = holder.is_some() && self.slots[wait.key].owner == holder;
+            if still && !wait.reported && waited >= threshold {
                 wait.reported = true;
                 lasting.push((self.slots[wait.key].owner, waited));
             }

@@ -484,9 +484,10 @@ impl SemCore {
 
     pub(crate) fn snapshot(&self) -> CoreSnapshot {
         let mut shared = self.shared.lock();
-        let lasting = self.lasting_self_waits(&mut shared);
         let state = self.state.load(Acquire);
         let holder = self.holder();
+        let self_waits = holder.map_or(0, |holder| shared.queue.waiting_as(holder));
+        let lasting = self.lasting_self_waits(&mut shared);
         let snapshot = CoreSnapshot {
             available: state >> SHIFT,
             waiters: shared.queue.len(),
@@ -495,7 +496,7 @@ impl SemCore {
             abandoned: shared.abandoned,
             orphaned: shared.orphaned,
             holder,
-            self_waits: holder.map_or(0, |holder| shared.queue.waiting_as(holder)),
+            self_waits,
         };
         drop(shared);
         self.report_self_waits(lasting);
@@ -511,7 +512,7 @@ impl SemCore {
             return Vec::new();
         }
         match crate::diagnostics::self_wait_warning() {
-            Some(threshold) => shared.queue.lasting_self_waits(threshold),
+            Some(threshold) => shared.queue.lasting_self_waits(threshold, self.holder()),
             _ => Vec::new(),
         }
     }
