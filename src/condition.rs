@@ -22,7 +22,7 @@ use crate::error::AcquireError;
 use crate::loom::Mutex as LotMutex;
 use crate::lot::{Outcome, Settlement, WaitQueue, WakeList};
 use crate::mutex::{Mutex, MutexGuard};
-use crate::owner::{Caller, identity_for};
+use crate::owner::{Caller, Site, caller_site, identity_for};
 use crate::sem::{BreakHook, SemCore};
 
 /// A condition variable for a [`Mutex`](crate::Mutex), as in Trio: [`wait`] gives the
@@ -121,8 +121,10 @@ impl Condition {
     /// assert!(waited.is_ok() && notified.is_ok());
     /// # });
     /// ```
+    #[track_caller]
     pub fn wait<'a, T: ?Sized>(&'a self, guard: MutexGuard<'a, T>) -> ConditionWait<'a, T> {
         ConditionWait {
+            site: caller_site(),
             condition: self,
             guard: Some(guard),
             mutex: None,
@@ -257,6 +259,8 @@ impl ConditionStatistics {
 /// The future of [`Condition::wait`].
 #[must_use = "futures do nothing unless polled"]
 pub struct ConditionWait<'a, T: ?Sized> {
+    /// Where `wait` was called: the site of the hold it returns.
+    site: Site,
     condition: &'a Condition,
     /// The guard given up, until the first poll parks and releases it.
     guard: Option<MutexGuard<'a, T>>,
@@ -302,7 +306,7 @@ impl<'a, T: ?Sized> Future for ConditionWait<'a, T> {
                 Outcome::Granted => {
                     this.key = None;
                     this.mutex = None;
-                    let hold = mutex.core().register_granted();
+                    let hold = mutex.core().register_granted(this.site);
                     return Poll::Ready(Ok(MutexGuard::from_hold(mutex, hold)));
                 }
                 Outcome::Failed => {

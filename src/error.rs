@@ -103,6 +103,8 @@ pub(crate) struct Broken {
     pub(crate) owner: OwnerId,
     pub(crate) owner_name: Option<Arc<str>>,
     pub(crate) reason: AbandonReason,
+    /// Where the abandoned hold was taken, if known.
+    pub(crate) site: Option<&'static std::panic::Location<'static>>,
 }
 
 impl BrokenResourceError {
@@ -125,24 +127,42 @@ impl BrokenResourceError {
     pub fn name(&self) -> Option<&str> {
         self.0.name.as_deref()
     }
+    /// Where the abandoned hold was taken: the acquire call in the user's code
+    /// (`file:line:column`), when the hold was registered to an owner that knew it.
+    ///
+    /// ```
+    /// use ownsync::{Mutex, tracked};
+    /// # futures::executor::block_on(async {
+    /// let mutex = Mutex::new(0);
+    /// tracked(async { std::mem::forget(mutex.lock().await.unwrap()) }).await;
+    /// let err = mutex.try_lock().unwrap_err();
+    /// let ownsync::TryLockError::Broken(err) = err else { unreachable!() };
+    /// assert_eq!(err.site().unwrap().file(), file!());
+    /// assert!(err.to_string().contains(&format!("(taken at {}:", file!())));
+    /// # });
+    /// ```
+    pub fn site(&self) -> Option<&'static std::panic::Location<'static>> {
+        self.0.site
+    }
 }
 
 impl fmt::Debug for BrokenResourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Broken { kind, name, owner, owner_name, reason } = &*self.0;
+        let Broken { kind, name, owner, owner_name, reason, site } = &*self.0;
         f.debug_struct("BrokenResourceError")
             .field("kind", kind)
             .field("name", name)
             .field("owner", owner)
             .field("owner_name", owner_name)
             .field("reason", reason)
+            .field("site", site)
             .finish()
     }
 }
 
 impl fmt::Display for BrokenResourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Broken { kind, name, owner, owner_name, reason } = &*self.0;
+        let Broken { kind, name, owner, owner_name, reason, site } = &*self.0;
         write!(f, "{kind}")?;
         if let Some(name) = name {
             write!(f, " {name:?}")?;
@@ -151,7 +171,11 @@ impl fmt::Display for BrokenResourceError {
         if let Some(owner_name) = owner_name {
             write!(f, " ({owner_name})")?;
         }
-        write!(f, " {reason} while holding it")
+        write!(f, " {reason} while holding it")?;
+        if let Some(site) = site {
+            write!(f, " (taken at {site})")?;
+        }
+        Ok(())
     }
 }
 

@@ -28,6 +28,7 @@ macro_rules! hold_guard {
             /// previous owner's exit already abandoned it.
             ///
             #[doc = $hand_doc]
+            #[track_caller]
             pub fn hand_to(this: &mut Self, owner: crate::OwnerId) -> Result<(), crate::HandOverError> {
                 let core: std::sync::Arc<crate::sem::SemCore> = {
                     let $core_this = &*this;
@@ -37,7 +38,7 @@ macro_rules! hold_guard {
                     let $permits_this = &*this;
                     $permits
                 };
-                this.hold.hand_to(owner, permits, || core.clone())?;
+                this.hold.hand_to(owner, permits, || core.clone(), crate::owner::caller_site())?;
                 core.set_holder(owner, permits);
                 Ok(())
             }
@@ -46,12 +47,14 @@ macro_rules! hold_guard {
             /// that received the guard, to answer for it from now on.
             ///
             #[doc = $adopt_doc]
+            #[track_caller]
             pub fn adopt(this: &mut Self) -> Result<(), crate::HandOverError> {
                 Self::hand_to(this, crate::current_owner())
             }
         }
 
         impl<$($lt,)? $($param: ?Sized),*> crate::tracked::HandOver for $guard<$($lt,)? $($param),*> {
+            #[track_caller]
             fn hand_to(&mut self, owner: crate::OwnerId) -> Result<(), crate::HandOverError> {
                 Self::hand_to(self, owner)
             }

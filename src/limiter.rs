@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
 use crate::error::AbandonReason;
@@ -17,7 +18,9 @@ use crate::error::HandOverError;
 use crate::error::{AcquireError, PrimitiveKind, ReleaseError, TryAcquireError};
 use crate::loom::Mutex;
 use crate::lot::block_on;
-use crate::owner::{Abandon, Abandoner, Caller, OwnerGone, OwnerId, can_exit, is_live_owner, owner_id_for};
+use crate::owner::{
+    Abandon, Abandoner, Caller, OwnerGone, OwnerId, Site, caller_site, can_exit, is_live_owner, owner_id_for,
+};
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_permits, common_statistics};
 
 enum Borrow {
@@ -73,7 +76,7 @@ struct LimiterInner {
 }
 
 impl Abandon for LimiterInner {
-    fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize) {
+    fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize, site: Site) {
         // The owner's exit claimed one of its certainly owned borrows here: forget one
         // (its ticket is given back outside our lock; which one does not matter, this
         // exit claimed them all), then let the core break or reclaim as its policy says.
@@ -88,7 +91,7 @@ impl Abandon for LimiterInner {
             key.and_then(|key| borrowers.map.remove(&key))
         };
         drop(borrow);
-        self.core.abandon(owner, reason, permits);
+        self.core.abandon(owner, reason, permits, site);
     }
 
     fn orphan(&self, owner: &Abandoner, permits: usize) {
@@ -232,8 +235,9 @@ impl CapacityLimiter {
         mut pending: PendingBorrow<'_>,
         borrower: Borrower,
         caller: Caller,
+        site: Site,
     ) -> Result<CapacityToken<'_>, AcquireError> {
-        let hold = match self.hold_for(borrower, caller) {
+        let hold = match self.hold_for(borrower, caller, site) {
             Ok(hold) => hold,
             Err(gone) => {
                 // The borrower exited while we waited: give the token back untouched.
@@ -248,16 +252,16 @@ impl CapacityLimiter {
     /// The hold of a token just taken by `caller`: tied to the caller's owner for a
     /// call; for an explicit borrower, to that owner's exit if it is a live owner (an
     /// anonymous id stays untied).
-    fn hold_for(&self, borrower: Borrower, caller: Caller) -> Result<Hold, OwnerGone> {
+    fn hold_for(&self, borrower: Borrower, caller: Caller, site: Site) -> Result<Hold, OwnerGone> {
         match borrower {
             Borrower::Explicit(id) if owner_id_for(caller) != Some(id) => {
                 if can_exit(id) {
-                    Hold::registered_to(id, 1, self.inner.clone())
+                    Hold::registered_to(id, 1, self.inner.clone(), site)
                 } else {
                     Ok(Hold::default())
                 }
             }
-            _ => Ok(self.inner.core.register(1, caller, &self.inner, false)),
+            _ => Ok(self.inner.core.register(1, caller, &self.inner, false, site)),
         }
     }
 
@@ -273,20 +277,21 @@ impl CapacityLimiter {
         &self,
         borrower: Borrower,
         caller: Caller,
+        site: Site,
     ) -> Result<CapacityToken<'_>, AcquireError> {
         let pending = self.begin(borrower, caller)?;
         acquire_permits!(self.inner.core, 1, caller);
-        self.finish(pending, borrower, caller)
+        self.finish(pending, borrower, caller, site)
     }
 
     /// Without waiting, nobody can see a pending borrow: the check, the take and the
     /// record happen under one lock of the borrower map.
-    fn try_acquire_for(&self, borrower: Borrower) -> Result<CapacityToken<'_>, TryAcquireError> {
+    fn try_acquire_for(&self, borrower: Borrower, site: Site) -> Result<CapacityToken<'_>, TryAcquireError> {
         let caller = Caller::Async;
         let mut borrowers = self.inner.borrowers.lock();
         let key = Self::key_for(&borrowers, borrower, caller)?;
         self.inner.core.try_acquire(1, caller)?;
-        let hold = self.hold_for(borrower, caller).map_err(|OwnerGone(id)| {
+        let hold = self.hold_for(borrower, caller, site).map_err(|OwnerGone(id)| {
             self.inner.core.release(1);
             TryAcquireError::OwnerGone(id)
         })?;
@@ -313,8 +318,10 @@ impl CapacityLimiter {
     /// assert_ne!(second.borrower(), first.borrower());
     /// # }));
     /// ```
-    pub async fn acquire(&self) -> Result<CapacityToken<'_>, AcquireError> {
-        self.acquire_for(Borrower::Call, Caller::Async).await
+    #[track_caller]
+    pub fn acquire(&self) -> impl Future<Output = Result<CapacityToken<'_>, AcquireError>> {
+        let site = caller_site();
+        async move { self.acquire_for(Borrower::Call, Caller::Async, site).await }
     }
 
     /// Borrows a token on behalf of `borrower` (for example a worker the caller hands the
@@ -338,8 +345,13 @@ impl CapacityLimiter {
     /// assert!(limiter.is_broken());
     /// # });
     /// ```
-    pub async fn acquire_on_behalf_of(&self, borrower: OwnerId) -> Result<CapacityToken<'_>, AcquireError> {
-        self.acquire_for(Borrower::Explicit(borrower), Caller::Async).await
+    #[track_caller]
+    pub fn acquire_on_behalf_of(
+        &self,
+        borrower: OwnerId,
+    ) -> impl Future<Output = Result<CapacityToken<'_>, AcquireError>> {
+        let site = caller_site();
+        async move { self.acquire_for(Borrower::Explicit(borrower), Caller::Async, site).await }
     }
 
     /// Borrows a token for the current owner without waiting (anonymous outside a
@@ -349,8 +361,9 @@ impl CapacityLimiter {
     /// let limiter = ownsync::CapacityLimiter::new(0);
     /// assert_eq!(limiter.try_acquire().unwrap_err(), ownsync::TryAcquireError::NoPermits);
     /// ```
+    #[track_caller]
     pub fn try_acquire(&self) -> Result<CapacityToken<'_>, TryAcquireError> {
-        self.try_acquire_for(Borrower::Call)
+        self.try_acquire_for(Borrower::Call, caller_site())
     }
 
     /// Borrows a token on behalf of `borrower` without waiting.
@@ -361,8 +374,9 @@ impl CapacityLimiter {
     /// let token = limiter.try_acquire_on_behalf_of(id).unwrap();
     /// assert_eq!(token.borrower(), id);
     /// ```
+    #[track_caller]
     pub fn try_acquire_on_behalf_of(&self, borrower: OwnerId) -> Result<CapacityToken<'_>, TryAcquireError> {
-        self.try_acquire_for(Borrower::Explicit(borrower))
+        self.try_acquire_for(Borrower::Explicit(borrower), caller_site())
     }
 
     /// Borrows a token from synchronous code; outside a tracked task the thread borrows.
@@ -374,7 +388,7 @@ impl CapacityLimiter {
     /// ```
     #[track_caller]
     pub fn blocking_acquire(&self) -> Result<CapacityToken<'_>, AcquireError> {
-        block_on(self.acquire_for(Borrower::Call, Caller::Blocking))
+        block_on(self.acquire_for(Borrower::Call, Caller::Blocking, caller_site()))
     }
 
     /// [`blocking_acquire`](Self::blocking_acquire) on behalf of `borrower`.
@@ -392,7 +406,7 @@ impl CapacityLimiter {
         &self,
         borrower: OwnerId,
     ) -> Result<CapacityToken<'_>, AcquireError> {
-        block_on(self.acquire_for(Borrower::Explicit(borrower), Caller::Blocking))
+        block_on(self.acquire_for(Borrower::Explicit(borrower), Caller::Blocking, caller_site()))
     }
 
     /// Releases `borrower`'s token (one kept with [`CapacityToken::detach`], or one whose
@@ -690,9 +704,13 @@ impl CapacityToken<'_> {
     /// drop(worker); // cancelled while it answers for the token
     /// assert!(limiter.is_broken());
     /// ```
+    #[track_caller]
     pub fn hand_to(&mut self, owner: OwnerId) -> Result<(), HandOverError> {
+        let site = caller_site();
         self.limiter
-            .with_hold(self.borrower, self.generation, |hold, primitive| hold.hand_to(owner, 1, primitive))
+            .with_hold(self.borrower, self.generation, |hold, primitive| {
+                hold.hand_to(owner, 1, primitive, site)
+            })
             .unwrap_or(Err(HandOverError::Abandoned))
     }
 
@@ -710,6 +728,7 @@ impl CapacityToken<'_> {
     /// .unwrap();
     /// assert!(limiter.is_broken());
     /// ```
+    #[track_caller]
     pub fn adopt(&mut self) -> Result<(), HandOverError> {
         self.hand_to(crate::current_owner())
     }
@@ -728,6 +747,7 @@ impl CapacityToken<'_> {
 }
 
 impl crate::tracked::HandOver for CapacityToken<'_> {
+    #[track_caller]
     fn hand_to(&mut self, owner: OwnerId) -> Result<(), HandOverError> {
         CapacityToken::hand_to(self, owner)
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::error::{AcquireError, PrimitiveKind, ReleaseError, RepairError, TryLockError};
 use crate::guard::{guard_deref_mut, hold_guard, owned_into_parts};
 use crate::lot::block_on;
-use crate::owner::{Caller, OwnerId, current_owner};
+use crate::owner::{Caller, OwnerId, Site, caller_site, current_owner};
 use crate::repair::RepairGuard;
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_hold, common_statistics};
 
@@ -131,13 +131,13 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     /// For the blocking entry points; the async ones expand [`acquire_hold!`] in place.
-    async fn acquire_hold(&self, caller: Caller, moves: bool) -> Result<Hold, AcquireError> {
-        Ok(acquire_hold!(self.core, 1, caller, &self.core, moves: moves))
+    async fn acquire_hold(&self, caller: Caller, moves: bool, site: Site) -> Result<Hold, AcquireError> {
+        Ok(acquire_hold!(self.core, 1, caller, &self.core, moves: moves, site: site))
     }
 
-    fn try_acquire_hold(&self, caller: Caller, moves: bool) -> Result<Hold, TryLockError> {
+    fn try_acquire_hold(&self, caller: Caller, moves: bool, site: Site) -> Result<Hold, TryLockError> {
         self.core.try_acquire(1, caller)?;
-        Ok(self.core.register(1, caller, &self.core, moves))
+        Ok(self.core.register(1, caller, &self.core, moves, site))
     }
 
     /// Locks, waiting in FIFO order. Cancel-safe: dropping the future gives up its place,
@@ -159,9 +159,13 @@ impl<T: ?Sized> Mutex<T> {
     /// *guard += 1;
     /// # });
     /// ```
-    pub async fn lock(&self) -> Result<MutexGuard<'_, T>, AcquireError> {
-        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: false);
-        Ok(MutexGuard { mutex: self, hold })
+    #[track_caller]
+    pub fn lock(&self) -> impl Future<Output = Result<MutexGuard<'_, T>, AcquireError>> {
+        let site = caller_site();
+        async move {
+            let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: false, site: site);
+            Ok(MutexGuard { mutex: self, hold })
+        }
     }
 
     /// Locks if that is possible right now, without waiting.
@@ -178,8 +182,9 @@ impl<T: ?Sized> Mutex<T> {
     /// drop(guard);
     /// assert!(mutex.try_lock().is_ok());
     /// ```
+    #[track_caller]
     pub fn try_lock(&self) -> Result<MutexGuard<'_, T>, TryLockError> {
-        let hold = self.try_acquire_hold(Caller::Async, false)?;
+        let hold = self.try_acquire_hold(Caller::Async, false, caller_site())?;
         Ok(MutexGuard { mutex: self, hold })
     }
 
@@ -200,7 +205,7 @@ impl<T: ?Sized> Mutex<T> {
     /// ```
     #[track_caller]
     pub fn blocking_lock(&self) -> Result<MutexGuard<'_, T>, AcquireError> {
-        let hold = block_on(self.acquire_hold(Caller::Blocking, false))?;
+        let hold = block_on(self.acquire_hold(Caller::Blocking, false, caller_site()))?;
         Ok(MutexGuard { mutex: self, hold })
     }
 
@@ -220,9 +225,13 @@ impl<T: ?Sized> Mutex<T> {
     /// assert!(Arc::ptr_eq(ownsync::OwnedMutexGuard::mutex(&guard), &mutex));
     /// # });
     /// ```
-    pub async fn lock_owned(self: Arc<Self>) -> Result<OwnedMutexGuard<T>, AcquireError> {
-        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: true);
-        Ok(OwnedMutexGuard { mutex: self, hold })
+    #[track_caller]
+    pub fn lock_owned(self: Arc<Self>) -> impl Future<Output = Result<OwnedMutexGuard<T>, AcquireError>> {
+        let site = caller_site();
+        async move {
+            let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: true, site: site);
+            Ok(OwnedMutexGuard { mutex: self, hold })
+        }
     }
 
     /// Like [`try_lock`](Self::try_lock), with an owned guard.
@@ -232,8 +241,9 @@ impl<T: ?Sized> Mutex<T> {
     /// let guard = mutex.clone().try_lock_owned().unwrap();
     /// assert_eq!(*guard, 1);
     /// ```
+    #[track_caller]
     pub fn try_lock_owned(self: Arc<Self>) -> Result<OwnedMutexGuard<T>, TryLockError> {
-        let hold = self.try_acquire_hold(Caller::Async, true)?;
+        let hold = self.try_acquire_hold(Caller::Async, true, caller_site())?;
         Ok(OwnedMutexGuard { mutex: self, hold })
     }
 
@@ -246,7 +256,7 @@ impl<T: ?Sized> Mutex<T> {
     /// ```
     #[track_caller]
     pub fn blocking_lock_owned(self: Arc<Self>) -> Result<OwnedMutexGuard<T>, AcquireError> {
-        let hold = block_on(self.acquire_hold(Caller::Blocking, true))?;
+        let hold = block_on(self.acquire_hold(Caller::Blocking, true, caller_site()))?;
         Ok(OwnedMutexGuard { mutex: self, hold })
     }
 
@@ -321,6 +331,7 @@ impl<T: ?Sized> Mutex<T> {
     /// assert_eq!(mutex.try_repair().err(), Some(RepairError::InUse { guards_out: 1 }));
     /// # });
     /// ```
+    #[track_caller]
     pub fn try_repair(&self) -> Result<RepairGuard<'_, T>, RepairError> {
         RepairGuard::begin(&self.core, 1, self.data.get())
     }
@@ -357,10 +368,14 @@ impl Mutex<()> {
     /// lock.release().unwrap();
     /// # });
     /// ```
-    pub async fn acquire(&self) -> Result<(), AcquireError> {
-        let hold = acquire_hold!(self.core, 1, Caller::ManualAsync, &self.core, moves: false);
-        self.core.store_manual(hold);
-        Ok(())
+    #[track_caller]
+    pub fn acquire(&self) -> impl Future<Output = Result<(), AcquireError>> {
+        let site = caller_site();
+        async move {
+            let hold = acquire_hold!(self.core, 1, Caller::ManualAsync, &self.core, moves: false, site: site);
+            self.core.store_manual(hold);
+            Ok(())
+        }
     }
 
     /// [`acquire`](Mutex::acquire) without waiting.
@@ -371,8 +386,9 @@ impl Mutex<()> {
     /// assert!(lock.try_acquire().is_err());
     /// lock.release().unwrap();
     /// ```
+    #[track_caller]
     pub fn try_acquire(&self) -> Result<(), TryLockError> {
-        let hold = self.try_acquire_hold(Caller::ManualAsync, false)?;
+        let hold = self.try_acquire_hold(Caller::ManualAsync, false, caller_site())?;
         self.core.store_manual(hold);
         Ok(())
     }
@@ -386,7 +402,7 @@ impl Mutex<()> {
     /// ```
     #[track_caller]
     pub fn blocking_acquire(&self) -> Result<(), AcquireError> {
-        let hold = block_on(self.acquire_hold(Caller::ManualBlocking, false))?;
+        let hold = block_on(self.acquire_hold(Caller::ManualBlocking, false, caller_site()))?;
         self.core.store_manual(hold);
         Ok(())
     }
@@ -565,6 +581,7 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     /// let inner = ownsync::MutexGuard::try_map(guard, |v| v.as_mut()).unwrap();
     /// assert_eq!(*inner, 1);
     /// ```
+    #[track_caller]
     pub fn try_map<U: ?Sized, F: FnOnce(&mut T) -> Option<&mut U>>(
         mut this: Self,
         f: F,
@@ -642,6 +659,7 @@ impl<T: ?Sized> OwnedMutexGuard<T> {
     /// let guard = mutex.try_lock_owned().unwrap();
     /// assert_eq!(*ownsync::OwnedMutexGuard::try_map(guard, |v| v.as_mut()).unwrap(), 1);
     /// ```
+    #[track_caller]
     pub fn try_map<U: ?Sized, F: FnOnce(&mut T) -> Option<&mut U>>(
         mut this: Self,
         f: F,
@@ -717,6 +735,7 @@ impl<T: ?Sized, U: ?Sized> OwnedMappedMutexGuard<T, U> {
     /// let outer = ownsync::OwnedMutexGuard::map(mutex.try_lock_owned().unwrap(), |v| &mut v.0);
     /// assert!(ownsync::OwnedMappedMutexGuard::try_map(outer, |v| v.as_mut()).is_ok());
     /// ```
+    #[track_caller]
     pub fn try_map<V: ?Sized, F: FnOnce(&mut U) -> Option<&mut V>>(
         mut this: Self,
         f: F,
@@ -778,6 +797,7 @@ impl<'a, T: ?Sized> MappedMutexGuard<'a, T> {
     /// let outer = ownsync::MutexGuard::map(mutex.try_lock().unwrap(), |v| &mut v.0);
     /// assert!(ownsync::MappedMutexGuard::try_map(outer, |v| v.as_mut()).is_ok());
     /// ```
+    #[track_caller]
     pub fn try_map<U: ?Sized, F: FnOnce(&mut T) -> Option<&mut U>>(
         mut this: Self,
         f: F,

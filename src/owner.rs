@@ -33,6 +33,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use slab::Slab;
 
 use crate::error::AbandonReason;
+
+/// Where a hold was taken: the user's call of the acquire (`#[track_caller]`), if known.
+pub(crate) type Site = Option<&'static std::panic::Location<'static>>;
+
+/// The site of the acquire being called: call it first thing in a `#[track_caller]`
+/// entry point (an `async fn` cannot be one: the entry points return their future).
+#[track_caller]
+#[inline]
+pub(crate) fn caller_site() -> Site {
+    Some(std::panic::Location::caller())
+}
 use crate::loom::{AtomicBool, Mutex, UnsafeCell, owned_thread_local};
 
 /// The identity of an owner: a tracked task or a thread.
@@ -163,8 +174,9 @@ pub(crate) struct Abandoner {
 
 /// What a primitive does when an owner goes away holding something of it.
 pub(crate) trait Abandon: Send + Sync {
-    /// `owner` went away (`reason`) while certainly holding `permits` of this primitive.
-    fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize);
+    /// `owner` went away (`reason`) while certainly holding `permits` of this primitive,
+    /// taken at `site`.
+    fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize, site: Site);
     /// `owner` went away while an owned hold it acquired, and that may have moved
     /// (DESIGN.md 2b), was still registered to it: no evidence of abandonment, so it is
     /// only counted as orphaned until it is released or adopted ([`Claim::Orphaned`]).
@@ -183,6 +195,8 @@ struct HoldEntry {
     permits: usize,
     /// An owned hold that may have moved: orphaned, not abandoned, at the exit.
     moves: bool,
+    /// Where it was taken, for the error of its abandonment.
+    site: Site,
 }
 
 /// The holds registered from the owner's own context, and what it knows of its exit.
@@ -204,17 +218,19 @@ impl LocalHolds {
         primitive: impl FnOnce() -> Arc<dyn Abandon>,
         permits: usize,
         moves: bool,
+        site: Site,
     ) -> usize {
         if let Some(key) = self.spare {
             let entry = &mut self.holds[key];
             if std::ptr::eq(Arc::as_ptr(&entry.primitive).cast::<()>(), identity) {
                 entry.permits = permits;
                 entry.moves = moves;
+                entry.site = site;
                 self.spare = None;
                 return key;
             }
         }
-        self.holds.insert(HoldEntry { primitive: primitive(), permits, moves })
+        self.holds.insert(HoldEntry { primitive: primitive(), permits, moves, site })
     }
 
     /// Ends the hold at `key`, keeping its entry as the spare. Returns the entry of the
@@ -403,7 +419,7 @@ impl OwnerInner {
             if hold.moves {
                 hold.primitive.orphan(abandoner, hold.permits);
             } else {
-                hold.primitive.abandon(abandoner, reason, hold.permits);
+                hold.primitive.abandon(abandoner, reason, hold.permits, hold.site);
             }
         });
     }
@@ -451,7 +467,7 @@ impl OwnerInner {
         self.unpublish();
         ForwardedScope::prune_spent(parent);
         let scope = Arc::new(ForwardedScope { record: self.clone(), ticket: Mutex::new(None) });
-        match parent.register(scope.clone(), 0, false) {
+        match parent.register(scope.clone(), 0, false, None) {
             Ok(ticket) => *scope.ticket.lock() = Some(ticket),
             // The enclosing owner has exited (polled again after a panicking poll): this
             // scope has nobody to pass its holds to.
@@ -506,7 +522,7 @@ impl ForwardedScope {
 }
 
 impl Abandon for ForwardedScope {
-    fn abandon(&self, owner: &Abandoner, reason: AbandonReason, _: usize) {
+    fn abandon(&self, owner: &Abandoner, reason: AbandonReason, _: usize, _: Site) {
         // The enclosing owner exited with this scope's holds: they are its abandonment.
         self.record.exit_as(reason, Some(owner));
         let ticket = self.ticket.lock().take();
@@ -564,6 +580,7 @@ impl<'a> RecordRef<'a> {
         primitive: impl FnOnce() -> Arc<dyn Abandon>,
         permits: usize,
         moves: bool,
+        site: Site,
     ) -> Result<HoldTicket, AbandonReason> {
         debug_assert!(self.is_current());
         if self.released_elsewhere.load(Relaxed) {
@@ -574,7 +591,7 @@ impl<'a> RecordRef<'a> {
         let key = unsafe {
             self.with_local(|local| match local.exited {
                 Some(reason) => Err(reason),
-                None => Ok(local.insert(identity, primitive, permits, moves)),
+                None => Ok(local.insert(identity, primitive, permits, moves, site)),
             })
         }?;
         Ok(HoldTicket { owner: self.ptr, slot: key | moves_flag(moves) })
@@ -598,12 +615,13 @@ impl<'a> RecordRef<'a> {
         primitive: Arc<dyn Abandon>,
         permits: usize,
         moves: bool,
+        site: Site,
     ) -> Result<HoldTicket, AbandonReason> {
         let mut shared = self.shared.lock();
         if let Some(reason) = shared.exited {
             return Err(reason);
         }
-        let key = shared.holds.insert(HoldEntry { primitive, permits, moves });
+        let key = shared.holds.insert(HoldEntry { primitive, permits, moves, site });
         Ok(HoldTicket { owner: self.ptr, slot: key | SHARED_SLOT | moves_flag(moves) })
     }
 
@@ -613,11 +631,12 @@ impl<'a> RecordRef<'a> {
         primitive: Arc<dyn Abandon>,
         permits: usize,
         moves: bool,
+        site: Site,
     ) -> Result<HoldTicket, AbandonReason> {
         if self.is_current() {
-            self.register_here(Arc::as_ptr(&primitive).cast(), || primitive, permits, moves)
+            self.register_here(Arc::as_ptr(&primitive).cast(), || primitive, permits, moves, site)
         } else {
-            self.register_elsewhere(primitive, permits, moves)
+            self.register_elsewhere(primitive, permits, moves, site)
         }
     }
 }
@@ -706,6 +725,24 @@ impl HoldTicket {
     /// The owner it is registered to; `None` once given back.
     pub(crate) fn owner_id(&self) -> Option<OwnerId> {
         self.is_live().then(|| self.record().id)
+    }
+
+    /// Where the hold was taken, if it can be read from here: in its owner's context, or
+    /// for a hold in the shared slab.
+    pub(crate) fn site(&self) -> Site {
+        if !self.is_live() {
+            return None;
+        }
+        let record = self.record();
+        let key = self.slot & SLOT_KEY;
+        if self.slot & SHARED_SLOT != 0 {
+            return record.shared.lock().holds.get(key).and_then(|entry| entry.site);
+        }
+        if record.is_current() {
+            // SAFETY: in the owner's context; the closure only reads.
+            return unsafe { record.with_local(|local| local.holds.get(key).and_then(|entry| entry.site)) };
+        }
+        None
     }
 
     /// Who would be named if this hold were abandoned now.
@@ -850,7 +887,13 @@ impl HoldTicket {
         }
         shared.released_local.push(key);
         record.released_elsewhere.store(true, Relaxed);
-        let moved = shared.holds.insert(HoldEntry { primitive: primitive(), permits, moves: self.moves() });
+        // Where it was taken is in the owner's local slab, out of reach from here.
+        let moved = shared.holds.insert(HoldEntry {
+            primitive: primitive(),
+            permits,
+            moves: self.moves(),
+            site: None,
+        });
         drop(shared);
         self.slot = moved | SHARED_SLOT | (self.slot & MOVES);
         true
@@ -871,7 +914,7 @@ impl HoldTicket {
         if !self.is_live() {
             return None;
         }
-        self.record().register(primitive, permits, moves).ok()
+        self.record().register(primitive, permits, moves, self.site()).ok()
     }
 }
 
@@ -1020,6 +1063,7 @@ pub(crate) fn register_hold<P: Abandon + 'static>(
     permits: usize,
     primitive: &Arc<P>,
     moves: bool,
+    site: Site,
 ) -> Option<(OwnerId, Option<HoldTicket>)> {
     let identity = Arc::as_ptr(primitive).cast();
     let clone = || primitive.clone() as Arc<dyn Abandon>;
@@ -1028,14 +1072,14 @@ pub(crate) fn register_hold<P: Abandon + 'static>(
         return match caller {
             Caller::Async | Caller::ManualAsync => None,
             Caller::Blocking | Caller::ManualBlocking => with_owner(caller, |owner| {
-                (owner.id, owner.register_here(identity, clone, permits, moves).ok())
+                (owner.id, owner.register_here(identity, clone, permits, moves, site).ok())
             }),
         };
     }
     // SAFETY: as in `with_owner`: a non-null CURRENT_TASK is the record of the `Tracked`
     // being polled on this thread, kept alive by it for the length of this poll.
     let owner = unsafe { RecordRef::from_raw(task) };
-    Some((owner.id, owner.register_here(identity, clone, permits, moves).ok()))
+    Some((owner.id, owner.register_here(identity, clone, permits, moves, site).ok()))
 }
 
 /// The record of a live owner with this id: the owner whose context the code running
@@ -1063,9 +1107,10 @@ pub(crate) fn register_to(
     id: OwnerId,
     primitive: Arc<dyn Abandon>,
     permits: usize,
+    site: Site,
 ) -> Result<HoldTicket, OwnerGone> {
     let record = live_record(id).ok_or(OwnerGone(id))?;
-    RecordRef::of(&record).register(primitive, permits, false).map_err(|_| OwnerGone(id))
+    RecordRef::of(&record).register(primitive, permits, false, site).map_err(|_| OwnerGone(id))
 }
 
 /// What [`hand_over`] did with a hold's registration.
@@ -1093,6 +1138,7 @@ pub(crate) fn hand_over(
     target: OwnerId,
     permits: usize,
     primitive: &dyn Fn() -> Arc<dyn Abandon>,
+    fallback_site: Site,
 ) -> HandedOver {
     if let Some(ticket) = previous.as_ref()
         && !ticket.is_live()
@@ -1102,6 +1148,7 @@ pub(crate) fn hand_over(
     let Some(target_record) = live_record(target) else { return HandedOver::TargetGone(previous) };
     // The old owner, kept alive past the give-back in case the hold must go back to it.
     let mut old = None;
+    let site = previous.as_ref().and_then(HoldTicket::site).or(fallback_site);
     if let Some(mut ticket) = previous {
         let (record, moves) = (ticket.record().to_arc(), ticket.moves());
         match ticket.give_back() {
@@ -1111,17 +1158,17 @@ pub(crate) fn hand_over(
             Claim::Abandoned => return HandedOver::Abandoned(ticket),
         }
     }
-    if let Ok(ticket) = RecordRef::of(&target_record).register(primitive(), permits, false) {
+    if let Ok(ticket) = RecordRef::of(&target_record).register(primitive(), permits, false, site) {
         return HandedOver::To(ticket);
     }
     let Some((old, moves)) = old else { return HandedOver::TargetGone(None) };
-    match RecordRef::of(&old).register(primitive(), permits, moves) {
+    match RecordRef::of(&old).register(primitive(), permits, moves, site) {
         Ok(ticket) => HandedOver::TargetGone(Some(ticket)),
         // Owned (moving) holds are orphaned, not abandoned, by an exit: it stays ours,
         // anonymous.
         Err(_) if moves => HandedOver::TargetGone(None),
         Err(reason) => {
-            primitive().abandon(&old.abandoner(), reason, permits);
+            primitive().abandon(&old.abandoner(), reason, permits, site);
             HandedOver::TargetGone(Some(HoldTicket::dead()))
         }
     }
@@ -1218,7 +1265,7 @@ mod tests {
 
     struct CountAbandons(std::sync::Mutex<Vec<(OwnerId, AbandonReason, usize)>>, AtomicU64);
     impl Abandon for CountAbandons {
-        fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize) {
+        fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize, _: Site) {
             self.0.lock().unwrap().push((owner.id, reason, permits));
         }
         fn orphan(&self, _: &Abandoner, _: usize) {
@@ -1243,7 +1290,7 @@ mod tests {
     /// Registers `permits` to `owner` from inside its context, as an acquire in its poll.
     fn register_in(owner: &Arc<OwnerInner>, sink: &Arc<CountAbandons>, permits: usize) -> Option<HoldTicket> {
         let _scope = CurrentTaskScope::enter(owner);
-        let (id, ticket) = register_hold(Caller::Async, permits, sink, false).unwrap();
+        let (id, ticket) = register_hold(Caller::Async, permits, sink, false, None).unwrap();
         assert_eq!(id, owner.id());
         ticket
     }
@@ -1374,7 +1421,7 @@ mod tests {
         let (id, ticket) = std::thread::scope(|scope| {
             scope
                 .spawn(|| {
-                    let (id, ticket) = register_hold(Caller::Blocking, 1, &sink, false).unwrap();
+                    let (id, ticket) = register_hold(Caller::Blocking, 1, &sink, false, None).unwrap();
                     assert!(id.is_thread());
                     (id, ticket.unwrap())
                 })
@@ -1394,18 +1441,18 @@ mod tests {
         let sink = CountAbandons::new();
         let (moving, certain) = {
             let _scope = CurrentTaskScope::enter(&owner);
-            let (_, moving) = register_hold(Caller::Async, 2, &sink, true).unwrap();
-            let (_, certain) = register_hold(Caller::Async, 1, &sink, false).unwrap();
+            let (_, moving) = register_hold(Caller::Async, 2, &sink, true, None).unwrap();
+            let (_, certain) = register_hold(Caller::Async, 1, &sink, false, None).unwrap();
             (moving.unwrap(), certain.unwrap())
         };
         assert!(moving.moves() && !certain.moves());
         assert!(!is_live_owner(owner.id()), "not published: not found by id");
         owner.publish();
         assert!(is_live_owner(owner.id()));
-        let handed = register_to(owner.id(), sink.clone(), 4).unwrap();
+        let handed = register_to(owner.id(), sink.clone(), 4, None).unwrap();
         owner.exit(AbandonReason::Exited);
         assert!(!is_live_owner(owner.id()), "the exit unpublishes");
-        assert_eq!(register_to(owner.id(), sink.clone(), 1).err(), Some(OwnerGone(owner.id())));
+        assert_eq!(register_to(owner.id(), sink.clone(), 1, None).err(), Some(OwnerGone(owner.id())));
         let mut seen = sink.seen();
         seen.sort_by_key(|(_, _, permits)| *permits);
         assert_eq!(seen, [(owner.id(), AbandonReason::Exited, 1), (owner.id(), AbandonReason::Exited, 4)]);
@@ -1423,7 +1470,7 @@ mod tests {
         let sink = CountAbandons::new();
         let primitive = || sink.clone() as Arc<dyn Abandon>;
         let ticket = register_in(&old, &sink, 2).unwrap();
-        let HandedOver::To(ticket) = hand_over(Some(ticket), new.id(), 2, &primitive) else {
+        let HandedOver::To(ticket) = hand_over(Some(ticket), new.id(), 2, &primitive, None) else {
             panic!("a live, published target takes it")
         };
         assert_eq!(ticket.owner_id(), Some(new.id()));
@@ -1434,14 +1481,15 @@ mod tests {
         // The new owner is gone: a hand-over to it leaves the hold as it was.
         let other = OwnerInner::new_task();
         let kept = register_in(&other, &sink, 1).unwrap();
-        let HandedOver::TargetGone(Some(kept)) = hand_over(Some(kept), new.id(), 1, &primitive) else {
+        let HandedOver::TargetGone(Some(kept)) = hand_over(Some(kept), new.id(), 1, &primitive, None) else {
             panic!("an exited target takes nothing")
         };
         assert_eq!(kept.owner_id(), Some(other.id()));
-        assert!(matches!(hand_over(None, new.id(), 1, &primitive), HandedOver::TargetGone(None)));
+        assert!(matches!(hand_over(None, new.id(), 1, &primitive, None), HandedOver::TargetGone(None)));
         // A dead ticket (an abandoned hold) is never handed over, and never dereferenced.
         assert_eq!(ticket.unregister(), Claim::Abandoned);
-        let HandedOver::Abandoned(dead) = hand_over(Some(HoldTicket::dead()), other.id(), 1, &primitive)
+        let HandedOver::Abandoned(dead) =
+            hand_over(Some(HoldTicket::dead()), other.id(), 1, &primitive, None)
         else {
             panic!("an abandoned hold stays abandoned")
         };

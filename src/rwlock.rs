@@ -12,13 +12,14 @@
 
 use std::cell::UnsafeCell;
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::error::{AcquireError, PrimitiveKind, RepairError, TryLockError};
 use crate::guard::{guard_deref_mut, hold_guard, owned_into_parts};
 use crate::lot::block_on;
-use crate::owner::{Caller, OwnerId};
+use crate::owner::{Caller, OwnerId, Site, caller_site};
 use crate::repair::RepairGuard;
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_hold, common_statistics};
 
@@ -142,13 +143,13 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     /// For the blocking entry points; the async ones expand [`acquire_hold!`] in place.
-    async fn acquire_hold(&self, permits: usize, moves: bool) -> Result<Hold, AcquireError> {
-        Ok(acquire_hold!(self.core, permits, Caller::Blocking, &self.core, moves: moves))
+    async fn acquire_hold(&self, permits: usize, moves: bool, site: Site) -> Result<Hold, AcquireError> {
+        Ok(acquire_hold!(self.core, permits, Caller::Blocking, &self.core, moves: moves, site: site))
     }
 
-    fn try_acquire_hold(&self, permits: usize, moves: bool) -> Result<Hold, TryLockError> {
+    fn try_acquire_hold(&self, permits: usize, moves: bool, site: Site) -> Result<Hold, TryLockError> {
         self.core.try_acquire(permits, Caller::Async)?;
-        Ok(self.core.register(permits, Caller::Async, &self.core, moves))
+        Ok(self.core.register(permits, Caller::Async, &self.core, moves, site))
     }
 
     fn read_guard(&self, hold: Hold) -> RwLockReadGuard<'_, T> {
@@ -169,9 +170,13 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*a + *b, 2);
     /// # });
     /// ```
-    pub async fn read(&self) -> Result<RwLockReadGuard<'_, T>, AcquireError> {
-        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: false);
-        Ok(self.read_guard(hold))
+    #[track_caller]
+    pub fn read(&self) -> impl Future<Output = Result<RwLockReadGuard<'_, T>, AcquireError>> {
+        let site = caller_site();
+        async move {
+            let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: false, site: site);
+            Ok(self.read_guard(hold))
+        }
     }
 
     /// Locks for writing, waiting in FIFO order until every reader and writer before it
@@ -189,9 +194,13 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*lock.read().await.unwrap(), 2);
     /// # });
     /// ```
-    pub async fn write(&self) -> Result<RwLockWriteGuard<'_, T>, AcquireError> {
-        let hold = acquire_hold!(self.core, self.write_permits(), Caller::Async, &self.core, moves: false);
-        Ok(RwLockWriteGuard { lock: self, hold })
+    #[track_caller]
+    pub fn write(&self) -> impl Future<Output = Result<RwLockWriteGuard<'_, T>, AcquireError>> {
+        let site = caller_site();
+        async move {
+            let hold = acquire_hold!(self.core, self.write_permits(), Caller::Async, &self.core, moves: false, site: site);
+            Ok(RwLockWriteGuard { lock: self, hold })
+        }
     }
 
     /// Locks for reading if that is possible right now.
@@ -207,8 +216,9 @@ impl<T: ?Sized> RwLock<T> {
     /// drop(w);
     /// assert!(lock.try_read().is_ok());
     /// ```
+    #[track_caller]
     pub fn try_read(&self) -> Result<RwLockReadGuard<'_, T>, TryLockError> {
-        let hold = self.try_acquire_hold(1, false)?;
+        let hold = self.try_acquire_hold(1, false, caller_site())?;
         Ok(self.read_guard(hold))
     }
 
@@ -225,8 +235,9 @@ impl<T: ?Sized> RwLock<T> {
     /// drop(r);
     /// assert!(lock.try_write().is_ok());
     /// ```
+    #[track_caller]
     pub fn try_write(&self) -> Result<RwLockWriteGuard<'_, T>, TryLockError> {
-        let hold = self.try_acquire_hold(self.write_permits(), false)?;
+        let hold = self.try_acquire_hold(self.write_permits(), false, caller_site())?;
         Ok(RwLockWriteGuard { lock: self, hold })
     }
 
@@ -239,7 +250,7 @@ impl<T: ?Sized> RwLock<T> {
     /// ```
     #[track_caller]
     pub fn blocking_read(&self) -> Result<RwLockReadGuard<'_, T>, AcquireError> {
-        let hold = block_on(self.acquire_hold(1, false))?;
+        let hold = block_on(self.acquire_hold(1, false, caller_site()))?;
         Ok(self.read_guard(hold))
     }
 
@@ -252,7 +263,7 @@ impl<T: ?Sized> RwLock<T> {
     /// ```
     #[track_caller]
     pub fn blocking_write(&self) -> Result<RwLockWriteGuard<'_, T>, AcquireError> {
-        let hold = block_on(self.acquire_hold(self.write_permits(), false))?;
+        let hold = block_on(self.acquire_hold(self.write_permits(), false, caller_site()))?;
         Ok(RwLockWriteGuard { lock: self, hold })
     }
 
@@ -268,10 +279,16 @@ impl<T: ?Sized> RwLock<T> {
     /// std::thread::spawn(move || assert_eq!(*guard, 1)).join().unwrap();
     /// # });
     /// ```
-    pub async fn read_owned(self: Arc<Self>) -> Result<OwnedRwLockReadGuard<T>, AcquireError> {
-        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: true);
-        let data = self.data.get();
-        Ok(OwnedRwLockReadGuard { lock: self, data, hold })
+    #[track_caller]
+    pub fn read_owned(
+        self: Arc<Self>,
+    ) -> impl Future<Output = Result<OwnedRwLockReadGuard<T>, AcquireError>> {
+        let site = caller_site();
+        async move {
+            let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: true, site: site);
+            let data = self.data.get();
+            Ok(OwnedRwLockReadGuard { lock: self, data, hold })
+        }
     }
 
     /// Like [`write`](Self::write), with an owned guard.
@@ -284,9 +301,15 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*lock.read().await.unwrap(), 2);
     /// # });
     /// ```
-    pub async fn write_owned(self: Arc<Self>) -> Result<OwnedRwLockWriteGuard<T>, AcquireError> {
-        let hold = acquire_hold!(self.core, self.write_permits(), Caller::Async, &self.core, moves: true);
-        Ok(OwnedRwLockWriteGuard { lock: self, hold })
+    #[track_caller]
+    pub fn write_owned(
+        self: Arc<Self>,
+    ) -> impl Future<Output = Result<OwnedRwLockWriteGuard<T>, AcquireError>> {
+        let site = caller_site();
+        async move {
+            let hold = acquire_hold!(self.core, self.write_permits(), Caller::Async, &self.core, moves: true, site: site);
+            Ok(OwnedRwLockWriteGuard { lock: self, hold })
+        }
     }
 
     /// Like [`try_read`](Self::try_read), with an owned guard.
@@ -295,8 +318,9 @@ impl<T: ?Sized> RwLock<T> {
     /// let lock = std::sync::Arc::new(ownsync::RwLock::new(1));
     /// assert_eq!(*lock.try_read_owned().unwrap(), 1);
     /// ```
+    #[track_caller]
     pub fn try_read_owned(self: Arc<Self>) -> Result<OwnedRwLockReadGuard<T>, TryLockError> {
-        let hold = self.try_acquire_hold(1, true)?;
+        let hold = self.try_acquire_hold(1, true, caller_site())?;
         let data = self.data.get();
         Ok(OwnedRwLockReadGuard { lock: self, data, hold })
     }
@@ -308,8 +332,9 @@ impl<T: ?Sized> RwLock<T> {
     /// *lock.clone().try_write_owned().unwrap() += 1;
     /// assert_eq!(*lock.try_read().unwrap(), 2);
     /// ```
+    #[track_caller]
     pub fn try_write_owned(self: Arc<Self>) -> Result<OwnedRwLockWriteGuard<T>, TryLockError> {
-        let hold = self.try_acquire_hold(self.write_permits(), true)?;
+        let hold = self.try_acquire_hold(self.write_permits(), true, caller_site())?;
         Ok(OwnedRwLockWriteGuard { lock: self, hold })
     }
 
@@ -361,6 +386,7 @@ impl<T: ?Sized> RwLock<T> {
     /// repair.mark_consistent();
     /// assert_eq!(*lock.try_read().unwrap(), [1]);
     /// ```
+    #[track_caller]
     pub fn try_repair(&self) -> Result<RepairGuard<'_, T>, RepairError> {
         RepairGuard::begin(&self.core, self.write_permits(), self.data.get())
     }
@@ -511,6 +537,7 @@ impl<'a, T: ?Sized> RwLockReadGuard<'a, T> {
     /// let inner = ownsync::RwLockReadGuard::try_map(lock.try_read().unwrap(), |v| v.as_ref()).unwrap();
     /// assert_eq!(*inner, 1);
     /// ```
+    #[track_caller]
     pub fn try_map<U: ?Sized, F: FnOnce(&T) -> Option<&U>>(
         mut this: Self,
         f: F,
@@ -584,6 +611,7 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     /// let inner = ownsync::RwLockWriteGuard::try_map(lock.try_write().unwrap(), |v| v.as_mut());
     /// assert_eq!(*inner.unwrap(), 1);
     /// ```
+    #[track_caller]
     pub fn try_map<U: ?Sized, F: FnOnce(&mut T) -> Option<&mut U>>(
         mut this: Self,
         f: F,
@@ -654,6 +682,7 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     /// let r = ownsync::RwLockWriteGuard::try_downgrade_map(w, |v| v.as_ref()).unwrap();
     /// assert_eq!(*r, 1);
     /// ```
+    #[track_caller]
     pub fn try_downgrade_map<U: ?Sized, F: FnOnce(&T) -> Option<&U>>(
         this: Self,
         f: F,
@@ -722,6 +751,7 @@ impl<'a, T: ?Sized> RwLockMappedWriteGuard<'a, T> {
     /// let outer = ownsync::RwLockWriteGuard::map(lock.try_write().unwrap(), |v| &mut v.0);
     /// assert!(ownsync::RwLockMappedWriteGuard::try_map(outer, |v| v.as_mut()).is_ok());
     /// ```
+    #[track_caller]
     pub fn try_map<U: ?Sized, F: FnOnce(&mut T) -> Option<&mut U>>(
         mut this: Self,
         f: F,
@@ -798,6 +828,7 @@ impl<T: ?Sized, U: ?Sized> OwnedRwLockReadGuard<T, U> {
     /// let guard = lock.try_read_owned().unwrap();
     /// assert!(ownsync::OwnedRwLockReadGuard::try_map(guard, |v| v.as_ref()).is_ok());
     /// ```
+    #[track_caller]
     pub fn try_map<V: ?Sized, F: FnOnce(&U) -> Option<&V>>(
         this: Self,
         f: F,
@@ -873,6 +904,7 @@ impl<T: ?Sized> OwnedRwLockWriteGuard<T> {
     /// let guard = lock.try_write_owned().unwrap();
     /// assert!(ownsync::OwnedRwLockWriteGuard::try_map(guard, |v| v.as_mut()).is_ok());
     /// ```
+    #[track_caller]
     pub fn try_map<U: ?Sized, F: FnOnce(&mut T) -> Option<&mut U>>(
         mut this: Self,
         f: F,
@@ -935,6 +967,7 @@ impl<T: ?Sized> OwnedRwLockWriteGuard<T> {
     /// let r = ownsync::OwnedRwLockWriteGuard::try_downgrade_map(w, |v| v.as_ref()).unwrap();
     /// assert_eq!(*r, 1);
     /// ```
+    #[track_caller]
     pub fn try_downgrade_map<U: ?Sized, F: FnOnce(&T) -> Option<&U>>(
         this: Self,
         f: F,
@@ -1017,6 +1050,7 @@ impl<T: ?Sized, U: ?Sized> OwnedRwLockMappedWriteGuard<T, U> {
     /// let outer = ownsync::OwnedRwLockWriteGuard::map(lock.try_write_owned().unwrap(), |v| &mut v.0);
     /// assert!(ownsync::OwnedRwLockMappedWriteGuard::try_map(outer, |v| v.as_mut()).is_ok());
     /// ```
+    #[track_caller]
     pub fn try_map<V: ?Sized, F: FnOnce(&mut U) -> Option<&mut V>>(
         mut this: Self,
         f: F,

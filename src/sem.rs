@@ -26,7 +26,7 @@ use crate::error::{
 use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Mutex};
 use crate::lot::{Outcome, Parked, Settlement, WaitQueue, WakeList};
 use crate::owner::{
-    Abandon, Abandoner, Caller, Claim, HandedOver, HoldTicket, OwnerId, current_abandoner, hand_over,
+    Abandon, Abandoner, Caller, Claim, HandedOver, HoldTicket, OwnerId, Site, current_abandoner, hand_over,
     identity_for, is_live_owner, owner_id_for, register_hold, register_to,
 };
 use crate::runtime;
@@ -117,8 +117,9 @@ impl Hold {
         owner: OwnerId,
         permits: usize,
         primitive: Arc<dyn Abandon>,
+        site: Site,
     ) -> Result<Hold, crate::owner::OwnerGone> {
-        Ok(Hold { ticket: Some(register_to(owner, primitive, permits)?) })
+        Ok(Hold { ticket: Some(register_to(owner, primitive, permits, site)?) })
     }
 
     /// An owned hold whose acquirer's exit is no evidence (it is orphaned, not abandoned).
@@ -209,11 +210,14 @@ impl Hold {
     /// Registers this hold of `permits` to the live owner `owner`, as certainly owned
     /// (DESIGN.md 2b): from now on that owner's exit with it breaks the primitive. An
     /// exit of either owner racing this is decided once ([`crate::owner::hand_over`]).
+    /// `site`: where the hand-over was called, the hold's site from now on if its own is
+    /// not known (an anonymous hold: it becomes certainly owned here).
     pub(crate) fn hand_to(
         &mut self,
         owner: OwnerId,
         permits: usize,
         primitive: impl Fn() -> Arc<dyn Abandon>,
+        site: Site,
     ) -> Result<(), HandOverError> {
         if self.is_dead() {
             return Err(HandOverError::Abandoned);
@@ -223,7 +227,7 @@ impl Hold {
             // must not break anything), but the target must still be a live owner.
             return if is_live_owner(owner) { Ok(()) } else { Err(HandOverError::OwnerGone(owner)) };
         }
-        match hand_over(self.ticket.take(), owner, permits, &primitive) {
+        match hand_over(self.ticket.take(), owner, permits, &primitive, site) {
             HandedOver::To(ticket) => {
                 self.ticket = Some(ticket);
                 Ok(())
@@ -314,9 +318,9 @@ pub(crate) use acquire_permits;
 /// [`acquire_permits!`], then registers them: evaluates to the [`Hold`]. `$primitive`
 /// is the `Arc` the owner's exit hands the hold back to; `moves` is true for owned holds.
 macro_rules! acquire_hold {
-    ($core:expr, $permits:expr, $caller:expr, $primitive:expr, moves: $moves:expr) => {{
+    ($core:expr, $permits:expr, $caller:expr, $primitive:expr, moves: $moves:expr, site: $site:expr) => {{
         crate::sem::acquire_permits!($core, $permits, $caller);
-        $core.register($permits, $caller, $primitive, $moves)
+        $core.register($permits, $caller, $primitive, $moves, $site)
     }};
 }
 pub(crate) use acquire_hold;
@@ -638,6 +642,7 @@ impl SemCore {
         caller: Caller,
         primitive: &Arc<P>,
         moves: bool,
+        site: Site,
     ) -> Hold {
         // Nothing held, nothing to abandon: a 0-permit hold stays anonymous.
         if permits == 0 {
@@ -649,7 +654,7 @@ impl SemCore {
         // Registration fails only if the owner already exited, which the code running now
         // cannot be, except when a `Tracked` is polled again after its poll panicked: such
         // a hold is kept anonymous (released on drop) rather than failing the acquire.
-        let Some((owner, ticket)) = register_hold(caller, permits, primitive, moves) else {
+        let Some((owner, ticket)) = register_hold(caller, permits, primitive, moves, site) else {
             if permits == self.exclusive
                 && let Some(identity) = crate::runtime::task_identity()
             {
@@ -678,6 +683,7 @@ impl SemCore {
                     }
                     true => ticket.abandoner(),
                 };
+                let site = if panicking { ticket.site() } else { None };
                 match ticket.unregister() {
                     // The owner's exit abandoned it already; its guard is gone now.
                     Claim::Abandoned => return self.dead_guard_dropped(permits),
@@ -685,14 +691,14 @@ impl SemCore {
                     Claim::Ours => {}
                 }
                 if let Some(abandoner) = abandoner {
-                    self.abandon(&abandoner, AbandonReason::Panicked, permits);
+                    self.abandon(&abandoner, AbandonReason::Panicked, permits, site);
                     return self.return_after_break(permits);
                 }
             }
             None if panicking => {
                 // No tracked owner: the panicking thread is who abandoned it.
                 if let Some(thread) = current_abandoner(Caller::Blocking) {
-                    self.abandon(&thread, AbandonReason::Panicked, permits);
+                    self.abandon(&thread, AbandonReason::Panicked, permits, None);
                     return self.return_after_break(permits);
                 }
             }
@@ -869,8 +875,8 @@ impl SemCore {
     }
 
     /// Registers a mutex hold granted to a condition waiter, to the current owner.
-    pub(crate) fn register_granted(self: &Arc<Self>) -> Hold {
-        self.register(1, Caller::Async, self, false)
+    pub(crate) fn register_granted(self: &Arc<Self>, site: Site) -> Hold {
+        self.register(1, Caller::Async, self, false, site)
     }
 
     /// The error of a waiter the queue failed (broken, now or before a repair).
@@ -1073,6 +1079,7 @@ impl SemCore {
         shared: &mut Shared,
         owner: &Abandoner,
         reason: AbandonReason,
+        site: Site,
         wakes: &mut WakeList,
     ) {
         if shared.broken.is_some() {
@@ -1084,6 +1091,7 @@ impl SemCore {
             owner: owner.id,
             owner_name: owner.name.clone(),
             reason,
+            site,
         }));
         shared.last_break.clone_from(&shared.broken);
         self.state.fetch_or(BROKEN, Release);
@@ -1182,7 +1190,7 @@ impl Abandon for SemCore {
         shared.orphaned = shared.orphaned.saturating_sub(1);
     }
 
-    fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize) {
+    fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize, site: Site) {
         let mut wakes = WakeList::default();
         let mut hooks: Vec<Arc<dyn BreakHook>> = Vec::new();
         {
@@ -1195,7 +1203,7 @@ impl Abandon for SemCore {
                 AbandonPolicy::Break => {
                     let already_broken = shared.broken.is_some();
                     let waiters = shared.queue.len();
-                    self.break_locked(&mut shared, owner, reason, &mut wakes);
+                    self.break_locked(&mut shared, owner, reason, site, &mut wakes);
                     if !already_broken {
                         self.trace(owner, reason, Aftermath::Broke { waiters });
                         hooks = shared.break_hooks.iter().filter_map(Weak::upgrade).collect();
@@ -1455,7 +1463,7 @@ mod tests {
         }
         let owner = Abandoner { id: crate::current_owner(), name: None };
         std::thread::scope(|scope| {
-            scope.spawn(|| core.abandon(&owner, AbandonReason::Exited, 1)).join().unwrap()
+            scope.spawn(|| core.abandon(&owner, AbandonReason::Exited, 1, None)).join().unwrap()
         });
         for waiter in &mut waiters {
             assert!(matches!(waiter.as_mut().now_or_never(), Some(Err(AcquireError::Broken(_)))));

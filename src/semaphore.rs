@@ -6,11 +6,12 @@
 //! and Trio.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
 use crate::error::{AcquireError, HandOverError, PrimitiveKind, TryAcquireError};
 use crate::lot::block_on;
-use crate::owner::{Abandon, Caller};
+use crate::owner::{Abandon, Caller, Site, caller_site};
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, MAX_PERMITS, SemCore, acquire_hold, common_statistics};
 
 /// A counting semaphore that knows who holds its permits.
@@ -94,13 +95,19 @@ impl Semaphore {
     }
 
     /// For the blocking entry points; the async ones expand [`acquire_hold!`] in place.
-    async fn acquire_hold(&self, permits: usize, caller: Caller, moves: bool) -> Result<Hold, AcquireError> {
-        Ok(acquire_hold!(self.core, permits, caller, &self.core, moves: moves))
+    async fn acquire_hold(
+        &self,
+        permits: usize,
+        caller: Caller,
+        moves: bool,
+        site: Site,
+    ) -> Result<Hold, AcquireError> {
+        Ok(acquire_hold!(self.core, permits, caller, &self.core, moves: moves, site: site))
     }
 
-    fn try_acquire_hold(&self, permits: usize, moves: bool) -> Result<Hold, TryAcquireError> {
+    fn try_acquire_hold(&self, permits: usize, moves: bool, site: Site) -> Result<Hold, TryAcquireError> {
         self.core.try_acquire(permits, Caller::Async)?;
-        Ok(self.core.register(permits, Caller::Async, &self.core, moves))
+        Ok(self.core.register(permits, Caller::Async, &self.core, moves, site))
     }
 
     /// Free permits right now. A snapshot: `try_acquire` decides.
@@ -151,9 +158,13 @@ impl Semaphore {
     /// assert_eq!(permit.num_permits(), 1);
     /// # });
     /// ```
-    pub async fn acquire(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
-        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: false);
-        Ok(SemaphorePermit { sem: self, permits: 1, hold })
+    #[track_caller]
+    pub fn acquire(&self) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> {
+        let site = caller_site();
+        async move {
+            let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: false, site: site);
+            Ok(SemaphorePermit { sem: self, permits: 1, hold })
+        }
     }
 
     /// Acquires `n` permits at once, waiting in FIFO order.
@@ -166,10 +177,14 @@ impl Semaphore {
     /// # drop(permit);
     /// # });
     /// ```
-    pub async fn acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, AcquireError> {
-        let permits = n as usize;
-        let hold = acquire_hold!(self.core, permits, Caller::Async, &self.core, moves: false);
-        Ok(SemaphorePermit { sem: self, permits, hold })
+    #[track_caller]
+    pub fn acquire_many(&self, n: u32) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> {
+        let site = caller_site();
+        async move {
+            let permits = n as usize;
+            let hold = acquire_hold!(self.core, permits, Caller::Async, &self.core, moves: false, site: site);
+            Ok(SemaphorePermit { sem: self, permits, hold })
+        }
     }
 
     /// Acquires one permit without waiting.
@@ -179,6 +194,7 @@ impl Semaphore {
     /// let _permit = sem.try_acquire().unwrap();
     /// assert_eq!(sem.try_acquire().unwrap_err(), ownsync::TryAcquireError::NoPermits);
     /// ```
+    #[track_caller]
     pub fn try_acquire(&self) -> Result<SemaphorePermit<'_>, TryAcquireError> {
         self.try_acquire_many(1)
     }
@@ -190,9 +206,10 @@ impl Semaphore {
     /// assert!(sem.try_acquire_many(3).is_err());
     /// assert!(sem.try_acquire_many(2).is_ok());
     /// ```
+    #[track_caller]
     pub fn try_acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, TryAcquireError> {
         let permits = n as usize;
-        let hold = self.try_acquire_hold(permits, false)?;
+        let hold = self.try_acquire_hold(permits, false, caller_site())?;
         Ok(SemaphorePermit { sem: self, permits, hold })
     }
 
@@ -216,7 +233,7 @@ impl Semaphore {
     #[track_caller]
     pub fn blocking_acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, AcquireError> {
         let permits = n as usize;
-        let hold = block_on(self.acquire_hold(permits, Caller::Blocking, false))?;
+        let hold = block_on(self.acquire_hold(permits, Caller::Blocking, false, caller_site()))?;
         Ok(SemaphorePermit { sem: self, permits, hold })
     }
 
@@ -230,9 +247,15 @@ impl Semaphore {
     /// assert!(Arc::ptr_eq(permit.semaphore(), &sem));
     /// # });
     /// ```
-    pub async fn acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, AcquireError> {
-        let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: true);
-        Ok(OwnedSemaphorePermit { sem: self, permits: 1, hold })
+    #[track_caller]
+    pub fn acquire_owned(
+        self: Arc<Self>,
+    ) -> impl Future<Output = Result<OwnedSemaphorePermit, AcquireError>> {
+        let site = caller_site();
+        async move {
+            let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: true, site: site);
+            Ok(OwnedSemaphorePermit { sem: self, permits: 1, hold })
+        }
     }
 
     /// Like [`acquire_many`](Self::acquire_many), with an owned permit.
@@ -243,10 +266,17 @@ impl Semaphore {
     /// assert_eq!(sem.acquire_many_owned(2).await.unwrap().num_permits(), 2);
     /// # });
     /// ```
-    pub async fn acquire_many_owned(self: Arc<Self>, n: u32) -> Result<OwnedSemaphorePermit, AcquireError> {
-        let permits = n as usize;
-        let hold = acquire_hold!(self.core, permits, Caller::Async, &self.core, moves: true);
-        Ok(OwnedSemaphorePermit { sem: self, permits, hold })
+    #[track_caller]
+    pub fn acquire_many_owned(
+        self: Arc<Self>,
+        n: u32,
+    ) -> impl Future<Output = Result<OwnedSemaphorePermit, AcquireError>> {
+        let site = caller_site();
+        async move {
+            let permits = n as usize;
+            let hold = acquire_hold!(self.core, permits, Caller::Async, &self.core, moves: true, site: site);
+            Ok(OwnedSemaphorePermit { sem: self, permits, hold })
+        }
     }
 
     /// Like [`try_acquire`](Self::try_acquire), with an owned permit.
@@ -255,6 +285,7 @@ impl Semaphore {
     /// let sem = std::sync::Arc::new(ownsync::Semaphore::new(1));
     /// assert!(sem.try_acquire_owned().is_ok());
     /// ```
+    #[track_caller]
     pub fn try_acquire_owned(self: Arc<Self>) -> Result<OwnedSemaphorePermit, TryAcquireError> {
         self.try_acquire_many_owned(1)
     }
@@ -265,9 +296,10 @@ impl Semaphore {
     /// let sem = std::sync::Arc::new(ownsync::Semaphore::new(2));
     /// assert!(sem.try_acquire_many_owned(2).is_ok());
     /// ```
+    #[track_caller]
     pub fn try_acquire_many_owned(self: Arc<Self>, n: u32) -> Result<OwnedSemaphorePermit, TryAcquireError> {
         let permits = n as usize;
-        let hold = self.try_acquire_hold(permits, true)?;
+        let hold = self.try_acquire_hold(permits, true, caller_site())?;
         Ok(OwnedSemaphorePermit { sem: self, permits, hold })
     }
 
@@ -294,7 +326,7 @@ impl Semaphore {
         n: u32,
     ) -> Result<OwnedSemaphorePermit, AcquireError> {
         let permits = n as usize;
-        let hold = block_on(self.acquire_hold(permits, Caller::Blocking, true))?;
+        let hold = block_on(self.acquire_hold(permits, Caller::Blocking, true, caller_site()))?;
         Ok(OwnedSemaphorePermit { sem: self, permits, hold })
     }
 
@@ -431,10 +463,11 @@ macro_rules! permit_common {
             /// drop(worker); // cancelled while it answers for the permit
             /// assert!(sem.is_broken());
             /// ```
+            #[track_caller]
             pub fn hand_to(&mut self, owner: crate::OwnerId) -> Result<(), HandOverError> {
                 let sem: &Semaphore = { let $this = &*self; $sem };
                 let primitive = sem.primitive();
-                self.hold.hand_to(owner, self.permits, || primitive.clone())
+                self.hold.hand_to(owner, self.permits, || primitive.clone(), caller_site())
             }
 
             /// [`hand_to`](Self::hand_to) the current owner: for the task (or thread)
@@ -450,6 +483,7 @@ macro_rules! permit_common {
             /// futures::executor::block_on(task);
             /// assert_eq!(sem.available_permits(), 1);
             /// ```
+            #[track_caller]
             pub fn adopt(&mut self) -> Result<(), HandOverError> {
                 self.hand_to(crate::current_owner())
             }
@@ -503,6 +537,7 @@ macro_rules! permit_common {
         }
 
         impl $(<$lt>)? crate::tracked::HandOver for $permit $(<$lt>)? {
+            #[track_caller]
             fn hand_to(&mut self, owner: crate::OwnerId) -> Result<(), HandOverError> {
                 $permit::hand_to(self, owner)
             }

@@ -76,12 +76,18 @@ pub trait HandOver {
 }
 
 impl<H: HandOver> HandOver for Vec<H> {
+    #[track_caller]
     fn hand_to(&mut self, owner: OwnerId) -> Result<(), HandOverError> {
-        self.iter_mut().try_for_each(|hold| hold.hand_to(owner))
+        // A loop rather than a closure, so the caller's site reaches each hold.
+        for hold in self.iter_mut() {
+            hold.hand_to(owner)?;
+        }
+        Ok(())
     }
 }
 
 impl<A: HandOver, B: HandOver> HandOver for (A, B) {
+    #[track_caller]
     fn hand_to(&mut self, owner: OwnerId) -> Result<(), HandOverError> {
         self.0.hand_to(owner)?;
         self.1.hand_to(owner)
@@ -108,6 +114,7 @@ impl<A: HandOver, B: HandOver> HandOver for (A, B) {
 /// assert!(sem.is_broken());
 /// # });
 /// ```
+#[track_caller]
 pub fn tracked_with<H: HandOver, F: Future>(mut hold: H, make: impl FnOnce(H) -> F) -> Tracked<F> {
     let owner = OwnerInner::new_task();
     owner.publish();

@@ -48,7 +48,12 @@ fn leaked_guard_owner_completes<R: Rt>(rt: &R) {
     assert_eq!(parked.wakes(), 1, "the parked waiter is woken by the owner's exit");
     let err = broken(parked.ready());
     assert_eq!((err.owner(), err.reason()), (owner, AbandonReason::Exited));
-    assert_eq!(err.to_string(), format!("mutex \"config\" is broken: {owner} exited while holding it"));
+    let site = err.site().expect("the site of the leaked lock");
+    assert_eq!(
+        err.to_string(),
+        format!("mutex \"config\" is broken: {owner} exited while holding it (taken at {site})")
+    );
+    assert_eq!((site.file(), site.line()), (file!(), 28), "the lock() in holder_task");
     // Every later acquire fails the same way, at once, from every entry point.
     assert_eq!(broken(rt.block_on(mutex.lock())), err);
     assert_eq!(broken(mutex.blocking_lock()), err);
@@ -77,7 +82,7 @@ fn leaked_guard_owner_cancelled<R: Rt>(rt: &R) {
     assert_eq!(rt.block_on(handle.abort().join()), None);
     let err = broken(parked.ready());
     assert_eq!((err.owner(), err.reason()), (owner, AbandonReason::Cancelled));
-    assert!(err.to_string().ends_with("was cancelled while holding it"));
+    assert!(err.to_string().contains("was cancelled while holding it (taken at "), "{err}");
 }
 
 fn guard_dropped_by_cancellation_releases<R: Rt>(rt: &R) {
@@ -104,7 +109,7 @@ fn guard_dropped_in_panic_breaks<R: Rt>(rt: &R) {
     assert_eq!(rt.block_on(task.join()), None, "the task panicked");
     let err = broken(parked.ready());
     assert_eq!((err.owner(), err.reason()), (owner, AbandonReason::Panicked));
-    assert!(err.to_string().ends_with("panicked while holding it"));
+    assert!(err.to_string().contains("panicked while holding it (taken at "), "{err}");
 }
 
 fn panic_while_holding_across_await_breaks<R: Rt>(rt: &R) {
@@ -298,7 +303,11 @@ fn thread_owner_exits_holding() {
     assert_eq!((err.owner(), err.reason()), (owner, AbandonReason::Exited));
     assert_eq!(
         err.to_string(),
-        format!("mutex \"state\" is broken: thread#{} (leaker) exited while holding it", owner.number())
+        format!(
+            "mutex \"state\" is broken: thread#{} (leaker) exited while holding it (taken at {})",
+            owner.number(),
+            err.site().unwrap()
+        )
     );
 }
 

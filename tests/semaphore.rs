@@ -52,7 +52,11 @@ fn leaked_permit_owner_completes_breaks<R: Rt>(rt: &R) {
     rt.block_on(task.join()).unwrap();
     let err = broken(parked.ready());
     assert_eq!((err.owner(), err.reason()), (owner, AbandonReason::Exited));
-    assert_eq!(err.to_string(), format!("semaphore \"db\" is broken: {owner} exited while holding it"));
+    let site = err.site().expect("the site of the leaked acquire");
+    assert_eq!(
+        err.to_string(),
+        format!("semaphore \"db\" is broken: {owner} exited while holding it (taken at {site})")
+    );
     assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::Broken(err.clone()));
     assert_eq!(broken(sem.blocking_acquire()), err);
     assert_eq!(broken(rt.block_on(sem.clone().acquire_many_owned(1))), err);
