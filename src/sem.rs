@@ -879,7 +879,8 @@ impl SemCore {
         self.register(1, Caller::Async, self, false, site)
     }
 
-    /// The error of a waiter the queue failed (broken, now or before a repair).
+    /// The error of a waiter the queue failed (or granted, then broken): the break, now
+    /// or before a repair, or the close.
     pub(crate) fn failure(&self) -> AcquireError {
         if self.is_broken() { AcquireError::Broken(self.broken_error()) } else { self.failed_error() }
     }
@@ -1317,20 +1318,15 @@ impl AcquireFuture<'_> {
             }
         }
         self.slot = None;
-        if core.is_broken() {
-            if outcome == Outcome::Granted {
-                // Granted, then broken before we ran: the permits go back (counted in by
-                // a repairable primitive, so a repair does not wait for them for ever).
-                core.pass_on_grant(self.permits);
+        if outcome == Outcome::Granted {
+            if !core.is_broken() {
+                return Poll::Ready(Ok(()));
             }
-            return Poll::Ready(Err(AcquireError::Broken(core.broken_error())));
+            // Granted, then broken before we ran: the permits go back (counted in by a
+            // repairable primitive, so a repair does not wait for them for ever).
+            core.pass_on_grant(self.permits);
         }
-        Poll::Ready(match outcome {
-            Outcome::Granted => Ok(()),
-            // Failed by a close, or by a break that a repair has since undone: the waiter
-            // keeps the error it was failed with.
-            _ => Err(core.failed_error()),
-        })
+        Poll::Ready(Err(core.failure()))
     }
 
     /// The slow path of the first poll: under the lock, take the permits if nobody is
