@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 
 use crate::error::AcquireError;
 use crate::loom::Mutex as LotMutex;
-use crate::lot::{Outcome, Settlement, WaitQueue, WakeList};
+use crate::lot::{Outcome, Settlement, WaitMeta, WaitQueue, WakeList};
 use crate::mutex::{Mutex, MutexGuard};
 use crate::owner::{Caller, Site, caller_site, identity_for};
 use crate::sem::{BreakHook, SemCore};
@@ -331,13 +331,23 @@ impl<'a, T: ?Sized> ConditionWait<'a, T> {
         self.mutex = Some(mutex);
         let core = mutex.core();
         {
+            #[cfg_attr(not(feature = "diagnostics"), allow(unused_mut))]
+            let mut meta = WaitMeta::new(identity_for(Caller::Async), self.site);
+            // Read before the condition is locked (it takes the owner's record lock),
+            // without the mutex given up just below.
+            #[cfg(feature = "diagnostics")]
+            {
+                let mutex_identity = Arc::as_ptr(core).cast::<()>() as usize;
+                meta.holding = crate::owner::holds_of_current(Caller::Async);
+                meta.holding.retain(|held| held.identity != mutex_identity);
+            }
             let mut shared = self.condition.inner.shared.lock();
             self.condition.bind(&mut shared, core);
-            let me = identity_for(Caller::Async);
             // SAFETY: the future is pinned (`!Unpin`), so `settlement` stays put; `Drop`
             // takes the waiter out of whichever queue holds it unless it was settled,
             // after which no queue has the pointer.
-            self.key = Some(unsafe { shared.queue.park(1, cx.waker().clone(), &self.settlement, me, false) });
+            self.key =
+                Some(unsafe { shared.queue.park(1, cx.waker().clone(), &self.settlement, meta, false) });
         }
         core.end_hold(hold, 1);
         if core.is_broken() {

@@ -9,8 +9,12 @@
 //! polled again, `statistics()` or `Debug` is taken), each self-wait queued for at
 //! least the threshold is reported, once.
 
+use std::fmt;
+use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
+
+use crate::OwnerId;
 
 /// The default threshold of [`set_self_wait_warning`]: one second.
 pub const DEFAULT_SELF_WAIT_WARNING: Duration = Duration::from_secs(1);
@@ -45,5 +49,234 @@ pub fn self_wait_warning() -> Option<Duration> {
     match SELF_WAIT_WARNING_NANOS.load(Relaxed) {
         OFF => None,
         nanos => Some(Duration::from_nanos(nanos)),
+    }
+}
+
+static LONG_WAIT_WARNING_NANOS: AtomicU64 = AtomicU64::new(OFF);
+
+/// Sets how long a wait, or an exclusive hold that others wait for, lasts before it is
+/// reported by a `WARN` event (target `ownsync`, feature `tracing`), once per wait or
+/// hold, naming its owner and acquire site; `None` (the default) turns the report off.
+///
+/// Like the self-wait report it is checked lazily, with no timer thread: when the
+/// primitive is next touched on its slow path (another waiter queues, a waiter is polled
+/// again) or a snapshot is taken. A hold is measured from when it was granted to a
+/// waiter or, if it was taken uncontended, from when a first waiter queued behind it;
+/// counted holds (permits, read guards) are reported through their waiters.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(ownsync::diagnostics::long_wait_warning(), None);
+/// ownsync::diagnostics::set_long_wait_warning(Some(Duration::from_secs(5)));
+/// assert_eq!(ownsync::diagnostics::long_wait_warning(), Some(Duration::from_secs(5)));
+/// # ownsync::diagnostics::set_long_wait_warning(None);
+/// ```
+pub fn set_long_wait_warning(threshold: Option<Duration>) {
+    let nanos = threshold.map_or(OFF, |t| u64::try_from(t.as_nanos()).unwrap_or(OFF - 1).min(OFF - 1));
+    LONG_WAIT_WARNING_NANOS.store(nanos, Relaxed);
+}
+
+/// The threshold set by [`set_long_wait_warning`]; `None` (off) by default.
+///
+/// ```
+/// assert_eq!(ownsync::diagnostics::long_wait_warning(), None);
+/// ```
+pub fn long_wait_warning() -> Option<Duration> {
+    match LONG_WAIT_WARNING_NANOS.load(Relaxed) {
+        OFF => None,
+        nanos => Some(Duration::from_nanos(nanos)),
+    }
+}
+
+/// Where a hold or a wait began: the caller's `#[track_caller]` location.
+pub type Site = Option<&'static Location<'static>>;
+
+/// One hold of a primitive, as its `statistics()` (and [`snapshot()`], with the
+/// `diagnostics` feature) show it.
+///
+/// Per primitive, the exclusive hold is listed (a mutex's, an RwLock's writer); counted
+/// holds (permits, read guards) are counted there, and listed by owner in the process-wide
+/// snapshot for owners that wait.
+///
+/// ```
+/// let mutex = ownsync::Mutex::new(0);
+/// let guard = mutex.blocking_lock()?; // held by this thread
+/// let stats = mutex.statistics();
+/// let hold = &stats.holds()[0];
+/// assert_eq!(hold.owner(), Some(ownsync::current_owner()));
+/// assert_eq!(hold.site().unwrap().line(), line!() - 4);
+/// assert_eq!(hold.held_for(), None, "nobody waited for it yet");
+/// # drop(guard);
+/// # Ok::<(), ownsync::AcquireError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HoldInfo {
+    pub(crate) owner: Option<OwnerId>,
+    pub(crate) permits: usize,
+    pub(crate) site: Site,
+    pub(crate) held_for: Option<Duration>,
+}
+
+impl HoldInfo {
+    /// Who holds it (`None` for a hold taken outside any owner's context).
+    pub fn owner(&self) -> Option<OwnerId> {
+        self.owner
+    }
+    /// How many permits it holds.
+    pub fn permits(&self) -> usize {
+        self.permits
+    }
+    /// Where it was taken.
+    pub fn site(&self) -> Site {
+        self.site
+    }
+    /// At least how long it has been held: measured from when it was granted to a waiter,
+    /// or from when a first waiter queued behind it. `None` while nobody waits for it (an
+    /// uncontended hold is not timed: that would cost every lock a clock read).
+    pub fn held_for(&self) -> Option<Duration> {
+        self.held_for
+    }
+}
+
+/// One queued waiter of a primitive.
+///
+/// ```
+/// use futures::FutureExt;
+/// # futures::executor::block_on(ownsync::tracked(async {
+/// let mutex = ownsync::Mutex::new(0);
+/// let guard = mutex.lock().await?; // held by this tracked task
+/// let mut again = Box::pin(mutex.lock()); // a sibling sub-future asks again
+/// assert!(again.as_mut().now_or_never().is_none());
+/// let stats = mutex.statistics();
+/// let wait = &stats.waits()[0];
+/// assert_eq!(wait.site().unwrap().line(), line!() - 4);
+/// assert!(wait.is_self_wait(), "the task waits for a lock it holds itself");
+/// drop(guard);
+/// assert!(again.await.is_ok(), "a self-wait is not an error: the holder released");
+/// # Ok::<(), ownsync::AcquireError>(()) })).unwrap();
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WaitInfo {
+    pub(crate) owner: Option<OwnerId>,
+    pub(crate) permits: usize,
+    pub(crate) site: Site,
+    pub(crate) waited_for: Duration,
+    pub(crate) self_wait: bool,
+    /// What its owner held when it queued (see [`Held`]).
+    #[cfg(feature = "diagnostics")]
+    pub(crate) holding: Vec<Held>,
+}
+
+/// A hold its owner had when it queued for another: the primitive's identity (the
+/// address its holds are registered under), permits and site.
+#[cfg(feature = "diagnostics")]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Held {
+    pub(crate) identity: usize,
+    pub(crate) permits: usize,
+    pub(crate) site: Site,
+}
+
+#[cfg(feature = "diagnostics")]
+pub use crate::snapshot::{PrimitiveSnapshot, Snapshot, WaitCycle, WaitStep, snapshot};
+
+/// Adds a primitive to the process-wide registry (feature `diagnostics`; nothing
+/// without it).
+#[inline]
+#[cfg_attr(not(feature = "diagnostics"), allow(unused_variables))]
+pub(crate) fn track<P: Tracked + 'static>(primitive: &std::sync::Arc<P>) {
+    #[cfg(feature = "diagnostics")]
+    crate::snapshot::track(primitive);
+}
+
+#[cfg(feature = "diagnostics")]
+pub(crate) use crate::snapshot::Diagnosed as Tracked;
+
+/// Without the `diagnostics` feature nothing is tracked.
+#[cfg(not(feature = "diagnostics"))]
+pub(crate) trait Tracked {}
+#[cfg(not(feature = "diagnostics"))]
+impl<T> Tracked for T {}
+
+impl WaitInfo {
+    /// Who waits (`None` for a waiter outside any owner's context).
+    pub fn owner(&self) -> Option<OwnerId> {
+        self.owner
+    }
+    /// How many permits it waits for.
+    pub fn permits(&self) -> usize {
+        self.permits
+    }
+    /// Where it began to wait.
+    pub fn site(&self) -> Site {
+        self.site
+    }
+    /// How long it has waited so far (to within a few milliseconds: a coarse clock).
+    pub fn waited_for(&self) -> Duration {
+        self.waited_for
+    }
+    /// Whether it waits for an exclusive hold its own owner has: fine if a sibling
+    /// sub-future of that owner will release it, a futurelock if none will (DESIGN.md 2b).
+    pub fn is_self_wait(&self) -> bool {
+        self.self_wait
+    }
+}
+
+/// An owned hold (owned guard, permit, `'static` token) whose acquirer exited while it
+/// was still out, not released or adopted since: it may be in use elsewhere, or leaked.
+///
+/// ```
+/// let sem = ownsync::Semaphore::new(1);
+/// assert!(sem.statistics().orphans().is_empty());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrphanInfo {
+    pub(crate) acquirer: OwnerId,
+    pub(crate) permits: usize,
+    pub(crate) site: Site,
+    /// Which hold it is, for its adoption (see `HoldTicket::orphan_tag`).
+    pub(crate) tag: (usize, usize),
+}
+
+impl OrphanInfo {
+    /// The owner that acquired it and exited.
+    pub fn acquirer(&self) -> OwnerId {
+        self.acquirer
+    }
+    /// How many permits it holds.
+    pub fn permits(&self) -> usize {
+        self.permits
+    }
+    /// Where it was taken.
+    pub fn site(&self) -> Site {
+        self.site
+    }
+}
+
+/// `file:line:col`, or `unknown site`.
+pub(crate) struct ShowSite(pub(crate) Site);
+
+impl fmt::Display for ShowSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(site) => write!(f, "{}:{}:{}", site.file(), site.line(), site.column()),
+            None => f.write_str("unknown site"),
+        }
+    }
+}
+
+/// A duration as people read it: `850ms`, `12.4s`, `3m05s`.
+pub(crate) struct ShowDuration(pub(crate) Duration);
+
+impl fmt::Display for ShowDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d < Duration::from_secs(1) {
+            write!(f, "{}ms", d.as_millis())
+        } else if d < Duration::from_secs(60) {
+            write!(f, "{:.1}s", d.as_secs_f64())
+        } else {
+            write!(f, "{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+        }
     }
 }

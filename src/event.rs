@@ -6,10 +6,11 @@
 //! event has no holder, so nothing about it can be abandoned or broken.
 
 use std::fmt;
+use std::future::Future;
 
 use crate::error::PrimitiveKind;
 use crate::lot::block_on;
-use crate::owner::Caller;
+use crate::owner::{Caller, caller_site};
 use crate::sem::{AbandonPolicy, SemCore};
 
 /// A one-shot event: [`set`](Event::set) wakes every task [`wait`](Event::wait)ing for
@@ -78,10 +79,14 @@ impl Event {
     /// event.wait().await; // returns at once
     /// # });
     /// ```
-    pub async fn wait(&self) {
-        if !self.is_set() {
-            // The core has no permits: this acquire ends only with the close of `set`.
-            let _closed = self.core.acquire(1, Caller::Async).await;
+    #[track_caller]
+    pub fn wait(&self) -> impl Future<Output = ()> + '_ {
+        let site = caller_site();
+        async move {
+            if !self.is_set() {
+                // The core has no permits: this acquire ends only with the close of `set`.
+                let _closed = self.core.acquire(1, Caller::Async, site).await;
+            }
         }
     }
 

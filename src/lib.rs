@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
 
+mod clock;
 mod condition;
 pub mod diagnostics;
 mod error;
@@ -17,6 +18,8 @@ mod runtime;
 mod rwlock;
 mod sem;
 mod semaphore;
+#[cfg(feature = "diagnostics")]
+mod snapshot;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 #[cfg(feature = "tower")]

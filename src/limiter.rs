@@ -19,7 +19,8 @@ use crate::error::{AcquireError, PrimitiveKind, ReleaseError, TryAcquireError};
 use crate::loom::Mutex;
 use crate::lot::block_on;
 use crate::owner::{
-    Abandon, Abandoner, Caller, OwnerGone, OwnerId, Site, caller_site, can_exit, is_live_owner, owner_id_for,
+    Abandon, Abandoner, Caller, OrphanTag, OwnerGone, OwnerId, Site, caller_site, can_exit, is_live_owner,
+    owner_id_for,
 };
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_permits, common_statistics};
 
@@ -75,6 +76,13 @@ struct LimiterInner {
     borrowers: Mutex<Borrowers>,
 }
 
+#[cfg(feature = "diagnostics")]
+impl crate::diagnostics::Tracked for LimiterInner {
+    fn core(&self) -> &SemCore {
+        &self.core
+    }
+}
+
 impl Abandon for LimiterInner {
     fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize, site: Site) {
         // The owner's exit claimed one of its certainly owned borrows here: forget one
@@ -94,12 +102,12 @@ impl Abandon for LimiterInner {
         self.core.abandon(owner, reason, permits, site);
     }
 
-    fn orphan(&self, owner: &Abandoner, permits: usize) {
-        self.core.orphan(owner, permits);
+    fn orphan(&self, owner: &Abandoner, permits: usize, site: Site, tag: OrphanTag) {
+        self.core.orphan(owner, permits, site, tag);
     }
 
-    fn adopt_orphan(&self) {
-        self.core.adopt_orphan();
+    fn adopt_orphan(&self, tag: OrphanTag) {
+        self.core.adopt_orphan(tag);
     }
 }
 
@@ -191,7 +199,9 @@ impl CapacityLimiter {
     fn build(total: usize, name: Option<Arc<str>>, policy: AbandonPolicy) -> Self {
         let core = SemCore::new(total, PrimitiveKind::CapacityLimiter, name, policy);
         let borrowers = Borrowers { total, ..Borrowers::default() };
-        CapacityLimiter { inner: Arc::new(LimiterInner { core, borrowers: Mutex::new(borrowers) }) }
+        let inner = Arc::new(LimiterInner { core, borrowers: Mutex::new(borrowers) });
+        crate::diagnostics::track(&inner);
+        CapacityLimiter { inner }
     }
 
     /// The key a borrow is recorded under, checked in the locked borrower map: an
@@ -280,7 +290,7 @@ impl CapacityLimiter {
         site: Site,
     ) -> Result<CapacityToken<'_>, AcquireError> {
         let pending = self.begin(borrower, caller)?;
-        acquire_permits!(self.inner.core, 1, caller);
+        acquire_permits!(self.inner.core, 1, caller, site);
         self.finish(pending, borrower, caller, site)
     }
 

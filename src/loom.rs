@@ -9,7 +9,7 @@
 
 #[cfg(not(loom))]
 mod imp {
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize};
 
     /// A mutex whose `lock` never fails (`parking_lot` has no poisoning).
     #[derive(Default)]
@@ -67,7 +67,7 @@ mod imp {
 #[cfg(loom)]
 mod imp {
     pub(crate) use loom::cell::UnsafeCell;
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize};
 
     /// loom's mutex behind the same never-failing `lock` as the normal build.
     pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);

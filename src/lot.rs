@@ -21,14 +21,18 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use slab::Slab;
 
+use crate::clock::Stamp;
 use crate::loom::{AtomicBool, AtomicUsize, Condvar, Mutex, SPIN_LIMIT, spin_hint};
-use crate::owner::OwnerId;
+use crate::owner::{OwnerId, Site};
 
 const NIL: usize = usize::MAX;
+
+/// How many waiters from the head one long-wait check looks at.
+const LONG_WAIT_SCAN: usize = 32;
 
 /// What became of a waiter, as its [`Settlement`] says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,11 +105,38 @@ impl SettlementPtr {
     }
 }
 
+/// Who waits, where and since when: what diagnostics show of a waiter (DESIGN.md 6).
+pub(crate) struct WaitMeta {
+    /// Who waits, if known (a tracked task, a thread, or a runtime task id).
+    pub(crate) owner: Option<OwnerId>,
+    /// The waiter's acquire site.
+    pub(crate) site: Site,
+    /// When it began to wait (a requeued condition waiter keeps the wait's start).
+    pub(crate) since: Stamp,
+    /// Whether the long-wait warning was given for it.
+    pub(crate) warned: bool,
+    /// What its owner held when it parked (the `diagnostics` feature), for the wait-for
+    /// graph: only owners that wait can be in a cycle.
+    #[cfg(feature = "diagnostics")]
+    pub(crate) holding: Vec<crate::diagnostics::Held>,
+}
+
+impl WaitMeta {
+    pub(crate) fn new(owner: Option<OwnerId>, site: Site) -> Self {
+        WaitMeta {
+            owner,
+            site,
+            since: Stamp::now(),
+            warned: false,
+            #[cfg(feature = "diagnostics")]
+            holding: Vec::new(),
+        }
+    }
+}
+
 struct Slot {
     wants: usize,
-    /// Who waits, if known (a tracked task, a thread, or a runtime task id): for the
-    /// self-wait diagnosis only.
-    owner: Option<OwnerId>,
+    meta: WaitMeta,
     waker: Option<Waker>,
     settlement: SettlementPtr,
     prev: usize,
@@ -116,7 +147,7 @@ struct Slot {
 /// ([`WaitQueue::push_requeued`]) or settled ([`Parked::settle`]).
 pub(crate) struct Parked {
     wants: usize,
-    owner: Option<OwnerId>,
+    meta: WaitMeta,
     waker: Option<Waker>,
     settlement: SettlementPtr,
 }
@@ -149,7 +180,7 @@ pub(crate) struct WaitQueue {
 /// ([`WaitQueue::lasting_self_waits`]).
 struct SelfWait {
     key: usize,
-    since: Instant,
+    since: Stamp,
     reported: bool,
 }
 
@@ -182,19 +213,20 @@ impl WaitQueue {
         permits: usize,
         waker: Waker,
         settlement: &Settlement,
-        owner: Option<OwnerId>,
+        meta: WaitMeta,
         self_wait: bool,
     ) -> usize {
+        let since = meta.since;
         let key = self.link_back(Slot {
             wants: permits,
-            owner,
+            meta,
             waker: Some(waker),
             settlement: SettlementPtr(NonNull::from(settlement)),
             prev: NIL,
             next: NIL,
         });
         if self_wait {
-            self.self_waits.push(SelfWait { key, since: Instant::now(), reported: false });
+            self.self_waits.push(SelfWait { key, since, reported: false });
         }
         key
     }
@@ -219,7 +251,7 @@ impl WaitQueue {
             return None;
         }
         let slot = self.take(self.head);
-        Some(Parked { wants: slot.wants, owner: slot.owner, waker: slot.waker, settlement: slot.settlement })
+        Some(Parked { wants: slot.wants, meta: slot.meta, waker: slot.waker, settlement: slot.settlement })
     }
 
     /// Queues a waiter taken out of another queue at the back, and tells it where it is
@@ -227,7 +259,7 @@ impl WaitQueue {
     pub(crate) fn push_requeued(&mut self, parked: Parked) -> usize {
         let key = self.link_back(Slot {
             wants: parked.wants,
-            owner: parked.owner,
+            meta: parked.meta,
             waker: parked.waker,
             settlement: parked.settlement,
             prev: NIL,
@@ -242,10 +274,10 @@ impl WaitQueue {
     /// holder: it became so after they queued, as when a lock future of a task is granted
     /// the lock while the task waits for it again), for the lasting-self-wait check.
     pub(crate) fn waiting_as(&mut self, owner: OwnerId) -> usize {
-        let now = Instant::now();
+        let now = Stamp::now();
         let mut count = 0;
         for (key, slot) in &self.slots {
-            if slot.owner == Some(owner) {
+            if slot.meta.owner == Some(owner) {
                 count += 1;
                 if !self.self_waits.iter().any(|wait| wait.key == key) {
                     self.self_waits.push(SelfWait { key, since: now, reported: false });
@@ -263,17 +295,53 @@ impl WaitQueue {
         threshold: Duration,
         holder: Option<OwnerId>,
     ) -> Vec<(Option<OwnerId>, Duration)> {
-        let now = Instant::now();
         let mut lasting = Vec::new();
         for wait in &mut self.self_waits {
-            let waited = now.saturating_duration_since(wait.since);
-            let still = holder.is_some() && self.slots[wait.key].owner == holder;
+            let waited = wait.since.elapsed();
+            let still = holder.is_some() && self.slots[wait.key].meta.owner == holder;
             if still && !wait.reported && waited >= threshold {
                 wait.reported = true;
-                lasting.push((self.slots[wait.key].owner, waited));
+                lasting.push((self.slots[wait.key].meta.owner, waited));
             }
         }
         lasting
+    }
+
+    /// The waiters in queue order, with what they want.
+    pub(crate) fn waits(&self) -> impl Iterator<Item = (usize, &WaitMeta)> {
+        let mut key = self.head;
+        std::iter::from_fn(move || {
+            let slot = self.slots.get(key)?;
+            key = slot.next;
+            Some((slot.wants, &slot.meta))
+        })
+    }
+
+    /// The waiters queued for `threshold` or longer and not warned of yet, as (owner,
+    /// site, waited for, wants); each is returned once. Looks at no more than
+    /// [`LONG_WAIT_SCAN`] waiters from the head, so the check stays O(1) however long
+    /// the queue: waiters queue in the order they began to wait (but for requeued
+    /// condition waiters), so the head's are the longest waits.
+    pub(crate) fn long_waits(
+        &mut self,
+        threshold: Duration,
+    ) -> Vec<(Option<OwnerId>, Site, Duration, usize)> {
+        let mut found = Vec::new();
+        let mut key = self.head;
+        for _ in 0..LONG_WAIT_SCAN {
+            let Some(slot) = self.slots.get_mut(key) else { break };
+            key = slot.next;
+            if slot.meta.warned {
+                continue;
+            }
+            let waited = slot.meta.since.elapsed();
+            if waited < threshold {
+                break;
+            }
+            slot.meta.warned = true;
+            found.push((slot.meta.owner, slot.meta.site, waited, slot.wants));
+        }
+        found
     }
 
     /// Whether any self-wait is queued.
@@ -288,14 +356,14 @@ impl WaitQueue {
     }
 
     /// Takes the head waiter out, settles it granted, and queues its waker for waking.
-    /// Returns who it was (if known).
-    pub(crate) fn grant_front(&mut self, wakes: &mut WakeList) -> Option<OwnerId> {
+    /// Returns who it was (if known) and its acquire site.
+    pub(crate) fn grant_front(&mut self, wakes: &mut WakeList) -> (Option<OwnerId>, Site) {
         let key = self.head;
         assert!(key != NIL, "grant_front on an empty queue");
         let slot = self.take(key);
         wakes.push(slot.waker);
         slot.settlement.settle(GRANTED);
-        slot.owner
+        (slot.meta.owner, slot.meta.site)
     }
 
     /// Fails every queued waiter (close, break) and queues all their wakers. O(waiters).
@@ -486,7 +554,7 @@ mod tests {
     fn park(queue: &mut WaitQueue, permits: usize, waker: Waker) -> (usize, std::rc::Rc<Settlement>) {
         let settlement = std::rc::Rc::new(Settlement::new());
         // SAFETY: each test keeps the `Rc` until the slot is settled or removed.
-        let key = unsafe { queue.park(permits, waker, &settlement, None, false) };
+        let key = unsafe { queue.park(permits, waker, &settlement, WaitMeta::new(None, None), false) };
         (key, settlement)
     }
 

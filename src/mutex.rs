@@ -94,8 +94,8 @@ impl<T> Mutex<T> {
     /// let _guard = mutex.blocking_lock().unwrap(); // this thread holds it
     /// assert_eq!(mutex.blocking_lock().unwrap_err(), AcquireError::WouldDeadlock);
     /// ```
-    pub fn strict(mut self) -> Self {
-        Arc::get_mut(&mut self.core).expect("a new mutex's core is not shared yet").set_strict();
+    pub fn strict(self) -> Self {
+        self.core.set_strict();
         self
     }
 
@@ -109,10 +109,9 @@ impl<T> Mutex<T> {
     }
 
     fn build(value: T, name: Option<Arc<str>>) -> Self {
-        Mutex {
-            core: Arc::new(SemCore::new(1, PrimitiveKind::Mutex, name, AbandonPolicy::Break)),
-            data: UnsafeCell::new(value),
-        }
+        let core = Arc::new(SemCore::new(1, PrimitiveKind::Mutex, name, AbandonPolicy::Break));
+        crate::diagnostics::track(&core);
+        Mutex { core, data: UnsafeCell::new(value) }
     }
 
     /// Consumes the mutex, returning the data (even if the mutex is broken).

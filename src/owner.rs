@@ -180,15 +180,18 @@ pub(crate) trait Abandon: Send + Sync {
     /// `owner` went away while an owned hold it acquired, and that may have moved
     /// (DESIGN.md 2b), was still registered to it: no evidence of abandonment, so it is
     /// only counted as orphaned until it is released or adopted ([`Claim::Orphaned`]).
-    fn orphan(&self, owner: &Abandoner, permits: usize);
-    /// An orphaned hold was released or adopted.
-    fn adopt_orphan(&self);
+    fn orphan(&self, owner: &Abandoner, permits: usize, site: Site, tag: OrphanTag);
+    /// The orphaned hold `tag` (see [`HoldTicket::orphan_tag`]) was released or adopted.
+    fn adopt_orphan(&self, tag: OrphanTag);
     /// The completed nested scope this entry stands for, if it is one (see
     /// [`OwnerInner::complete`]); every primitive answers `None`.
     fn as_forwarded_scope(&self) -> Option<&ForwardedScope> {
         None
     }
 }
+
+/// Names an orphaned hold: see [`HoldTicket::orphan_tag`].
+pub(crate) type OrphanTag = (usize, usize);
 
 struct HoldEntry {
     primitive: Arc<dyn Abandon>,
@@ -392,10 +395,15 @@ impl OwnerInner {
                 released.extend(local.spare.take().map(|key| local.holds.remove(key)));
                 local.exited = Some(reason);
                 shared.exited = Some(reason);
-                let abandoned: Vec<HoldEntry> = std::mem::take(&mut local.holds)
+                let record = Arc::as_ptr(self) as usize;
+                let abandoned: Vec<(OrphanTag, HoldEntry)> = std::mem::take(&mut local.holds)
                     .into_iter()
-                    .chain(std::mem::take(&mut shared.holds))
-                    .map(|(_, entry)| entry)
+                    .map(|(key, entry)| ((record, key), entry))
+                    .chain(
+                        std::mem::take(&mut shared.holds)
+                            .into_iter()
+                            .map(|(key, entry)| ((record, key | SHARED_SLOT), entry)),
+                    )
                     .collect();
                 // One strong count per ticket left out there, taken before the lock is
                 // released: a ticket that sees `exited` gives its count back at once.
@@ -415,9 +423,9 @@ impl OwnerInner {
         // Every hold was claimed above, so each must be settled here even if one
         // primitive's `abandon` panics (a waker's `wake` may): a claimed hold that is not
         // abandoned is neither broken nor released, and its waiters would hang.
-        crate::lot::run_all(abandoned, |hold| {
+        crate::lot::run_all(abandoned, |(tag, hold)| {
             if hold.moves {
-                hold.primitive.orphan(abandoner, hold.permits);
+                hold.primitive.orphan(abandoner, hold.permits, hold.site, tag);
             } else {
                 hold.primitive.abandon(abandoner, reason, hold.permits, hold.site);
             }
@@ -528,10 +536,10 @@ impl Abandon for ForwardedScope {
         let ticket = self.ticket.lock().take();
         drop(ticket);
     }
-    fn orphan(&self, _: &Abandoner, _: usize) {
+    fn orphan(&self, _: &Abandoner, _: usize, _: Site, _: OrphanTag) {
         unreachable!("a forwarded scope is registered as a hold that does not move")
     }
-    fn adopt_orphan(&self) {}
+    fn adopt_orphan(&self, _: OrphanTag) {}
     fn as_forwarded_scope(&self) -> Option<&ForwardedScope> {
         Some(self)
     }
@@ -743,6 +751,14 @@ impl HoldTicket {
             return unsafe { record.with_local(|local| local.holds.get(key).and_then(|entry| entry.site)) };
         }
         None
+    }
+
+    /// What names this hold among its primitive's orphans, should its owner's exit have
+    /// orphaned it: its record's address and slot. Unique among listed orphans, since an
+    /// orphan's ticket keeps its record (and so the address) alive until it is adopted.
+    #[inline]
+    pub(crate) fn orphan_tag(&self) -> OrphanTag {
+        (self.owner.as_ptr() as usize, self.slot & (SLOT_KEY | SHARED_SLOT))
     }
 
     /// Who would be named if this hold were abandoned now.
@@ -1082,6 +1098,33 @@ pub(crate) fn register_hold<P: Abandon + 'static>(
     Some((owner.id, owner.register_here(identity, clone, permits, moves, site).ok()))
 }
 
+/// The holds of the owner an acquire from `caller` belongs to, read in its context:
+/// what a waiter's owner has when it queues, for the wait-for graph (feature
+/// `diagnostics`). Holds forwarded from a completed nested scope are not included.
+#[cfg(feature = "diagnostics")]
+pub(crate) fn holds_of_current(caller: Caller) -> Vec<crate::diagnostics::Held> {
+    use crate::diagnostics::Held;
+    let held = |entry: &HoldEntry| Held {
+        identity: Arc::as_ptr(&entry.primitive).cast::<()>() as usize,
+        permits: entry.permits,
+        site: entry.site,
+    };
+    with_owner(caller, |owner| {
+        let shared = owner.shared.lock();
+        // SAFETY: `with_owner` runs this in the owner's context; the closure only reads
+        // the slab (no hold is dropped, no primitive called).
+        let mut holds: Vec<Held> = unsafe {
+            owner.with_local(|local| {
+                let released = |key: usize| local.spare == Some(key) || shared.released_local.contains(&key);
+                local.holds.iter().filter(|(key, _)| !released(*key)).map(|(_, entry)| held(entry)).collect()
+            })
+        };
+        holds.extend(shared.holds.iter().map(|(_, entry)| held(entry)));
+        holds
+    })
+    .unwrap_or_default()
+}
+
 /// The record of a live owner with this id: the owner whose context the code running
 /// now is in, or a published one ([`OwnerInner::publish`]). `None` for an owner that
 /// has exited, an id that names no owner (anonymous borrowers, runtime task ids), or an
@@ -1150,11 +1193,11 @@ pub(crate) fn hand_over(
     let mut old = None;
     let site = previous.as_ref().and_then(HoldTicket::site).or(fallback_site);
     if let Some(mut ticket) = previous {
-        let (record, moves) = (ticket.record().to_arc(), ticket.moves());
+        let (record, moves, tag) = (ticket.record().to_arc(), ticket.moves(), ticket.orphan_tag());
         match ticket.give_back() {
             Claim::Ours => old = Some((record, moves)),
             // Anonymous from now on (its acquirer is gone): nothing to go back to.
-            Claim::Orphaned => primitive().adopt_orphan(),
+            Claim::Orphaned => primitive().adopt_orphan(tag),
             Claim::Abandoned => return HandedOver::Abandoned(ticket),
         }
     }
@@ -1268,10 +1311,10 @@ mod tests {
         fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize, _: Site) {
             self.0.lock().unwrap().push((owner.id, reason, permits));
         }
-        fn orphan(&self, _: &Abandoner, _: usize) {
+        fn orphan(&self, _: &Abandoner, _: usize, _: Site, _: OrphanTag) {
             self.1.fetch_add(1, Relaxed);
         }
-        fn adopt_orphan(&self) {
+        fn adopt_orphan(&self, _: OrphanTag) {
             self.1.fetch_sub(1, Relaxed);
         }
     }

@@ -120,11 +120,9 @@ impl<T> RwLock<T> {
     }
 
     fn build(value: T, max_readers: u32, name: Option<Arc<str>>, policy: AbandonPolicy) -> Self {
-        RwLock {
-            core: Arc::new(SemCore::new(max_readers as usize, PrimitiveKind::RwLock, name, policy)),
-            max_readers,
-            data: UnsafeCell::new(value),
-        }
+        let core = Arc::new(SemCore::new(max_readers as usize, PrimitiveKind::RwLock, name, policy));
+        crate::diagnostics::track(&core);
+        RwLock { core, max_readers, data: UnsafeCell::new(value) }
     }
 
     /// Consumes the lock, returning the data (even if it is broken).

@@ -19,15 +19,17 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use crate::clock::Stamp;
+use crate::diagnostics::{HoldInfo, OrphanInfo, ShowDuration, ShowSite, WaitInfo};
 use crate::error::{
     AbandonReason, AcquireError, Broken, BrokenResourceError, HandOverError, PrimitiveKind, ReleaseError,
     RepairError, TryAcquireError,
 };
-use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Mutex};
-use crate::lot::{Outcome, Parked, Settlement, WaitQueue, WakeList};
+use crate::loom::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex};
+use crate::lot::{Outcome, Parked, Settlement, WaitMeta, WaitQueue, WakeList};
 use crate::owner::{
-    Abandon, Abandoner, Caller, Claim, HandedOver, HoldTicket, OwnerId, Site, current_abandoner, hand_over,
-    identity_for, is_live_owner, owner_id_for, register_hold, register_to,
+    Abandon, Abandoner, Caller, Claim, HandedOver, HoldTicket, OrphanTag, OwnerId, Site, current_abandoner,
+    hand_over, identity_for, is_live_owner, owner_id_for, register_hold, register_to,
 };
 use crate::runtime;
 
@@ -97,10 +99,11 @@ pub(crate) struct Hold {
 /// Gives `ticket` back; whether its permits are still the caller's to release (an
 /// orphan, which is, is first un-counted at its primitive).
 fn give_back(ticket: HoldTicket, primitive: impl FnOnce() -> Arc<dyn Abandon>) -> bool {
+    let tag = ticket.orphan_tag();
     match ticket.unregister() {
         Claim::Ours => true,
         Claim::Orphaned => {
-            primitive().adopt_orphan();
+            primitive().adopt_orphan(tag);
             true
         }
         Claim::Abandoned => false,
@@ -137,8 +140,9 @@ impl Hold {
     /// that nothing releases it).
     fn after_claimed_by_exit(&mut self, primitive: impl FnOnce() -> Arc<dyn Abandon>) -> bool {
         let ticket = self.ticket.as_mut().expect("only after a registered hold's set_permits");
+        let tag = ticket.orphan_tag();
         if ticket.moves() && ticket.give_back() == Claim::Orphaned {
-            primitive().adopt_orphan();
+            primitive().adopt_orphan(tag);
             self.ticket = None;
             return true;
         }
@@ -257,8 +261,9 @@ impl Hold {
         } else if let Some(mut moving) = moving {
             // Abandoned meanwhile by its owner's exit, which orphaned the moving sibling
             // too: un-count that orphan, and keep the hold dead.
+            let tag = moving.orphan_tag();
             if moving.give_back() == Claim::Orphaned {
-                primitive().adopt_orphan();
+                primitive().adopt_orphan(tag);
             }
             self.ticket = Some(moving);
         }
@@ -281,7 +286,14 @@ struct Shared {
     abandoned: Abandonments,
     /// Owned holds whose acquirer exited while they were registered to it, not released
     /// or adopted since (DESIGN.md 2b: visible, never silent).
-    orphaned: usize,
+    orphans: Vec<OrphanInfo>,
+    /// At least since when the current exclusive hold is held: stamped when it is granted
+    /// to a waiter, or when a first waiter queues behind it; forgotten whenever the queue
+    /// empties (the next hold may then be taken and given back on the fast paths, which
+    /// never look here). So it is set only while someone waits, and never too early.
+    hold_since: Option<Stamp>,
+    /// Whether the long-hold warning was given for the hold of `hold_since`.
+    hold_warned: bool,
     /// A `Lock`'s manual hold (`acquire`/`release` without a guard) and its owner.
     manual: Option<(Option<OwnerId>, Hold)>,
     /// Permits of abandoned holds whose guards were dropped after their owner's exit
@@ -307,9 +319,9 @@ pub(crate) trait BreakHook: Send + Sync {
 /// public acquire and the core costs more than the fast path saves (measured: 4-6 ns
 /// uncontended, ~15 ns per contended hand-off).
 macro_rules! acquire_permits {
-    ($core:expr, $permits:expr, $caller:expr) => {
+    ($core:expr, $permits:expr, $caller:expr, $site:expr) => {
         if !$core.take_uncontended($permits).await {
-            $core.acquire($permits, $caller).await?;
+            $core.acquire($permits, $caller, $site).await?;
         }
     };
 }
@@ -319,7 +331,7 @@ pub(crate) use acquire_permits;
 /// is the `Arc` the owner's exit hands the hold back to; `moves` is true for owned holds.
 macro_rules! acquire_hold {
     ($core:expr, $permits:expr, $caller:expr, $primitive:expr, moves: $moves:expr, site: $site:expr) => {{
-        crate::sem::acquire_permits!($core, $permits, $caller);
+        crate::sem::acquire_permits!($core, $permits, $caller, $site);
         $core.register($permits, $caller, $primitive, $moves, $site)
     }};
 }
@@ -347,7 +359,23 @@ macro_rules! common_statistics {
             /// adopted since: they may be in use elsewhere, or leaked. They never break
             /// the primitive; hand them over to make their next owner answer for them.
             pub fn orphaned(&self) -> usize {
-                self.core.orphaned
+                self.core.orphans.len()
+            }
+            /// The exclusive hold (a mutex's, a writer's), with its owner, site and how
+            /// long it has been held; empty when there is none (counted holds are only
+            /// counted here: see [`crate::diagnostics::HoldInfo`]).
+            pub fn holds(&self) -> &[crate::diagnostics::HoldInfo] {
+                &self.core.holds
+            }
+            /// The queued waiters in queue order, with their owners, sites, how long
+            /// each has waited, and which are self-waits.
+            pub fn waits(&self) -> &[crate::diagnostics::WaitInfo] {
+                &self.core.waits
+            }
+            /// The orphaned owned holds (see [`Self::orphaned`]), with their acquirers
+            /// and sites.
+            pub fn orphans(&self) -> &[crate::diagnostics::OrphanInfo] {
+                &self.core.orphans
             }
         }
     };
@@ -362,18 +390,39 @@ pub(crate) struct CoreSnapshot {
     pub(crate) broken: Option<BrokenResourceError>,
     pub(crate) closed: bool,
     pub(crate) abandoned: Abandonments,
-    pub(crate) orphaned: usize,
+    pub(crate) orphans: Vec<OrphanInfo>,
     pub(crate) holder: Option<OwnerId>,
+    pub(crate) holds: Vec<HoldInfo>,
+    pub(crate) waits: Vec<WaitInfo>,
     /// Waiters that are the holder itself (a mutex only): a sibling sub-future of the
     /// holding task may still release, or this is a futurelock.
     pub(crate) self_waits: usize,
 }
 
+/// What [`SemCore::overdue`] found, to report once the lock is released.
+#[derive(Default)]
+struct Overdue {
+    self_waits: Vec<(Option<OwnerId>, Duration)>,
+    waits: Vec<(Option<OwnerId>, Site, Duration, usize)>,
+    /// The long exclusive hold, and how many wait for it.
+    hold: Option<(HoldInfo, usize)>,
+}
+
+impl Overdue {
+    #[cfg(feature = "tracing")]
+    fn is_empty(&self) -> bool {
+        self.self_waits.is_empty() && self.waits.is_empty() && self.hold.is_none()
+    }
+}
+
 /// The counted core under every primitive.
 pub(crate) struct SemCore {
     state: AtomicUsize,
-    /// The owner of the latest registered hold; only a 1-permit mutex keeps it current.
+    /// The owner of the current exclusive hold (0: none, or anonymous).
     holder: AtomicU64,
+    /// Where the current exclusive hold was taken (null: none, or unknown). Only ever a
+    /// `&'static Location` or null.
+    holder_site: AtomicPtr<std::panic::Location<'static>>,
     /// A mutex whose current hold was taken while its thread was already unwinding: a
     /// panic that did not begin inside the critical section, so dropping the guard
     /// during it is no abandonment (std's poisoning rule). Written only by the holder.
@@ -383,7 +432,9 @@ pub(crate) struct SemCore {
     name: Option<Arc<str>>,
     policy: AbandonPolicy,
     /// Strict mode (a mutex): a self-wait is `WouldDeadlock` at once instead of a wait.
-    strict: bool,
+    /// (An atomic rather than a `bool` set through `Arc::get_mut`: the `diagnostics`
+    /// registry keeps a weak reference from the start.)
+    strict: AtomicBool,
     /// How many permits an exclusive hold takes: 1 for a mutex, every permit for an
     /// RwLock's writer; [`NOT_EXCLUSIVE`] for counted primitives. An exclusive hold
     /// records its holder, breaks the primitive when dropped in a panic that began in its
@@ -410,12 +461,13 @@ impl SemCore {
         SemCore {
             state: AtomicUsize::new(permits << SHIFT),
             holder: AtomicU64::new(0),
+            holder_site: AtomicPtr::new(std::ptr::null_mut()),
             taken_while_panicking: AtomicBool::new(false),
             shared: Mutex::new(Shared::default()),
             kind,
             name,
             policy,
-            strict: false,
+            strict: AtomicBool::new(false),
             exclusive: match kind {
                 PrimitiveKind::Mutex => 1,
                 PrimitiveKind::RwLock => permits,
@@ -425,11 +477,11 @@ impl SemCore {
     }
 
     /// Turns strict mode on: see [`SemCore::would_deadlock`].
-    pub(crate) fn set_strict(&mut self) {
-        self.strict = true;
+    pub(crate) fn set_strict(&self) {
+        self.strict.store(true, Relaxed);
     }
     pub(crate) fn is_strict(&self) -> bool {
-        self.strict
+        self.strict.load(Relaxed)
     }
 
     /// Records `owner` as the holder of an exclusive hold of `permits` (a hand-over).
@@ -459,6 +511,14 @@ impl SemCore {
         }
     }
 
+    #[cfg(feature = "diagnostics")]
+    pub(crate) fn kind(&self) -> PrimitiveKind {
+        self.kind
+    }
+    #[cfg(feature = "diagnostics")]
+    pub(crate) fn name_arc(&self) -> Option<Arc<str>> {
+        self.name.clone()
+    }
     pub(crate) fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
@@ -488,45 +548,165 @@ impl SemCore {
 
     pub(crate) fn snapshot(&self) -> CoreSnapshot {
         let mut shared = self.shared.lock();
+        let snapshot = self.snapshot_locked(&mut shared);
+        let overdue = self.overdue(&mut shared);
+        drop(shared);
+        self.report(overdue);
+        snapshot
+    }
+
+    /// The snapshot, taken under the lot's lock (`shared`).
+    fn snapshot_locked(&self, shared: &mut Shared) -> CoreSnapshot {
         let state = self.state.load(Acquire);
         let holder = self.holder();
         let self_waits = holder.map_or(0, |holder| shared.queue.waiting_as(holder));
-        let lasting = self.lasting_self_waits(&mut shared);
-        let snapshot = CoreSnapshot {
+        let waits = shared
+            .queue
+            .waits()
+            .map(|(permits, meta)| WaitInfo {
+                owner: meta.owner,
+                permits,
+                site: meta.site,
+                waited_for: meta.since.elapsed(),
+                self_wait: holder.is_some() && meta.owner == holder,
+                #[cfg(feature = "diagnostics")]
+                holding: meta.holding.clone(),
+            })
+            .collect();
+        CoreSnapshot {
             available: state >> SHIFT,
             waiters: shared.queue.len(),
             broken: shared.broken.clone(),
             closed: state & CLOSED != 0,
             abandoned: shared.abandoned,
-            orphaned: shared.orphaned,
+            orphans: shared.orphans.clone(),
             holder,
+            holds: self.exclusive_hold(shared, state).into_iter().collect(),
+            waits,
             self_waits,
-        };
-        drop(shared);
-        self.report_self_waits(lasting);
-        snapshot
+        }
     }
 
-    /// The self-waits queued past the threshold of
-    /// [`crate::diagnostics::set_self_wait_warning`] and not reported yet: the lazy
-    /// check, run wherever the slow path holds the lock anyway. O(1) with none queued.
+    /// The exclusive hold, if there is one: its holder is recorded, or, for a mutex
+    /// without a recorded holder (held anonymously), its one permit is out.
+    fn exclusive_hold(&self, shared: &Shared, state: usize) -> Option<HoldInfo> {
+        let owner = self.holder();
+        let held = owner.is_some() || (self.kind == PrimitiveKind::Mutex && state >> SHIFT == 0);
+        if !held || state & BROKEN != 0 {
+            return None;
+        }
+        Some(HoldInfo {
+            owner,
+            permits: self.exclusive,
+            site: self.holder_site(),
+            held_for: shared.hold_since.map(Stamp::elapsed),
+        })
+    }
+
+    /// Where the current exclusive hold was taken.
+    pub(crate) fn holder_site(&self) -> Site {
+        let site = self.holder_site.load(Relaxed);
+        // SAFETY: `holder_site` only ever holds null or a pointer made from a
+        // `&'static Location` (see `record_holder`), valid for the whole program.
+        unsafe { site.as_ref() }
+    }
+
+    /// Records the owner and site of an exclusive hold that begins now.
     #[inline]
-    fn lasting_self_waits(&self, shared: &mut Shared) -> Vec<(Option<OwnerId>, Duration)> {
-        if !cfg!(feature = "tracing") || !shared.queue.has_self_waits() {
-            return Vec::new();
-        }
-        match crate::diagnostics::self_wait_warning() {
-            Some(threshold) => shared.queue.lasting_self_waits(threshold, self.holder()),
-            _ => Vec::new(),
+    fn record_holder(&self, owner: OwnerId, site: Site) {
+        self.holder.store(owner.as_u64(), Relaxed);
+        let site = site.map_or(std::ptr::null_mut(), |site| std::ptr::from_ref(site).cast_mut());
+        self.holder_site.store(site, Relaxed);
+    }
+
+    /// Clears the exclusive holder (the hold ends, or will never be collected).
+    #[inline]
+    fn clear_holder(&self) {
+        // Only if one was recorded: an anonymous hold leaves it 0, and a store just
+        // before the release's CAS would make that CAS wait for it to drain.
+        if self.holder.load(Relaxed) != 0 {
+            self.holder.store(0, Relaxed);
+            self.holder_site.store(std::ptr::null_mut(), Relaxed);
         }
     }
 
-    /// One `WARN` event (target `ownsync`) per self-wait that lasted. Call unlocked.
+    /// What lasted past the thresholds of [`crate::diagnostics`] and was not reported
+    /// yet: self-waits, long waits, a long exclusive hold that others wait for. The lazy
+    /// check, run wherever the slow path holds the lot's lock anyway: one load of each
+    /// threshold when they are off (long waits are, by default), O(1) otherwise.
+    #[inline]
+    fn overdue(&self, shared: &mut Shared) -> Overdue {
+        if !cfg!(feature = "tracing") {
+            return Overdue::default();
+        }
+        let mut overdue = Overdue::default();
+        if shared.queue.has_self_waits()
+            && let Some(threshold) = crate::diagnostics::self_wait_warning()
+        {
+            overdue.self_waits = shared.queue.lasting_self_waits(threshold, self.holder());
+        }
+        if let Some(threshold) = crate::diagnostics::long_wait_warning() {
+            overdue.waits = shared.queue.long_waits(threshold);
+            if let Some(since) = shared.hold_since
+                && !shared.hold_warned
+                && since.elapsed() >= threshold
+            {
+                shared.hold_warned = true;
+                let state = self.state.load(Acquire);
+                overdue.hold = self.exclusive_hold(shared, state).map(|hold| (hold, shared.queue.len()));
+            }
+        }
+        overdue
+    }
+
+    /// One `WARN` event (target `ownsync`) per overdue wait or hold. Call unlocked.
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     #[inline]
-    fn report_self_waits(&self, lasting: Vec<(Option<OwnerId>, Duration)>) {
+    fn report(&self, overdue: Overdue) {
         #[cfg(feature = "tracing")]
-        for (owner, waited) in lasting {
+        if !overdue.is_empty() {
+            self.report_overdue(overdue);
+        }
+    }
+
+    #[cfg(feature = "tracing")]
+    #[cold]
+    fn report_overdue(&self, overdue: Overdue) {
+        let (kind, name) = (self.kind, self.name.as_deref());
+        let show = |owner: Option<OwnerId>| {
+            owner.map_or_else(|| "an anonymous waiter".to_owned(), |o| o.to_string())
+        };
+        for (owner, site, waited, permits) in overdue.waits {
+            let (owner, site) = (show(owner), ShowSite(site));
+            tracing::warn!(
+                target: "ownsync",
+                primitive = %kind,
+                name,
+                owner = %owner,
+                site = %site,
+                permits,
+                waited_ms = waited.as_millis() as u64,
+                "{kind} long wait: {owner} has waited {} (since {site})",
+                ShowDuration(waited)
+            );
+        }
+        if let Some((hold, waiters)) = overdue.hold {
+            let (owner, site) = (show(hold.owner), ShowSite(hold.site));
+            let held = hold.held_for.unwrap_or_default();
+            tracing::warn!(
+                target: "ownsync",
+                primitive = %kind,
+                name,
+                owner = %owner,
+                site = %site,
+                waiters,
+                held_ms = held.as_millis() as u64,
+                "{kind} long hold: {owner} has held it for at least {} (taken at {site}) \
+                 while {waiters} wait",
+                ShowDuration(held)
+            );
+        }
+        for (owner, waited) in overdue.self_waits {
             let (kind, name) = (self.kind, self.name.as_deref());
             let owner = owner.map(|owner| owner.to_string()).unwrap_or_default();
             tracing::warn!(
@@ -539,6 +719,15 @@ impl SemCore {
                  fine if a sibling sub-future of {owner} releases it, a deadlock (futurelock) \
                  if none will"
             );
+        }
+    }
+
+    /// Stamps the exclusive hold as held at least since now, if a waiter queues behind
+    /// it and it has no stamp yet.
+    fn stamp_hold(&self, shared: &mut Shared) {
+        if self.exclusive != NOT_EXCLUSIVE && shared.hold_since.is_none() {
+            shared.hold_since = Some(Stamp::now());
+            shared.hold_warned = false;
         }
     }
 
@@ -587,7 +776,7 @@ impl SemCore {
         let holder = self.holder.load(Relaxed);
         let me = if caller.is_manual() {
             owner_id_for(caller)
-        } else if self.strict {
+        } else if self.is_strict() {
             identity_for(caller)
         } else {
             None
@@ -615,11 +804,12 @@ impl SemCore {
 
     /// Waits for `permits` in FIFO order. The permits are held (anonymously) when it
     /// returns `Ok`; register them with [`SemCore::register`].
-    pub(crate) fn acquire(&self, permits: usize, caller: Caller) -> AcquireFuture<'_> {
+    pub(crate) fn acquire(&self, permits: usize, caller: Caller, site: Site) -> AcquireFuture<'_> {
         AcquireFuture {
             core: self,
             permits,
             caller,
+            site,
             slot: None,
             settlement: Settlement::new(),
             _pinned: PhantomPinned,
@@ -658,12 +848,12 @@ impl SemCore {
             if permits == self.exclusive
                 && let Some(identity) = crate::runtime::task_identity()
             {
-                self.holder.store(identity.as_u64(), Relaxed);
+                self.record_holder(identity, site);
             }
             return Hold::default();
         };
         if permits == self.exclusive {
-            self.holder.store(owner.as_u64(), Relaxed);
+            self.record_holder(owner, site);
         }
         Hold { ticket }
     }
@@ -684,10 +874,11 @@ impl SemCore {
                     true => ticket.abandoner(),
                 };
                 let site = if panicking { ticket.site() } else { None };
+                let tag = ticket.orphan_tag();
                 match ticket.unregister() {
                     // The owner's exit abandoned it already; its guard is gone now.
                     Claim::Abandoned => return self.dead_guard_dropped(permits),
-                    Claim::Orphaned => self.adopt_orphan(),
+                    Claim::Orphaned => self.adopt_orphan(tag),
                     Claim::Ours => {}
                 }
                 if let Some(abandoner) = abandoner {
@@ -704,10 +895,8 @@ impl SemCore {
             }
             None => {}
         }
-        // Clear the holder only if one was recorded: an anonymous hold leaves it 0, and a
-        // store just before the release's CAS would make that CAS wait for it to drain.
-        if permits == self.exclusive && self.holder.load(Relaxed) != 0 {
-            self.holder.store(0, Relaxed);
+        if permits == self.exclusive {
+            self.clear_holder();
         }
         self.release(permits);
     }
@@ -784,11 +973,22 @@ impl SemCore {
         }
         let snapshot = self.snapshot();
         out.field(holder_label, &snapshot.holder);
+        if let Some(hold) = snapshot.holds.first() {
+            if hold.site.is_some() {
+                out.field("taken_at", &format_args!("{}", ShowSite(hold.site)));
+            }
+            if let Some(held) = hold.held_for {
+                out.field("held_for", &format_args!(">={}", ShowDuration(held)));
+            }
+        }
+        if snapshot.waiters > 0 {
+            out.field("waiters", &snapshot.waiters);
+        }
         if snapshot.self_waits > 0 {
             out.field("self_waits", &snapshot.self_waits);
         }
-        if snapshot.orphaned > 0 {
-            out.field("orphaned", &snapshot.orphaned);
+        if !snapshot.orphans.is_empty() {
+            out.field("orphaned", &snapshot.orphans.len());
         }
         if snapshot.broken.is_some() {
             out.field("broken", &true);
@@ -799,8 +999,8 @@ impl SemCore {
     /// A grant (of `permits`) that its waiter will never collect: it was recorded as the
     /// holder if exclusive (see `grant_waiters`), which it no longer is.
     pub(crate) fn forget_grantee(&self, permits: usize) {
-        if permits == self.exclusive && self.holder.load(Relaxed) != 0 {
-            self.holder.store(0, Relaxed);
+        if permits == self.exclusive {
+            self.clear_holder();
         }
     }
 
@@ -998,15 +1198,20 @@ impl SemCore {
             if self.take_locked(wanted).is_err() {
                 break;
             }
-            let grantee = shared.queue.grant_front(wakes);
+            let (grantee, site) = shared.queue.grant_front(wakes);
             // An exclusive hold is its grantee's from now on, before that future runs
             // again to collect it: if it never does (a futurelock: its task no longer
             // polls it), the task's next wait for this lock shows as the self-wait it is.
-            if wanted == self.exclusive
-                && let Some(grantee) = grantee
-            {
-                self.holder.store(grantee.as_u64(), Relaxed);
+            if wanted == self.exclusive {
+                if let Some(grantee) = grantee {
+                    self.record_holder(grantee, site);
+                }
+                shared.hold_since = Some(Stamp::now());
+                shared.hold_warned = false;
             }
+        }
+        if shared.queue.is_empty() {
+            shared.hold_since = None; // see `Shared::hold_since`
         }
         if shared.queue.is_empty() && shared.debt == 0 {
             self.state.fetch_and(!SLOW, Release);
@@ -1066,6 +1271,7 @@ impl SemCore {
             let mut shared = self.shared.lock();
             self.state.fetch_or(CLOSED, Release);
             shared.queue.fail_all(&mut wakes);
+            shared.hold_since = None;
             if shared.debt == 0 {
                 self.state.fetch_and(!SLOW, Release);
             }
@@ -1101,6 +1307,7 @@ impl SemCore {
             self.state.fetch_add(returned << SHIFT, AcqRel);
         }
         shared.queue.fail_all(wakes);
+        shared.hold_since = None;
     }
 
     /// Stores a `Lock`'s manual hold.
@@ -1182,13 +1389,15 @@ impl SemCore {
 }
 
 impl Abandon for SemCore {
-    fn orphan(&self, _owner: &Abandoner, _permits: usize) {
-        self.shared.lock().orphaned += 1;
+    fn orphan(&self, owner: &Abandoner, permits: usize, site: Site, tag: OrphanTag) {
+        self.shared.lock().orphans.push(OrphanInfo { acquirer: owner.id, permits, site, tag });
     }
 
-    fn adopt_orphan(&self) {
+    fn adopt_orphan(&self, tag: OrphanTag) {
         let mut shared = self.shared.lock();
-        shared.orphaned = shared.orphaned.saturating_sub(1);
+        if let Some(index) = shared.orphans.iter().position(|orphan| orphan.tag == tag) {
+            shared.orphans.remove(index);
+        }
     }
 
     fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize, site: Site) {
@@ -1268,6 +1477,7 @@ pub(crate) struct AcquireFuture<'a> {
     core: &'a SemCore,
     permits: usize,
     caller: Caller,
+    site: Site,
     /// The queue slot, while queued and not yet settled.
     slot: Option<usize>,
     settlement: Settlement,
@@ -1310,10 +1520,10 @@ impl AcquireFuture<'_> {
             outcome = self.settlement.outcome();
             if outcome == Outcome::Waiting {
                 let replaced = shared.queue.update_waker(key, cx.waker());
-                let lasting = core.lasting_self_waits(&mut shared);
+                let overdue = core.overdue(&mut shared);
                 drop(shared);
                 drop(replaced); // a waker's drop may re-enter: never under the lock
-                core.report_self_waits(lasting);
+                core.report(overdue);
                 return Poll::Pending;
             }
         }
@@ -1333,6 +1543,14 @@ impl AcquireFuture<'_> {
     /// queued, else queue at the back.
     fn park(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), AcquireError>> {
         let core = self.core;
+        let me = identity_for(self.caller);
+        #[cfg_attr(not(feature = "diagnostics"), allow(unused_mut))]
+        let mut meta = WaitMeta::new(me, self.site);
+        // Read before the lot is locked: it takes the owner's record lock.
+        #[cfg(feature = "diagnostics")]
+        {
+            meta.holding = crate::owner::holds_of_current(self.caller);
+        }
         let mut shared = core.shared.lock();
         let mut state = core.state.load(Acquire);
         loop {
@@ -1358,15 +1576,15 @@ impl AcquireFuture<'_> {
         // `!Unpin`), so `settlement` stays put; `Drop` removes the slot under the lock
         // unless the queue settled it first, and after that the queue no longer has the
         // pointer.
-        let me = identity_for(self.caller);
         // The holder is recorded for exclusive holds only (a mutex's, a writer's).
         let self_wait = me.is_some() && me == core.holder();
         self.slot = Some(unsafe {
-            shared.queue.park(self.permits, cx.waker().clone(), &self.settlement, me, self_wait)
+            shared.queue.park(self.permits, cx.waker().clone(), &self.settlement, meta, self_wait)
         });
-        let lasting = core.lasting_self_waits(&mut shared);
+        core.stamp_hold(&mut shared);
+        let overdue = core.overdue(&mut shared);
         drop(shared);
-        core.report_self_waits(lasting);
+        core.report(overdue);
         Poll::Pending
     }
 }
@@ -1420,7 +1638,7 @@ mod tests {
     fn fast_paths_refuse_while_anyone_waits() {
         let core = core(1);
         core.try_acquire(1, Caller::Async).unwrap();
-        let mut waiter = Box::pin(core.acquire(1, Caller::Async));
+        let mut waiter = Box::pin(core.acquire(1, Caller::Async, None));
         assert!(waiter.as_mut().now_or_never().is_none());
         assert!(core.is_contended());
         core.release(1); // handed to the waiter, not to the pool
@@ -1434,8 +1652,8 @@ mod tests {
     fn a_grant_from_another_thread_is_collected_and_a_dropped_grant_passes_on() {
         let core = core(1);
         core.try_acquire(1, Caller::Async).unwrap();
-        let mut first = Box::pin(core.acquire(1, Caller::Async));
-        let mut second = Box::pin(core.acquire(1, Caller::Async));
+        let mut first = Box::pin(core.acquire(1, Caller::Async, None));
+        let mut second = Box::pin(core.acquire(1, Caller::Async, None));
         assert!(first.as_mut().now_or_never().is_none());
         assert!(second.as_mut().now_or_never().is_none());
         // The releasing thread settles `first` through the queue's pointer into it.
@@ -1453,7 +1671,7 @@ mod tests {
     fn a_break_fails_every_waiter_through_its_settlement() {
         let core = core(1);
         core.try_acquire(1, Caller::Async).unwrap();
-        let mut waiters: Vec<_> = (0..3).map(|_| Box::pin(core.acquire(1, Caller::Async))).collect();
+        let mut waiters: Vec<_> = (0..3).map(|_| Box::pin(core.acquire(1, Caller::Async, None))).collect();
         for waiter in &mut waiters {
             assert!(waiter.as_mut().now_or_never().is_none());
         }
@@ -1476,6 +1694,19 @@ mod tests {
         core.release(1);
         assert_eq!(core.available(), 1);
         assert!(!core.is_contended());
+    }
+
+    /// The one `unsafe` read of the diagnostics (under Miri too): the holder's site goes
+    /// into an atomic pointer and comes back as the same `&'static Location`.
+    #[test]
+    fn the_holders_site_round_trips_and_clears() {
+        let core = SemCore::new(1, PrimitiveKind::Mutex, None, AbandonPolicy::Break);
+        let site = crate::owner::caller_site();
+        core.record_holder(crate::current_owner(), site);
+        assert_eq!(core.holder_site(), site);
+        assert_eq!(core.holder_site().unwrap().line(), line!() - 3);
+        core.clear_holder();
+        assert_eq!(core.holder_site(), None);
     }
 
     #[test]

@@ -87,7 +87,9 @@ impl Semaphore {
 
     #[track_caller]
     fn build(permits: usize, name: Option<Arc<str>>, policy: AbandonPolicy) -> Self {
-        Semaphore { core: Arc::new(SemCore::new(permits, PrimitiveKind::Semaphore, name, policy)) }
+        let core = Arc::new(SemCore::new(permits, PrimitiveKind::Semaphore, name, policy));
+        crate::diagnostics::track(&core);
+        Semaphore { core }
     }
 
     fn primitive(&self) -> Arc<dyn Abandon> {

@@ -522,11 +522,15 @@ fn default_from_debug_display() {
     let mutex: Mutex<u8> = Mutex::default();
     assert_eq!(format!("{mutex:?}"), "Mutex { data: 0, holder: None }");
     let named = Mutex::with_name(3, "n");
-    let guard = named.blocking_lock().unwrap();
+    let (guard, line) = (named.blocking_lock().unwrap(), line!());
     assert_eq!(format!("{guard} {guard:?}"), "3 3");
     assert_eq!(
         format!("{named:?}"),
-        format!("Mutex {{ name: \"n\", data: <locked>, holder: Some({}) }}", current_owner())
+        format!(
+            "Mutex {{ name: \"n\", data: <locked>, holder: Some({}), taken_at: {}:{line}:32 }}",
+            current_owner(),
+            file!()
+        )
     );
     drop(guard);
     assert_eq!(*Mutex::from(7).try_lock().unwrap(), 7);
