@@ -36,8 +36,7 @@ fn a_snapshot_names_the_holder_and_each_waiter_with_their_sites() {
         let mutex = mutex.clone();
         async move {
             let _guard = mutex.lock().await.unwrap();
-            let wait_line = line!() - 1;
-            wait_line
+            line!() - 1 // the line of the wait
         }
     });
     let waiter_id = waiter.owner();
