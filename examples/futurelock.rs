@@ -8,10 +8,17 @@
 //! statistics and `Debug` show a *self-wait* (the holder waiting for itself), and with
 //! the `tracing` feature a `WARN` event names it once it lasts.
 //!
-//! Run with `cargo run --example futurelock --features tracing` (without the feature the
-//! event is not printed; the statistics are). The fix, in the last lines: never keep a
-//! lock future alive across a `select!` you will not poll to completion; finish it (or
-//! drop it) before waiting for the same lock again.
+//! The fix: never keep a lock future alive across a `select!` you will not poll to
+//! completion; finish it (or drop it) before waiting for the same lock again.
+//!
+//! The second half is the classic deadlock between two tasks: one locks `accounts` then
+//! `audit`, the other `audit` then `accounts`. Each waits for a hold of the other, so
+//! the process-wide snapshot (feature `diagnostics`) lists the cycle as a possible
+//! deadlock, with every acquire site; and the long-wait events name both waits.
+//!
+//! Run with `cargo run --example futurelock --features tracing,diagnostics` (without
+//! `tracing` the events are not printed, without `diagnostics` the process-wide
+//! snapshot is not; each mutex's statistics are).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +62,19 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let stats = lock.statistics();
     println!("after 50 ms: {lock:?}");
+    for hold in stats.holds() {
+        println!("  held by {:?}, taken at {}", hold.owner(), hold.site().unwrap());
+    }
+    for wait in stats.waits() {
+        println!(
+            "  waited for by {:?} at {} (self-wait: {})",
+            wait.owner(),
+            wait.site().unwrap(),
+            wait.is_self_wait()
+        );
+    }
+    #[cfg(feature = "diagnostics")]
+    println!("\n{}", ownsync::diagnostics::snapshot());
     println!(
         "holder: {:?} (the task is {task_id}), self-waits: {}, waiters: {}",
         stats.holder(),
@@ -92,4 +112,69 @@ async fn main() {
     });
     tokio::time::timeout(Duration::from_secs(5), fixed).await.expect("the fixed version finishes");
     println!("the fixed version finished");
+
+    lock_order_inversion().await;
+}
+
+/// Two tasks take two mutexes in opposite orders: a wait-for cycle.
+async fn lock_order_inversion() {
+    println!("\n--- a lock-order inversion between two tasks ---");
+    ownsync::diagnostics::set_long_wait_warning(Some(Duration::from_millis(100)));
+    let accounts = Arc::new(Mutex::with_name(0_u64, "accounts"));
+    let audit = Arc::new(Mutex::with_name(Vec::<String>::new(), "audit"));
+    let both_hold = Arc::new(tokio::sync::Barrier::new(2));
+    let transfer = tracked({
+        let (accounts, audit, both_hold) = (accounts.clone(), audit.clone(), both_hold.clone());
+        async move {
+            let mut balance = accounts.lock().await.unwrap();
+            both_hold.wait().await;
+            audit.lock().await.unwrap().push(format!("transfer, balance {}", *balance));
+            *balance += 1;
+        }
+    });
+    let report = tracked({
+        let (accounts, audit, both_hold) = (accounts.clone(), audit.clone(), both_hold.clone());
+        async move {
+            let mut log = audit.lock().await.unwrap();
+            both_hold.wait().await;
+            let balance = *accounts.lock().await.unwrap();
+            log.push(format!("report, balance {balance}"));
+        }
+    });
+    let owners = [transfer.owner(), report.owner()];
+    let tasks = [tokio::spawn(transfer), tokio::spawn(report)];
+
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(tasks.iter().all(|task| !task.is_finished()), "deadlocked");
+    // Each mutex's own snapshot shows half of the story, and the lazy check (this is the
+    // slow path) reports the waits and holds that lasted past 100 ms.
+    for (name, stats) in [("accounts", accounts.statistics()), ("audit", audit.statistics())] {
+        let (hold, wait) = (&stats.holds()[0], &stats.waits()[0]);
+        println!(
+            "{name}: held by {:?} (taken at {}), waited for by {:?} at {}",
+            hold.owner(),
+            hold.site().unwrap(),
+            wait.owner(),
+            wait.site().unwrap()
+        );
+    }
+    #[cfg(feature = "diagnostics")]
+    {
+        let snapshot = ownsync::diagnostics::snapshot();
+        println!("\n{snapshot}");
+        let cycle =
+            snapshot.cycles().iter().find(|cycle| cycle.owners().all(|owner| owners.contains(&owner)));
+        assert!(cycle.is_some_and(|cycle| cycle.steps().len() == 2), "the cycle is found");
+    }
+    #[cfg(not(feature = "diagnostics"))]
+    let _ = owners;
+
+    // The fix: take the locks in one order everywhere (or both at once). Here the tasks
+    // are cancelled, which releases both locks.
+    for task in tasks {
+        task.abort();
+        let _ = task.await;
+    }
+    assert!(accounts.try_lock().is_ok() && audit.try_lock().is_ok());
+    println!("after cancelling both tasks, both locks are free");
 }

@@ -10,6 +10,9 @@
 //!   (the data may be half-written), and every later ledger request fails fast with 503
 //!   and a message naming the request that broke it.
 //! - `GET /stats`: the limiter's statistics.
+//! - `GET /debug/locks`: who holds and who waits, with acquire sites. With the
+//!   `diagnostics` feature, the process-wide snapshot (every primitive, and wait-for
+//!   cycles); without it, the limiter's and the ledger's own statistics.
 //!
 //! Each handler runs inside `ownsync::tracked`, so the request is the owner of what it
 //! takes. Run `cargo run --example server` to serve on 127.0.0.1:3000 (`-- --listen ADDR`
@@ -118,6 +121,18 @@ async fn stats(State(app): State<Arc<App>>) -> Reply {
     (StatusCode::OK, body)
 }
 
+/// Who holds and who waits: see the module docs.
+async fn debug_locks(State(app): State<Arc<App>>) -> Reply {
+    #[cfg(feature = "diagnostics")]
+    let body = {
+        let _ = &app;
+        ownsync::diagnostics::snapshot().to_string()
+    };
+    #[cfg(not(feature = "diagnostics"))]
+    let body = format!("{:?}\n{:?}\n", app.limiter, app.ledger);
+    (StatusCode::OK, body)
+}
+
 fn router() -> Router {
     let app = Arc::new(App {
         limiter: CapacityLimiter::with_name_and_policy(TOKENS, "handlers", AbandonPolicy::Reclaim),
@@ -129,6 +144,7 @@ fn router() -> Router {
         .route("/panic", get(panic))
         .route("/ledger", get(ledger))
         .route("/stats", get(stats))
+        .route("/debug/locks", get(debug_locks))
         .with_state(app)
 }
 
@@ -242,6 +258,8 @@ async fn drive(addr: SocketAddr, requests: usize) -> Result<(), Box<dyn std::err
         println!("  {route:<12} {status}  x{count}");
     }
     println!("stats: {}", stats.trim());
+    let locks = fetch(addr, "/debug/locks").await?.1;
+    println!("/debug/locks:\n{}", locks.trim_end());
     let leaks = paths.iter().filter(|p| *p == "/leak").count();
     let count = |route: &str, status: u16| {
         summary.iter().find(|((r, s), _)| r == route && *s == status).map_or(0, |(_, n)| *n)
@@ -261,6 +279,9 @@ async fn drive(addr: SocketAddr, requests: usize) -> Result<(), Box<dyn std::err
     }
     if count("/ledger", 503) == 0 || !stats.contains("ledger_broken=true") {
         problems.push("requests after the ledger broke did not fail fast with 503".to_owned());
+    }
+    if !locks.contains("ledger") || !locks.contains("broken") {
+        problems.push(format!("/debug/locks does not show the broken ledger: {locks}"));
     }
     if problems.is_empty() {
         println!("load test passed: no request hung, capacity is whole");

@@ -1,13 +1,25 @@
-//! Knobs for what ownsync reports about waits that may never end.
+//! What ownsync tells about holds and waits that may never end.
 //!
-//! A self-wait (an owner parked on a hold it owns itself: DESIGN.md 2b) is not an error,
-//! because a sibling sub-future of the same task may still release the hold. But if
-//! none will (the holding sub-future is no longer polled: a futurelock), nothing else
-//! ever says so. So a self-wait that lasts is reported by a `WARN` event (target
-//! `ownsync`, feature `tracing`). It is checked lazily, with no timer: whenever the
-//! primitive is next touched on its slow path (another waiter parks, a waiter is
-//! polled again, `statistics()` or `Debug` is taken), each self-wait queued for at
-//! least the threshold is reported, once.
+//! Under DESIGN.md 2b a wait is never refused on a guess: a self-wait (an owner parked
+//! on a hold it owns itself) or a wait-for cycle between owners may still resolve, since
+//! a sibling sub-future of a waiting task can release. So instead of errors, ownsync
+//! shows what it knows, for a person (or a health check) to judge:
+//!
+//! - each primitive's `statistics()` lists its exclusive hold, its waiters and its
+//!   orphaned owned holds ([`HoldInfo`], [`WaitInfo`], [`OrphanInfo`]), with owners,
+//!   acquire sites and durations;
+//! - with the `diagnostics` feature, `snapshot()` does so for every live primitive and
+//!   finds the wait-for cycles among owners (possible deadlocks);
+//! - with the `tracing` feature, `WARN` events (target `ownsync`) report a self-wait that
+//!   lasts ([`set_self_wait_warning`]: a futurelock, if no sibling will release) and,
+//!   once a threshold is set, any wait or contended hold that lasts
+//!   ([`set_long_wait_warning`]). They are checked lazily, with no timer: whenever the
+//!   primitive is next touched on its slow path (a waiter queues or is polled again,
+//!   `statistics()` or `Debug` is taken), each one past its threshold is reported, once.
+//!
+//! Nothing here touches the uncontended path but one relaxed store of an exclusive
+//! hold's site: waits are stamped when they queue (a coarse clock, a few ns), holds only
+//! once someone waits for them.
 
 use std::fmt;
 use std::panic::Location;
@@ -91,7 +103,7 @@ pub fn long_wait_warning() -> Option<Duration> {
 /// Where a hold or a wait began: the caller's `#[track_caller]` location.
 pub type Site = Option<&'static Location<'static>>;
 
-/// One hold of a primitive, as its `statistics()` (and [`snapshot()`], with the
+/// One hold of a primitive, as its `statistics()` (and `snapshot()`, with the
 /// `diagnostics` feature) show it.
 ///
 /// Per primitive, the exclusive hold is listed (a mutex's, an RwLock's writer); counted

@@ -288,20 +288,21 @@ impl WaitQueue {
     }
 
     /// The self-waits queued for `threshold` or longer that were not reported yet, as
-    /// (owner, waited for); each is reported once. O(1) while no self-wait is queued.
+    /// (owner, site, waited for); each is reported once. O(1) while no self-wait is queued.
     /// Only waits whose owner still is `holder` count: the holder may have changed since.
     pub(crate) fn lasting_self_waits(
         &mut self,
         threshold: Duration,
         holder: Option<OwnerId>,
-    ) -> Vec<(Option<OwnerId>, Duration)> {
+    ) -> Vec<(Option<OwnerId>, Site, Duration)> {
         let mut lasting = Vec::new();
         for wait in &mut self.self_waits {
             let waited = wait.since.elapsed();
             let still = holder.is_some() && self.slots[wait.key].meta.owner == holder;
             if still && !wait.reported && waited >= threshold {
                 wait.reported = true;
-                lasting.push((self.slots[wait.key].meta.owner, waited));
+                let meta = &self.slots[wait.key].meta;
+                lasting.push((meta.owner, meta.site, waited));
             }
         }
         lasting

@@ -402,7 +402,7 @@ pub(crate) struct CoreSnapshot {
 /// What [`SemCore::overdue`] found, to report once the lock is released.
 #[derive(Default)]
 struct Overdue {
-    self_waits: Vec<(Option<OwnerId>, Duration)>,
+    self_waits: Vec<(Option<OwnerId>, Site, Duration)>,
     waits: Vec<(Option<OwnerId>, Site, Duration, usize)>,
     /// The long exclusive hold, and how many wait for it.
     hold: Option<(HoldInfo, usize)>,
@@ -701,23 +701,26 @@ impl SemCore {
                 site = %site,
                 waiters,
                 held_ms = held.as_millis() as u64,
-                "{kind} long hold: {owner} has held it for at least {} (taken at {site}) \
-                 while {waiters} wait",
+                "{kind} long hold: {owner} has held it for at least {} (taken at {site}), \
+                 with {waiters} waiting",
                 ShowDuration(held)
             );
         }
-        for (owner, waited) in overdue.self_waits {
-            let (kind, name) = (self.kind, self.name.as_deref());
-            let owner = owner.map(|owner| owner.to_string()).unwrap_or_default();
+        let held_at = ShowSite(self.holder_site());
+        for (owner, site, waited) in overdue.self_waits {
+            let (owner, site) = (show(owner), ShowSite(site));
             tracing::warn!(
                 target: "ownsync",
                 primitive = %kind,
                 name,
                 owner = %owner,
+                site = %site,
+                held_at = %held_at,
                 waited_ms = waited.as_millis() as u64,
-                "{kind} self-wait: {owner} has waited {waited:?} for a hold it owns itself; \
-                 fine if a sibling sub-future of {owner} releases it, a deadlock (futurelock) \
-                 if none will"
+                "{kind} self-wait: {owner} has waited {} at {site} for a hold it owns itself \
+                 (taken at {held_at}); fine if a sibling sub-future of {owner} releases it, a \
+                 deadlock (futurelock) if none will",
+                ShowDuration(waited)
             );
         }
     }

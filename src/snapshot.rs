@@ -112,13 +112,11 @@ impl fmt::Display for PrimitiveSnapshot {
         }
         writeln!(f)?;
         for hold in &self.holds {
-            write!(
-                f,
-                "    held by {} ({} permit(s)), taken at {}",
-                owner(hold.owner),
-                hold.permits,
-                ShowSite(hold.site)
-            )?;
+            write!(f, "    held by {}", owner(hold.owner))?;
+            if hold.permits != 1 {
+                write!(f, " ({} permits)", hold.permits)?;
+            }
+            write!(f, ", taken at {}", ShowSite(hold.site))?;
             match hold.held_for {
                 Some(held) => writeln!(f, ", for at least {}", ShowDuration(held))?,
                 None => writeln!(f)?,

@@ -105,6 +105,7 @@ fn a_lasting_self_wait_is_reported_once_and_other_waits_are_not() {
             let sibling = async { drop(lock.lock().await.unwrap()) };
             futures::join!(holder, sibling);
         });
+        let (holder_line, sibling_line) = (line!() - 6, line!() - 3);
         let owner = task.owner();
         let mut task = Polled::new(task);
         assert!(task.is_pending(), "the sibling waits behind the holder");
@@ -116,6 +117,10 @@ fn a_lasting_self_wait_is_reported_once_and_other_waits_are_not() {
         assert_eq!(event.fields["name"], "cache");
         assert_eq!(event.fields["owner"], owner.to_string());
         assert!(event.fields["message"].contains("self-wait"), "{event:?}");
+        // Both sites: where the sibling waits, and where the holding sub-future took it.
+        let (wait_line, hold_line) = (sibling_line, holder_line);
+        assert_eq!(event.fields["site"], format!("{}:{wait_line}:45", file!()), "{event:?}");
+        assert!(event.fields["held_at"].starts_with(&format!("{}:{hold_line}:", file!())), "{event:?}");
 
         release.send(()).unwrap();
         task.ready();
