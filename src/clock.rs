@@ -9,6 +9,8 @@
 
 use std::time::Duration;
 
+const MARK: u64 = 1 << 63;
+
 /// A point in time on the crate's coarse monotonic clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Stamp(u64);
@@ -17,12 +19,26 @@ impl Stamp {
     /// Now, to within the coarse clock's resolution.
     #[inline]
     pub(crate) fn now() -> Stamp {
-        Stamp(now_nanos())
+        Stamp(now_nanos() & !MARK)
     }
 
     /// How long ago this was (zero if the clock has not moved since).
     pub(crate) fn elapsed(self) -> Duration {
-        Duration::from_nanos(now_nanos().saturating_sub(self.0))
+        Duration::from_nanos(now_nanos().saturating_sub(self.without_mark().0))
+    }
+
+    /// The stamp with its mark bit set: one flag packed into the top bit, which no
+    /// stamp uses (2^63 ns is 292 years of uptime).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))] // read by the `tracing` reports
+    pub(crate) fn marked(self) -> Stamp {
+        Stamp(self.0 | MARK)
+    }
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))] // read by the `tracing` reports
+    pub(crate) fn is_marked(self) -> bool {
+        self.0 & MARK != 0
+    }
+    pub(crate) fn without_mark(self) -> Stamp {
+        Stamp(self.0 & !MARK)
     }
 }
 

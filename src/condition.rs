@@ -338,8 +338,9 @@ impl<'a, T: ?Sized> ConditionWait<'a, T> {
             #[cfg(feature = "diagnostics")]
             {
                 let mutex_identity = Arc::as_ptr(core).cast::<()>() as usize;
-                meta.holding = crate::owner::holds_of_current(Caller::Async);
-                meta.holding.retain(|held| held.identity != mutex_identity);
+                let mut holding = crate::owner::holds_of_current(Caller::Async);
+                holding.retain(|held| held.identity != mutex_identity);
+                meta.holding = holding.into_boxed_slice();
             }
             let mut shared = self.condition.inner.shared.lock();
             self.condition.bind(&mut shared, core);
