@@ -12,10 +12,12 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CRITERION = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "criterion")
+# The same benches built with the `diagnostics` feature (report.sh runs them there).
+DIAGNOSTICS_CRITERION = os.path.join(ROOT, "target", "diagnostics", "criterion")
 
 
-def median_ns(group, bench):
-    path = os.path.join(CRITERION, group, bench, "new", "estimates.json")
+def median_ns(group, bench, base=None):
+    path = os.path.join(base or CRITERION, group, bench, "new", "estimates.json")
     try:
         with open(path) as f:
             return json.load(f)["median"]["point_estimate"]
@@ -65,6 +67,15 @@ PAIRINGS = [
     ("uncontended blocking_lock vs tokio's", ("uncontended_lock", "ownsync_blocking_lock"), ("uncontended_lock", "tokio_blocking_lock")),
     ("owned guard handed over vs plain (hand-over cost)", ("hand_over", "owned_guard_handed"), ("hand_over", "owned_guard")),
     ("owned permit handed over vs plain", ("hand_over", "owned_permit_handed"), ("hand_over", "owned_permit")),
+]
+
+# Benches run again with the `diagnostics` feature: its cost where it could show.
+DIAGNOSTICS = [
+    ("uncontended_lock", "ownsync"),
+    ("uncontended_lock", "ownsync_tracked"),
+    ("uncontended_semaphore", "ownsync"),
+    ("contended_8_tasks", "ownsync/8"),
+    ("contended_semaphore", "ownsync"),
 ]
 
 ROWS = [
@@ -169,6 +180,12 @@ def main():
     for label, ours, peer in PAIRINGS:
         r = ratio(median_ns(*ours), median_ns(*peer))
         lines.append(f"| {label} | {'n/a' if r is None else f'{r:.2f}'} |")
+    lines += ["", "## The `diagnostics` feature (same benches, built with it; report.sh)", "",
+              "| bench | without | with | ratio |", "|---|---|---|---|"]
+    for group, bench in DIAGNOSTICS:
+        off, on = median_ns(group, bench), median_ns(group, bench, DIAGNOSTICS_CRITERION)
+        r = ratio(on, off)
+        lines.append(f"| {group}/{bench} | {fmt(off)} | {fmt(on)} | {'n/a' if r is None else f'{r:.2f}'} |")
     size_table = sizes()
     if size_table:
         lines += ["", "## Sizes (`cargo test --test sizes -- --nocapture`)", ""] + size_table

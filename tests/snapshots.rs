@@ -158,6 +158,24 @@ fn releasing_one_orphan_unlists_that_one() {
     assert!(semaphore.statistics().orphans().is_empty());
 }
 
+/// An RwLock's writer is its exclusive hold, with all the lock's permits; readers are
+/// counted, not listed.
+#[test]
+fn an_rwlocks_writer_is_listed_and_readers_are_counted() {
+    let lock = ownsync::RwLock::with_max_readers(0, 4);
+    let writer = lock.blocking_write().unwrap();
+    let line = line!() - 1;
+    let stats = lock.statistics();
+    let hold = &stats.holds()[0];
+    assert_eq!((hold.owner(), hold.permits()), (Some(ownsync::current_owner()), 4));
+    assert_eq!(hold.site().unwrap().line(), line);
+    drop(writer);
+    let _readers = (lock.blocking_read().unwrap(), lock.blocking_read().unwrap());
+    let stats = lock.statistics();
+    assert!(stats.holds().is_empty());
+    assert_eq!(stats.readers(), 2);
+}
+
 #[cfg(feature = "diagnostics")]
 mod process_wide {
     use super::*;
