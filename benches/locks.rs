@@ -1,8 +1,10 @@
-//! ownsync against tokio::sync, async-lock, parking_lot and std, in one run.
+//! ownsync against tokio::sync, async-lock, futures-intrusive (fair mode), maitake-sync,
+//! parking_lot and std, in one run.
 //!
 //! Uncontended cases poll each future once with a no-op waker (no executor in the
-//! measurement); contended cases run 2, 8 or 64 tasks on tokio's multi-thread runtime
-//! with 2 workers, or 2 plain threads for `blocking_lock`. `cargo bench --bench locks`; quick: `cargo bench --bench locks -- --quick`.
+//! measurement); contended cases run 2, 8 or 64 tasks that re-lock at once (nothing
+//! between locks) on tokio's multi-thread runtime with 2 workers and on its
+//! current-thread runtime, or 2 plain threads for `blocking_lock`. `cargo bench --bench locks`; quick: `cargo bench --bench locks -- --quick`.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -72,6 +74,26 @@ fn uncontended_mutex(c: &mut Criterion) {
         })
     });
     let pl = parking_lot::Mutex::new(0u64);
+    let intrusive = &futures_intrusive::sync::Mutex::new(0u64, true);
+    group.bench_function("futures_intrusive", |b| {
+        b.iter_custom(|n| {
+            timed(n, |n| async move {
+                for _ in 0..n {
+                    *intrusive.lock().await += 1
+                }
+            })
+        })
+    });
+    let maitake = &maitake_sync::Mutex::new(0u64);
+    group.bench_function("maitake_sync", |b| {
+        b.iter_custom(|n| {
+            timed(n, |n| async move {
+                for _ in 0..n {
+                    *maitake.lock().await += 1
+                }
+            })
+        })
+    });
     group.bench_function("parking_lot", |b| b.iter(|| *pl.lock() += 1));
     let std_mutex = std::sync::Mutex::new(0u64);
     group.bench_function("std", |b| b.iter(|| *std_mutex.lock().unwrap() += 1));
@@ -110,6 +132,26 @@ fn uncontended_semaphore(c: &mut Criterion) {
             timed(n, |n| async move {
                 for _ in 0..n {
                     drop(black_box(async_sem.acquire().await));
+                }
+            })
+        })
+    });
+    let intrusive_sem = &futures_intrusive::sync::Semaphore::new(true, 10);
+    group.bench_function("futures_intrusive", |b| {
+        b.iter_custom(|n| {
+            timed(n, |n| async move {
+                for _ in 0..n {
+                    drop(black_box(intrusive_sem.acquire(1).await));
+                }
+            })
+        })
+    });
+    let maitake_sem = &maitake_sync::Semaphore::new(10);
+    group.bench_function("maitake_sync", |b| {
+        b.iter_custom(|n| {
+            timed(n, |n| async move {
+                for _ in 0..n {
+                    drop(black_box(maitake_sem.acquire(1).await.unwrap()));
                 }
             })
         })
@@ -161,12 +203,23 @@ fn medium_section(value: u64) -> u64 {
     (0..64).fold(value, |acc, i| black_box(acc.wrapping_mul(31).wrapping_add(i)))
 }
 
-/// `tasks` tasks on 2 workers, each taking the lock `n / tasks` times around a short
-/// (one add) or medium section; total time for `n` lock+unlock pairs.
+/// `tasks` tasks, each taking the lock `n / tasks` times around a short (one add) or
+/// medium section and re-locking at once; total time for `n` lock+unlock pairs. On 2
+/// workers, and (groups named `..._current_thread`) on a current-thread runtime, where
+/// every hand-off is a task switch and no time is spent waiting for another core.
 fn contended(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
-    for (tasks, medium) in [(2u64, false), (8, false), (64, false), (8, true)] {
-        let name = format!("contended_{tasks}_tasks{}", if medium { "_medium" } else { "" });
+    let workers = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let current = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let cases = [(2u64, false, false), (8, false, false), (64, false, false), (8, true, false)]
+        .into_iter()
+        .chain([(2u64, false, true), (8, false, true), (64, false, true)]);
+    for (tasks, medium, current_thread) in cases {
+        let rt = if current_thread { &current } else { &workers };
+        let name = format!(
+            "contended_{tasks}_tasks{}{}",
+            if medium { "_medium" } else { "" },
+            if current_thread { "_current_thread" } else { "" }
+        );
         let mut group = c.benchmark_group(name);
         group.sample_size(20);
         macro_rules! case {
@@ -175,7 +228,7 @@ fn contended(c: &mut Criterion) {
                     b.iter_custom(|n| {
                         let per_task = n.div_ceil(tasks);
                         let shared = Arc::new($make);
-                        time_tasks(&rt, tasks, || {
+                        time_tasks(rt, tasks, || {
                             let $m = shared.clone();
                             async move {
                                 for _ in 0..per_task {
@@ -192,6 +245,8 @@ fn contended(c: &mut Criterion) {
         case!("ownsync", ownsync::Mutex::new(0u64), |m| m.lock().await.unwrap());
         case!("tokio", tokio::sync::Mutex::new(0u64), |m| m.lock().await);
         case!("async_lock", async_lock::Mutex::new(0u64), |m| m.lock().await);
+        case!("futures_intrusive", futures_intrusive::sync::Mutex::new(0u64, true), |m| m.lock().await);
+        case!("maitake_sync", maitake_sync::Mutex::new(0u64), |m| m.lock().await);
         group.finish();
     }
 }
@@ -226,6 +281,8 @@ fn contended_counted(c: &mut Criterion) {
     case!("ownsync", ownsync::Semaphore::new(1), |s| s.acquire().await.unwrap());
     case!("tokio", tokio::sync::Semaphore::new(1), |s| s.acquire().await.unwrap());
     case!("async_lock", async_lock::Semaphore::new(1), |s| s.acquire().await);
+    case!("futures_intrusive", futures_intrusive::sync::Semaphore::new(true, 1), |s| s.acquire(1).await);
+    case!("maitake_sync", maitake_sync::Semaphore::new(1), |s| s.acquire(1).await.unwrap());
     case!("ownsync_limiter", ownsync::CapacityLimiter::new(1), |s| s.acquire().await.unwrap());
     group.finish();
 }

@@ -1191,6 +1191,20 @@ impl SemCore {
         shared.debt -= paid;
         permits -= paid;
         let mut state = self.state.load(Relaxed);
+        // The contended case: hand the permits straight to the waiters at the head that
+        // they satisfy, never through the state word (its two read-modify-writes, add
+        // then take, would each pull its cache line from the other core). `BROKEN` and
+        // `CLOSED` change only under the lot's lock, held here: the load is current. The
+        // grantee's acquire synchronizes with this release through its settlement.
+        if state & BROKEN == 0 {
+            while let Some(wanted) = shared.queue.front_wants().filter(|&wanted| wanted <= permits) {
+                permits -= wanted;
+                self.grant_front(shared, wanted, wakes);
+            }
+            if permits == 0 {
+                return self.match_slow(shared);
+            }
+        }
         loop {
             if state & BROKEN != 0 && !self.repairable() {
                 return;
@@ -1215,24 +1229,38 @@ impl SemCore {
             if self.take_locked(wanted).is_err() {
                 break;
             }
-            let (grantee, site) = shared.queue.grant_front(wakes);
-            // An exclusive hold is its grantee's from now on, before that future runs
-            // again to collect it: if it never does (a futurelock: its task no longer
-            // polls it), the task's next wait for this lock shows as the self-wait it is.
-            if wanted == self.exclusive {
-                if let Some(grantee) = grantee {
-                    self.record_holder(grantee, site);
-                }
-                shared.hold_since = None; // a new hold: see `Shared::hold_since`
-            }
+            self.grant_front(shared, wanted, wakes);
         }
+        self.match_slow(shared);
+    }
+
+    /// Grants the head waiter, which wants `wanted` permits already taken for it.
+    fn grant_front(&self, shared: &mut Shared, wanted: usize, wakes: &mut WakeList) {
+        let (grantee, site) = shared.queue.grant_front(wakes);
+        // An exclusive hold is its grantee's from now on, before that future runs again
+        // to collect it: if it never does (a futurelock: its task no longer polls it),
+        // the task's next wait for this lock shows as the self-wait it is.
+        if wanted == self.exclusive {
+            if let Some(grantee) = grantee {
+                self.record_holder(grantee, site);
+            }
+            shared.hold_since = None; // a new hold: see `Shared::hold_since`
+        }
+    }
+
+    /// Makes `SLOW` say whether waiters are queued or permits owed. `SLOW` changes only
+    /// under the lot's lock (held here), so a bit that is right already is left alone:
+    /// no read-modify-write of the shared word on every contended release.
+    fn match_slow(&self, shared: &mut Shared) {
         if shared.queue.is_empty() {
             shared.hold_since = None; // see `Shared::hold_since`
         }
-        if shared.queue.is_empty() && shared.debt == 0 {
-            self.state.fetch_and(!SLOW, Release);
-        } else {
+        let slow = !shared.queue.is_empty() || shared.debt > 0;
+        let state = self.state.load(Relaxed);
+        if slow && state & SLOW == 0 {
             self.state.fetch_or(SLOW, Release);
+        } else if !slow && state & SLOW != 0 {
+            self.state.fetch_and(!SLOW, Release);
         }
     }
 
@@ -1577,11 +1605,11 @@ impl AcquireFuture<'_> {
             if state & CLOSED != 0 {
                 return Poll::Ready(Err(AcquireError::Closed));
             }
-            let next = if state & SLOW == 0 && state >> SHIFT >= self.permits {
-                state - (self.permits << SHIFT)
-            } else {
-                state | SLOW
-            };
+            if state & SLOW != 0 {
+                break; // others queue: so do we (`SLOW` is cleared only under the lock)
+            }
+            let next =
+                if state >> SHIFT >= self.permits { state - (self.permits << SHIFT) } else { state | SLOW };
             match core.state.compare_exchange_weak(state, next, AcqRel, Acquire) {
                 Ok(_) if next & SLOW == 0 => return Poll::Ready(Ok(())),
                 Ok(_) => break,
