@@ -1202,7 +1202,13 @@ impl SemCore {
                 self.grant_front(shared, wanted, wakes);
             }
             if permits == 0 {
-                return self.match_slow(shared);
+                // Free permits in the pool may now serve the new head (a semaphore whose
+                // head wanted more than were free): a mutex's pool is empty here.
+                return if state >> SHIFT == 0 {
+                    self.match_slow(shared)
+                } else {
+                    self.grant_waiters(shared, wakes)
+                };
             }
         }
         loop {
@@ -1752,6 +1758,22 @@ mod tests {
         assert_eq!(core.holder_site().unwrap().line(), line!() - 3);
         core.clear_holder();
         assert_eq!(core.holder_site(), None);
+    }
+
+    /// The direct hand-off of released permits must not strand free ones: a head that
+    /// wanted more than were free takes the released permits, and the next waiter the
+    /// free one (found by the model fuzz).
+    #[test]
+    fn a_release_to_a_big_head_also_serves_the_next_from_free_permits() {
+        let core = core(1);
+        let mut big = Box::pin(core.acquire(2, Caller::Async, None));
+        let mut small = Box::pin(core.acquire(1, Caller::Async, None));
+        assert!(big.as_mut().now_or_never().is_none(), "1 free, 2 wanted");
+        assert!(small.as_mut().now_or_never().is_none(), "FIFO: behind the big one");
+        core.add_permits(2);
+        assert_eq!(big.as_mut().now_or_never(), Some(Ok(())));
+        assert_eq!(small.as_mut().now_or_never(), Some(Ok(())), "the free permit was not stranded");
+        assert_eq!(core.available(), 0);
     }
 
     #[test]
