@@ -321,6 +321,9 @@ fn contended_blocking(c: &mut Criterion) {
         };
     }
     case!("ownsync", ownsync::Mutex::new(0u64), |m| m.blocking_lock().unwrap());
+    case!("ownsync_eventually_fair", ownsync::Mutex::new(0u64).eventually_fair(), |m| m
+        .blocking_lock()
+        .unwrap());
     case!("tokio", tokio::sync::Mutex::new(0u64), |m| m.blocking_lock());
     case!("parking_lot", parking_lot::Mutex::new(0u64), |m| m.lock());
     case!("std", std::sync::Mutex::new(0u64), |m| m.lock().unwrap());

@@ -16,6 +16,9 @@ const MARK: u64 = 1 << 63;
 pub(crate) struct Stamp(u64);
 
 impl Stamp {
+    /// The clock's origin, for a stamp about to be overwritten.
+    pub(crate) const ZERO: Stamp = Stamp(0);
+
     /// Now, to within the coarse clock's resolution.
     #[inline]
     pub(crate) fn now() -> Stamp {

@@ -314,6 +314,9 @@ impl<'a, T: ?Sized> Future for ConditionWait<'a, T> {
                     this.mutex = None;
                     return Poll::Ready(Err(mutex.core().failure()));
                 }
+                Outcome::Woken => {
+                    unreachable!("a requeued condition waiter is granted, never woken to retry")
+                }
             }
         }
     }
@@ -384,7 +387,7 @@ impl<T: ?Sized> Drop for ConditionWait<'_, T> {
             let mut shared = self.condition.inner.shared.lock();
             match self.settlement.outcome() {
                 Outcome::Waiting => own_waker = shared.queue.remove(key),
-                Outcome::Failed => {}
+                Outcome::Failed | Outcome::Woken => {}
                 Outcome::Requeued(_) | Outcome::Granted => {
                     // Notified, and never to use it: out of the mutex's queue (or give the
                     // mutex back), and the notification goes to the next waiter.

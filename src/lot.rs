@@ -61,6 +61,10 @@ pub(crate) enum Outcome {
     /// Moved by a notify from a condition's queue onto its mutex's, at this key there
     /// (a condition waiter only: see `Condition`).
     Requeued(usize),
+    /// Taken out of the queue and woken, not granted: the permits were put back for
+    /// anyone to take, and the waiter is to try again (eventual fairness: see
+    /// [`WaitQueue::wake_front`]).
+    Woken,
 }
 
 const WAITING: usize = 0;
@@ -69,6 +73,8 @@ const FAILED: usize = 2;
 /// `REQUEUED | key << TAG_BITS`: requeued, waiting at `key` in the mutex's queue.
 const REQUEUED: usize = 3;
 const TAG_BITS: u32 = 2;
+/// Not `REQUEUED | key << TAG_BITS` for any key (those are 3 modulo 4).
+const WOKEN: usize = 4;
 
 /// The word a waiting future keeps for the queue to write its outcome into.
 ///
@@ -82,11 +88,18 @@ impl Settlement {
         Settlement(AtomicUsize::new(WAITING))
     }
 
+    /// Back to `Waiting`, to queue again after an [`Outcome::Woken`]. Only while no
+    /// queue has a pointer to it.
+    pub(crate) fn reset(&self) {
+        self.0.store(WAITING, Ordering::Relaxed);
+    }
+
     pub(crate) fn outcome(&self) -> Outcome {
         match self.0.load(Ordering::Acquire) {
             WAITING => Outcome::Waiting,
             GRANTED => Outcome::Granted,
             FAILED => Outcome::Failed,
+            WOKEN => Outcome::Woken,
             requeued => Outcome::Requeued(requeued >> TAG_BITS),
         }
     }
@@ -139,10 +152,17 @@ pub(crate) struct WaitMeta {
 
 impl WaitMeta {
     pub(crate) fn new(owner: Option<OwnerId>, site: Site) -> Self {
+        WaitMeta { since: Stamp::now(), ..Self::new_unstamped(owner, site) }
+    }
+    /// A waiter that began to wait at `since` (one queued again keeps its start).
+    pub(crate) fn with_since(owner: Option<OwnerId>, site: Site, since: Stamp) -> Self {
+        WaitMeta { since, ..Self::new_unstamped(owner, site) }
+    }
+    fn new_unstamped(owner: Option<OwnerId>, site: Site) -> Self {
         WaitMeta {
             owner: owner.map_or(0, OwnerId::as_u64),
             site,
-            since: Stamp::now(),
+            since: Stamp::ZERO,
             #[cfg(feature = "diagnostics")]
             holding: Box::default(),
         }
@@ -167,6 +187,9 @@ struct Slot {
     /// Permits wanted: at most `u32::MAX` (tokio's `acquire_many` takes a `u32`, an
     /// RwLock has at most `u32::MAX` readers, the rest want one).
     wants: u32,
+    /// A condition waiter moved here by a notify: it must be granted, never woken to
+    /// try again ([`WaitQueue::wake_front`]), since its future does not retry.
+    requeued: bool,
     prev: Link,
     next: Link,
     meta: WaitMeta,
@@ -251,6 +274,7 @@ impl WaitQueue {
         let since = meta.since();
         let key = self.link_back(Slot {
             wants: wants(permits),
+            requeued: false,
             meta,
             waker: Some(waker),
             settlement: SettlementPtr(NonNull::from(settlement)),
@@ -261,6 +285,52 @@ impl WaitQueue {
             self.self_waits.push(SelfWait { key, since, reported: false });
         }
         key
+    }
+
+    /// Queues a waiter that was woken to try again ([`Outcome::Woken`]) and lost the
+    /// race for the permits back at the front, where it was: eventual fairness lets
+    /// others take the permits first, never take its place. Returns its slot key.
+    ///
+    /// # Safety
+    /// As for [`WaitQueue::park`].
+    pub(crate) unsafe fn park_front(
+        &mut self,
+        permits: usize,
+        waker: Waker,
+        settlement: &Settlement,
+        meta: WaitMeta,
+    ) -> usize {
+        let slot = Slot {
+            wants: wants(permits),
+            requeued: false,
+            prev: NIL,
+            next: self.head,
+            meta,
+            waker: Some(waker),
+            settlement: SettlementPtr(NonNull::from(settlement)),
+        };
+        let key = self.slots.insert(slot);
+        match self.head {
+            NIL => self.tail = link(key),
+            head => self.slots[head as usize].prev = link(key),
+        }
+        self.head = link(key);
+        key
+    }
+
+    /// Takes the head waiter out and wakes it to try again, without granting it
+    /// anything ([`Outcome::Woken`]): the eventually fair release, which puts the permits
+    /// back for whoever takes them first. `false` (nothing done) if the queue is empty or
+    /// its head is a requeued condition waiter, which must be granted instead.
+    pub(crate) fn wake_front(&mut self, wakes: &mut WakeList) -> bool {
+        match self.slots.get(self.head as usize) {
+            Some(slot) if !slot.requeued => {}
+            _ => return false,
+        }
+        let slot = self.take(self.head as usize);
+        wakes.push(slot.waker);
+        slot.settlement.settle(WOKEN);
+        true
     }
 
     /// Puts `slot` in the slab and links it at the back of the queue; returns its key.
@@ -291,6 +361,7 @@ impl WaitQueue {
     pub(crate) fn push_requeued(&mut self, parked: Parked) -> usize {
         let key = self.link_back(Slot {
             wants: parked.wants,
+            requeued: true,
             meta: parked.meta,
             waker: parked.waker,
             settlement: parked.settlement,

@@ -99,6 +99,51 @@ impl<T> Mutex<T> {
         self
     }
 
+    /// The same mutex, eventually fair instead of strictly FIFO: for threads that
+    /// contend through [`blocking_lock`](Self::blocking_lock), where a strict hand-off
+    /// to a parked thread costs a cross-core wake per lock (a convoy).
+    ///
+    /// A lock may be taken while others wait, if it is free (the releasing thread takes
+    /// it back at once, as with `parking_lot` and `std`); a release wakes the first
+    /// waiter to try for it rather than handing it over. So that nobody starves, a
+    /// release hands the lock strictly to the first waiter when 0.5 ms have passed
+    /// since the last such hand-off (parking_lot's bound): a waiter at the head of the
+    /// queue gets the lock within about 0.5 ms plus one critical section of reaching it.
+    /// Everything else is unchanged (breaks, owners, cancellation, diagnostics). Async
+    /// waiters on the same mutex follow the same rule; the default is strict FIFO.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let counter = Arc::new(ownsync::Mutex::new(0).eventually_fair());
+    /// let threads: Vec<_> = (0..2)
+    ///     .map(|_| {
+    ///         let counter = counter.clone();
+    ///         std::thread::spawn(move || {
+    ///             for _ in 0..1000 {
+    ///                 *counter.blocking_lock().unwrap() += 1;
+    ///             }
+    ///         })
+    ///     })
+    ///     .collect();
+    /// threads.into_iter().for_each(|t| t.join().unwrap());
+    /// assert_eq!(*counter.blocking_lock().unwrap(), 2000);
+    /// assert!(counter.is_eventually_fair());
+    /// ```
+    pub fn eventually_fair(self) -> Self {
+        self.core.set_eventually_fair();
+        self
+    }
+
+    /// Whether the mutex is [eventually fair](Self::eventually_fair) (the default is
+    /// strict FIFO).
+    ///
+    /// ```
+    /// assert!(!ownsync::Mutex::new(()).is_eventually_fair());
+    /// ```
+    pub fn is_eventually_fair(&self) -> bool {
+        self.core.is_eventually_fair()
+    }
+
     /// Whether [`strict`](Self::strict) mode is on.
     ///
     /// ```

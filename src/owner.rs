@@ -1038,6 +1038,10 @@ impl Caller {
     pub(crate) fn is_manual(self) -> bool {
         matches!(self, Caller::ManualAsync | Caller::ManualBlocking)
     }
+    /// A blocking entry point: a thread that may spin, since it has nothing else to do.
+    pub(crate) fn blocks(self) -> bool {
+        matches!(self, Caller::Blocking | Caller::ManualBlocking)
+    }
 }
 
 fn current_task_ptr() -> *const OwnerInner {

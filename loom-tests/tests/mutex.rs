@@ -185,3 +185,52 @@ fn a_repair_races_a_new_acquire() {
         assert_eq!(*mutex.try_lock().unwrap(), if locked { 11 } else { 10 });
     });
 }
+
+/// Eventual fairness: two threads barge and are woken to try again (every other
+/// contended release hands over strictly under loom): never two holders at once, no
+/// wake lost, every increment lands.
+#[test]
+fn eventually_fair_barging_keeps_one_holder_and_loses_no_wake() {
+    model(|| {
+        let mutex = Arc::new(Mutex::new(0usize).eventually_fair());
+        let inside = Arc::new(AtomicBool::new(false));
+        let run = |mutex: &Mutex<usize>, inside: &AtomicBool| {
+            for _ in 0..2 {
+                let mut guard = mutex.blocking_lock().unwrap();
+                assert!(!inside.swap(true, Ordering::SeqCst), "two holders at once");
+                *guard += 1;
+                inside.store(false, Ordering::SeqCst);
+            }
+        };
+        let worker = {
+            let (mutex, inside) = (mutex.clone(), inside.clone());
+            thread::spawn(move || run(&mutex, &inside))
+        };
+        run(&mutex, &inside);
+        worker.join().unwrap();
+        assert_eq!(*mutex.try_lock().unwrap(), 4);
+    });
+}
+
+/// Eventual fairness: a queued waiter is dropped while the holder releases (a wake to
+/// try again, or a strict grant, may reach it first): the lock ends free either way.
+#[test]
+fn eventually_fair_waiter_dropped_during_release_passes_it_on() {
+    model(|| {
+        let mutex = Arc::new(Mutex::new(()).eventually_fair());
+        let guard = mutex.clone().try_lock_owned().unwrap();
+        let waiter = {
+            let mutex = mutex.clone();
+            thread::spawn(move || {
+                let mut lock = pin!(mutex.lock());
+                let mut cx = Context::from_waker(Waker::noop());
+                if lock.as_mut().poll(&mut cx).is_pending() {
+                    let _ = lock.as_mut().poll(&mut cx); // perhaps woken by now: it tries
+                }
+            })
+        };
+        drop(guard);
+        waiter.join().unwrap();
+        assert!(mutex.try_lock().is_ok(), "the lock was lost");
+    });
+}
