@@ -330,11 +330,48 @@ fn contended_blocking(c: &mut Criterion) {
     group.finish();
 }
 
+/// The scale curve's points: waiters parked on a break, tasks contending for a lock.
+const SCALE: [usize; 5] = [1, 10, 100, 1_000, 10_000];
+
+/// The scale curve of contended throughput: 1 to 10,000 tasks on 2 workers re-locking a
+/// mutex around a short section. Time per lock+unlock pair (every task takes the lock at
+/// least once per batch, so a batch smaller than the task count is scaled to its locks).
+fn scale_contended(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let mut group = c.benchmark_group("scale_contended");
+    group.sample_size(10);
+    for tasks in SCALE.map(|tasks| tasks as u64) {
+        macro_rules! case {
+            ($name:literal, $make:expr, |$m:ident| $lock:expr) => {
+                group.bench_function(BenchmarkId::new($name, tasks), |b| {
+                    b.iter_custom(|n| {
+                        let per_task = n.div_ceil(tasks);
+                        let shared = Arc::new($make);
+                        let elapsed = time_tasks(&rt, tasks, || {
+                            let $m = shared.clone();
+                            async move {
+                                for _ in 0..per_task {
+                                    let mut guard = $lock;
+                                    *guard = black_box(*guard + 1);
+                                }
+                            }
+                        });
+                        elapsed.mul_f64(n as f64 / (per_task * tasks) as f64)
+                    })
+                });
+            };
+        }
+        case!("ownsync", ownsync::Mutex::new(0u64), |m| m.lock().await.unwrap());
+        case!("tokio", tokio::sync::Mutex::new(0u64), |m| m.lock().await);
+    }
+    group.finish();
+}
+
 /// From the owner's exit until every one of N parked waiters has its error.
 fn break_latency(c: &mut Criterion) {
     let mut group = c.benchmark_group("break_all_waiters");
     group.sample_size(10);
-    for waiters in [10usize, 1_000, 100_000] {
+    for waiters in SCALE.into_iter().chain([100_000]) {
         group.bench_function(BenchmarkId::from_parameter(waiters), |b| {
             b.iter_custom(|n| {
                 let cx = &mut Context::from_waker(Waker::noop());
@@ -467,6 +504,7 @@ criterion_group!(
     contended,
     contended_counted,
     contended_blocking,
-    break_latency
+    break_latency,
+    scale_contended
 );
 criterion_main!(benches);

@@ -16,13 +16,49 @@ CRITERION = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "
 DIAGNOSTICS_CRITERION = os.path.join(ROOT, "target", "diagnostics", "criterion")
 
 
-def median_ns(group, bench, base=None):
-    path = os.path.join(base or CRITERION, group, bench, "new", "estimates.json")
+# report.sh runs the suite RUNS times, each saved as a criterion baseline "run<k>"; every
+# figure is the median of the runs (a ratio: the median of the runs' own ratios, each run
+# interleaving both sides). A single run without baselines is read from "new".
+RUNS = int(os.environ.get("REPORT_RUNS", "3"))
+
+
+def run_median_ns(group, bench, run, base=None):
+    path = os.path.join(base or CRITERION, group, bench, run, "estimates.json")
     try:
         with open(path) as f:
             return json.load(f)["median"]["point_estimate"]
     except FileNotFoundError:
         return None
+
+
+def runs_of(group, bench, base=None):
+    found = [run_median_ns(group, bench, f"run{k}", base) for k in range(1, RUNS + 1)]
+    found = [ns for ns in found if ns is not None]
+    if found:
+        return found
+    single = run_median_ns(group, bench, "new", base)
+    return [] if single is None else [single]
+
+
+def middle(values):
+    values = sorted(values)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def median_ns(group, bench, base=None):
+    return middle(runs_of(group, bench, base))
+
+
+def run_ratio(ours, peer):
+    """The median over runs of ours / peer within each run, and every run's ratio."""
+    a, b = runs_of(*ours), runs_of(*peer)
+    per_run = [x / y for x, y in zip(a, b)] if len(a) == len(b) else []
+    if not per_run and a and b:
+        per_run = [middle(a) / middle(b)]
+    return middle(per_run), per_run
 
 
 def fmt(ns):
@@ -39,34 +75,69 @@ def ratio(a, b):
     return None if a is None or b is None else a / b
 
 
-# (label, ours, peer, limit): ours/peer must be <= limit to meet the target.
+def both(group, ours, peer):
+    return (group, ours), (group, peer)
+
+
+# (label, ours, peer, limit): ours/peer must be <= limit to meet the target. DESIGN.md
+# section 5 first, then issue 15's (round 2).
 TARGETS = [
-    ("uncontended lock: no slower than tokio", ("uncontended_lock", "ownsync"), ("uncontended_lock", "tokio"), 1.0),
-    ("uncontended lock: within 1.3x of async-lock", ("uncontended_lock", "ownsync"), ("uncontended_lock", "async_lock"), 1.3),
-    ("uncontended lock: within 2x of parking_lot", ("uncontended_lock", "ownsync"), ("uncontended_lock", "parking_lot"), 2.0),
-    ("contended 2 tasks: at least tokio's throughput", ("contended_2_tasks", "ownsync/2"), ("contended_2_tasks", "tokio/2"), 1.0),
-    ("contended 8 tasks: at least tokio's throughput", ("contended_8_tasks", "ownsync/8"), ("contended_8_tasks", "tokio/8"), 1.0),
-    ("contended 64 tasks: at least tokio's throughput", ("contended_64_tasks", "ownsync/64"), ("contended_64_tasks", "tokio/64"), 1.0),
-    ("contended 8 tasks, medium section: at least tokio's", ("contended_8_tasks_medium", "ownsync/8"), ("contended_8_tasks_medium", "tokio/8"), 1.0),
-    ("Semaphore acquire+release: at least tokio's", ("uncontended_semaphore", "ownsync"), ("uncontended_semaphore", "tokio"), 1.0),
-    ("Semaphore acquire_many(3): at least tokio's", ("uncontended_semaphore", "ownsync_many_3"), ("uncontended_semaphore", "tokio_many_3"), 1.0),
-    ("Semaphore contended (8 tasks, 1 permit): at least tokio's", ("contended_semaphore", "ownsync"), ("contended_semaphore", "tokio"), 1.0),
-    ("contended blocking_lock, 2 threads: 10x tokio's throughput", ("contended_blocking_2_threads", "ownsync"), ("contended_blocking_2_threads", "tokio"), 0.1),
-    ("tracked hold vs anonymous hold (tracking cost under 10%)", ("uncontended_lock", "ownsync_tracked"), ("uncontended_lock", "ownsync"), 1.1),
-    ("RwLock read, uncontended: at least tokio's", ("uncontended_rwlock", "ownsync_read"), ("uncontended_rwlock", "tokio_read"), 1.0),
-    ("RwLock write, uncontended: at least tokio's", ("uncontended_rwlock", "ownsync_write"), ("uncontended_rwlock", "tokio_write"), 1.0),
-    ("RwLock 8 tasks, 4:1 read/write: at least tokio's", ("contended_rwlock_8_tasks_4_to_1", "ownsync"), ("contended_rwlock_8_tasks_4_to_1", "tokio"), 1.0),
+    ("uncontended lock: no slower than tokio", *both("uncontended_lock", "ownsync", "tokio"), 1.0),
+    ("uncontended lock: within 1.3x of async-lock", *both("uncontended_lock", "ownsync", "async_lock"), 1.3),
+    ("uncontended lock: within 2x of parking_lot", *both("uncontended_lock", "ownsync", "parking_lot"), 2.0),
+    ("contended 2 tasks: at least tokio's throughput", *both("contended_2_tasks", "ownsync/2", "tokio/2"), 1.0),
+    ("contended 8 tasks: at least tokio's throughput", *both("contended_8_tasks", "ownsync/8", "tokio/8"), 1.0),
+    ("contended 64 tasks: at least tokio's throughput", *both("contended_64_tasks", "ownsync/64", "tokio/64"), 1.0),
+    ("contended 8 tasks, medium section: at least tokio's", *both("contended_8_tasks_medium", "ownsync/8", "tokio/8"), 1.0),
+    ("Semaphore acquire+release: at least tokio's", *both("uncontended_semaphore", "ownsync", "tokio"), 1.0),
+    ("Semaphore acquire_many(3): at least tokio's", *both("uncontended_semaphore", "ownsync_many_3", "tokio_many_3"), 1.0),
+    ("Semaphore contended (8 tasks, 1 permit): at least tokio's", *both("contended_semaphore", "ownsync", "tokio"), 1.0),
+    ("contended blocking_lock, 2 threads: 10x tokio's throughput", *both("contended_blocking_2_threads", "ownsync", "tokio"), 0.1),
+    ("tracked hold vs anonymous hold (tracking cost under 10%)", *both("uncontended_lock", "ownsync_tracked", "ownsync"), 1.1),
+    ("RwLock read, uncontended: at least tokio's", *both("uncontended_rwlock", "ownsync_read", "tokio_read"), 1.0),
+    ("RwLock write, uncontended: at least tokio's", *both("uncontended_rwlock", "ownsync_write", "tokio_write"), 1.0),
+    ("RwLock 8 tasks, 4:1 read/write: at least tokio's", *both("contended_rwlock_8_tasks_4_to_1", "ownsync", "tokio"), 1.0),
+    ("round 2: tight loop, 2 tasks, current thread: at least tokio's",
+     *both("contended_2_tasks_current_thread", "ownsync/2", "tokio/2"), 1.0),
+    ("round 2: tight loop, 8 tasks, current thread: at least tokio's",
+     *both("contended_8_tasks_current_thread", "ownsync/8", "tokio/8"), 1.0),
+    ("round 2: tight loop, 64 tasks, current thread: at least tokio's",
+     *both("contended_64_tasks_current_thread", "ownsync/64", "tokio/64"), 1.0),
+    ("round 2: tight loop, 2 tasks, 2 workers: within 1.1x futures-intrusive",
+     *both("contended_2_tasks", "ownsync/2", "futures_intrusive/2"), 1.1),
+    ("round 2: tight loop, 8 tasks, 2 workers: within 1.1x futures-intrusive",
+     *both("contended_8_tasks", "ownsync/8", "futures_intrusive/8"), 1.1),
+    ("round 2: tight loop, 64 tasks, 2 workers: within 1.1x futures-intrusive",
+     *both("contended_64_tasks", "ownsync/64", "futures_intrusive/64"), 1.1),
+    ("round 2: tracked vs anonymous lock, tokio feature: within 1.15x",
+     *both("uncontended_lock", "ownsync_tracked", "ownsync"), 1.15),
+    ("round 2: blocking_lock, 2 threads, eventually fair: within 3x parking_lot",
+     *both("contended_blocking_2_threads", "ownsync_eventually_fair", "parking_lot"), 3.0),
+    ("round 2: CapacityLimiter acquire+release: within 1.3x Semaphore",
+     *both("uncontended_semaphore", "ownsync_limiter", "ownsync_try_acquire"), 1.3),
 ]
 
-# Ratios shown for information: no target in DESIGN.md.
+# The tight loop again with ownsync built without the `tokio` feature (report.sh's third
+# pass): (label, ours there, tokio here, limit).
+WITHOUT_TOKIO_FEATURE = [
+    (f"round 2: tight loop, {n} tasks, {where}, default features: at least tokio's",
+     (f"contended_{n}_tasks{suffix}", f"ownsync/{n}"), (f"contended_{n}_tasks{suffix}", f"tokio/{n}"), 1.0)
+    for suffix, where in (("", "2 workers"), ("_current_thread", "current thread")) for n in (2, 8, 64)
+]
+
+# Ratios shown for information: no target.
 PAIRINGS = [
-    ("CapacityLimiter vs Semaphore, try_acquire+release", ("uncontended_semaphore", "ownsync_limiter"), ("uncontended_semaphore", "ownsync_try_acquire")),
-    ("CapacityLimiter vs Semaphore, contended", ("contended_semaphore", "ownsync_limiter"), ("contended_semaphore", "ownsync")),
-    ("contended blocking_lock vs parking_lot", ("contended_blocking_2_threads", "ownsync"), ("contended_blocking_2_threads", "parking_lot")),
-    ("try_lock vs tokio's", ("uncontended_lock", "ownsync_try_lock"), ("uncontended_lock", "tokio_try_lock")),
-    ("uncontended blocking_lock vs tokio's", ("uncontended_lock", "ownsync_blocking_lock"), ("uncontended_lock", "tokio_blocking_lock")),
-    ("owned guard handed over vs plain (hand-over cost)", ("hand_over", "owned_guard_handed"), ("hand_over", "owned_guard")),
-    ("owned permit handed over vs plain", ("hand_over", "owned_permit_handed"), ("hand_over", "owned_permit")),
+    ("CapacityLimiter vs Semaphore, contended", *both("contended_semaphore", "ownsync_limiter", "ownsync")),
+    ("contended blocking_lock (strict FIFO) vs parking_lot", *both("contended_blocking_2_threads", "ownsync", "parking_lot")),
+    ("try_lock vs tokio's", *both("uncontended_lock", "ownsync_try_lock", "tokio_try_lock")),
+    ("uncontended blocking_lock vs tokio's", *both("uncontended_lock", "ownsync_blocking_lock", "tokio_blocking_lock")),
+    ("owned guard handed over vs plain (hand-over cost)", *both("hand_over", "owned_guard_handed", "owned_guard")),
+    ("owned permit handed over vs plain", *both("hand_over", "owned_permit_handed", "owned_permit")),
+    ("uncontended lock vs futures-intrusive", *both("uncontended_lock", "ownsync", "futures_intrusive")),
+    ("uncontended lock vs maitake-sync", *both("uncontended_lock", "ownsync", "maitake_sync")),
+    ("tight loop, 8 tasks, 2 workers, vs maitake-sync", *both("contended_8_tasks", "ownsync/8", "maitake_sync/8")),
+    ("Semaphore contended vs futures-intrusive", *both("contended_semaphore", "ownsync", "futures_intrusive")),
+    ("Semaphore contended vs maitake-sync", *both("contended_semaphore", "ownsync", "maitake_sync")),
 ]
 
 # Benches run again with the `diagnostics` feature: its cost where it could show.
@@ -78,21 +149,36 @@ DIAGNOSTICS = [
     ("contended_semaphore", "ownsync"),
 ]
 
+# Side by side: one row per workload, one column per implementation (empty where the
+# peer has no such primitive or mode).
+PEERS = [("ownsync", "ownsync"), ("tokio", "tokio"), ("async-lock", "async_lock"),
+         ("futures-intrusive (fair)", "futures_intrusive"), ("maitake-sync", "maitake_sync"),
+         ("parking_lot", "parking_lot"), ("std", "std")]
+PEER_ROWS = [
+    ("uncontended lock + unlock (async)", "uncontended_lock", ""),
+    ("uncontended semaphore acquire + release", "uncontended_semaphore", ""),
+    *[(f"tight loop, {n} tasks, 2 workers (per lock)", f"contended_{n}_tasks", f"/{n}") for n in (2, 8, 64)],
+    ("medium section, 8 tasks, 2 workers (per lock)", "contended_8_tasks_medium", "/8"),
+    *[(f"tight loop, {n} tasks, current thread (per lock)", f"contended_{n}_tasks_current_thread", f"/{n}")
+      for n in (2, 8, 64)],
+    ("semaphore, 8 tasks, 1 permit (per acquire)", "contended_semaphore", ""),
+    ("blocking lock, 2 threads (per lock)", "contended_blocking_2_threads", ""),
+]
+
+# ownsync's other benches and the pairs they are compared with.
 ROWS = [
-    ("uncontended_lock", ["ownsync", "ownsync_tracked", "tokio", "async_lock", "parking_lot", "std"]),
-    ("uncontended_lock", ["ownsync_try_lock", "tokio_try_lock", "ownsync_blocking_lock", "tokio_blocking_lock"]),
-    ("uncontended_semaphore", ["ownsync", "tokio", "async_lock", "ownsync_many_3", "tokio_many_3",
-                               "ownsync_try_acquire", "ownsync_limiter"]),
-    ("contended_2_tasks", ["ownsync/2", "tokio/2", "async_lock/2"]),
-    ("contended_8_tasks", ["ownsync/8", "tokio/8", "async_lock/8"]),
-    ("contended_64_tasks", ["ownsync/64", "tokio/64", "async_lock/64"]),
-    ("contended_8_tasks_medium", ["ownsync/8", "tokio/8", "async_lock/8"]),
-    ("contended_semaphore", ["ownsync", "tokio", "async_lock", "ownsync_limiter"]),
-    ("contended_blocking_2_threads", ["ownsync", "tokio", "parking_lot", "std"]),
+    ("uncontended_lock", ["ownsync_tracked", "ownsync_try_lock", "tokio_try_lock", "ownsync_blocking_lock",
+                          "tokio_blocking_lock"]),
+    ("uncontended_semaphore", ["ownsync_many_3", "tokio_many_3", "ownsync_try_acquire", "ownsync_limiter"]),
+    ("contended_semaphore", ["ownsync_limiter"]),
+    ("contended_blocking_2_threads", ["ownsync_eventually_fair"]),
     ("uncontended_rwlock", ["ownsync_read", "tokio_read", "ownsync_write", "tokio_write"]),
     ("contended_rwlock_8_tasks_4_to_1", ["ownsync", "tokio"]),
     ("hand_over", ["owned_guard", "owned_guard_handed", "owned_permit", "owned_permit_handed"]),
 ]
+
+# The scale curve (report.sh, benches/locks.rs SCALE).
+SCALE = [1, 10, 100, 1000, 10000]
 
 
 # Why the targets that are missed are missed: structural reasons, true whatever one run's
@@ -141,45 +227,68 @@ def sizes():
     return out
 
 
+# The same benches built without the `tokio` feature (report.sh's third pass).
+DEFAULT_FEATURES_CRITERION = os.path.join(ROOT, "target", "default-features", "criterion")
+
+
+def target_row(label, ours, peer, limit, ours_base=None):
+    if ours_base is None:
+        r, per_run = run_ratio(ours, peer)
+    else:
+        mine, theirs = median_ns(*ours, base=ours_base), median_ns(*peer)
+        r, per_run = ratio(mine, theirs), []
+    met = "n/a" if r is None else ("yes" if r <= limit else "**no**")
+    runs = ", ".join(f"{x:.2f}" for x in per_run) if len(per_run) > 1 else "1 run"
+    shown = "n/a" if r is None else f"{r:.2f}"
+    return f"| {label} | {shown} | {runs} | {limit} | {met} |", r
+
+
 def main():
     command = sys.argv[1] if len(sys.argv) > 1 else "benches/report.sh"
     lines = [
         "# Benchmark results",
         "",
         f"Measured {datetime.date.today().isoformat()} with `{command}` "
-        f"(criterion, `--quick`, release profile, feature `tokio` on so both sides spend tokio's coop budget) on {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, {platform.system()}. Medians; lower is better. "
+        f"(criterion, `--quick`, {RUNS} run{'s' if RUNS != 1 else ''}, release profile, feature `tokio` on so both sides spend tokio's "
+        f"coop budget) on {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}. Every figure is "
+        f"the median of the runs; a ratio is the median of the runs' own ratios. Lower is better. "
         "Machines like this are noisy: compare ratios within one run.",
         "",
         f"rustc: {subprocess.run(['rustc', '--version'], capture_output=True, text=True).stdout.strip()}",
         "",
-        "## DESIGN.md section 5 targets",
+        "## Targets (DESIGN.md section 5, then round 2's)",
         "",
-        "| target | ratio (ours / peer) | limit | met |",
-        "|---|---|---|---|",
+        "| target | ratio (ours / peer) | per run | limit | met |",
+        "|---|---|---|---|---|",
     ]
     chart = []
     for label, ours, peer, limit in TARGETS:
-        r = ratio(median_ns(*ours), median_ns(*peer))
-        met = "n/a" if r is None else ("yes" if r <= limit else "**no**")
-        lines.append(f"| {label} | {'n/a' if r is None else f'{r:.2f}'} | {limit} | {met} |")
+        row, r = target_row(label, ours, peer, limit)
+        lines.append(row)
+        if r is not None:
+            chart.append((label, r, limit))
+    for label, ours, peer, limit in WITHOUT_TOKIO_FEATURE:
+        row, r = target_row(label, ours, peer, limit, ours_base=DEFAULT_FEATURES_CRITERION)
+        lines.append(row)
         if r is not None:
             chart.append((label, r, limit))
     per_waiter = []
-    for n in (10, 1000, 100000):
+    for n in SCALE + [100000]:
         total = median_ns("break_all_waiters", str(n))
         if total is not None:
             per_waiter.append((n, total, total / n))
     if per_waiter:
         worst = max(p for _, _, p in per_waiter)
-        lines.append(f"| break: under 1 µs per waiter | {worst:.1f} ns per waiter (worst) | 1000 ns | "
+        lines.append(f"| break: under 1 µs per waiter | {worst:.1f} ns per waiter (worst) | | 1000 ns | "
                      f"{'yes' if worst < 1000 else '**no**'} |")
     lines += ["", "Per-iteration medians in the contended groups are total time / lock+unlock pairs "
-              "(so lower is more throughput).", "", NOT_MET, "", "## Other ratios (no target)", "",
-              "| pairing | ratio |", "|---|---|"]
+              "(so lower is more throughput). The default-features rows compare ownsync built without "
+              "the `tokio` feature (report.sh's third pass) with tokio from the main runs.", "", NOT_MET, "",
+              "## Other ratios (no target)", "", "| pairing | ratio | per run |", "|---|---|---|"]
     for label, ours, peer in PAIRINGS:
-        r = ratio(median_ns(*ours), median_ns(*peer))
-        lines.append(f"| {label} | {'n/a' if r is None else f'{r:.2f}'} |")
+        r, per_run = run_ratio(ours, peer)
+        runs = ", ".join(f"{x:.2f}" for x in per_run)
+        lines.append(f"| {label} | {'n/a' if r is None else f'{r:.2f}'} | {runs} |")
     lines += ["", "## The `diagnostics` feature (same benches, built with it; report.sh)", "",
               "| bench | without | with | ratio |", "|---|---|---|---|"]
     for group, bench in DIAGNOSTICS:
@@ -189,28 +298,51 @@ def main():
     size_table = sizes()
     if size_table:
         lines += ["", "## Sizes (`cargo test --test sizes -- --nocapture`)", ""] + size_table
-    lines += ["", "## Medians", ""]
+    lines += ["", "## Side by side (medians)", "",
+              "| workload | " + " | ".join(name for name, _ in PEERS) + " |",
+              "|---" * (len(PEERS) + 1) + "|"]
+    for label, group, suffix in PEER_ROWS:
+        cells = []
+        for _, bench in PEERS:
+            ns = median_ns(group, bench + suffix)
+            cells.append("" if ns is None else fmt(ns))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "## Other medians", ""]
     for group, benches in ROWS:
         lines += [f"### {group}", "", "| bench | median |", "|---|---|"]
         for bench in benches:
             lines.append(f"| {bench} | {fmt(median_ns(group, bench))} |")
         lines.append("")
-    lines += ["### break_all_waiters (owner exit until every parked waiter has its error)", "",
-              "| waiters | total | per waiter |", "|---|---|---|"]
-    for n, total, per in per_waiter:
-        lines.append(f"| {n} | {fmt(total)} | {fmt(per)} |")
-    lines += ["", "![ratios](RESULTS.svg)", ""]
+    lines += ["## Scale curve", "",
+              "Break: from the owner's exit until every one of N parked waiters has its error. "
+              "Contended: N tasks on 2 workers re-locking one mutex (time per lock).", "",
+              "| N | break, total | break, per waiter | contended ownsync, per lock | contended tokio, per lock |",
+              "|---|---|---|---|---|"]
+    curve = {"break per waiter": [], "contended ownsync": [], "contended tokio": []}
+    for n in SCALE + [100000]:
+        total = median_ns("break_all_waiters", str(n))
+        ours, theirs = median_ns("scale_contended", f"ownsync/{n}"), median_ns("scale_contended", f"tokio/{n}")
+        per = None if total is None else total / n
+        lines.append(f"| {n} | {fmt(total)} | {fmt(per)} | {fmt(ours)} | {fmt(theirs)} |")
+        for key, value in (("break per waiter", per), ("contended ownsync", ours), ("contended tokio", theirs)):
+            if value is not None:
+                curve[key].append((n, value))
+    lines += ["", "![ratios and the scale curve](RESULTS.svg)", ""]
     with open(os.path.join(ROOT, "benches", "RESULTS.md"), "w") as f:
         f.write("\n".join(lines))
-    write_svg(chart)
+    write_svg(chart, curve)
 
 
-def write_svg(chart):
-    width, bar_h, gap, left = 900, 22, 10, 420
+def write_svg(chart, curve):
+    import math
+    width, bar_h, gap, left = 1000, 22, 10, 520
     scale = (width - left - 60) / max([2.0] + [max(r, l) for _, r, l in chart])
-    height = len(chart) * (bar_h + gap) + 40
+    bars_height = len(chart) * (bar_h + gap) + 40
+    plot_top, plot_h, plot_left, plot_w = bars_height + 40, 300, 90, width - 300
+    height = plot_top + plot_h + 60
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
-           f'<text x="10" y="16" font-weight="bold">ours / peer (bar) vs the limit (line); lower is better</text>']
+           '<rect width="100%" height="100%" fill="white"/>',
+           '<text x="10" y="16" font-weight="bold">ours / peer (bar) vs the limit (line); lower is better</text>']
     for i, (label, r, limit) in enumerate(chart):
         y = 30 + i * (bar_h + gap)
         color = "#3a7d44" if r <= limit else "#b03a2e"
@@ -218,6 +350,39 @@ def write_svg(chart):
         out.append(f'<rect x="{left}" y="{y}" width="{r * scale:.1f}" height="{bar_h}" fill="{color}"/>')
         out.append(f'<line x1="{left + limit * scale:.1f}" x2="{left + limit * scale:.1f}" y1="{y - 3}" y2="{y + bar_h + 3}" stroke="black" stroke-width="2"/>')
         out.append(f'<text x="{left + r * scale + 5:.1f}" y="{y + 15}">{r:.2f}</text>')
+    points = [v for series in curve.values() for _, v in series]
+    if points:
+        out.append(f'<text x="10" y="{plot_top - 15}" font-weight="bold">scale curve: ns (log) against N waiters '
+                   'or tasks (log)</text>')
+        xs = [n for series in curve.values() for n, _ in series]
+        x_lo, x_hi = math.log10(min(xs)), math.log10(max(xs))
+        y_lo, y_hi = math.floor(math.log10(min(points))), math.ceil(math.log10(max(points)))
+        y_hi = max(y_hi, y_lo + 1)
+
+        def px(n):
+            return plot_left + (math.log10(n) - x_lo) / max(x_hi - x_lo, 1) * plot_w
+
+        def py(v):
+            return plot_top + plot_h - (math.log10(v) - y_lo) / (y_hi - y_lo) * plot_h
+
+        out.append(f'<rect x="{plot_left}" y="{plot_top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#888"/>')
+        for decade in range(y_lo, y_hi + 1):
+            y = py(10 ** decade)
+            out.append(f'<line x1="{plot_left}" x2="{plot_left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
+            out.append(f'<text x="{plot_left - 8}" y="{y + 4:.1f}" text-anchor="end">{fmt(10 ** decade)}</text>')
+        for n in sorted(set(xs)):
+            out.append(f'<text x="{px(n):.1f}" y="{plot_top + plot_h + 18}" text-anchor="middle">{n}</text>')
+        colors = {"break per waiter": "#b03a2e", "contended ownsync": "#3a7d44", "contended tokio": "#1f5fa8"}
+        for i, (key, series) in enumerate(curve.items()):
+            if not series:
+                continue
+            path = " ".join(f"{px(n):.1f},{py(v):.1f}" for n, v in series)
+            out.append(f'<polyline points="{path}" fill="none" stroke="{colors[key]}" stroke-width="2"/>')
+            for n, v in series:
+                out.append(f'<circle cx="{px(n):.1f}" cy="{py(v):.1f}" r="3" fill="{colors[key]}"/>')
+            ly = plot_top + 20 + i * 20
+            out.append(f'<line x1="{plot_left + plot_w + 20}" x2="{plot_left + plot_w + 45}" y1="{ly - 4}" y2="{ly - 4}" stroke="{colors[key]}" stroke-width="2"/>')
+            out.append(f'<text x="{plot_left + plot_w + 50}" y="{ly}">{key}</text>')
     out.append("</svg>")
     with open(os.path.join(ROOT, "benches", "RESULTS.svg"), "w") as f:
         f.write("\n".join(out))
