@@ -459,14 +459,17 @@ impl CapacityLimiter {
     fn release_borrow(&self, borrower: OwnerId, generation: Option<u64>) -> Option<()> {
         let hold = {
             let mut borrowers = self.inner.borrowers.lock();
-            match borrowers.map.get(&borrower) {
-                Some(Borrow::Holding { generation: current, .. })
-                    if generation.is_none_or(|g| g == *current) => {}
+            // One probe of the map: the check and the removal on the same entry.
+            let std::collections::hash_map::Entry::Occupied(entry) = borrowers.map.entry(borrower) else {
+                return None;
+            };
+            match entry.get() {
+                Borrow::Holding { generation: current, .. } if generation.is_none_or(|g| g == *current) => {}
                 _ => return None,
             }
-            match borrowers.map.remove(&borrower) {
-                Some(Borrow::Holding { hold, .. }) => hold,
-                _ => unreachable!("checked above"),
+            match entry.remove() {
+                Borrow::Holding { hold, .. } => hold,
+                Borrow::Pending => unreachable!("checked above"),
             }
         };
         self.inner.core.end_hold(hold, 1);

@@ -582,6 +582,7 @@ impl<'a> RecordRef<'a> {
     /// Registers a hold from the owner's own context. Fails with the exit reason if the
     /// owner already exited (the caller must then treat the hold as anonymous).
     /// `identity` is the address of the primitive that `primitive` clones.
+    #[inline]
     fn register_here(
         self,
         identity: *const (),
