@@ -1651,56 +1651,62 @@ impl Future for AcquireFuture<'_> {
 impl AcquireFuture<'_> {
     fn poll_acquire(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), AcquireError>> {
         let core = self.core;
-        let Some(key) = self.slot else {
-            return match core.try_acquire(self.permits, self.caller) {
-                Ok(()) => Poll::Ready(Ok(())),
-                Err(TryAcquireError::Broken(err)) => Poll::Ready(Err(AcquireError::Broken(err))),
-                Err(TryAcquireError::Closed) => Poll::Ready(Err(AcquireError::Closed)),
-                Err(TryAcquireError::WouldDeadlock) => Poll::Ready(Err(AcquireError::WouldDeadlock)),
-                Err(TryAcquireError::OwnerGone(owner)) => Poll::Ready(Err(AcquireError::OwnerGone(owner))),
-                Err(TryAcquireError::NoPermits) if self.spin_for_permits() => Poll::Ready(Ok(())),
-                Err(TryAcquireError::NoPermits) => self.park(cx),
-            };
-        };
-        let mut outcome = self.settlement.outcome();
-        if outcome == Outcome::Waiting {
-            let mut shared = core.shared.lock();
-            // Settled between the load and the lock? Then the slot is gone: go on below.
-            outcome = self.settlement.outcome();
+        if let Some(key) = self.slot {
+            let mut outcome = self.settlement.outcome();
             if outcome == Outcome::Waiting {
-                let replaced = shared.queue.update_waker(key, cx.waker());
-                let overdue = core.overdue(&mut shared);
-                drop(shared);
-                drop(replaced); // a waker's drop may re-enter: never under the lock
-                core.report(overdue);
-                return Poll::Pending;
+                let mut shared = core.shared.lock();
+                // Settled between the load and the lock? Then the slot is gone: go on below.
+                outcome = self.settlement.outcome();
+                if outcome == Outcome::Waiting {
+                    let replaced = shared.queue.update_waker(key, cx.waker());
+                    let overdue = core.overdue(&mut shared);
+                    drop(shared);
+                    drop(replaced); // a waker's drop may re-enter: never under the lock
+                    core.report(overdue);
+                    return Poll::Pending;
+                }
+            }
+            self.slot = None;
+            match outcome {
+                // Out of the queue, nothing granted (eventual fairness): try for the
+                // permits like a first poll (anyone may have taken them), below, and
+                // queue again at the front if they are gone. Not a recursive call: that
+                // would keep this function from being inlined into `poll`.
+                Outcome::Woken => {}
+                Outcome::Granted if !core.is_broken() => return Poll::Ready(Ok(())),
+                Outcome::Granted => {
+                    // Granted, then broken before we ran: the permits go back (counted in
+                    // by a repairable primitive, so a repair does not wait for them for ever).
+                    core.pass_on_grant(self.permits);
+                    return Poll::Ready(Err(core.failure()));
+                }
+                _ => return Poll::Ready(Err(core.failure())),
             }
         }
-        self.slot = None;
-        if outcome == Outcome::Woken {
-            // Out of the queue, nothing granted: try for the permits like a first poll
-            // (anyone may have taken them), and queue again at the front if they are gone.
-            return self.poll_acquire(cx);
+        match core.try_acquire(self.permits, self.caller) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(TryAcquireError::Broken(err)) => Poll::Ready(Err(AcquireError::Broken(err))),
+            Err(TryAcquireError::Closed) => Poll::Ready(Err(AcquireError::Closed)),
+            Err(TryAcquireError::WouldDeadlock) => Poll::Ready(Err(AcquireError::WouldDeadlock)),
+            Err(TryAcquireError::OwnerGone(owner)) => Poll::Ready(Err(AcquireError::OwnerGone(owner))),
+            Err(TryAcquireError::NoPermits) if self.spin_for_permits() => Poll::Ready(Ok(())),
+            Err(TryAcquireError::NoPermits) => self.park(cx),
         }
-        if outcome == Outcome::Granted {
-            if !core.is_broken() {
-                return Poll::Ready(Ok(()));
-            }
-            // Granted, then broken before we ran: the permits go back (counted in by a
-            // repairable primitive, so a repair does not wait for them for ever).
-            core.pass_on_grant(self.permits);
-        }
-        Poll::Ready(Err(core.failure()))
     }
 
     /// Eventually fair, from a thread: try for the permits a while, spinning, before
     /// queueing. While this thread spins it is not queued, so the holder's release and
     /// re-lock stay on their fast paths; a queued waiter would make every release wake
     /// it (parking_lot's spin-then-park, and why it is fast between two threads).
+    #[inline]
     fn spin_for_permits(&self) -> bool {
-        if !self.caller.blocks() || !self.core.is_eventually_fair() {
-            return false;
-        }
+        self.caller.blocks() && self.core.is_eventually_fair() && self.spin_a_while()
+    }
+
+    /// [`AcquireFuture::spin_for_permits`]'s loop.
+    #[cold]
+    #[inline(never)]
+    fn spin_a_while(&self) -> bool {
         let mut spun = 0;
         let mut round = 0;
         while spun < BARGE_SPIN_LIMIT {
