@@ -185,32 +185,48 @@ SCALE = [1, 10, 100, 1000, 10000]
 # numbers say (the table above has those).
 NOT_MET = """## About the targets that are close or missed
 
-- **Tracking cost.** A tracked hold records itself in its owner's local hold list: no
-  lock, no atomic, no reference count, and re-taking the primitive it released last
-  reuses its entry. That costs about 3-4 ns over an anonymous hold here, which is 15-25%
-  of a 17 ns lock. DESIGN.md section 4's lazy registration (the holder recorded in the
-  primitive, linked to its owner only when someone waits) would not be cheaper. It needs
-  an ordered store-then-load between the holder word and the waiter flag on every lock,
-  a fence or a locked instruction, which alone costs about as much. Or it needs the
-  holder packed into the state word.
-- **Contended ratios.** The async hand-off is FIFO, the same protocol as tokio's. The
-  contended ratios move by several percent from run to run, so a ratio near 1.0 can land
-  on either side.
-- **Contended, round 2.** Side by side on the same machine and day (criterion, 3 s per
-  bench, 3 rounds each), 8 tasks on a mutex measured about 0.97x tokio for round 1's
-  code and 1.01-1.03x for this round's: the 2b bookkeeping on the parking path (who
-  waits, for the self-wait diagnosis) and the waker handling the outside review asked
-  for (wakers dropped outside the lock, every wake run even if one panics) cost a few
-  percent of a contended hand-off. The RwLock's 4:1 mix is at about 1.02x tokio's.
-- **Contended `blocking_lock`** swings by 5x between runs on this VM (1.5-6 µs per lock
-  for ownsync, 1.6-16 µs for tokio), and round 1's own binary measured 3-6 µs side by
-  side today against 274 ns in round 1's report: a cross-core wake on this machine now
-  costs microseconds, which the spin-then-park hand-off cannot hide. The ratio in the
-  table is that noise, not a change in the code.
-- **`blocking_lock` against parking_lot** (no target, in the pairings). A strict FIFO
-  hand-off between two threads costs a cross-core wake per lock, where parking_lot lets
-  the releasing thread take the lock back. Coming within 3x of it needs DESIGN.md's
-  opt-in eventual-fairness (barging) mode, which is not built."""
+- **Machines differ.** The contended figures depend on the machine far more than the
+  uncontended ones. On the 2-vCPU Intel VM of round 2's first measurements, 8 tasks
+  re-locking on 2 workers took 133 ns per lock against tokio's 147. On this 2-vCPU AMD
+  EPYC VM the same code takes 170-190 ns against tokio's 130-150. futures-intrusive
+  takes about 100 ns on both. On a current-thread runtime, where no second core is
+  involved, ownsync takes about a quarter of tokio's time.
+- **Tight loop on 2 workers (at least tokio's; within 1.1x futures-intrusive).**
+  `perf record -e cpu-clock -g` on `contended_8_tasks` shows the same share of time in
+  the kernel for ownsync and tokio (about 19% in futex wake-ups of parked workers and
+  17% in task switches). The user-side time is spread over the hand-off: the waiter
+  slab (insert, take), the settlement, waking outside the lock, and the waiter's start
+  stamp (`clock_gettime`, 1.4%). A counting probe (`perf stat`, 1.6 M locks) sees fewer
+  context switches for ownsync (12.9 K) than for tokio (15.5 K), so the gap is
+  per-hand-off work on shared cache lines, not extra sleeps. Next idea: intrusive waiter
+  nodes pinned in the acquire future (as tokio's batch_semaphore and futures-intrusive
+  do), which would remove the slab and one copy of the waiter per hand-off.
+- **Tracked vs anonymous (1.1x, and round 2's 1.15x).** A tracked lock + unlock costs
+  289 instructions against 197 anonymous (callgrind). The extra 92 are the hold's entry
+  in its owner's local slab (reused in place when the task re-takes the same mutex), the
+  context check on release (a thread-local read) and the ticket. There is no atomic, lock
+  or reference count among them. In time that is 3-8 ns on a 17-22 ns lock, which
+  criterion's `--quick` runs put anywhere from 0.8x to 1.6x. DESIGN.md section 4's lazy
+  registration needs a fence per lock, which costs about as much as the extra work.
+- **Eventually fair `blocking_lock` within 3x parking_lot.** Barging takes two threads
+  from about 350 ns per lock (strict FIFO, a cross-core wake each) to about 65 ns. But an
+  uncontended `blocking_lock` + drop alone costs about 50 ns here against parking_lot's
+  5 ns. That covers the thread owner's registration, the `tokio` feature's check that the
+  thread is not a runtime worker (about 60 instructions), and the guard's release with
+  its owner and panic checks. The floor, not the hand-off, decides this ratio.
+- **CapacityLimiter within 1.3x Semaphore.** About 60% of a limiter's `try_acquire` +
+  drop (405 instructions against the semaphore's 173) is the borrower map: an insert on
+  acquire and a remove on release, each a hash-table probe under the map's lock. The map
+  is what lets the limiter answer `release_on_behalf_of(id)`, Trio's
+  one-token-per-borrower rule and `statistics().borrowers()`. Next idea: tokens keep
+  their slot in a slab, and only explicit borrowers are indexed by id.
+- **Uncontended lock against async-lock and parking_lot.** async-lock's lock is one CAS
+  and parking_lot's is inlined into the loop. ownsync's lock + unlock also registers the
+  hold's owner context, checks for a panic on release and spends tokio's coop budget (the
+  `tokio` feature, as tokio does). That puts it at 17-22 ns, below tokio but above both.
+- **Contended `blocking_lock` (strict) against tokio's 10x** is a hand-off between two
+  threads that costs a cross-core wake per lock for both. The opt-in eventually fair mode
+  is the answer for threads (above)."""
 
 
 def sizes():
