@@ -31,8 +31,26 @@ use crate::OwnerId;
 /// The default threshold of [`set_self_wait_warning`]: one second.
 pub const DEFAULT_SELF_WAIT_WARNING: Duration = Duration::from_secs(1);
 
+/// A warning threshold that any thread may set: nanoseconds, or `OFF`.
+struct Threshold(AtomicU64);
+
 const OFF: u64 = u64::MAX;
-static SELF_WAIT_WARNING_NANOS: AtomicU64 = AtomicU64::new(DEFAULT_SELF_WAIT_WARNING.as_nanos() as u64);
+
+impl Threshold {
+    fn set(&self, threshold: Option<Duration>) {
+        let nanos = threshold.map_or(OFF, |t| u64::try_from(t.as_nanos()).unwrap_or(OFF - 1).min(OFF - 1));
+        self.0.store(nanos, Relaxed);
+    }
+
+    fn get(&self) -> Option<Duration> {
+        match self.0.load(Relaxed) {
+            OFF => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
+    }
+}
+
+static SELF_WAIT_WARNING: Threshold = Threshold(AtomicU64::new(DEFAULT_SELF_WAIT_WARNING.as_nanos() as u64));
 
 /// Sets how long a self-wait lasts before it is reported (see the module docs), for
 /// the whole process; `None` turns the report off. The default is
@@ -48,8 +66,7 @@ static SELF_WAIT_WARNING_NANOS: AtomicU64 = AtomicU64::new(DEFAULT_SELF_WAIT_WAR
 /// # ownsync::diagnostics::set_self_wait_warning(Some(ownsync::diagnostics::DEFAULT_SELF_WAIT_WARNING));
 /// ```
 pub fn set_self_wait_warning(threshold: Option<Duration>) {
-    let nanos = threshold.map_or(OFF, |t| u64::try_from(t.as_nanos()).unwrap_or(OFF - 1).min(OFF - 1));
-    SELF_WAIT_WARNING_NANOS.store(nanos, Relaxed);
+    SELF_WAIT_WARNING.set(threshold);
 }
 
 /// The threshold set by [`set_self_wait_warning`].
@@ -58,13 +75,10 @@ pub fn set_self_wait_warning(threshold: Option<Duration>) {
 /// assert_eq!(ownsync::diagnostics::self_wait_warning(), Some(ownsync::diagnostics::DEFAULT_SELF_WAIT_WARNING));
 /// ```
 pub fn self_wait_warning() -> Option<Duration> {
-    match SELF_WAIT_WARNING_NANOS.load(Relaxed) {
-        OFF => None,
-        nanos => Some(Duration::from_nanos(nanos)),
-    }
+    SELF_WAIT_WARNING.get()
 }
 
-static LONG_WAIT_WARNING_NANOS: AtomicU64 = AtomicU64::new(OFF);
+static LONG_WAIT_WARNING: Threshold = Threshold(AtomicU64::new(OFF));
 
 /// Sets how long a wait, or an exclusive hold that others wait for, lasts before it is
 /// reported by a `WARN` event (target `ownsync`, feature `tracing`), once per wait or
@@ -83,8 +97,7 @@ static LONG_WAIT_WARNING_NANOS: AtomicU64 = AtomicU64::new(OFF);
 /// # ownsync::diagnostics::set_long_wait_warning(None);
 /// ```
 pub fn set_long_wait_warning(threshold: Option<Duration>) {
-    let nanos = threshold.map_or(OFF, |t| u64::try_from(t.as_nanos()).unwrap_or(OFF - 1).min(OFF - 1));
-    LONG_WAIT_WARNING_NANOS.store(nanos, Relaxed);
+    LONG_WAIT_WARNING.set(threshold);
 }
 
 /// The threshold set by [`set_long_wait_warning`]; `None` (off) by default.
@@ -93,10 +106,7 @@ pub fn set_long_wait_warning(threshold: Option<Duration>) {
 /// assert_eq!(ownsync::diagnostics::long_wait_warning(), None);
 /// ```
 pub fn long_wait_warning() -> Option<Duration> {
-    match LONG_WAIT_WARNING_NANOS.load(Relaxed) {
-        OFF => None,
-        nanos => Some(Duration::from_nanos(nanos)),
-    }
+    LONG_WAIT_WARNING.get()
 }
 
 /// Where a hold or a wait began: the caller's `#[track_caller]` location.
