@@ -722,14 +722,17 @@ impl SemCore {
         let show = |owner: Option<OwnerId>| {
             owner.map_or_else(|| "an anonymous waiter".to_owned(), |o| o.to_string())
         };
+        // Every event names the primitive, the owner and the site; the rest is its own.
+        macro_rules! warn_about {
+            ($owner:expr, $site:expr, $($rest:tt)*) => {
+                tracing::warn!(target: "ownsync", primitive = %kind, name, owner = %$owner, site = %$site, $($rest)*)
+            };
+        }
         for (owner, site, waited, permits) in overdue.waits {
             let (owner, site) = (show(owner), ShowSite(site));
-            tracing::warn!(
-                target: "ownsync",
-                primitive = %kind,
-                name,
-                owner = %owner,
-                site = %site,
+            warn_about!(
+                owner,
+                site,
                 permits,
                 waited_ms = waited.as_millis() as u64,
                 "{kind} long wait: {owner} has waited {} (since {site})",
@@ -739,12 +742,9 @@ impl SemCore {
         if let Some((hold, waiters)) = overdue.hold {
             let (owner, site) = (show(hold.owner), ShowSite(hold.site));
             let held = hold.held_for.unwrap_or_default();
-            tracing::warn!(
-                target: "ownsync",
-                primitive = %kind,
-                name,
-                owner = %owner,
-                site = %site,
+            warn_about!(
+                owner,
+                site,
                 waiters,
                 held_ms = held.as_millis() as u64,
                 "{kind} long hold: {owner} has held it for at least {} (taken at {site}), \
@@ -755,12 +755,9 @@ impl SemCore {
         let held_at = ShowSite(self.holder_site());
         for (owner, site, waited) in overdue.self_waits {
             let (owner, site) = (show(owner), ShowSite(site));
-            tracing::warn!(
-                target: "ownsync",
-                primitive = %kind,
-                name,
-                owner = %owner,
-                site = %site,
+            warn_about!(
+                owner,
+                site,
                 held_at = %held_at,
                 waited_ms = waited.as_millis() as u64,
                 "{kind} self-wait: {owner} has waited {} at {site} for a hold it owns itself \
