@@ -33,15 +33,21 @@ fn timed<F: Future<Output = ()>>(iters: u64, body: impl FnOnce(u64) -> F) -> Dur
 fn uncontended_mutex(c: &mut Criterion) {
     let mut group = c.benchmark_group("uncontended_lock");
     let ours = &ownsync::Mutex::new(0u64);
-    group.bench_function("ownsync", |b| {
-        b.iter_custom(|n| {
-            timed(n, |n| async move {
-                for _ in 0..n {
-                    *ours.lock().await.unwrap() += 1
-                }
-            })
-        })
-    });
+    // `n` lock + unlock pairs in one future polled once.
+    macro_rules! uncontended_async {
+        ($name:literal, $lock:expr) => {
+            group.bench_function($name, |b| {
+                b.iter_custom(|n| {
+                    timed(n, |n| async move {
+                        for _ in 0..n {
+                            *$lock += 1
+                        }
+                    })
+                })
+            });
+        };
+    }
+    uncontended_async!("ownsync", ours.lock().await.unwrap());
     group.bench_function("ownsync_tracked", |b| {
         b.iter_custom(|n| {
             let start = Instant::now();
@@ -54,46 +60,14 @@ fn uncontended_mutex(c: &mut Criterion) {
         })
     });
     let tokio_mutex = &tokio::sync::Mutex::new(0u64);
-    group.bench_function("tokio", |b| {
-        b.iter_custom(|n| {
-            timed(n, |n| async move {
-                for _ in 0..n {
-                    *tokio_mutex.lock().await += 1
-                }
-            })
-        })
-    });
+    uncontended_async!("tokio", tokio_mutex.lock().await);
     let async_lock = &async_lock::Mutex::new(0u64);
-    group.bench_function("async_lock", |b| {
-        b.iter_custom(|n| {
-            timed(n, |n| async move {
-                for _ in 0..n {
-                    *async_lock.lock().await += 1
-                }
-            })
-        })
-    });
+    uncontended_async!("async_lock", async_lock.lock().await);
     let pl = parking_lot::Mutex::new(0u64);
     let intrusive = &futures_intrusive::sync::Mutex::new(0u64, true);
-    group.bench_function("futures_intrusive", |b| {
-        b.iter_custom(|n| {
-            timed(n, |n| async move {
-                for _ in 0..n {
-                    *intrusive.lock().await += 1
-                }
-            })
-        })
-    });
+    uncontended_async!("futures_intrusive", intrusive.lock().await);
     let maitake = &maitake_sync::Mutex::new(0u64);
-    group.bench_function("maitake_sync", |b| {
-        b.iter_custom(|n| {
-            timed(n, |n| async move {
-                for _ in 0..n {
-                    *maitake.lock().await += 1
-                }
-            })
-        })
-    });
+    uncontended_async!("maitake_sync", maitake.lock().await);
     group.bench_function("parking_lot", |b| b.iter(|| *pl.lock() += 1));
     let std_mutex = std::sync::Mutex::new(0u64);
     group.bench_function("std", |b| b.iter(|| *std_mutex.lock().unwrap() += 1));
@@ -203,6 +177,32 @@ fn medium_section(value: u64) -> u64 {
     (0..64).fold(value, |acc, i| black_box(acc.wrapping_mul(31).wrapping_add(i)))
 }
 
+/// Benches `tasks` tasks on `rt` sharing what `$make` builds, each re-locking it at
+/// once around `$section` (which computes the new value from `guard`); time per
+/// lock+unlock pair. Every task takes the lock at least once per batch, so a batch
+/// smaller than the task count is scaled to the locks it took.
+macro_rules! relock {
+    ($group:ident, $id:expr, $rt:expr, $tasks:expr, $make:expr, |$m:ident| $lock:expr, |$guard:ident| $section:expr) => {
+        $group.bench_function($id, |b| {
+            b.iter_custom(|n| {
+                let tasks: u64 = $tasks;
+                let per_task = n.div_ceil(tasks);
+                let shared = Arc::new($make);
+                let elapsed = time_tasks($rt, tasks, || {
+                    let $m = shared.clone();
+                    async move {
+                        for _ in 0..per_task {
+                            let mut $guard = $lock;
+                            *$guard = $section;
+                        }
+                    }
+                });
+                elapsed.mul_f64(n as f64 / (per_task * tasks) as f64)
+            })
+        });
+    };
+}
+
 /// `tasks` tasks, each taking the lock `n / tasks` times around a short (one add) or
 /// medium section and re-locking at once; total time for `n` lock+unlock pairs. On 2
 /// workers, and (groups named `..._current_thread`) on a current-thread runtime, where
@@ -224,21 +224,8 @@ fn contended(c: &mut Criterion) {
         group.sample_size(20);
         macro_rules! case {
             ($name:literal, $make:expr, |$m:ident| $lock:expr) => {
-                group.bench_function(BenchmarkId::new($name, tasks), |b| {
-                    b.iter_custom(|n| {
-                        let per_task = n.div_ceil(tasks);
-                        let shared = Arc::new($make);
-                        time_tasks(rt, tasks, || {
-                            let $m = shared.clone();
-                            async move {
-                                for _ in 0..per_task {
-                                    let mut guard = $lock;
-                                    *guard =
-                                        if medium { medium_section(*guard) } else { black_box(*guard + 1) };
-                                }
-                            }
-                        })
-                    })
+                relock!(group, BenchmarkId::new($name, tasks), rt, tasks, $make, |$m| $lock, |guard| {
+                    if medium { medium_section(*guard) } else { black_box(*guard + 1) }
                 });
             };
         }
@@ -334,8 +321,7 @@ fn contended_blocking(c: &mut Criterion) {
 const SCALE: [usize; 5] = [1, 10, 100, 1_000, 10_000];
 
 /// The scale curve of contended throughput: 1 to 10,000 tasks on 2 workers re-locking a
-/// mutex around a short section. Time per lock+unlock pair (every task takes the lock at
-/// least once per batch, so a batch smaller than the task count is scaled to its locks).
+/// mutex around a short section (see [`relock!`]).
 fn scale_contended(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
     let mut group = c.benchmark_group("scale_contended");
@@ -343,21 +329,8 @@ fn scale_contended(c: &mut Criterion) {
     for tasks in SCALE.map(|tasks| tasks as u64) {
         macro_rules! case {
             ($name:literal, $make:expr, |$m:ident| $lock:expr) => {
-                group.bench_function(BenchmarkId::new($name, tasks), |b| {
-                    b.iter_custom(|n| {
-                        let per_task = n.div_ceil(tasks);
-                        let shared = Arc::new($make);
-                        let elapsed = time_tasks(&rt, tasks, || {
-                            let $m = shared.clone();
-                            async move {
-                                for _ in 0..per_task {
-                                    let mut guard = $lock;
-                                    *guard = black_box(*guard + 1);
-                                }
-                            }
-                        });
-                        elapsed.mul_f64(n as f64 / (per_task * tasks) as f64)
-                    })
+                relock!(group, BenchmarkId::new($name, tasks), &rt, tasks, $make, |$m| $lock, |guard| {
+                    black_box(*guard + 1)
                 });
             };
         }
