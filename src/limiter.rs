@@ -27,7 +27,7 @@ use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_permits, co
 enum Borrow {
     /// Waiting for a token.
     Pending,
-    /// Holding one; `generation` tells this borrow from a later one of the same borrower.
+    /// Holding one; `generation` tells this borrow from a later one in the same slot.
     Holding { generation: u64, hold: Hold },
 }
 
@@ -54,9 +54,18 @@ impl std::hash::Hasher for OwnerIdHasher {
 
 type OwnerIdMap<V> = HashMap<OwnerId, V, std::hash::BuildHasherDefault<OwnerIdHasher>>;
 
+/// Every borrow, waiting or holding, under the limiter's lock.
+///
+/// A borrow lives in a slab slot whose key its token keeps, so giving a token back
+/// hashes nothing. Borrowers that can be named by id (tasks, threads, explicit ids) are
+/// also indexed by id, for the one-borrow-per-borrower checks and
+/// `release_on_behalf_of`. An anonymous call's borrow (a fresh id minted for it, the
+/// common case outside tracked tasks) is not indexed: nobody can hold its id before the
+/// token shows it, and the rare lookup by such an id scans the slab.
 #[derive(Default)]
 struct Borrowers {
-    map: OwnerIdMap<Borrow>,
+    slots: slab::Slab<(OwnerId, Borrow)>,
+    by_id: OwnerIdMap<usize>,
     total: usize,
     next_generation: u64,
 }
@@ -64,10 +73,53 @@ struct Borrowers {
 impl Borrowers {
     /// The borrowers holding a token (not those still waiting for one).
     fn holding(&self) -> impl Iterator<Item = OwnerId> + '_ {
-        self.map.iter().filter(|(_, b)| matches!(b, Borrow::Holding { .. })).map(|(id, _)| *id)
+        self.slots.iter().filter(|(_, (_, b))| matches!(b, Borrow::Holding { .. })).map(|(_, (id, _))| *id)
     }
     fn borrowed(&self) -> usize {
         self.holding().count()
+    }
+
+    /// The slot of `id`'s borrow, if it has one.
+    fn find(&self, id: OwnerId) -> Option<usize> {
+        if id.is_anonymous() {
+            self.slots.iter().find(|(_, (borrower, _))| *borrower == id).map(|(key, _)| key)
+        } else {
+            self.by_id.get(&id).copied()
+        }
+    }
+
+    fn contains(&self, id: OwnerId) -> bool {
+        self.find(id).is_some()
+    }
+
+    /// Records a borrow of `id` (which has none: see `key_for`); returns its slot.
+    fn insert(&mut self, id: OwnerId, borrow: Borrow) -> usize {
+        let key = self.slots.insert((id, borrow));
+        if !id.is_anonymous() {
+            self.by_id.insert(id, key);
+        }
+        key
+    }
+
+    fn remove(&mut self, key: usize) -> Borrow {
+        let (id, borrow) = self.slots.remove(key);
+        if !id.is_anonymous() {
+            self.by_id.remove(&id);
+        }
+        borrow
+    }
+
+    /// The holding borrow in slot `key`, if it is still the one `generation` names (any
+    /// holding borrow there, if `None`).
+    fn holding_at(&mut self, key: usize, generation: Option<u64>) -> Option<&mut Hold> {
+        match self.slots.get_mut(key) {
+            Some((_, Borrow::Holding { generation: current, hold }))
+                if generation.is_none_or(|g| g == *current) =>
+            {
+                Some(hold)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -90,13 +142,13 @@ impl Abandon for LimiterInner {
         // exit claimed them all), then let the core break or reclaim as its policy says.
         let borrow = {
             let mut borrowers = self.borrowers.lock();
-            let key = borrowers.map.iter().find_map(|(key, borrow)| match borrow {
+            let key = borrowers.slots.iter().find_map(|(key, (_, borrow))| match borrow {
                 Borrow::Holding { hold, .. } if !hold.moves() && hold.owner_id() == Some(owner.id) => {
-                    Some(*key)
+                    Some(key)
                 }
                 _ => None,
             });
-            key.and_then(|key| borrowers.map.remove(&key))
+            key.map(|key| borrowers.remove(key))
         };
         drop(borrow);
         self.core.abandon(owner, reason, permits, site);
@@ -215,7 +267,7 @@ impl CapacityLimiter {
         caller: Caller,
     ) -> Result<OwnerId, TryAcquireError> {
         match borrower {
-            Borrower::Explicit(id) if borrowers.map.contains_key(&id) => Err(TryAcquireError::WouldDeadlock),
+            Borrower::Explicit(id) if borrowers.contains(id) => Err(TryAcquireError::WouldDeadlock),
             Borrower::Explicit(id)
                 if can_exit(id) && owner_id_for(caller) != Some(id) && !is_live_owner(id) =>
             {
@@ -223,7 +275,7 @@ impl CapacityLimiter {
             }
             Borrower::Explicit(id) => Ok(id),
             Borrower::Call => Ok(owner_id_for(caller)
-                .filter(|me| !borrowers.map.contains_key(me))
+                .filter(|&me| !borrowers.contains(me))
                 .unwrap_or_else(OwnerId::next_anonymous)),
         }
     }
@@ -235,8 +287,8 @@ impl CapacityLimiter {
             TryAcquireError::OwnerGone(id) => AcquireError::OwnerGone(id),
             _ => AcquireError::WouldDeadlock,
         })?;
-        borrowers.map.insert(key, Borrow::Pending);
-        Ok(PendingBorrow { limiter: self, borrower: key, armed: true })
+        let slot = borrowers.insert(key, Borrow::Pending);
+        Ok(PendingBorrow { limiter: self, borrower: key, slot, armed: true })
     }
 
     /// The token is ours: register it and record the borrow.
@@ -256,7 +308,15 @@ impl CapacityLimiter {
             }
         };
         pending.armed = false;
-        Ok(self.record(&mut self.inner.borrowers.lock(), pending.borrower, hold))
+        let mut borrowers = self.inner.borrowers.lock();
+        let generation = Self::next_generation(&mut borrowers);
+        borrowers.slots[pending.slot].1 = Borrow::Holding { generation, hold };
+        Ok(CapacityToken {
+            limiter: LimiterRef::Borrowed(self),
+            borrower: pending.borrower,
+            slot: pending.slot,
+            generation,
+        })
     }
 
     /// The hold of a token just taken by `caller`: tied to the caller's owner for a
@@ -275,12 +335,19 @@ impl CapacityLimiter {
         }
     }
 
-    /// Records that `borrower` holds a token (in the locked borrower map).
+    /// Records that `borrower` holds a token (in the locked borrower set).
     fn record(&self, borrowers: &mut Borrowers, borrower: OwnerId, hold: Hold) -> CapacityToken<'_> {
+        let generation = Self::next_generation(borrowers);
+        let slot = borrowers.insert(borrower, Borrow::Holding { generation, hold });
+        CapacityToken { limiter: LimiterRef::Borrowed(self), borrower, slot, generation }
+    }
+
+    /// A generation for a new holding borrow: it tells the borrow from a later one in
+    /// the same slot.
+    fn next_generation(borrowers: &mut Borrowers) -> u64 {
         let generation = borrowers.next_generation;
         borrowers.next_generation += 1;
-        borrowers.map.insert(borrower, Borrow::Holding { generation, hold });
-        CapacityToken { limiter: LimiterRef::Borrowed(self), borrower, generation }
+        generation
     }
 
     async fn acquire_for(
@@ -435,39 +502,35 @@ impl CapacityLimiter {
     /// assert_eq!(limiter.release_on_behalf_of(id), Err(ownsync::ReleaseError::NotHeld));
     /// ```
     pub fn release_on_behalf_of(&self, borrower: OwnerId) -> Result<(), ReleaseError> {
-        self.release_borrow(borrower, None).ok_or(ReleaseError::NotHeld)
+        let slot = self.inner.borrowers.lock().find(borrower).ok_or(ReleaseError::NotHeld)?;
+        // If the borrow ended and its slot was reused since the lookup, the slot's new
+        // borrower is not `borrower`: checked again under the lock.
+        self.release_borrow(slot, None, Some(borrower)).ok_or(ReleaseError::NotHeld)
     }
 
-    /// Runs `f` on the hold of `borrower`'s borrow if it is still the one `generation`
-    /// names, under the borrower map's lock.
+    /// Runs `f` on the hold of the borrow in `slot` if it is still the one `generation`
+    /// names, under the borrower set's lock.
     fn with_hold<R>(
         &self,
-        borrower: OwnerId,
+        slot: usize,
         generation: u64,
         f: impl FnOnce(&mut Hold, &dyn Fn() -> Arc<dyn Abandon>) -> R,
     ) -> Option<R> {
         let mut borrowers = self.inner.borrowers.lock();
-        match borrowers.map.get_mut(&borrower) {
-            Some(Borrow::Holding { generation: current, hold }) if *current == generation => {
-                Some(f(hold, &|| self.inner.clone() as Arc<dyn Abandon>))
-            }
-            _ => None,
-        }
+        let hold = borrowers.holding_at(slot, Some(generation))?;
+        Some(f(hold, &|| self.inner.clone() as Arc<dyn Abandon>))
     }
 
-    /// Ends `borrower`'s borrow if it is still the one `generation` names (any, if `None`).
-    fn release_borrow(&self, borrower: OwnerId, generation: Option<u64>) -> Option<()> {
+    /// Ends the holding borrow in `slot` if it is still the one `generation` names (any,
+    /// if `None`) and, if `borrower` is given, still that borrower's.
+    fn release_borrow(&self, slot: usize, generation: Option<u64>, borrower: Option<OwnerId>) -> Option<()> {
         let hold = {
             let mut borrowers = self.inner.borrowers.lock();
-            // One probe of the map: the check and the removal on the same entry.
-            let std::collections::hash_map::Entry::Occupied(entry) = borrowers.map.entry(borrower) else {
+            if borrower.is_some_and(|id| borrowers.slots.get(slot).is_none_or(|(holder, _)| *holder != id)) {
                 return None;
-            };
-            match entry.get() {
-                Borrow::Holding { generation: current, .. } if generation.is_none_or(|g| g == *current) => {}
-                _ => return None,
             }
-            match entry.remove() {
+            borrowers.holding_at(slot, generation)?;
+            match borrowers.remove(slot) {
                 Borrow::Holding { hold, .. } => hold,
                 Borrow::Pending => unreachable!("checked above"),
             }
@@ -605,6 +668,8 @@ impl fmt::Debug for CapacityLimiter {
 struct PendingBorrow<'a> {
     limiter: &'a CapacityLimiter,
     borrower: OwnerId,
+    /// Its slot in the borrower set, `Pending` until the token is taken.
+    slot: usize,
     armed: bool,
 }
 
@@ -612,8 +677,8 @@ impl Drop for PendingBorrow<'_> {
     fn drop(&mut self) {
         if self.armed {
             let mut borrowers = self.limiter.inner.borrowers.lock();
-            if let Some(Borrow::Pending) = borrowers.map.get(&self.borrower) {
-                borrowers.map.remove(&self.borrower);
+            if let Some((_, Borrow::Pending)) = borrowers.slots.get(self.slot) {
+                borrowers.remove(self.slot);
             }
         }
     }
@@ -632,6 +697,8 @@ impl Drop for PendingBorrow<'_> {
 pub struct CapacityToken<'a> {
     limiter: LimiterRef<'a>,
     borrower: OwnerId,
+    /// The borrow's slot in the borrower set, and which borrow of that slot it is.
+    slot: usize,
     generation: u64,
 }
 
@@ -689,13 +756,18 @@ impl CapacityToken<'_> {
         let limiter = (*self.limiter).clone();
         // A `'static` token may move: its acquirer's exit orphans it from now on instead
         // of abandoning it (DESIGN.md 2b).
-        limiter.with_hold(self.borrower, self.generation, |hold, primitive| {
+        limiter.with_hold(self.slot, self.generation, |hold, primitive| {
             hold.make_moving(1, primitive);
         });
         // The borrow moves to the new token: this one's drop must find nothing to release
         // (generations count up from 0 and never reach the sentinel).
         let generation = std::mem::replace(&mut self.generation, u64::MAX);
-        CapacityToken { limiter: LimiterRef::Owned(limiter), borrower: self.borrower, generation }
+        CapacityToken {
+            limiter: LimiterRef::Owned(limiter),
+            borrower: self.borrower,
+            slot: self.slot,
+            generation,
+        }
     }
 }
 
@@ -721,9 +793,7 @@ impl CapacityToken<'_> {
     pub fn hand_to(&mut self, owner: OwnerId) -> Result<(), HandOverError> {
         let site = caller_site();
         self.limiter
-            .with_hold(self.borrower, self.generation, |hold, primitive| {
-                hold.hand_to(owner, 1, primitive, site)
-            })
+            .with_hold(self.slot, self.generation, |hold, primitive| hold.hand_to(owner, 1, primitive, site))
             .unwrap_or(Err(HandOverError::Abandoned))
     }
 
@@ -755,7 +825,7 @@ impl CapacityToken<'_> {
     /// assert_eq!(limiter.blocking_acquire().unwrap().owner(), Some(ownsync::current_owner()));
     /// ```
     pub fn owner(&self) -> Option<OwnerId> {
-        self.limiter.with_hold(self.borrower, self.generation, |hold, _| hold.owner_id()).flatten()
+        self.limiter.with_hold(self.slot, self.generation, |hold, _| hold.owner_id()).flatten()
     }
 }
 
@@ -769,7 +839,7 @@ impl crate::tracked::HandOver for CapacityToken<'_> {
 impl Drop for CapacityToken<'_> {
     fn drop(&mut self) {
         // `None`: already released by `release_on_behalf_of` or abandoned by its exit.
-        let _ = self.limiter.release_borrow(self.borrower, Some(self.generation));
+        let _ = self.limiter.release_borrow(self.slot, Some(self.generation), None);
     }
 }
 

@@ -81,7 +81,7 @@ impl OwnerId {
     pub(crate) fn next_anonymous() -> Self {
         OwnerId(Self::next_task().0 | ANONYMOUS_BIT)
     }
-    fn is_anonymous(self) -> bool {
+    pub(crate) fn is_anonymous(self) -> bool {
         self.0 & (THREAD_BIT | ANONYMOUS_BIT) == ANONYMOUS_BIT
     }
     fn next_task() -> Self {

@@ -108,6 +108,29 @@ fn untracked_async_borrows_never_collide() {
     assert_eq!(limiter.borrowed_tokens(), 2);
 }
 
+/// An anonymous borrow (outside any tracked task) is found by its id like any other:
+/// listed, released on its behalf, and refused a second token on behalf of the same id.
+/// Its slot is then reused by the next borrow, whose token the old one must not release.
+#[test]
+fn an_anonymous_borrow_is_found_by_its_id() {
+    let limiter = CapacityLimiter::new(3);
+    let kept = limiter.try_acquire().unwrap();
+    let token = limiter.try_acquire().unwrap();
+    let id = token.borrower();
+    assert_eq!(limiter.statistics().borrowers().len(), 2);
+    assert!(limiter.statistics().borrowers().contains(&id));
+    assert_eq!(limiter.try_acquire_on_behalf_of(id).unwrap_err(), TryAcquireError::WouldDeadlock);
+    token.detach();
+    limiter.release_on_behalf_of(id).unwrap();
+    assert_eq!(limiter.release_on_behalf_of(id), Err(ReleaseError::NotHeld));
+    assert_eq!(limiter.statistics().borrowers(), [kept.borrower()]);
+    let again = limiter.try_acquire_on_behalf_of(id).expect("the id is free again");
+    assert_eq!(limiter.borrowed_tokens(), 2);
+    drop(again);
+    drop(kept);
+    assert_eq!(limiter.available_tokens(), 3);
+}
+
 #[test]
 fn set_total_tokens_grow_wakes_fifo_and_shrink_never_revokes() {
     let limiter = CapacityLimiter::new(0); // paused
