@@ -10,7 +10,7 @@ filter=("$@")
 # With the tokio feature, as a tokio service would build it: ownsync then spends tokio's
 # cooperative budget in every acquire, exactly as tokio::sync does, so the comparison is even.
 for run in $(seq 1 "$runs"); do
-    cargo bench --features tokio --bench locks -- --quick --noplot --save-baseline "run$run" "${filter[@]}"
+    cargo bench --features tokio --bench locks -- --quick --noplot --save-baseline "run$run" ${filter[@]+"${filter[@]}"}
 done
 # The cost of the `diagnostics` feature: the benches it could touch, built with it.
 CARGO_TARGET_DIR=target/diagnostics cargo bench --features tokio,diagnostics --bench locks -- --quick --noplot \
