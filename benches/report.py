@@ -188,7 +188,7 @@ NOT_MET = """## About the targets that are close or missed
 - **Machines differ.** The contended figures depend on the machine far more than the
   uncontended ones. On the 2-vCPU Intel VM of round 2's first measurements, 8 tasks
   re-locking on 2 workers took 133 ns per lock against tokio's 147. On this 2-vCPU AMD
-  EPYC VM the same code takes 170-190 ns against tokio's 130-150. futures-intrusive
+  EPYC VM the same code takes 170-220 ns against tokio's 130-160. futures-intrusive
   takes about 100 ns on both. On a current-thread runtime, where no second core is
   involved, ownsync takes about a quarter of tokio's time.
 - **Tight loop on 2 workers (at least tokio's; within 1.1x futures-intrusive).**
@@ -209,8 +209,8 @@ NOT_MET = """## About the targets that are close or missed
   criterion's `--quick` runs put anywhere from 0.8x to 1.6x. DESIGN.md section 4's lazy
   registration needs a fence per lock, which costs about as much as the extra work.
 - **Eventually fair `blocking_lock` within 3x parking_lot.** Barging takes two threads
-  from about 350 ns per lock (strict FIFO, a cross-core wake each) to about 65 ns. But an
-  uncontended `blocking_lock` + drop alone costs about 50 ns here against parking_lot's
+  from 350-560 ns per lock (strict FIFO, a cross-core wake each) to 55-65 ns. But an
+  uncontended `blocking_lock` + drop alone costs 39-51 ns here against parking_lot's
   5 ns. That covers the thread owner's registration, the `tokio` feature's check that the
   thread is not a runtime worker (about 60 instructions), and the guard's release with
   its owner and panic checks. The floor, not the hand-off, decides this ratio.
