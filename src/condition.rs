@@ -350,8 +350,9 @@ impl<'a, T: ?Sized> ConditionWait<'a, T> {
             // SAFETY: the future is pinned (`!Unpin`), so `settlement` stays put; `Drop`
             // takes the waiter out of whichever queue holds it unless it was settled,
             // after which no queue has the pointer.
-            self.key =
-                Some(unsafe { shared.queue.park(1, cx.waker().clone(), &self.settlement, meta, false) });
+            self.key = Some(unsafe {
+                shared.queue.park(1, cx.waker().clone(), &self.settlement, meta, false, false)
+            });
         }
         core.end_hold(hold, 1);
         if core.is_broken() {

@@ -255,7 +255,10 @@ impl WaitQueue {
         self.slots.is_empty()
     }
 
-    /// Queues a waiter for `permits` at the back; returns its slot key.
+    /// Queues a waiter for `permits` at the back, or, with `at_front`, at the front: a
+    /// waiter that was woken to try again ([`Outcome::Woken`]) and lost the race for the
+    /// permits goes back where it was (eventual fairness lets others take the permits
+    /// first, never take its place). Returns its slot key.
     ///
     /// # Safety
     /// `settlement` must stay at its address, and alive, until it reads an outcome other
@@ -270,9 +273,10 @@ impl WaitQueue {
         settlement: &Settlement,
         meta: WaitMeta,
         self_wait: bool,
+        at_front: bool,
     ) -> usize {
         let since = meta.since();
-        let key = self.link_back(Slot {
+        let slot = Slot {
             wants: wants(permits),
             requeued: false,
             meta,
@@ -280,41 +284,11 @@ impl WaitQueue {
             settlement: SettlementPtr(NonNull::from(settlement)),
             prev: NIL,
             next: NIL,
-        });
+        };
+        let key = if at_front { self.link_front(slot) } else { self.link_back(slot) };
         if self_wait {
             self.self_waits.push(SelfWait { key, since, reported: false });
         }
-        key
-    }
-
-    /// Queues a waiter that was woken to try again ([`Outcome::Woken`]) and lost the
-    /// race for the permits back at the front, where it was: eventual fairness lets
-    /// others take the permits first, never take its place. Returns its slot key.
-    ///
-    /// # Safety
-    /// As for [`WaitQueue::park`].
-    pub(crate) unsafe fn park_front(
-        &mut self,
-        permits: usize,
-        waker: Waker,
-        settlement: &Settlement,
-        meta: WaitMeta,
-    ) -> usize {
-        let slot = Slot {
-            wants: wants(permits),
-            requeued: false,
-            prev: NIL,
-            next: self.head,
-            meta,
-            waker: Some(waker),
-            settlement: SettlementPtr(NonNull::from(settlement)),
-        };
-        let key = self.slots.insert(slot);
-        match self.head {
-            NIL => self.tail = link(key),
-            head => self.slots[head as usize].prev = link(key),
-        }
-        self.head = link(key);
         key
     }
 
@@ -331,6 +305,19 @@ impl WaitQueue {
         wakes.push(slot.waker);
         slot.settlement.settle(WOKEN);
         true
+    }
+
+    /// Puts `slot` in the slab and links it at the front of the queue; returns its key.
+    fn link_front(&mut self, mut slot: Slot) -> usize {
+        slot.prev = NIL;
+        slot.next = self.head;
+        let key = self.slots.insert(slot);
+        match self.head {
+            NIL => self.tail = link(key),
+            head => self.slots[head as usize].prev = link(key),
+        }
+        self.head = link(key);
+        key
     }
 
     /// Puts `slot` in the slab and links it at the back of the queue; returns its key.
@@ -661,7 +648,7 @@ mod tests {
     fn park(queue: &mut WaitQueue, permits: usize, waker: Waker) -> (usize, std::rc::Rc<Settlement>) {
         let settlement = std::rc::Rc::new(Settlement::new());
         // SAFETY: each test keeps the `Rc` until the slot is settled or removed.
-        let key = unsafe { queue.park(permits, waker, &settlement, WaitMeta::new(None, None), false) };
+        let key = unsafe { queue.park(permits, waker, &settlement, WaitMeta::new(None, None), false, false) };
         (key, settlement)
     }
 
@@ -684,6 +671,25 @@ mod tests {
         assert_eq!(c.outcome(), Outcome::Granted);
         assert!(queue.is_empty());
         assert_eq!(queue.front_wants(), None);
+    }
+
+    /// A woken waiter that lost the race goes back to the front, ahead of those that
+    /// queued after it, and a self-wait stays recorded as one (its record went with the
+    /// slot when it was woken).
+    #[test]
+    fn parking_at_the_front_goes_first_and_keeps_a_self_wait() {
+        let mut queue = WaitQueue::default();
+        let (_, _behind) = park(&mut queue, 1, noop());
+        let settlement = std::rc::Rc::new(Settlement::new());
+        // SAFETY: the `Rc` is kept until the slot is granted.
+        let front = unsafe { queue.park(2, noop(), &settlement, WaitMeta::new(None, None), true, true) };
+        assert!(queue.has_self_waits());
+        assert_eq!(queue.front_wants(), Some(2));
+        let mut wakes = WakeList::default();
+        queue.grant_front(&mut wakes);
+        assert_eq!(settlement.outcome(), Outcome::Granted);
+        assert!(!queue.has_self_waits(), "its record went with its slot ({front})");
+        assert_eq!(queue.front_wants(), Some(1));
     }
 
     /// The hand-off touches the head slot on every grant: one cache line (measured: a

@@ -1769,11 +1769,7 @@ impl AcquireFuture<'_> {
         let front = self.waiting_since.replace(since).is_some();
         self.settlement.reset();
         self.slot = Some(unsafe {
-            if front {
-                shared.queue.park_front(self.permits, cx.waker().clone(), &self.settlement, meta)
-            } else {
-                shared.queue.park(self.permits, cx.waker().clone(), &self.settlement, meta, self_wait)
-            }
+            shared.queue.park(self.permits, cx.waker().clone(), &self.settlement, meta, self_wait, front)
         });
         core.stamp_hold(&mut shared, since);
         let overdue = core.overdue(&mut shared);
