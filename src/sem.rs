@@ -800,27 +800,26 @@ impl SemCore {
     /// The fast path: take `permits` with one CAS if nobody waits and enough are free
     /// (or, eventually fair, if enough are free even though others wait).
     fn try_take(&self, permits: usize) -> Result<(), usize> {
-        let mut state = self.state.load(Relaxed);
-        loop {
-            if state & FLAGS != 0 || state >> SHIFT < permits {
-                if state & SLOW != 0 && self.is_eventually_fair() {
-                    return self.barge(permits, state);
-                }
-                return Err(state);
-            }
-            match self.state.compare_exchange_weak(state, state - (permits << SHIFT), AcqRel, Relaxed) {
-                Ok(_) => return Ok(()),
-                Err(actual) => state = actual,
-            }
+        match self.take_unless(FLAGS, permits, self.state.load(Relaxed)) {
+            Err(state) if state & SLOW != 0 && self.is_eventually_fair() => self.barge(permits, state),
+            taken => taken,
         }
     }
 
     /// [`SemCore::try_take`] of an eventually fair primitive while others wait: free
     /// permits are anyone's.
     #[cold]
-    fn barge(&self, permits: usize, mut state: usize) -> Result<(), usize> {
+    fn barge(&self, permits: usize, state: usize) -> Result<(), usize> {
+        self.take_unless(CLOSED | BROKEN, permits, state)
+    }
+
+    /// Takes `permits` from the state word (last read as `state`) with a CAS, unless one
+    /// of the `blockers` flags is set or too few are free; `Err` with the state that
+    /// stopped it.
+    #[inline(always)]
+    fn take_unless(&self, blockers: usize, permits: usize, mut state: usize) -> Result<(), usize> {
         loop {
-            if state & (CLOSED | BROKEN) != 0 || state >> SHIFT < permits {
+            if state & blockers != 0 || state >> SHIFT < permits {
                 return Err(state);
             }
             match self.state.compare_exchange_weak(state, state - (permits << SHIFT), AcqRel, Relaxed) {
@@ -1364,16 +1363,7 @@ impl SemCore {
 
     /// Takes `permits` regardless of `SLOW` (the lot is locked, so we are the queue).
     fn take_locked(&self, permits: usize) -> Result<(), ()> {
-        let mut state = self.state.load(Relaxed);
-        loop {
-            if state >> SHIFT < permits {
-                return Err(());
-            }
-            match self.state.compare_exchange_weak(state, state - (permits << SHIFT), AcqRel, Relaxed) {
-                Ok(_) => return Ok(()),
-                Err(actual) => state = actual,
-            }
-        }
+        self.take_unless(0, permits, self.state.load(Relaxed)).map_err(drop)
     }
 
     /// `add_permits`: like a release, but panics on overflow even when broken.
