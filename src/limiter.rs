@@ -121,6 +121,16 @@ impl Borrowers {
             _ => None,
         }
     }
+
+    /// Ends the holding borrow in slot `key` if [`holding_at`](Self::holding_at) finds
+    /// it; its hold is the caller's to end outside the lock.
+    fn take_holding(&mut self, key: usize, generation: Option<u64>) -> Option<Hold> {
+        self.holding_at(key, generation)?;
+        match self.remove(key) {
+            Borrow::Holding { hold, .. } => Some(hold),
+            Borrow::Pending => unreachable!("holding_at found it holding"),
+        }
+    }
 }
 
 struct LimiterInner {
@@ -502,10 +512,13 @@ impl CapacityLimiter {
     /// assert_eq!(limiter.release_on_behalf_of(id), Err(ownsync::ReleaseError::NotHeld));
     /// ```
     pub fn release_on_behalf_of(&self, borrower: OwnerId) -> Result<(), ReleaseError> {
-        let slot = self.inner.borrowers.lock().find(borrower).ok_or(ReleaseError::NotHeld)?;
-        // If the borrow ended and its slot was reused since the lookup, the slot's new
-        // borrower is not `borrower`: checked again under the lock.
-        self.release_borrow(slot, None, Some(borrower)).ok_or(ReleaseError::NotHeld)
+        let hold = {
+            let mut borrowers = self.inner.borrowers.lock();
+            let slot = borrowers.find(borrower).ok_or(ReleaseError::NotHeld)?;
+            borrowers.take_holding(slot, None).ok_or(ReleaseError::NotHeld)?
+        };
+        self.inner.core.end_hold(hold, 1);
+        Ok(())
     }
 
     /// Runs `f` on the hold of the borrow in `slot` if it is still the one `generation`
@@ -521,20 +534,9 @@ impl CapacityLimiter {
         Some(f(hold, &|| self.inner.clone() as Arc<dyn Abandon>))
     }
 
-    /// Ends the holding borrow in `slot` if it is still the one `generation` names (any,
-    /// if `None`) and, if `borrower` is given, still that borrower's.
-    fn release_borrow(&self, slot: usize, generation: Option<u64>, borrower: Option<OwnerId>) -> Option<()> {
-        let hold = {
-            let mut borrowers = self.inner.borrowers.lock();
-            if borrower.is_some_and(|id| borrowers.slots.get(slot).is_none_or(|(holder, _)| *holder != id)) {
-                return None;
-            }
-            borrowers.holding_at(slot, generation)?;
-            match borrowers.remove(slot) {
-                Borrow::Holding { hold, .. } => hold,
-                Borrow::Pending => unreachable!("checked above"),
-            }
-        };
+    /// Ends the holding borrow in `slot` if it is still the one `generation` names.
+    fn release_borrow(&self, slot: usize, generation: u64) -> Option<()> {
+        let hold = self.inner.borrowers.lock().take_holding(slot, Some(generation))?;
         self.inner.core.end_hold(hold, 1);
         Some(())
     }
@@ -839,7 +841,7 @@ impl crate::tracked::HandOver for CapacityToken<'_> {
 impl Drop for CapacityToken<'_> {
     fn drop(&mut self) {
         // `None`: already released by `release_on_behalf_of` or abandoned by its exit.
-        let _ = self.limiter.release_borrow(self.slot, Some(self.generation), None);
+        let _ = self.limiter.release_borrow(self.slot, self.generation);
     }
 }
 
