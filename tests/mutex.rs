@@ -319,19 +319,28 @@ fn blocking_lock_twice_by_one_thread_would_deadlock() {
     assert_eq!(mutex.blocking_lock().unwrap_err(), AcquireError::WouldDeadlock);
 }
 
-#[test]
-fn blocking_lock_contended_between_threads_counts_every_increment() {
-    let mutex = Arc::new(Mutex::new(0u64));
-    let threads: Vec<_> = (0..4)
+/// `threads` threads, each adding 1 to the mutex `times` times through `blocking_lock`.
+fn blocking_incrementers(
+    mutex: &Arc<Mutex<u64>>,
+    threads: usize,
+    times: usize,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..threads)
         .map(|_| {
             let mutex = mutex.clone();
             std::thread::spawn(move || {
-                for _ in 0..2_000 {
+                for _ in 0..times {
                     *mutex.blocking_lock().unwrap() += 1;
                 }
             })
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn blocking_lock_contended_between_threads_counts_every_increment() {
+    let mutex = Arc::new(Mutex::new(0u64));
+    let threads = blocking_incrementers(&mutex, 4, 2_000);
     for thread in threads {
         thread.join().unwrap();
     }
@@ -342,16 +351,7 @@ fn blocking_lock_contended_between_threads_counts_every_increment() {
 #[test]
 fn an_eventually_fair_mutex_counts_every_increment_of_threads_and_tasks() {
     let mutex = Arc::new(Mutex::new(0u64).eventually_fair());
-    let threads: Vec<_> = (0..3)
-        .map(|_| {
-            let mutex = mutex.clone();
-            std::thread::spawn(move || {
-                for _ in 0..2_000 {
-                    *mutex.blocking_lock().unwrap() += 1;
-                }
-            })
-        })
-        .collect();
+    let threads = blocking_incrementers(&mutex, 3, 2_000);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
     rt.block_on(async {
         let tasks: Vec<_> = (0..4)
