@@ -7,6 +7,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 
@@ -230,17 +231,36 @@ NOT_MET = """## About the targets that are close or missed
   is the answer for threads (above)."""
 
 
-def sizes():
-    """The table tests/sizes.rs prints."""
-    run = subprocess.run(["cargo", "test", "-q", "--release", "--test", "sizes", "--", "--nocapture"],
+def test_output(name):
+    """What `cargo test --test <name> -- --nocapture` prints, without the harness's lines."""
+    run = subprocess.run(["cargo", "test", "-q", "--release", "--test", name, "--", "--nocapture"],
                          cwd=ROOT, capture_output=True, text=True)
-    table = [line for line in run.stdout.splitlines() if line and not line.startswith(("running", "test ", "."))]
-    table = [line for line in table if not line.startswith("test result")]
+    lines = [line for line in run.stdout.splitlines() if line and not line.startswith(("running", "test ", "."))]
+    return [line for line in lines if not line.startswith("test result")]
+
+
+def sizes():
+    """The tables tests/sizes.rs and tests/leak_cost.rs print: sizes beside tokio's and
+    async-lock's, then issue 15's item 5 (hold sizes and leak cost) against its targets."""
+    printed = test_output("sizes")
+    table = [line for line in printed if not line.startswith("target ")]
     if not table:
         return []
     header, *rows = [line.split() for line in table]
     out = ["| type | ownsync | tokio | async-lock |", "|---|---|---|---|"]
     out += [f"| {' '.join(r[:-3])} | {r[-3]} B | {r[-2]} B | {r[-1]} B |" for r in rows]
+    out += ["", "### Holds and leaks against issue 15's targets", "",
+            "| figure | ownsync | target | met |", "|---|---|---|---|"]
+    for line in printed:
+        if line.startswith("target "):
+            _, name, bytes_, limit = line.split()
+            met = "yes" if int(bytes_) <= int(limit) else "**no**"
+            out.append(f"| size of {name} | {bytes_} B | <= {limit} B | {met} |")
+    leak = re.search(r"([0-9.]+) per forgotten permit", "\n".join(test_output("leak_cost")))
+    if leak:
+        left = float(leak.group(1))
+        out.append(f"| heap left per forgotten permit (`tests/leak_cost.rs`) | {left:.0f} B | <= 32 B | "
+                   f"{'yes' if left <= 32 else '**no**'} |")
     return out
 
 

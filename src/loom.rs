@@ -16,7 +16,7 @@ mod imp {
     pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);
 
     impl<T> Mutex<T> {
-        pub(crate) fn new(value: T) -> Self {
+        pub(crate) const fn new(value: T) -> Self {
             Self(parking_lot::Mutex::new(value))
         }
         pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, T> {

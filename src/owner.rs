@@ -13,12 +13,17 @@
 //! context touches: no lock, no atomic, and no reference count (a hold's ticket points
 //! at the record without owning it; see [`HoldTicket`]). What another context does to a
 //! hold (a guard dropped in another task, a permit split there) goes through the
-//! record's lock. The exit, in the owner's context, takes that lock once, so a release
+//! record's locks. The exit, in the owner's context, takes them once, so a release
 //! elsewhere racing the exit is decided exactly once: either the release wins and the
 //! hold returns normally, or the exit wins and the release becomes a no-op.
 //!
-//! Lock order: a primitive's lot lock may be held while an owner record's lock is taken,
-//! never the other way round (`exit` drops the record's lock before calling `abandon`).
+//! A hold can outlive its owner for good (a guard leaked with `mem::forget`), so the
+//! exit frees all the record but a 16-byte head (see [`OwnerInner`]): a leaking server
+//! loses 32 bytes per leaked hold, not its owners' records.
+//!
+//! Lock order: a primitive's lot lock may be held while an owner record's locks are
+//! taken (its stripe, then its body's lock), never the other way round (`exit` drops
+//! them before calling `abandon`), and no code holds two records' locks at once.
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
@@ -44,7 +49,7 @@ pub(crate) type Site = Option<&'static std::panic::Location<'static>>;
 pub(crate) fn caller_site() -> Site {
     Some(std::panic::Location::caller())
 }
-use crate::loom::{AtomicBool, Mutex, UnsafeCell, owned_thread_local};
+use crate::loom::{AtomicBool, AtomicPtr, Mutex, UnsafeCell, owned_thread_local};
 
 /// The identity of an owner: a tracked task or a thread.
 ///
@@ -202,10 +207,9 @@ struct HoldEntry {
     site: Site,
 }
 
-/// The holds registered from the owner's own context, and what it knows of its exit.
+/// The holds registered from the owner's own context.
 #[derive(Default)]
 struct LocalHolds {
-    exited: Option<AbandonReason>,
     holds: Slab<HoldEntry>,
     /// The entry of the hold released last in this context, left in the slab (not a hold
     /// any more), so that taking the same primitive again (a task that locks one mutex in
@@ -251,10 +255,9 @@ fn drop_entry(entry: Option<HoldEntry>) {
     drop(entry);
 }
 
-/// What other contexts do to the owner's holds, under the record's lock.
+/// What other contexts do to the owner's holds, under the body's lock.
 #[derive(Default)]
 struct SharedHolds {
-    exited: Option<AbandonReason>,
     /// Holds registered from elsewhere (a permit split in another task).
     holds: Slab<HoldEntry>,
     /// Keys of local holds released elsewhere, for the owner to drop from its slab.
@@ -264,16 +267,34 @@ struct SharedHolds {
 /// One owner's record, shared by its tracked wrapper (or thread-local) and its holds.
 ///
 /// Most holds are taken and given back by the owner's own code: a task locks and unlocks
-/// within its polls, a thread within its run. That code reaches `local` with no atomic
+/// within its polls, a thread within its run. That code reaches its holds with no atomic
 /// operation at all. Only what happens in another context (a guard dropped in another
-/// task, a permit split there) takes the record's lock, and the exit, which runs in the
-/// owner's context, takes that lock once to settle every such race.
+/// task, a permit split there) takes a lock, and the exit, which runs in the owner's
+/// context, takes that lock once to settle every such race.
+///
+/// The record is a small head (this type) and a body ([`OwnerBody`]) with the holds. The
+/// exit frees the body: a hold whose guard was leaked with `mem::forget` keeps its
+/// ticket's count of the head, 32 bytes with its reference counts, and nothing else
+/// (issue 15: a server whose handlers leak under `Reclaim` must run for days). After the
+/// exit the head answers what the leaked ticket may still ask: who the owner was, that
+/// it exited and why.
 ///
 /// The owner's context is the thread that is polling its `Tracked` (`CURRENT_TASK` is the
 /// record) or dropping it, or, for a thread's record, that thread. Exactly one thread at a
 /// time can be in it, and an executor that moves a task between threads orders its polls.
 pub(crate) struct OwnerInner {
     id: OwnerId,
+    /// The body while the owner lives; from its exit on, no pointer but the exit's reason
+    /// (an odd address: see [`exited_word`]). Changed once, by the exit, in the owner's
+    /// context and under the record's stripe lock ([`stripe_of`]): the owner's context
+    /// reads it freely, any other context only under that lock.
+    body: AtomicPtr<OwnerBody>,
+    #[cfg(loom)]
+    stripe: Stripe,
+}
+
+/// What an owner's record holds while the owner lives (see [`OwnerInner`]).
+struct OwnerBody {
     name: Option<Arc<str>>,
     /// Touched only in the owner's context.
     local: UnsafeCell<LocalHolds>,
@@ -288,74 +309,17 @@ pub(crate) struct OwnerInner {
     forwarded: std::sync::atomic::AtomicBool,
 }
 
-// SAFETY: `local` is only reached in the owner's context (see the type's docs), which one
+// SAFETY: `local` is only reached in the owner's context (see `OwnerInner`), which one
 // thread at a time is in; everything else is behind `shared`'s lock or atomic.
-unsafe impl Sync for OwnerInner {}
+unsafe impl Sync for OwnerBody {}
 
-impl OwnerInner {
-    fn new(id: OwnerId, name: Option<Arc<str>>) -> Self {
-        OwnerInner {
-            id,
-            name,
-            local: UnsafeCell::new(LocalHolds::default()),
-            shared: Mutex::new(SharedHolds::default()),
-            released_elsewhere: AtomicBool::new(false),
-            published: std::sync::atomic::AtomicBool::new(false),
-            forwarded: std::sync::atomic::AtomicBool::new(false),
-        }
-    }
-
-    /// Makes the record findable by its id ([`live_record`]) until it exits: done when
-    /// the id is given out (`Tracked::owner`, `current_owner`), so only owners whose id
-    /// can be named pay for the lookup table.
-    pub(crate) fn publish(self: &Arc<Self>) {
-        if self.published.load(Relaxed) {
-            return;
-        }
-        let mut registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
-        // Checked again under the lock: the exit unpublishes under it too, and an exited
-        // record must stay out (a hand-over to it must fail).
-        if !self.published.swap(true, Relaxed) && !self.has_exited() && !self.forwarded.load(Relaxed) {
-            registry.get_or_insert_with(HashMap::new).insert(self.id.0, Arc::downgrade(self));
-        }
-    }
-
-    fn unpublish(&self) {
-        if self.published.load(Relaxed) {
-            let mut registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(map) = registry.as_mut() {
-                map.remove(&self.id.0);
-            }
-        }
-    }
-
-    fn has_exited(&self) -> bool {
-        self.shared.lock().exited.is_some()
-    }
-
-    pub(crate) fn new_task() -> Arc<Self> {
-        Arc::new(Self::new(OwnerId::next_task(), None))
-    }
-
-    pub(crate) fn id(&self) -> OwnerId {
-        self.id
-    }
-
-    fn abandoner(&self) -> Abandoner {
-        Abandoner { id: self.id, name: self.name.clone() }
-    }
-
-    /// Whether the code running now is in this owner's context.
-    fn is_current(&self) -> bool {
-        let here = current_context_ptr();
-        std::ptr::eq(here, self)
-    }
-
+impl OwnerBody {
     /// Runs `f` on the local holds.
     ///
     /// # Safety
     /// Only in the owner's context, and `f` must not run anything that could reach
     /// `local` again (a hold's drop, a primitive's `abandon`).
+    #[inline]
     unsafe fn with_local<R>(&self, f: impl FnOnce(&mut LocalHolds) -> R) -> R {
         // SAFETY: the caller is in the owner's context, the only one that reaches `local`,
         // and `f` does not reach it again, so this is the only reference to it.
@@ -369,11 +333,179 @@ impl OwnerInner {
         shared.released_local.drain(..).map(|key| local.holds.remove(key)).collect()
     }
 
+    /// How many holds are registered now. In the owner's context only (or, for a
+    /// forwarded scope, its enclosing owner's: see [`OwnerInner::complete`]).
+    fn live_holds(&self) -> usize {
+        // SAFETY: the callers are in the context that alone reaches `local`; the closure
+        // only counts.
+        let local =
+            unsafe { self.with_local(|local| local.holds.len() - usize::from(local.spare.is_some())) };
+        let shared = self.shared.lock();
+        local - shared.released_local.len() + shared.holds.len()
+    }
+}
+
+/// What a record's `body` holds once its owner exited: the reason, in an address no
+/// allocation has (odd), so that the head needs no other field.
+fn exited_word(reason: AbandonReason) -> *mut OwnerBody {
+    let code = match reason {
+        AbandonReason::Exited => 0,
+        AbandonReason::Cancelled => 1,
+        AbandonReason::Panicked => 2,
+    };
+    std::ptr::without_provenance_mut(1 | code << 1)
+}
+
+/// The body a record's `body` word points at, or the reason its owner exited.
+#[inline]
+fn read_word(word: *mut OwnerBody) -> Result<NonNull<OwnerBody>, AbandonReason> {
+    if word.addr() & 1 == 0 {
+        // SAFETY: an even word is the pointer of the body's `Box`, never null.
+        return Ok(unsafe { NonNull::new_unchecked(word) });
+    }
+    Err(exit_reason(word))
+}
+
+/// The reason an exited record's word holds (see [`exited_word`]).
+#[cold]
+fn exit_reason(word: *mut OwnerBody) -> AbandonReason {
+    match word.addr() >> 1 {
+        0 => AbandonReason::Exited,
+        1 => AbandonReason::Cancelled,
+        _ => AbandonReason::Panicked,
+    }
+}
+
+/// One lock of the stripes that keep a record's body alive for a context other than its
+/// owner's: the exit frees the body only after detaching it under its record's stripe,
+/// and every other context reaches the body only while holding that stripe. Taken only on
+/// the cold paths (a release elsewhere, a hand-over, an exit); aligned to a cache line so
+/// that exits of owners on different stripes do not share one.
+#[repr(align(64))]
+struct Stripe(Mutex<()>);
+
+#[cfg(not(loom))]
+const STRIPES: usize = 64;
+#[cfg(not(loom))]
+static STRIPE_LOCKS: [Stripe; STRIPES] = [const { Stripe(Mutex::new(())) }; STRIPES];
+
+/// The stripe that guards `record`'s body.
+#[cfg(not(loom))]
+fn stripe_of(record: &OwnerInner) -> &'static Mutex<()> {
+    // Records are at least 32 bytes apart: drop the low bits that every record shares.
+    let address = std::ptr::from_ref(record).addr();
+    &STRIPE_LOCKS[(address >> 5) % STRIPES].0
+}
+
+/// Under loom, each record's own lock in its head: loom's statics cannot be reached from
+/// the thread-local destructors where threads exit. Same protocol, a lock outside the body.
+#[cfg(loom)]
+fn stripe_of(record: &OwnerInner) -> &Mutex<()> {
+    &record.stripe.0
+}
+
+impl OwnerInner {
+    fn new(id: OwnerId, name: Option<Arc<str>>) -> Self {
+        let body = OwnerBody {
+            name,
+            local: UnsafeCell::new(LocalHolds::default()),
+            shared: Mutex::new(SharedHolds::default()),
+            released_elsewhere: AtomicBool::new(false),
+            published: std::sync::atomic::AtomicBool::new(false),
+            forwarded: std::sync::atomic::AtomicBool::new(false),
+        };
+        OwnerInner {
+            id,
+            body: AtomicPtr::new(Box::into_raw(spare_body::reuse(body))),
+            #[cfg(loom)]
+            stripe: Stripe(Mutex::new(())),
+        }
+    }
+
+    /// The body, or the reason the owner exited.
+    ///
+    /// # Safety
+    /// In the owner's context (the only one that frees the body, at its exit), or holding
+    /// the record's stripe lock; the reference must not be used past the owner's exit.
+    #[inline]
+    unsafe fn body(&self) -> Result<&OwnerBody, AbandonReason> {
+        // SAFETY: a live word points at the body, which the caller's context keeps alive
+        // (see above); nothing reaches it mutably but through its cells and locks.
+        read_word(self.body.load(Relaxed)).map(|body| unsafe { body.as_ref() })
+    }
+
+    /// Runs `f` on the body (or the exit's reason) from any context: under the record's
+    /// stripe lock, so that the exit cannot free the body meanwhile. `f` must not take
+    /// another record's stripe or call out of this module.
+    fn with_body<R>(&self, f: impl FnOnce(Result<&OwnerBody, AbandonReason>) -> R) -> R {
+        let _stripe = stripe_of(self).lock();
+        // SAFETY: under the record's stripe lock, held until `f` returns.
+        f(unsafe { self.body() })
+    }
+
+    /// Runs `f` on the local holds in the owner's context; `None` once it exited.
+    ///
+    /// # Safety
+    /// As [`OwnerBody::with_local`].
+    #[inline]
+    unsafe fn with_local<R>(&self, f: impl FnOnce(&mut LocalHolds) -> R) -> Option<R> {
+        // SAFETY: in the owner's context (the caller's contract), for the length of `f`.
+        let body = unsafe { self.body() }.ok()?;
+        // SAFETY: the caller's contract.
+        Some(unsafe { body.with_local(f) })
+    }
+
+    /// Makes the record findable by its id ([`live_record`]) until it exits: done when
+    /// the id is given out (`Tracked::owner`, `current_owner`), so only owners whose id
+    /// can be named pay for the lookup table.
+    pub(crate) fn publish(self: &Arc<Self>) {
+        let mut registry = None;
+        let first = self.with_body(|body| {
+            let Ok(body) = body else { return false };
+            if body.published.load(Relaxed) || body.forwarded.load(Relaxed) {
+                return false;
+            }
+            // Taken under the stripe, which the exit takes before it unpublishes: an
+            // exited record stays out (a hand-over to it must fail).
+            registry = Some(REGISTRY.lock().unwrap_or_else(|p| p.into_inner()));
+            body.published.store(true, Relaxed);
+            true
+        });
+        if let (true, Some(mut registry)) = (first, registry) {
+            registry.get_or_insert_with(HashMap::new).insert(self.id.0, Arc::downgrade(self));
+        }
+    }
+
+    fn has_exited(&self) -> bool {
+        read_word(self.body.load(Relaxed)).is_err()
+    }
+
+    pub(crate) fn new_task() -> Arc<Self> {
+        Arc::new(Self::new(OwnerId::next_task(), None))
+    }
+
+    pub(crate) fn id(&self) -> OwnerId {
+        self.id
+    }
+
+    /// Who to name: the owner, with its thread's name while its record still has it.
+    fn abandoner(&self) -> Abandoner {
+        let name = self.with_body(|body| body.ok().and_then(|body| body.name.clone()));
+        Abandoner { id: self.id, name }
+    }
+
+    /// Whether the code running now is in this owner's context.
+    fn is_current(&self) -> bool {
+        let here = current_context_ptr();
+        std::ptr::eq(here, self)
+    }
+
     /// Marks the owner exited and abandons every hold still registered to it.
     /// Idempotent: only the first exit counts.
     ///
-    /// Each abandoned hold's ticket keeps a strong count of the record from here on (see
-    /// [`HoldTicket`]), so a guard that outlives its owner can still ask it what happened.
+    /// Each abandoned hold's ticket keeps a strong count of the record's head from here
+    /// on (see [`HoldTicket`]), so a guard that outlives its owner can still ask it what
+    /// happened; the body is freed here.
     ///
     /// Call it only in the owner's context: from its `Tracked`'s poll or drop, or from
     /// its thread's thread-local destructor.
@@ -383,42 +515,52 @@ impl OwnerInner {
 
     /// [`OwnerInner::exit`], naming `abandoner` (else this owner) in what breaks.
     fn exit_as(self: &Arc<Self>, reason: AbandonReason, abandoner: Option<&Abandoner>) {
-        // SAFETY: the callers are the owner's context (see above). The closure drops no
-        // entry and calls no `abandon`: it moves the entries out for the code below.
-        let (released, abandoned) = unsafe {
-            self.with_local(|local| {
-                if local.exited.is_some() {
-                    return (Vec::new(), Vec::new());
-                }
-                let mut shared = self.shared.lock();
-                let mut released = self.take_released_elsewhere(local, &mut shared);
-                released.extend(local.spare.take().map(|key| local.holds.remove(key)));
-                local.exited = Some(reason);
-                shared.exited = Some(reason);
-                let record = Arc::as_ptr(self) as usize;
-                let abandoned: Vec<(OrphanTag, HoldEntry)> = std::mem::take(&mut local.holds)
-                    .into_iter()
-                    .map(|(key, entry)| ((record, key), entry))
-                    .chain(
-                        std::mem::take(&mut shared.holds)
-                            .into_iter()
-                            .map(|(key, entry)| ((record, key | SHARED_SLOT), entry)),
-                    )
-                    .collect();
-                // One strong count per ticket left out there, taken before the lock is
-                // released: a ticket that sees `exited` gives its count back at once.
-                for _ in &abandoned {
-                    std::mem::forget(Arc::clone(self));
-                }
-                (released, abandoned)
-            })
+        // The owner's context: the only one that changes the word, so it is still this.
+        let Ok(body) = read_word(self.body.load(Relaxed)) else { return };
+        let record = Arc::as_ptr(self) as usize;
+        let (released, abandoned) = {
+            let _stripe = stripe_of(self).lock();
+            // SAFETY: the owner's context, and the word still points at the body.
+            let body_ref = unsafe { body.as_ref() };
+            // SAFETY: the owner's context. The closure drops no entry and calls no
+            // `abandon`: it moves the entries out for the code below.
+            let taken = unsafe {
+                body_ref.with_local(|local| {
+                    let mut shared = body_ref.shared.lock();
+                    let mut released = body_ref.take_released_elsewhere(local, &mut shared);
+                    released.extend(local.spare.take().map(|key| local.holds.remove(key)));
+                    let abandoned: Vec<(OrphanTag, HoldEntry)> = std::mem::take(&mut local.holds)
+                        .into_iter()
+                        .map(|(key, entry)| ((record, key), entry))
+                        .chain(
+                            std::mem::take(&mut shared.holds)
+                                .into_iter()
+                                .map(|(key, entry)| ((record, key | SHARED_SLOT), entry)),
+                        )
+                        .collect();
+                    // One strong count per ticket left out there, taken before the body
+                    // is detached: a ticket that sees the exit gives its count back.
+                    for _ in &abandoned {
+                        std::mem::forget(Arc::clone(self));
+                    }
+                    (released, abandoned)
+                })
+            };
+            self.body.store(exited_word(reason), Relaxed);
+            taken
         };
+        // SAFETY: detached under the stripe lock: no other context reaches the body from
+        // here on, and this, the owner's context, is done with it, so the `Box` is ours.
+        let body = unsafe { Box::from_raw(body.as_ptr()) };
+        if body.published.load(Relaxed) {
+            unpublish(self.id);
+        }
+        let own = Abandoner { id: self.id, name: body.name.clone() };
+        spare_body::keep(body);
         drop(released);
-        self.unpublish();
         if abandoned.is_empty() {
             return;
         }
-        let own = self.abandoner();
         let abandoner = abandoner.unwrap_or(&own);
         // Every hold was claimed above, so each must be settled here even if one
         // primitive's `abandon` panics (a waker's `wake` may): a claimed hold that is not
@@ -435,12 +577,8 @@ impl OwnerInner {
     /// How many holds are registered to the owner now. In the owner's context only (or,
     /// for a forwarded scope, its enclosing owner's: see [`OwnerInner::complete`]).
     fn live_holds(&self) -> usize {
-        // SAFETY: the callers are in the context that alone reaches `local`; the closure
-        // only counts.
-        let local =
-            unsafe { self.with_local(|local| local.holds.len() - usize::from(local.spare.is_some())) };
-        let shared = self.shared.lock();
-        local - shared.released_local.len() + shared.holds.len()
+        // SAFETY: the callers are in the owner's context.
+        unsafe { self.body() }.map_or(0, OwnerBody::live_holds)
     }
 
     #[cfg(test)]
@@ -471,8 +609,18 @@ impl OwnerInner {
         // running now.
         let parent = unsafe { RecordRef::from_raw(enclosing) };
         debug_assert!(parent.is_current());
-        self.forwarded.store(true, Relaxed);
-        self.unpublish();
+        let was_published = self.with_body(|body| {
+            body.map(|body| {
+                body.forwarded.store(true, Relaxed);
+                body.published.swap(false, Relaxed)
+            })
+        });
+        match was_published {
+            Ok(true) => unpublish(self.id),
+            Ok(false) => {}
+            // Exited already: it has nothing left to pass on.
+            Err(_) => return,
+        }
         ForwardedScope::prune_spent(parent);
         let scope = Arc::new(ForwardedScope { record: self.clone(), ticket: Mutex::new(None) });
         match parent.register(scope.clone(), 0, false, None) {
@@ -480,6 +628,75 @@ impl OwnerInner {
             // The enclosing owner has exited (polled again after a panicking poll): this
             // scope has nobody to pass its holds to.
             Err(_) => self.exit(AbandonReason::Exited),
+        }
+    }
+}
+
+/// A spare body per thread: the body of the last record that exited on it, for the next
+/// record made there, so that a task spawned and finished on one thread (the common case)
+/// allocates only its record's head.
+mod spare_body {
+    use super::OwnerBody;
+    #[cfg(not(loom))]
+    use std::cell::Cell;
+
+    #[cfg(not(loom))]
+    std::thread_local! {
+        static SPARE: Cell<Option<Box<OwnerBody>>> = const { Cell::new(None) };
+    }
+
+    /// `body` in this thread's spare allocation if there is one, else in a new one.
+    pub(super) fn reuse(body: OwnerBody) -> Box<OwnerBody> {
+        #[cfg(not(loom))]
+        if let Some(mut spare) = SPARE.try_with(Cell::take).ok().flatten() {
+            *spare = body;
+            return spare;
+        }
+        Box::new(body)
+    }
+
+    /// Whether `body` is this thread's spare now.
+    #[cfg(all(test, not(loom)))]
+    pub(super) fn is_kept(body: *mut OwnerBody) -> bool {
+        SPARE.with(|spare| {
+            let kept = spare.take();
+            let is = kept.as_deref().is_some_and(|kept| std::ptr::eq(kept, body));
+            spare.set(kept);
+            is
+        })
+    }
+
+    /// Keeps an exited record's body (detached: nobody else reaches it) as this thread's
+    /// spare, or frees it if there is one already.
+    pub(super) fn keep(body: Box<OwnerBody>) {
+        // The body goes in the slot, the previous spare (if any) is freed; when the
+        // thread's locals are gone already, the body is freed here.
+        #[cfg(not(loom))]
+        let _ = SPARE.try_with(|spare| drop(spare.replace(Some(body))));
+        #[cfg(loom)]
+        drop(body);
+    }
+}
+
+/// Takes a published record's id out of the lookup table (its exit, or its scope's
+/// completion: see [`OwnerInner::complete`]).
+fn unpublish(id: OwnerId) {
+    let mut registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(map) = registry.as_mut() {
+        map.remove(&id.0);
+    }
+}
+
+impl Drop for OwnerInner {
+    fn drop(&mut self) {
+        // An exit's change of the word happened before the last reference went: `Arc`'s
+        // release and acquire order it. Loom does not see `std`'s `Arc`, so under loom
+        // the stripe the exit changed it under orders it instead.
+        #[cfg(loom)]
+        let _stripe = stripe_of(self).lock();
+        if let Ok(body) = read_word(self.body.load(Relaxed)) {
+            // SAFETY: the last reference to the record: nobody else reaches the body.
+            drop(unsafe { Box::from_raw(body.as_ptr()) });
         }
     }
 }
@@ -521,7 +738,8 @@ impl ForwardedScope {
                     .map(|(_, entry)| entry.primitive.clone())
                     .collect()
             })
-        };
+        }
+        .unwrap_or_default();
         for entry in spent {
             let ticket = entry.as_forwarded_scope().and_then(|scope| scope.ticket.lock().take());
             drop(ticket);
@@ -543,6 +761,18 @@ impl Abandon for ForwardedScope {
     fn as_forwarded_scope(&self) -> Option<&ForwardedScope> {
         Some(self)
     }
+}
+
+/// Drops the local holds released elsewhere from `body`'s slab, so their keys are reused.
+/// In the owner's context.
+#[cold]
+#[inline(never)]
+fn sweep_released_elsewhere(body: &OwnerBody) {
+    // SAFETY: in the owner's context (see `register_here`); the closure moves the entries
+    // out, and they are dropped after it.
+    let released =
+        unsafe { body.with_local(|local| body.take_released_elsewhere(local, &mut body.shared.lock())) };
+    drop(released);
 }
 
 /// A borrowed owner record, as the raw pointer its `Arc` gave (`Arc::as_ptr`): a ticket
@@ -592,30 +822,14 @@ impl<'a> RecordRef<'a> {
         site: Site,
     ) -> Result<HoldTicket, AbandonReason> {
         debug_assert!(self.is_current());
-        if self.released_elsewhere.load(Relaxed) {
-            self.sweep_released_elsewhere();
+        // SAFETY: in the owner's context (the caller found the record there).
+        let body = unsafe { self.body() }?;
+        if body.released_elsewhere.load(Relaxed) {
+            sweep_released_elsewhere(body);
         }
-        // SAFETY: in the owner's context (the caller found the record there); the closure
-        // only moves `primitive` into the slab.
-        let key = unsafe {
-            self.with_local(|local| match local.exited {
-                Some(reason) => Err(reason),
-                None => Ok(local.insert(identity, primitive, permits, moves, site)),
-            })
-        }?;
+        // SAFETY: in the owner's context; the closure only moves `primitive` into the slab.
+        let key = unsafe { body.with_local(|local| local.insert(identity, primitive, permits, moves, site)) };
         Ok(HoldTicket { owner: self.ptr, slot: key | moves_flag(moves) })
-    }
-
-    /// Drops the local holds released elsewhere from the slab, so their keys are reused.
-    /// In the owner's context.
-    #[cold]
-    #[inline(never)]
-    fn sweep_released_elsewhere(self) {
-        // SAFETY: in the owner's context (see `register_here`); the closure moves the
-        // entries out, and they are dropped after it.
-        let released =
-            unsafe { self.with_local(|local| self.take_released_elsewhere(local, &mut self.shared.lock())) };
-        drop(released);
     }
 
     /// Registers a hold from another context.
@@ -626,11 +840,15 @@ impl<'a> RecordRef<'a> {
         moves: bool,
         site: Site,
     ) -> Result<HoldTicket, AbandonReason> {
-        let mut shared = self.shared.lock();
-        if let Some(reason) = shared.exited {
-            return Err(reason);
-        }
-        let key = shared.holds.insert(HoldEntry { primitive, permits, moves, site });
+        // Moved in only if it is registered: a refusal drops it after the stripe lock,
+        // since dropping a primitive may drop anything, holds of other records included.
+        let mut primitive = Some(primitive);
+        let key = self.with_body(|body| {
+            body.map(|body| {
+                let primitive = primitive.take().expect("registered once");
+                body.shared.lock().holds.insert(HoldEntry { primitive, permits, moves, site })
+            })
+        })?;
         Ok(HoldTicket { owner: self.ptr, slot: key | SHARED_SLOT | moves_flag(moves) })
     }
 
@@ -679,7 +897,7 @@ fn moves_flag(moves: bool) -> usize {
 /// `Tracked` (or thread-local) holds the record; at the exit, the hold is still
 /// registered (the ticket has not given it back), so the exit takes one strong count for
 /// this ticket, which the ticket gives back when it is done. A ticket that is never done
-/// (its guard leaked with `mem::forget`) keeps the record, a couple of hundred bytes,
+/// (its guard leaked with `mem::forget`) keeps the record's head, 32 bytes,
 /// for good: a small leak beside the one the caller chose.
 pub(crate) struct HoldTicket {
     owner: NonNull<OwnerInner>,
@@ -687,7 +905,7 @@ pub(crate) struct HoldTicket {
     slot: usize,
 }
 
-// SAFETY: a ticket reaches its record only through the record's lock, or in the owner's
+// SAFETY: a ticket reaches its record only through the record's locks, or in the owner's
 // context (checked on the thread doing it), so it may move and be shared across threads.
 unsafe impl Send for HoldTicket {}
 // SAFETY: see above; `&HoldTicket` only reads the id.
@@ -745,11 +963,12 @@ impl HoldTicket {
         let record = self.record();
         let key = self.slot & SLOT_KEY;
         if self.slot & SHARED_SLOT != 0 {
-            return record.shared.lock().holds.get(key).and_then(|entry| entry.site);
+            return record.with_body(|body| body.ok()?.shared.lock().holds.get(key)?.site);
         }
         if record.is_current() {
             // SAFETY: in the owner's context; the closure only reads.
-            return unsafe { record.with_local(|local| local.holds.get(key).and_then(|entry| entry.site)) };
+            return unsafe { record.with_local(|local| local.holds.get(key).and_then(|entry| entry.site)) }
+                .flatten();
         }
         None
     }
@@ -785,12 +1004,7 @@ impl HoldTicket {
         // SAFETY: in the owner's context. The removed entry is dropped after the
         // closure: its `Arc` may be the primitive's last, and dropping that must not
         // happen while `local` is borrowed.
-        let removed = unsafe {
-            record.with_local(|local| match local.exited {
-                Some(_) => None,
-                None => Some(local.release(key)),
-            })
-        };
+        let removed = unsafe { record.with_local(|local| local.release(key)) };
         match removed {
             Some(previous_spare) => {
                 if previous_spare.is_some() {
@@ -803,7 +1017,7 @@ impl HoldTicket {
     }
 
     /// [`HoldTicket::claim`] of a hold in the shared slab, or from outside its owner's
-    /// context: through the record's lock.
+    /// context: through the record's locks.
     #[cold]
     #[inline(never)]
     fn claim_elsewhere(&self) -> Claim {
@@ -811,19 +1025,21 @@ impl HoldTicket {
         let record = self.record();
         let key = self.slot & SLOT_KEY;
         if self.slot & SHARED_SLOT != 0 {
-            let mut shared = record.shared.lock();
-            return match shared.holds.try_remove(key) {
+            // The entry is dropped after the stripe lock (see `register_elsewhere`).
+            let removed = record.with_body(|body| body.ok()?.shared.lock().holds.try_remove(key));
+            return match removed {
                 Some(_) => Claim::Ours,
                 None => claimed,
             };
         }
-        let mut shared = record.shared.lock();
-        if shared.exited.is_some() {
-            return claimed;
-        }
-        shared.released_local.push(key);
-        record.released_elsewhere.store(true, Relaxed);
-        Claim::Ours
+        record.with_body(|body| match body {
+            Err(_) => claimed,
+            Ok(body) => {
+                body.shared.lock().released_local.push(key);
+                body.released_elsewhere.store(true, Relaxed);
+                Claim::Ours
+            }
+        })
     }
 
     /// Claims the hold back, once; if the exit claimed it first, gives back the count
@@ -876,44 +1092,35 @@ impl HoldTicket {
         let record = self.record();
         let key = self.slot & SLOT_KEY;
         if self.slot & SHARED_SLOT != 0 {
-            let mut shared = record.shared.lock();
-            return match shared.holds.get_mut(key) {
-                Some(entry) => {
-                    entry.permits = permits;
-                    true
-                }
-                None => false,
-            };
+            return record
+                .with_body(|body| {
+                    body.ok()?.shared.lock().holds.get_mut(key).map(|entry| entry.permits = permits)
+                })
+                .is_some();
         }
         if record.is_current() {
             // SAFETY: in the owner's context; the closure only writes a count.
-            return unsafe {
-                record.with_local(|local| {
-                    let changed = local.exited.is_none();
-                    if changed {
-                        local.holds[key].permits = permits;
-                    }
-                    changed
-                })
-            };
+            return unsafe { record.with_local(|local| local.holds[key].permits = permits) }.is_some();
         }
         // Elsewhere: move the hold to the shared slab, where this context may change it.
-        let mut shared = record.shared.lock();
-        if shared.exited.is_some() {
-            return false;
-        }
-        shared.released_local.push(key);
-        record.released_elsewhere.store(true, Relaxed);
-        // Where it was taken is in the owner's local slab, out of reach from here.
-        let moved = shared.holds.insert(HoldEntry {
-            primitive: primitive(),
-            permits,
-            moves: self.moves(),
-            site: None,
+        // Where it was taken is in the owner's local slab, out of reach from here. The
+        // clone is made (and, if the owner exited, dropped) outside the stripe lock.
+        let mut entry = Some(HoldEntry { primitive: primitive(), permits, moves: self.moves(), site: None });
+        let moved = record.with_body(|body| {
+            let body = body.ok()?;
+            let mut shared = body.shared.lock();
+            shared.released_local.push(key);
+            body.released_elsewhere.store(true, Relaxed);
+            Some(shared.holds.insert(entry.take().expect("moved once")))
         });
-        drop(shared);
-        self.slot = moved | SHARED_SLOT | (self.slot & MOVES);
-        true
+        drop(entry);
+        match moved {
+            Some(moved) => {
+                self.slot = moved | SHARED_SLOT | (self.slot & MOVES);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Registers another hold, on the same primitive, to the same owner, of the same kind.
@@ -1115,11 +1322,13 @@ pub(crate) fn holds_of_current(caller: Caller) -> Vec<crate::diagnostics::Held> 
         site: entry.site,
     };
     with_owner(caller, |owner| {
-        let shared = owner.shared.lock();
-        // SAFETY: `with_owner` runs this in the owner's context; the closure only reads
-        // the slab (no hold is dropped, no primitive called).
+        // SAFETY: `with_owner` runs this in the owner's context.
+        let Ok(body) = (unsafe { owner.body() }) else { return Vec::new() };
+        let shared = body.shared.lock();
+        // SAFETY: in the owner's context; the closure only reads the slab (no hold is
+        // dropped, no primitive called).
         let mut holds: Vec<Held> = unsafe {
-            owner.with_local(|local| {
+            body.with_local(|local| {
                 let released = |key: usize| local.spare == Some(key) || shared.released_local.contains(&key);
                 local.holds.iter().filter(|(key, _)| !released(*key)).map(|(_, entry)| held(entry)).collect()
             })
@@ -1266,7 +1475,8 @@ pub(crate) fn identity_for(caller: Caller) -> Option<OwnerId> {
 /// ```
 pub fn current_owner() -> OwnerId {
     let published = with_owner(Caller::Blocking, |owner| {
-        if !owner.published.load(Relaxed) {
+        // SAFETY: `with_owner` runs this in the owner's context.
+        if unsafe { owner.body() }.is_ok_and(|body| !body.published.load(Relaxed)) {
             owner.to_arc().publish();
         }
         owner.id
@@ -1369,6 +1579,42 @@ mod tests {
         assert_eq!(Arc::strong_count(&owner), 1, "the ticket gave the exit's count back");
         // Registering to an exited owner fails: the hold stays anonymous.
         assert!(register_in(&owner, &sink, 1).is_none());
+    }
+
+    #[test]
+    fn an_exit_frees_the_body_and_a_leaked_ticket_keeps_only_the_head() {
+        // The head, with `Arc`'s two counts, is what a leaked hold costs: 32 bytes.
+        assert_eq!(std::mem::size_of::<OwnerInner>(), 16);
+        let owner = OwnerInner::new_task();
+        let sink = CountAbandons::new();
+        let leaked = register_in(&owner, &sink, 2).unwrap();
+        owner.exit(AbandonReason::Panicked);
+        assert_eq!(read_word(owner.body.load(Relaxed)).err(), Some(AbandonReason::Panicked));
+        assert!(owner.has_exited());
+        assert_eq!(Arc::strong_count(&sink), 1, "the body's entries went with it");
+        // What a leaked ticket may still ask, the head answers: who, and why it is gone.
+        assert_eq!(leaked.owner_id(), Some(owner.id()));
+        assert_eq!(leaked.site(), None);
+        let again = RecordRef::of(&owner).register(sink.clone(), 1, false, None);
+        assert_eq!(again.err(), Some(AbandonReason::Panicked), "the reason outlives the body");
+        std::mem::forget(leaked);
+        assert_eq!(Arc::strong_count(&owner), 2, "the leaked ticket's count keeps the head");
+    }
+
+    #[test]
+    fn a_record_made_after_an_exit_on_the_same_thread_reuses_its_body() {
+        let first = OwnerInner::new_task();
+        let sink = CountAbandons::new();
+        let _released = register_in(&first, &sink, 1).unwrap().unregister();
+        let body = first.body.load(Relaxed);
+        first.exit(AbandonReason::Exited);
+        assert!(spare_body::is_kept(body), "the exit kept its body as this thread's spare");
+        let second = OwnerInner::new_task();
+        assert_eq!(second.body.load(Relaxed), body, "the second record took the spare");
+        assert!(!spare_body::is_kept(body));
+        // SAFETY: nothing but this thread reaches `second`: it is its only context.
+        assert_eq!(unsafe { second.body() }.map(OwnerBody::live_holds).ok(), Some(0), "as new");
+        second.exit(AbandonReason::Exited);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! DESIGN.md section 5: `Mutex<()>` and `Semaphore` no larger than tokio's. Prints the
-//! table of sizes (`cargo test --test sizes -- --nocapture`).
+//! table of sizes, and the holds' sizes against issue 15's target
+//! (`cargo test --test sizes -- --nocapture`).
 
 use std::mem::size_of;
 
@@ -37,4 +38,19 @@ fn primitives_are_no_larger_than_tokios() {
     }
     assert!(rows[0].1 <= rows[0].2, "Mutex<()> larger than tokio's");
     assert!(rows[1].1 <= rows[1].2, "Semaphore larger than tokio's");
+
+    // Issue 15, item 5: guards, permits and tokens against a 16-byte target, printed for
+    // `benches/report.sh` (lines starting with `target`). Not met: a guard carries its
+    // primitive and its hold's registration ticket (owner record and slot, 16 bytes).
+    let holds = [
+        ("MutexGuard", size_of::<ownsync::MutexGuard<'_, ()>>()),
+        ("OwnedMutexGuard", size_of::<ownsync::OwnedMutexGuard<()>>()),
+        ("RwLockReadGuard", size_of::<ownsync::RwLockReadGuard<'_, ()>>()),
+        ("SemaphorePermit", size_of::<ownsync::SemaphorePermit<'_>>()),
+        ("OwnedSemaphorePermit", size_of::<ownsync::OwnedSemaphorePermit>()),
+        ("CapacityToken", size_of::<ownsync::CapacityToken<'_>>()),
+    ];
+    for (name, bytes) in holds {
+        println!("target {name} {bytes} 16");
+    }
 }
