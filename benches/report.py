@@ -256,11 +256,14 @@ def sizes():
             _, name, bytes_, limit = line.split()
             met = "yes" if int(bytes_) <= int(limit) else "**no**"
             out.append(f"| size of {name} | {bytes_} B | <= {limit} B | {met} |")
-    leak = re.search(r"([0-9.]+) per forgotten permit", "\n".join(test_output("leak_cost")))
-    if leak:
-        left = float(leak.group(1))
-        out.append(f"| heap left per forgotten permit (`tests/leak_cost.rs`) | {left:.0f} B | <= 32 B | "
-                   f"{'yes' if left <= 32 else '**no**'} |")
+    printed = "\n".join(test_output("leak_cost"))
+    for label, pattern in (("heap", r"([0-9.]+) per forgotten permit"),
+                           ("resident set", r"resident set growth: ([0-9.]+) bytes")):
+        found = re.search(pattern, printed)
+        if found:
+            left = float(found.group(1))
+            out.append(f"| {label} left per forgotten permit (`tests/leak_cost.rs`) | {left:.0f} B | <= 32 B | "
+                       f"{'yes' if left <= 32 else '**no**'} |")
     return out
 
 

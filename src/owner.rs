@@ -18,8 +18,8 @@
 //! hold returns normally, or the exit wins and the release becomes a no-op.
 //!
 //! A hold can outlive its owner for good (a guard leaked with `mem::forget`), so the
-//! exit frees all the record but a 16-byte head (see [`OwnerInner`]): a leaking server
-//! loses 32 bytes per leaked hold, not its owners' records.
+//! exit frees all the record but its head, one word (see [`OwnerInner`]): a leaking
+//! server loses 24 bytes of heap per leaked hold, not its owners' records.
 //!
 //! Lock order: a primitive's lot lock may be held while an owner record's locks are
 //! taken (its stripe, then its body's lock), never the other way round (`exit` drops
@@ -272,9 +272,9 @@ struct SharedHolds {
 /// task, a permit split there) takes a lock, and the exit, which runs in the owner's
 /// context, takes that lock once to settle every such race.
 ///
-/// The record is a small head (this type) and a body ([`OwnerBody`]) with the holds. The
-/// exit frees the body: a hold whose guard was leaked with `mem::forget` keeps its
-/// ticket's count of the head, 32 bytes with its reference counts, and nothing else
+/// The record is a small head (this type, one word) and a body ([`OwnerBody`]) with the
+/// rest. The exit frees the body: a hold whose guard was leaked with `mem::forget` keeps
+/// its ticket's count of the head, 24 bytes with its reference counts, and nothing else
 /// (issue 15: a server whose handlers leak under `Reclaim` must run for days). After the
 /// exit the head answers what the leaked ticket may still ask: who the owner was, that
 /// it exited and why.
@@ -283,18 +283,21 @@ struct SharedHolds {
 /// record) or dropping it, or, for a thread's record, that thread. Exactly one thread at a
 /// time can be in it, and an executor that moves a task between threads orders its polls.
 pub(crate) struct OwnerInner {
-    id: OwnerId,
     /// The body while the owner lives; from its exit on, no pointer but the exit's reason
-    /// (an odd address: see [`exited_word`]). Changed once, by the exit, in the owner's
-    /// context and under the record's stripe lock ([`stripe_of`]): the owner's context
-    /// reads it freely, any other context only under that lock.
+    /// and the owner's id (an odd value: see [`exited_word`]). Changed once, by the exit,
+    /// in the owner's context and under the record's stripe lock ([`stripe_of`]): the
+    /// owner's context reads it freely, any other context only under that lock.
     body: AtomicPtr<OwnerBody>,
+    /// Where a pointer is too narrow to hold an exited owner's id too, the id.
+    #[cfg(not(target_pointer_width = "64"))]
+    id: OwnerId,
     #[cfg(loom)]
     stripe: Stripe,
 }
 
 /// What an owner's record holds while the owner lives (see [`OwnerInner`]).
 struct OwnerBody {
+    id: OwnerId,
     name: Option<Arc<str>>,
     /// Touched only in the owner's context.
     local: UnsafeCell<LocalHolds>,
@@ -345,15 +348,33 @@ impl OwnerBody {
     }
 }
 
-/// What a record's `body` holds once its owner exited: the reason, in an address no
-/// allocation has (odd), so that the head needs no other field.
-fn exited_word(reason: AbandonReason) -> *mut OwnerBody {
+/// What a record's `body` holds once its owner exited: the reason and (on 64-bit
+/// targets) the owner's id, in an odd value that no body's address is, so that the head
+/// needs no other field. Bit 0 is set, bits 1-2 are the reason, bit 3 says a thread,
+/// and the rest is the id's number: records are only made for tasks and threads, whose
+/// numbers count up from 1 and so stay far below 2^60.
+fn exited_word(reason: AbandonReason, id: OwnerId) -> *mut OwnerBody {
     let code = match reason {
         AbandonReason::Exited => 0,
         AbandonReason::Cancelled => 1,
         AbandonReason::Panicked => 2,
     };
-    std::ptr::without_provenance_mut(1 | code << 1)
+    #[cfg(target_pointer_width = "64")]
+    let id = (usize::from(id.is_thread()) << 3) | ((id.number() as usize) << 4);
+    #[cfg(not(target_pointer_width = "64"))]
+    let id = {
+        let _ = id;
+        0
+    };
+    std::ptr::without_provenance_mut(1 | code << 1 | id)
+}
+
+/// The id an exited record's word holds (see [`exited_word`]).
+#[cfg(target_pointer_width = "64")]
+#[cold]
+fn exited_id(word: *mut OwnerBody) -> OwnerId {
+    let number = (word.addr() >> 4) as u64;
+    if word.addr() & 1 << 3 != 0 { OwnerId(number | THREAD_BIT) } else { OwnerId(number) }
 }
 
 /// The body a record's `body` word points at, or the reason its owner exited.
@@ -369,7 +390,7 @@ fn read_word(word: *mut OwnerBody) -> Result<NonNull<OwnerBody>, AbandonReason> 
 /// The reason an exited record's word holds (see [`exited_word`]).
 #[cold]
 fn exit_reason(word: *mut OwnerBody) -> AbandonReason {
-    match word.addr() >> 1 {
+    match word.addr() >> 1 & 0b11 {
         0 => AbandonReason::Exited,
         1 => AbandonReason::Cancelled,
         _ => AbandonReason::Panicked,
@@ -392,9 +413,9 @@ static STRIPE_LOCKS: [Stripe; STRIPES] = [const { Stripe(Mutex::new(())) }; STRI
 /// The stripe that guards `record`'s body.
 #[cfg(not(loom))]
 fn stripe_of(record: &OwnerInner) -> &'static Mutex<()> {
-    // Records are at least 32 bytes apart: drop the low bits that every record shares.
+    // Records are 8-aligned and at least 24 bytes apart: drop the low bits they share.
     let address = std::ptr::from_ref(record).addr();
-    &STRIPE_LOCKS[(address >> 5) % STRIPES].0
+    &STRIPE_LOCKS[(address >> 4) % STRIPES].0
 }
 
 /// Under loom, each record's own lock in its head: loom's statics cannot be reached from
@@ -407,6 +428,7 @@ fn stripe_of(record: &OwnerInner) -> &Mutex<()> {
 impl OwnerInner {
     fn new(id: OwnerId, name: Option<Arc<str>>) -> Self {
         let body = OwnerBody {
+            id,
             name,
             local: UnsafeCell::new(LocalHolds::default()),
             shared: Mutex::new(SharedHolds::default()),
@@ -415,8 +437,9 @@ impl OwnerInner {
             forwarded: std::sync::atomic::AtomicBool::new(false),
         };
         OwnerInner {
-            id,
             body: AtomicPtr::new(Box::into_raw(spare_body::reuse(body))),
+            #[cfg(not(target_pointer_width = "64"))]
+            id,
             #[cfg(loom)]
             stripe: Stripe(Mutex::new(())),
         }
@@ -461,18 +484,18 @@ impl OwnerInner {
     pub(crate) fn publish(self: &Arc<Self>) {
         let mut registry = None;
         let first = self.with_body(|body| {
-            let Ok(body) = body else { return false };
+            let Ok(body) = body else { return None };
             if body.published.load(Relaxed) || body.forwarded.load(Relaxed) {
-                return false;
+                return None;
             }
             // Taken under the stripe, which the exit takes before it unpublishes: an
             // exited record stays out (a hand-over to it must fail).
             registry = Some(REGISTRY.lock().unwrap_or_else(|p| p.into_inner()));
             body.published.store(true, Relaxed);
-            true
+            Some(body.id)
         });
-        if let (true, Some(mut registry)) = (first, registry) {
-            registry.get_or_insert_with(HashMap::new).insert(self.id.0, Arc::downgrade(self));
+        if let (Some(id), Some(mut registry)) = (first, registry) {
+            registry.get_or_insert_with(HashMap::new).insert(id.0, Arc::downgrade(self));
         }
     }
 
@@ -484,14 +507,38 @@ impl OwnerInner {
         Arc::new(Self::new(OwnerId::next_task(), None))
     }
 
+    /// The owner's id, from any context.
     pub(crate) fn id(&self) -> OwnerId {
-        self.id
+        self.abandoner().id
+    }
+
+    /// The owner's id, read in its context (no lock).
+    ///
+    /// # Safety
+    /// In the owner's context.
+    #[inline]
+    unsafe fn id_here(&self) -> OwnerId {
+        // SAFETY: the caller's contract.
+        match unsafe { self.body() } {
+            Ok(body) => body.id,
+            Err(_) => self.exited_id(),
+        }
+    }
+
+    /// The id an exited record keeps.
+    fn exited_id(&self) -> OwnerId {
+        #[cfg(target_pointer_width = "64")]
+        return exited_id(self.body.load(Relaxed));
+        #[cfg(not(target_pointer_width = "64"))]
+        return self.id;
     }
 
     /// Who to name: the owner, with its thread's name while its record still has it.
     fn abandoner(&self) -> Abandoner {
-        let name = self.with_body(|body| body.ok().and_then(|body| body.name.clone()));
-        Abandoner { id: self.id, name }
+        self.with_body(|body| match body {
+            Ok(body) => Abandoner { id: body.id, name: body.name.clone() },
+            Err(_) => Abandoner { id: self.exited_id(), name: None },
+        })
     }
 
     /// Whether the code running now is in this owner's context.
@@ -546,16 +593,16 @@ impl OwnerInner {
                     (released, abandoned)
                 })
             };
-            self.body.store(exited_word(reason), Relaxed);
+            self.body.store(exited_word(reason, body_ref.id), Relaxed);
             taken
         };
         // SAFETY: detached under the stripe lock: no other context reaches the body from
         // here on, and this, the owner's context, is done with it, so the `Box` is ours.
         let body = unsafe { Box::from_raw(body.as_ptr()) };
         if body.published.load(Relaxed) {
-            unpublish(self.id);
+            unpublish(body.id);
         }
-        let own = Abandoner { id: self.id, name: body.name.clone() };
+        let own = Abandoner { id: body.id, name: body.name.clone() };
         spare_body::keep(body);
         drop(released);
         if abandoned.is_empty() {
@@ -612,12 +659,12 @@ impl OwnerInner {
         let was_published = self.with_body(|body| {
             body.map(|body| {
                 body.forwarded.store(true, Relaxed);
-                body.published.swap(false, Relaxed)
+                body.published.swap(false, Relaxed).then_some(body.id)
             })
         });
         match was_published {
-            Ok(true) => unpublish(self.id),
-            Ok(false) => {}
+            Ok(Some(id)) => unpublish(id),
+            Ok(None) => {}
             // Exited already: it has nothing left to pass on.
             Err(_) => return,
         }
@@ -809,9 +856,10 @@ impl<'a> RecordRef<'a> {
         }
     }
 
-    /// Registers a hold from the owner's own context. Fails with the exit reason if the
-    /// owner already exited (the caller must then treat the hold as anonymous).
-    /// `identity` is the address of the primitive that `primitive` clones.
+    /// Registers a hold from the owner's own context; returns the owner's id with the
+    /// ticket. Fails with the exit reason if the owner already exited (the caller must
+    /// then treat the hold as anonymous). `identity` is the address of the primitive that
+    /// `primitive` clones.
     #[inline]
     fn register_here(
         self,
@@ -820,16 +868,19 @@ impl<'a> RecordRef<'a> {
         permits: usize,
         moves: bool,
         site: Site,
-    ) -> Result<HoldTicket, AbandonReason> {
+    ) -> (OwnerId, Result<HoldTicket, AbandonReason>) {
         debug_assert!(self.is_current());
         // SAFETY: in the owner's context (the caller found the record there).
-        let body = unsafe { self.body() }?;
+        let body = match unsafe { self.body() } {
+            Ok(body) => body,
+            Err(reason) => return (self.exited_id(), Err(reason)),
+        };
         if body.released_elsewhere.load(Relaxed) {
             sweep_released_elsewhere(body);
         }
         // SAFETY: in the owner's context; the closure only moves `primitive` into the slab.
         let key = unsafe { body.with_local(|local| local.insert(identity, primitive, permits, moves, site)) };
-        Ok(HoldTicket { owner: self.ptr, slot: key | moves_flag(moves) })
+        (body.id, Ok(HoldTicket { owner: self.ptr, slot: key | moves_flag(moves) }))
     }
 
     /// Registers a hold from another context.
@@ -861,7 +912,7 @@ impl<'a> RecordRef<'a> {
         site: Site,
     ) -> Result<HoldTicket, AbandonReason> {
         if self.is_current() {
-            self.register_here(Arc::as_ptr(&primitive).cast(), || primitive, permits, moves, site)
+            self.register_here(Arc::as_ptr(&primitive).cast(), || primitive, permits, moves, site).1
         } else {
             self.register_elsewhere(primitive, permits, moves, site)
         }
@@ -897,7 +948,7 @@ fn moves_flag(moves: bool) -> usize {
 /// `Tracked` (or thread-local) holds the record; at the exit, the hold is still
 /// registered (the ticket has not given it back), so the exit takes one strong count for
 /// this ticket, which the ticket gives back when it is done. A ticket that is never done
-/// (its guard leaked with `mem::forget`) keeps the record's head, 32 bytes,
+/// (its guard leaked with `mem::forget`) keeps the record's head, 24 bytes,
 /// for good: a small leak beside the one the caller chose.
 pub(crate) struct HoldTicket {
     owner: NonNull<OwnerInner>,
@@ -951,7 +1002,7 @@ impl HoldTicket {
 
     /// The owner it is registered to; `None` once given back.
     pub(crate) fn owner_id(&self) -> Option<OwnerId> {
-        self.is_live().then(|| self.record().id)
+        self.is_live().then(|| self.record().id())
     }
 
     /// Where the hold was taken, if it can be read from here: in its owner's context, or
@@ -1200,7 +1251,7 @@ impl Drop for ThreadOwner {
         let _ = THREAD_RECORD.try_with(|current| current.set(std::ptr::null()));
         // The thread's last act is its exit, so this is still its context.
         self.0.exit(AbandonReason::Exited);
-        THREAD_NAMES.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.0.id.0);
+        THREAD_NAMES.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.0.id().0);
     }
 }
 
@@ -1300,14 +1351,16 @@ pub(crate) fn register_hold<P: Abandon + 'static>(
         return match caller {
             Caller::Async | Caller::ManualAsync => None,
             Caller::Blocking | Caller::ManualBlocking => with_owner(caller, |owner| {
-                (owner.id, owner.register_here(identity, clone, permits, moves, site).ok())
+                let (id, ticket) = owner.register_here(identity, clone, permits, moves, site);
+                (id, ticket.ok())
             }),
         };
     }
     // SAFETY: as in `with_owner`: a non-null CURRENT_TASK is the record of the `Tracked`
     // being polled on this thread, kept alive by it for the length of this poll.
     let owner = unsafe { RecordRef::from_raw(task) };
-    Some((owner.id, owner.register_here(identity, clone, permits, moves, site).ok()))
+    let (id, ticket) = owner.register_here(identity, clone, permits, moves, site);
+    Some((id, ticket.ok()))
 }
 
 /// The holds of the owner an acquire from `caller` belongs to, read in its context:
@@ -1350,7 +1403,8 @@ fn live_record(id: OwnerId) -> Option<Arc<OwnerInner>> {
         // alive by its `Tracked` or its thread-local while the code running now is in
         // its context, which lasts through this call.
         let record = unsafe { RecordRef::from_raw(here) };
-        if record.id == id {
+        // SAFETY: its context, as above.
+        if unsafe { record.id_here() } == id {
             return Some(record.to_arc());
         }
     }
@@ -1453,7 +1507,8 @@ pub(crate) fn current_abandoner(caller: Caller) -> Option<Abandoner> {
 
 /// The id of the owner an acquire from `caller` belongs to, without touching refcounts.
 pub(crate) fn owner_id_for(caller: Caller) -> Option<OwnerId> {
-    with_owner(caller, |owner| owner.id)
+    // SAFETY: `with_owner` runs this in the owner's context.
+    with_owner(caller, |owner| unsafe { owner.id_here() })
 }
 
 /// Who is acquiring, for would-deadlock checks: the owner, or else (with the `tokio`
@@ -1479,7 +1534,8 @@ pub fn current_owner() -> OwnerId {
         if unsafe { owner.body() }.is_ok_and(|body| !body.published.load(Relaxed)) {
             owner.to_arc().publish();
         }
-        owner.id
+        // SAFETY: as above.
+        unsafe { owner.id_here() }
     });
     published.unwrap_or_else(|| {
         // This thread's thread-locals are being torn down: give it a fresh, never-reused id
@@ -1583,9 +1639,11 @@ mod tests {
 
     #[test]
     fn an_exit_frees_the_body_and_a_leaked_ticket_keeps_only_the_head() {
-        // The head, with `Arc`'s two counts, is what a leaked hold costs: 32 bytes.
-        assert_eq!(std::mem::size_of::<OwnerInner>(), 16);
+        // The head, with `Arc`'s two counts, is what a leaked hold costs: 24 bytes.
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(std::mem::size_of::<OwnerInner>(), 8);
         let owner = OwnerInner::new_task();
+        let id = owner.id();
         let sink = CountAbandons::new();
         let leaked = register_in(&owner, &sink, 2).unwrap();
         owner.exit(AbandonReason::Panicked);
@@ -1599,6 +1657,15 @@ mod tests {
         assert_eq!(again.err(), Some(AbandonReason::Panicked), "the reason outlives the body");
         std::mem::forget(leaked);
         assert_eq!(Arc::strong_count(&owner), 2, "the leaked ticket's count keeps the head");
+        assert_eq!(owner.id(), id, "the id outlives the body");
+        // A thread's id too, with every exit reason.
+        for reason in [AbandonReason::Exited, AbandonReason::Cancelled, AbandonReason::Panicked] {
+            let thread = Arc::new(OwnerInner::new(OwnerId::next_thread(), None));
+            let id = thread.id();
+            thread.exit(reason);
+            assert_eq!((thread.id(), read_word(thread.body.load(Relaxed)).err()), (id, Some(reason)));
+            assert!(thread.id().is_thread());
+        }
     }
 
     #[test]

@@ -913,7 +913,7 @@ impl SemCore {
     /// `primitive` is what the owner's exit will hand the hold back to.
     /// `moves`: an owned hold (owned guard or permit), which its acquirer's exit orphans
     /// rather than abandons (DESIGN.md 2b).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn register<P: Abandon + 'static>(
         &self,
         permits: usize,
