@@ -482,20 +482,24 @@ impl OwnerInner {
     /// the id is given out (`Tracked::owner`, `current_owner`), so only owners whose id
     /// can be named pay for the lookup table.
     pub(crate) fn publish(self: &Arc<Self>) {
-        let mut registry = None;
+        // Marked under the stripe, under which the exit detaches the body before it reads
+        // the mark to unpublish.
         let first = self.with_body(|body| {
-            let Ok(body) = body else { return None };
-            if body.published.load(Relaxed) || body.forwarded.load(Relaxed) {
-                return None;
-            }
-            // Taken under the stripe, which the exit takes before it unpublishes: an
-            // exited record stays out (a hand-over to it must fail).
-            registry = Some(REGISTRY.lock().unwrap_or_else(|p| p.into_inner()));
-            body.published.store(true, Relaxed);
-            Some(body.id)
+            let body = body.ok()?;
+            (!body.forwarded.load(Relaxed) && !body.published.swap(true, Relaxed)).then_some(body.id)
         });
-        if let (Some(id), Some(mut registry)) = (first, registry) {
-            registry.get_or_insert_with(HashMap::new).insert(id.0, Arc::downgrade(self));
+        let Some(id) = first else { return };
+        // No other lock is taken while the table's is held (loom's threads share one OS
+        // thread, so a loom lock taken under a `std` one could hang a model).
+        REGISTRY
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(HashMap::new)
+            .insert(id.0, Arc::downgrade(self));
+        // An exit that ran meanwhile may have unpublished before this insert: an exited
+        // record must stay out (a hand-over to it must fail), so take it out again.
+        if self.has_exited() {
+            unpublish(id);
         }
     }
 
@@ -1000,9 +1004,19 @@ impl HoldTicket {
         self.slot & MOVES != 0
     }
 
-    /// The owner it is registered to; `None` once given back.
+    /// The owner it is registered to, also after that owner's exit claimed it; `None`
+    /// once given back.
     pub(crate) fn owner_id(&self) -> Option<OwnerId> {
         self.is_live().then(|| self.record().id())
+    }
+
+    /// The owner it is registered to, while that owner lives; `None` once its exit claimed
+    /// the hold, or once given back.
+    pub(crate) fn answering_owner(&self) -> Option<OwnerId> {
+        if !self.is_live() {
+            return None;
+        }
+        self.record().with_body(|body| body.ok().map(|body| body.id))
     }
 
     /// Where the hold was taken, if it can be read from here: in its owner's context, or
@@ -1251,7 +1265,10 @@ impl Drop for ThreadOwner {
         let _ = THREAD_RECORD.try_with(|current| current.set(std::ptr::null()));
         // The thread's last act is its exit, so this is still its context.
         self.0.exit(AbandonReason::Exited);
-        THREAD_NAMES.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.0.id().0);
+        // The id first: reading it takes the record's stripe, which must not be taken
+        // under the names' lock (under loom, a loom lock under a `std` one can hang).
+        let id = self.0.id();
+        THREAD_NAMES.lock().unwrap_or_else(|p| p.into_inner()).remove(&id.0);
     }
 }
 
@@ -1652,6 +1669,7 @@ mod tests {
         assert_eq!(Arc::strong_count(&sink), 1, "the body's entries went with it");
         // What a leaked ticket may still ask, the head answers: who, and why it is gone.
         assert_eq!(leaked.owner_id(), Some(owner.id()));
+        assert_eq!(leaked.answering_owner(), None, "nobody answers for it any more");
         assert_eq!(leaked.site(), None);
         let again = RecordRef::of(&owner).register(sink.clone(), 1, false, None);
         assert_eq!(again.err(), Some(AbandonReason::Panicked), "the reason outlives the body");

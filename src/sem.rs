@@ -111,8 +111,16 @@ fn give_back(ticket: HoldTicket, primitive: impl FnOnce() -> Arc<dyn Abandon>) -
 }
 
 impl Hold {
+    /// The owner the hold is registered to, also after that owner's exit claimed it (what
+    /// the exit's `abandon` looks for).
     pub(crate) fn owner_id(&self) -> Option<OwnerId> {
         self.ticket.as_ref().and_then(HoldTicket::owner_id)
+    }
+
+    /// The owner answering for the hold now: `None` if anonymous, or once its owner's
+    /// exit claimed it (abandoned, or orphaned: nobody answers for it then).
+    pub(crate) fn answering_owner(&self) -> Option<OwnerId> {
+        self.ticket.as_ref().and_then(HoldTicket::answering_owner)
     }
 
     /// A hold of `permits` registered to the live owner `owner`, certainly owned by it.

@@ -494,7 +494,7 @@ macro_rules! permit_common {
             /// them borrowed or was handed them; for an owned permit not handed over,
             /// its acquirer. `None` if anonymous, or once abandoned.
             pub fn owner(&self) -> Option<crate::OwnerId> {
-                self.hold.owner_id()
+                self.hold.answering_owner()
             }
 
             /// How many permits this holds.

@@ -355,3 +355,20 @@ fn owned_permits_and_bounds() {
     drop(permit);
     assert_eq!(format!("{sem:?}"), "Semaphore { permits: 2, waiters: 0 }");
 }
+
+/// `owner()` names who answers for the permits: nobody once that owner's exit claimed
+/// them (here reclaimed), though the permit object is still out.
+#[test]
+fn a_permits_owner_is_none_once_its_owners_exit_reclaimed_it() {
+    let sem = Arc::new(Semaphore::with_policy(1, AbandonPolicy::Reclaim));
+    let task = tracked(std::future::pending::<()>());
+    let id = task.owner();
+    let mut permit = sem.clone().try_acquire_owned().unwrap();
+    permit.hand_to(id).unwrap();
+    assert_eq!(permit.owner(), Some(id));
+    drop(task);
+    assert_eq!(permit.owner(), None, "reclaimed: nobody answers for it");
+    assert_eq!(sem.available_permits(), 1, "the exit gave the permit back");
+    drop(permit);
+    assert_eq!(sem.available_permits(), 1, "and the drop does not give it twice");
+}

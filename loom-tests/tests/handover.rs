@@ -130,3 +130,30 @@ fn a_hand_over_races_both_owners_exits() {
         assert!(matches!(handed, Ok(()) | Err(HandOverError::Abandoned | HandOverError::OwnerGone(_))));
     });
 }
+
+/// The exit frees its record's body while another thread asks a permit registered to
+/// that owner who answers for it, and then drops it (issue 15: an exited owner keeps
+/// only its record's one-word head). The answer is read under the stripe lock the exit
+/// detaches the body under: the owner before the exit, nobody after it, never a freed
+/// body; and the permit is reclaimed exactly once.
+#[test]
+fn reading_a_holds_owner_races_the_exit_that_frees_its_record() {
+    model(|| {
+        let sem = Arc::new(Semaphore::with_policy(1, AbandonPolicy::Reclaim));
+        let task = idle_task();
+        let id = task.owner();
+        let mut permit = sem.clone().try_acquire_owned().unwrap();
+        permit.hand_to(id).unwrap();
+        let exit = thread::spawn(move || drop(task));
+        let seen = permit.owner();
+        exit.join().unwrap();
+        assert!(
+            matches!(seen, Some(owner) if owner == id) || seen.is_none(),
+            "{seen:?}: the body's answer, or the head's"
+        );
+        assert_eq!(permit.owner(), None, "nobody answers for a reclaimed permit");
+        drop(permit);
+        assert_eq!(sem.statistics().abandoned().count(), 1);
+        assert_eq!(sem.available_permits(), 1, "reclaimed once, not released again");
+    });
+}
