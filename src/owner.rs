@@ -269,15 +269,16 @@ struct SharedHolds {
 /// Most holds are taken and given back by the owner's own code: a task locks and unlocks
 /// within its polls, a thread within its run. That code reaches its holds with no atomic
 /// operation at all. Only what happens in another context (a guard dropped in another
-/// task, a permit split there) takes a lock, and the exit, which runs in the owner's
-/// context, takes that lock once to settle every such race.
+/// task, a permit split there) takes the record's locks (its stripe, then its body's),
+/// and the exit, which runs in the owner's context, takes them once to settle every such
+/// race.
 ///
 /// The record is a small head (this type, one word) and a body ([`OwnerBody`]) with the
 /// rest. The exit frees the body: a hold whose guard was leaked with `mem::forget` keeps
-/// its ticket's count of the head, 24 bytes with its reference counts, and nothing else
-/// (issue 15: a server whose handlers leak under `Reclaim` must run for days). After the
-/// exit the head answers what the leaked ticket may still ask: who the owner was, that
-/// it exited and why.
+/// its ticket's count of the head, 24 bytes with its reference counts, and nothing else,
+/// so that a server whose handlers leak under `Reclaim` can run for days. After the exit
+/// the head answers what the leaked ticket may still ask: who the owner was, that it
+/// exited and why.
 ///
 /// The owner's context is the thread that is polling its `Tracked` (`CURRENT_TASK` is the
 /// record) or dropping it, or, for a thread's record, that thread. Exactly one thread at a
