@@ -203,21 +203,24 @@ NOT_MET = """## About the targets that are close or missed
   nodes pinned in the acquire future (as tokio's batch_semaphore and futures-intrusive
   do), which would remove the slab and one copy of the waiter per hand-off.
 - **Tracked vs anonymous (1.1x, and round 2's 1.15x).** A tracked lock + unlock costs
-  289 instructions against 197 anonymous (callgrind). The extra 92 are the hold's entry
-  in its owner's local slab (reused in place when the task re-takes the same mutex), the
-  context check on release (a thread-local read) and the ticket. There is no atomic, lock
-  or reference count among them. In time that is 3-8 ns on a 17-22 ns lock, which
-  criterion's `--quick` runs put anywhere from 0.8x to 1.6x. DESIGN.md section 4's lazy
-  registration needs a fence per lock, which costs about as much as the extra work.
+  about 315 instructions against 201 anonymous (callgrind). The extra are the hold's
+  entry in its owner's local slab (reused in place when the task re-takes the same
+  mutex), the context check on release (a thread-local read, then the record's one-word
+  head) and the ticket. There is no atomic, lock or reference count among them. In time
+  that is 3-4 ns on an 18-22 ns lock: 1.16-1.21 in the runs above, 0.8-1.5 in earlier
+  reports. DESIGN.md section 4's lazy registration needs a fence per lock, which costs
+  about as much as the extra work.
 - **Eventually fair `blocking_lock` within 3x parking_lot.** Barging takes two threads
   from 350-560 ns per lock (strict FIFO, a cross-core wake each) to 55-65 ns. But an
-  uncontended `blocking_lock` + drop alone costs 39-51 ns here against parking_lot's
-  5 ns. That covers the thread owner's registration, the `tokio` feature's check that the
-  thread is not a runtime worker (about 60 instructions), and the guard's release with
-  its owner and panic checks. The floor, not the hand-off, decides this ratio.
+  uncontended `blocking_lock` + drop alone costs 36-51 ns here against parking_lot's
+  5 ns: about 475 instructions, spread over the thread owner's registration, the `tokio`
+  feature's check that the thread is not a runtime worker (about 30), the acquire
+  future polled once with a no-op waker, and the guard's release with its owner and
+  panic checks. The floor, not the hand-off, decides this ratio; parking_lot's own
+  contended figure moves it too (9-19 ns across reports).
 - **CapacityLimiter within 1.3x Semaphore.** Borrows now live in a slab whose key the
   token keeps, and anonymous calls' borrows are not hashed at all: `try_acquire` + drop
-  went from 455 to 343 instructions, against the semaphore's 173. What is left is the
+  went from 455 to about 330 instructions, against the semaphore's 173. What is left is the
   borrower set itself: its lock taken twice (on acquire and on release) and a slab
   insert and remove. The set is what answers `release_on_behalf_of(id)`, Trio's
   one-token-per-borrower rule and `statistics().borrowers()`. Next idea: an anonymous
@@ -228,7 +231,13 @@ NOT_MET = """## About the targets that are close or missed
   `tokio` feature, as tokio does). That puts it at 17-22 ns, below tokio but above both.
 - **Contended `blocking_lock` (strict) against tokio's 10x** is a hand-off between two
   threads that costs a cross-core wake per lock for both. The opt-in eventually fair mode
-  is the answer for threads (above)."""
+  is the answer for threads (above).
+- **Guards and permits within 16 bytes (Sizes, below).** A guard carries its primitive
+  (8 bytes) and its hold's registration ticket (16: the owner record and the hold's slot
+  in it); a permit adds its count, a token its borrow's slot. A 16-byte guard needs an
+  8-byte ticket, which means finding a hold without both a record pointer and a slot: a
+  redesign of the owner records, not done. What a *forgotten* hold costs is met: the
+  exit frees its owner's record but a one-word head, 24 bytes of heap (32 resident)."""
 
 
 def test_output(name):
