@@ -54,6 +54,10 @@ mod imp {
         pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
             f(self.0.get())
         }
+        /// The value, through a unique borrow (no other access can exist).
+        pub(crate) fn get_mut(&mut self) -> &mut T {
+            self.0.get_mut()
+        }
     }
 
     /// A short busy-wait step, used before parking a blocked thread.

@@ -318,6 +318,18 @@ struct OwnerBody {
 unsafe impl Sync for OwnerBody {}
 
 impl OwnerBody {
+    fn new(id: OwnerId, name: Option<Arc<str>>) -> Self {
+        OwnerBody {
+            id,
+            name,
+            local: UnsafeCell::new(LocalHolds::default()),
+            shared: Mutex::new(SharedHolds::default()),
+            released_elsewhere: AtomicBool::new(false),
+            published: std::sync::atomic::AtomicBool::new(false),
+            forwarded: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
     /// Runs `f` on the local holds.
     ///
     /// # Safety
@@ -428,17 +440,8 @@ fn stripe_of(record: &OwnerInner) -> &Mutex<()> {
 
 impl OwnerInner {
     fn new(id: OwnerId, name: Option<Arc<str>>) -> Self {
-        let body = OwnerBody {
-            id,
-            name,
-            local: UnsafeCell::new(LocalHolds::default()),
-            shared: Mutex::new(SharedHolds::default()),
-            released_elsewhere: AtomicBool::new(false),
-            published: std::sync::atomic::AtomicBool::new(false),
-            forwarded: std::sync::atomic::AtomicBool::new(false),
-        };
         OwnerInner {
-            body: AtomicPtr::new(Box::into_raw(spare_body::reuse(body))),
+            body: AtomicPtr::new(Box::into_raw(spare_body::reuse(id, name))),
             #[cfg(not(target_pointer_width = "64"))]
             id,
             #[cfg(loom)]
@@ -581,7 +584,11 @@ impl OwnerInner {
                     let mut shared = body_ref.shared.lock();
                     let mut released = body_ref.take_released_elsewhere(local, &mut shared);
                     released.extend(local.spare.take().map(|key| local.holds.remove(key)));
-                    let abandoned: Vec<(OrphanTag, HoldEntry)> = std::mem::take(&mut local.holds)
+                    // An empty slab stays, with its allocation, for the body's next
+                    // record (see `spare_body`).
+                    let holds =
+                        if local.holds.is_empty() { Slab::new() } else { std::mem::take(&mut local.holds) };
+                    let abandoned: Vec<(OrphanTag, HoldEntry)> = holds
                         .into_iter()
                         .map(|(key, entry)| ((record, key), entry))
                         .chain(
@@ -688,7 +695,9 @@ impl OwnerInner {
 /// record made there, so that a task spawned and finished on one thread (the common case)
 /// allocates only its record's head.
 mod spare_body {
-    use super::OwnerBody;
+    use super::{Arc, OwnerBody, OwnerId};
+    #[cfg(not(loom))]
+    use slab::Slab;
     #[cfg(not(loom))]
     use std::cell::Cell;
 
@@ -697,14 +706,31 @@ mod spare_body {
         static SPARE: Cell<Option<Box<OwnerBody>>> = const { Cell::new(None) };
     }
 
-    /// `body` in this thread's spare allocation if there is one, else in a new one.
-    pub(super) fn reuse(body: OwnerBody) -> Box<OwnerBody> {
+    /// A spare's hold slab is kept for the next record up to this many entries; a larger
+    /// one (a task that held many things at once) is freed rather than kept per thread.
+    #[cfg(not(loom))]
+    const KEPT_SLAB_CAPACITY: usize = 16;
+
+    /// A body for a new record: this thread's spare, made new, if there is one. Its hold
+    /// slab (empty, but with its allocation) is kept, so a task that holds something
+    /// allocates nothing for that either.
+    pub(super) fn reuse(id: OwnerId, name: Option<Arc<str>>) -> Box<OwnerBody> {
         #[cfg(not(loom))]
         if let Some(mut spare) = SPARE.try_with(Cell::take).ok().flatten() {
-            *spare = body;
+            // An exited body: its exit emptied the slabs and the released list (checked
+            // below) and cleared the hint; what else it knew of its record goes here.
+            spare.id = id;
+            spare.name = name;
+            *spare.published.get_mut() = false;
+            *spare.forwarded.get_mut() = false;
+            let local = spare.local.get_mut();
+            debug_assert!(local.holds.is_empty() && local.spare.is_none());
+            if local.holds.capacity() > KEPT_SLAB_CAPACITY {
+                local.holds = Slab::new();
+            }
             return spare;
         }
-        Box::new(body)
+        Box::new(OwnerBody::new(id, name))
     }
 
     /// Whether `body` is this thread's spare now.
@@ -1699,7 +1725,27 @@ mod tests {
         assert_eq!(second.body.load(Relaxed), body, "the second record took the spare");
         assert!(!spare_body::is_kept(body));
         // SAFETY: nothing but this thread reaches `second`: it is its only context.
+        let kept = unsafe { second.with_local(|local| (local.holds.len(), local.holds.capacity())) };
+        assert!(matches!(kept, Some((0, 1..))), "with the first one's empty slab: {kept:?}");
+        // SAFETY: nothing but this thread reaches `second`: it is its only context.
         assert_eq!(unsafe { second.body() }.map(OwnerBody::live_holds).ok(), Some(0), "as new");
+        second.exit(AbandonReason::Exited);
+    }
+
+    #[test]
+    fn a_spare_body_lets_a_large_slab_go() {
+        let first = OwnerInner::new_task();
+        let sink = CountAbandons::new();
+        let many: Vec<_> = (0..40).map(|_| register_in(&first, &sink, 1).unwrap()).collect();
+        {
+            let _scope = CurrentTaskScope::enter(&first);
+            many.into_iter().for_each(|ticket| assert_eq!(ticket.unregister(), Claim::Ours));
+        }
+        first.exit(AbandonReason::Exited);
+        let second = OwnerInner::new_task();
+        // SAFETY: nothing but this thread reaches `second`: it is its only context.
+        let capacity = unsafe { second.with_local(|local| local.holds.capacity()) };
+        assert_eq!(capacity, Some(0), "a 40-entry slab is not kept for every later task");
         second.exit(AbandonReason::Exited);
     }
 
