@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use crate::error::{AcquireError, PrimitiveKind, ReleaseError, RepairError, TryLockError};
 use crate::guard::{guard_deref_mut, hold_guard, owned_into_parts};
-use crate::lot::block_on;
 use crate::owner::{Caller, OwnerId, Site, caller_site, current_owner};
 use crate::repair::RepairGuard;
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_hold, common_statistics};
@@ -174,11 +173,6 @@ impl<T: ?Sized> Mutex<T> {
         &self.core
     }
 
-    /// For the blocking entry points; the async ones expand [`acquire_hold!`] in place.
-    async fn acquire_hold(&self, caller: Caller, moves: bool, site: Site) -> Result<Hold, AcquireError> {
-        Ok(acquire_hold!(self.core, 1, caller, &self.core, moves: moves, site: site))
-    }
-
     fn try_acquire_hold(&self, caller: Caller, moves: bool, site: Site) -> Result<Hold, TryLockError> {
         self.core.try_acquire(1, caller)?;
         Ok(self.core.register(1, caller, &self.core, moves, site))
@@ -249,7 +243,7 @@ impl<T: ?Sized> Mutex<T> {
     /// ```
     #[track_caller]
     pub fn blocking_lock(&self) -> Result<MutexGuard<'_, T>, AcquireError> {
-        let hold = block_on(self.acquire_hold(Caller::Blocking, false, caller_site()))?;
+        let hold = self.core.blocking_hold(1, Caller::Blocking, false, caller_site())?;
         Ok(MutexGuard { mutex: self, hold })
     }
 
@@ -300,7 +294,7 @@ impl<T: ?Sized> Mutex<T> {
     /// ```
     #[track_caller]
     pub fn blocking_lock_owned(self: Arc<Self>) -> Result<OwnedMutexGuard<T>, AcquireError> {
-        let hold = block_on(self.acquire_hold(Caller::Blocking, true, caller_site()))?;
+        let hold = self.core.blocking_hold(1, Caller::Blocking, true, caller_site())?;
         Ok(OwnedMutexGuard { mutex: self, hold })
     }
 
@@ -446,7 +440,7 @@ impl Mutex<()> {
     /// ```
     #[track_caller]
     pub fn blocking_acquire(&self) -> Result<(), AcquireError> {
-        let hold = block_on(self.acquire_hold(Caller::ManualBlocking, false, caller_site()))?;
+        let hold = self.core.blocking_hold(1, Caller::ManualBlocking, false, caller_site())?;
         self.core.store_manual(hold);
         Ok(())
     }

@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use crate::error::{AcquireError, PrimitiveKind, RepairError, TryLockError};
 use crate::guard::{guard_deref_mut, hold_guard, owned_into_parts};
-use crate::lot::block_on;
 use crate::owner::{Caller, OwnerId, Site, caller_site};
 use crate::repair::RepairGuard;
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_hold, common_statistics};
@@ -140,11 +139,6 @@ impl<T: ?Sized> RwLock<T> {
         self.max_readers as usize
     }
 
-    /// For the blocking entry points; the async ones expand [`acquire_hold!`] in place.
-    async fn acquire_hold(&self, permits: usize, moves: bool, site: Site) -> Result<Hold, AcquireError> {
-        Ok(acquire_hold!(self.core, permits, Caller::Blocking, &self.core, moves: moves, site: site))
-    }
-
     fn try_acquire_hold(&self, permits: usize, moves: bool, site: Site) -> Result<Hold, TryLockError> {
         self.core.try_acquire(permits, Caller::Async)?;
         Ok(self.core.register(permits, Caller::Async, &self.core, moves, site))
@@ -248,7 +242,7 @@ impl<T: ?Sized> RwLock<T> {
     /// ```
     #[track_caller]
     pub fn blocking_read(&self) -> Result<RwLockReadGuard<'_, T>, AcquireError> {
-        let hold = block_on(self.acquire_hold(1, false, caller_site()))?;
+        let hold = self.core.blocking_hold(1, Caller::Blocking, false, caller_site())?;
         Ok(self.read_guard(hold))
     }
 
@@ -261,7 +255,7 @@ impl<T: ?Sized> RwLock<T> {
     /// ```
     #[track_caller]
     pub fn blocking_write(&self) -> Result<RwLockWriteGuard<'_, T>, AcquireError> {
-        let hold = block_on(self.acquire_hold(self.write_permits(), false, caller_site()))?;
+        let hold = self.core.blocking_hold(self.write_permits(), Caller::Blocking, false, caller_site())?;
         Ok(RwLockWriteGuard { lock: self, hold })
     }
 

@@ -912,6 +912,25 @@ impl SemCore {
         }
     }
 
+    /// [`acquire_hold!`] for a blocking entry point, blocking the thread. The uncontended
+    /// case is the same one CAS as an async acquire's, without a future to poll or a
+    /// cooperative budget to spend (a blocked thread has none); the rest waits exactly
+    /// as an async acquire does.
+    #[track_caller]
+    pub(crate) fn blocking_hold(
+        self: &Arc<Self>,
+        permits: usize,
+        caller: Caller,
+        moves: bool,
+        site: Site,
+    ) -> Result<Hold, AcquireError> {
+        crate::runtime::assert_can_block();
+        if self.try_take(permits).is_err() {
+            crate::lot::block_on(self.acquire(permits, caller, site))?;
+        }
+        Ok(self.register(permits, caller, self, moves, site))
+    }
+
     /// `permits` with one CAS if that is possible now (see [`TakeUncontended`]).
     pub(crate) fn take_uncontended(&self, permits: usize) -> TakeUncontended<'_> {
         TakeUncontended { core: self, permits }

@@ -10,7 +10,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::error::{AcquireError, HandOverError, PrimitiveKind, TryAcquireError};
-use crate::lot::block_on;
 use crate::owner::{Abandon, Caller, Site, caller_site};
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, MAX_PERMITS, SemCore, acquire_hold, common_statistics};
 
@@ -94,17 +93,6 @@ impl Semaphore {
 
     fn primitive(&self) -> Arc<dyn Abandon> {
         self.core.clone()
-    }
-
-    /// For the blocking entry points; the async ones expand [`acquire_hold!`] in place.
-    async fn acquire_hold(
-        &self,
-        permits: usize,
-        caller: Caller,
-        moves: bool,
-        site: Site,
-    ) -> Result<Hold, AcquireError> {
-        Ok(acquire_hold!(self.core, permits, caller, &self.core, moves: moves, site: site))
     }
 
     fn try_acquire_hold(&self, permits: usize, moves: bool, site: Site) -> Result<Hold, TryAcquireError> {
@@ -235,7 +223,7 @@ impl Semaphore {
     #[track_caller]
     pub fn blocking_acquire_many(&self, n: u32) -> Result<SemaphorePermit<'_>, AcquireError> {
         let permits = n as usize;
-        let hold = block_on(self.acquire_hold(permits, Caller::Blocking, false, caller_site()))?;
+        let hold = self.core.blocking_hold(permits, Caller::Blocking, false, caller_site())?;
         Ok(SemaphorePermit { sem: self, permits, hold })
     }
 
@@ -328,7 +316,7 @@ impl Semaphore {
         n: u32,
     ) -> Result<OwnedSemaphorePermit, AcquireError> {
         let permits = n as usize;
-        let hold = block_on(self.acquire_hold(permits, Caller::Blocking, true, caller_site()))?;
+        let hold = self.core.blocking_hold(permits, Caller::Blocking, true, caller_site())?;
         Ok(OwnedSemaphorePermit { sem: self, permits, hold })
     }
 
