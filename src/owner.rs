@@ -521,7 +521,7 @@ impl OwnerInner {
 
     /// The owner's id, from any context.
     pub(crate) fn id(&self) -> OwnerId {
-        self.abandoner().id
+        self.with_body(|body| body.map_or_else(|_| self.exited_id(), |body| body.id))
     }
 
     /// The owner's id, read in its context (no lock).
@@ -620,21 +620,22 @@ impl OwnerInner {
         }
         let own = Abandoner { id: body.id, name: body.name.clone() };
         spare_body::keep(body);
-        drop(released);
-        if abandoned.is_empty() {
-            return;
+        if !abandoned.is_empty() {
+            let abandoner = abandoner.unwrap_or(&own);
+            // Every hold was claimed above, so each must be settled here even if one
+            // primitive's `abandon` panics (a waker's `wake` may): a claimed hold that is
+            // not abandoned is neither broken nor released, and its waiters would hang.
+            crate::lot::run_all(abandoned, |(tag, hold)| {
+                if hold.moves {
+                    hold.primitive.orphan(abandoner, hold.permits, hold.site, tag);
+                } else {
+                    hold.primitive.abandon(abandoner, reason, hold.permits, hold.site);
+                }
+            });
         }
-        let abandoner = abandoner.unwrap_or(&own);
-        // Every hold was claimed above, so each must be settled here even if one
-        // primitive's `abandon` panics (a waker's `wake` may): a claimed hold that is not
-        // abandoned is neither broken nor released, and its waiters would hang.
-        crate::lot::run_all(abandoned, |(tag, hold)| {
-            if hold.moves {
-                hold.primitive.orphan(abandoner, hold.permits, hold.site, tag);
-            } else {
-                hold.primitive.abandon(abandoner, reason, hold.permits, hold.site);
-            }
-        });
+        // Last: an entry may hold a primitive's last reference, whose drop is best left
+        // until every abandoned hold is settled.
+        drop(released);
     }
 
     /// How many holds are registered to the owner now. In the owner's context only (or,
