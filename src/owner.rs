@@ -730,9 +730,6 @@ mod spare_body {
             *spare.forwarded.get_mut() = false;
             let local = spare.local.get_mut();
             debug_assert!(local.holds.is_empty() && local.spare.is_none());
-            if local.holds.capacity() > KEPT_SLAB_CAPACITY {
-                local.holds = Slab::new();
-            }
             return spare;
         }
         Box::new(OwnerBody::new(id, name))
@@ -750,12 +747,20 @@ mod spare_body {
     }
 
     /// Keeps an exited record's body (detached: nobody else reaches it) as this thread's
-    /// spare, or frees it if there is one already.
+    /// spare, freeing the previous spare; a hold slab above `KEPT_SLAB_CAPACITY` is freed.
     pub(super) fn keep(body: Box<OwnerBody>) {
-        // The body goes in the slot, the previous spare (if any) is freed; when the
-        // thread's locals are gone already, the body is freed here.
         #[cfg(not(loom))]
-        let _ = SPARE.try_with(|spare| drop(spare.replace(Some(body))));
+        {
+            let mut body = body;
+            // A large slab is let go now, not kept on the thread until its next record.
+            let local = body.local.get_mut();
+            if local.holds.capacity() > KEPT_SLAB_CAPACITY {
+                local.holds = Slab::new();
+            }
+            // The body goes in the slot, the previous spare (if any) is freed; when the
+            // thread's locals are gone already, the body is freed here.
+            let _ = SPARE.try_with(|spare| drop(spare.replace(Some(body))));
+        }
         #[cfg(loom)]
         drop(body);
     }
