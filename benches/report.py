@@ -239,6 +239,11 @@ NOT_MET = """## About the targets that are close or missed
   exit frees its owner's record but a one-word head, 24 bytes of heap (32 resident)."""
 
 
+def met(value, limit):
+    """A target row's verdict: at or under the limit is met."""
+    return "yes" if value <= limit else "**no**"
+
+
 def test_output(name):
     """What `cargo test --test <name> -- --nocapture` prints, without the harness's lines."""
     run = subprocess.run(["cargo", "test", "-q", "--release", "--test", name, "--", "--nocapture"],
@@ -262,8 +267,7 @@ def sizes():
     for line in printed:
         if line.startswith("target "):
             _, name, bytes_, limit = line.split()
-            met = "yes" if int(bytes_) <= int(limit) else "**no**"
-            out.append(f"| size of {name} | {bytes_} B | <= {limit} B | {met} |")
+            out.append(f"| size of {name} | {bytes_} B | <= {limit} B | {met(int(bytes_), int(limit))} |")
     printed = "\n".join(test_output("leak_cost"))
     for label, pattern in (("heap", r"([0-9.]+) per forgotten permit"),
                            ("resident set", r"resident set growth: ([0-9.]+) bytes")):
@@ -271,7 +275,7 @@ def sizes():
         if found:
             left = float(found.group(1))
             out.append(f"| {label} left per forgotten permit (`tests/leak_cost.rs`) | {left:.0f} B | <= 32 B | "
-                       f"{'yes' if left <= 32 else '**no**'} |")
+                       f"{met(left, 32)} |")
     return out
 
 
@@ -285,10 +289,10 @@ def target_row(label, ours, peer, limit, ours_base=None):
     else:
         mine, theirs = median_ns(*ours, base=ours_base), median_ns(*peer)
         r, per_run = ratio(mine, theirs), []
-    met = "n/a" if r is None else ("yes" if r <= limit else "**no**")
+    verdict = "n/a" if r is None else met(r, limit)
     runs = ", ".join(f"{x:.2f}" for x in per_run) if len(per_run) > 1 else "1 run"
     shown = "n/a" if r is None else f"{r:.2f}"
-    return f"| {label} | {shown} | {runs} | {limit} | {met} |", r
+    return f"| {label} | {shown} | {runs} | {limit} | {verdict} |", r
 
 
 def main():
