@@ -7,6 +7,13 @@
 //! waiter at wake time by the core, from what is actually free, never from a delta
 //! (anyio's over-grant bug). Shrinking the total never revokes: the core keeps the
 //! difference as debt that releases pay off first.
+//!
+//! Why an anonymous borrow is not in the borrower set until named: outside any owner
+//! nobody answers for a token and nobody knows its id, so the set has nothing to check
+//! or find; keeping it there anyway took the set's lock twice per borrow, more than the
+//! borrow itself (2.3x a semaphore permit). Such a token is counted by the core alone
+//! (how many are borrowed is `total + debt - free`, read under the core's lock) and
+//! enters the set when its id is first asked for.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,13 +23,14 @@ use std::sync::Arc;
 use crate::error::AbandonReason;
 use crate::error::HandOverError;
 use crate::error::{AcquireError, PrimitiveKind, ReleaseError, TryAcquireError};
-use crate::loom::Mutex;
+use crate::loom::{AtomicU64, AtomicUsize, Mutex};
 use crate::lot::block_on;
 use crate::owner::{
     Abandon, Abandoner, Caller, OrphanTag, OwnerGone, OwnerId, Site, caller_site, can_exit, is_live_owner,
     owner_id_for,
 };
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_permits, common_statistics};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 enum Borrow {
     /// Waiting for a token.
@@ -54,19 +62,22 @@ impl std::hash::Hasher for OwnerIdHasher {
 
 type OwnerIdMap<V> = HashMap<OwnerId, V, std::hash::BuildHasherDefault<OwnerIdHasher>>;
 
-/// Every borrow, waiting or holding, under the limiter's lock.
+/// Every named borrow, waiting or holding, under the limiter's lock.
 ///
 /// A borrow lives in a slab slot whose key its token keeps, so giving a token back
 /// hashes nothing. Borrowers that can be named by id (tasks, threads, explicit ids) are
 /// also indexed by id, for the one-borrow-per-borrower checks and
-/// `release_on_behalf_of`. An anonymous call's borrow (a fresh id minted for it, the
-/// common case outside tracked tasks) is not indexed: nobody can hold its id before the
-/// token shows it, and the rare lookup by such an id scans the slab.
+/// `release_on_behalf_of`. An anonymous borrow named later (a fresh id minted for it) is
+/// not indexed: nobody could hold its id before, and the rare lookup by such an id
+/// scans the slab.
+///
+/// An anonymous call's borrow (outside any owner) is not here at all until it is named:
+/// see [`BorrowRef`]. How many tokens are borrowed is the core's count, which counts
+/// both kinds.
 #[derive(Default)]
 struct Borrowers {
     slots: slab::Slab<(OwnerId, Borrow)>,
     by_id: OwnerIdMap<usize>,
-    total: usize,
     next_generation: u64,
 }
 
@@ -75,10 +86,6 @@ impl Borrowers {
     fn holding(&self) -> impl Iterator<Item = OwnerId> + '_ {
         self.slots.iter().filter(|(_, (_, b))| matches!(b, Borrow::Holding { .. })).map(|(_, (id, _))| *id)
     }
-    fn borrowed(&self) -> usize {
-        self.holding().count()
-    }
-
     /// The slot of `id`'s borrow, if it has one.
     fn find(&self, id: OwnerId) -> Option<usize> {
         if id.is_anonymous() {
@@ -260,8 +267,7 @@ impl CapacityLimiter {
     #[track_caller]
     fn build(total: usize, name: Option<Arc<str>>, policy: AbandonPolicy) -> Self {
         let core = SemCore::new(total, PrimitiveKind::CapacityLimiter, name, policy);
-        let borrowers = Borrowers { total, ..Borrowers::default() };
-        let inner = Arc::new(LimiterInner { core, borrowers: Mutex::new(borrowers) });
+        let inner = Arc::new(LimiterInner { core, borrowers: Mutex::new(Borrowers::default()) });
         crate::diagnostics::track(&inner);
         CapacityLimiter { inner }
     }
@@ -323,9 +329,7 @@ impl CapacityLimiter {
         borrowers.slots[pending.slot].1 = Borrow::Holding { generation, hold };
         Ok(CapacityToken {
             limiter: LimiterRef::Borrowed(self),
-            borrower: pending.borrower,
-            slot: pending.slot,
-            generation,
+            borrow: BorrowRef::named(pending.borrower, pending.slot, generation),
         })
     }
 
@@ -349,7 +353,33 @@ impl CapacityLimiter {
     fn record(&self, borrowers: &mut Borrowers, borrower: OwnerId, hold: Hold) -> CapacityToken<'_> {
         let generation = Self::next_generation(borrowers);
         let slot = borrowers.insert(borrower, Borrow::Holding { generation, hold });
-        CapacityToken { limiter: LimiterRef::Borrowed(self), borrower, slot, generation }
+        CapacityToken {
+            limiter: LimiterRef::Borrowed(self),
+            borrow: BorrowRef::named(borrower, slot, generation),
+        }
+    }
+
+    /// Whether an acquire borrows anonymously: a call (`acquire()`) outside any owner.
+    /// Nobody answers for such a borrow and nobody can know its id yet, so it starts
+    /// unnamed (see [`BorrowRef`]).
+    fn is_anonymous_call(borrower: Borrower, caller: Caller) -> bool {
+        matches!(borrower, Borrower::Call) && owner_id_for(caller).is_none()
+    }
+
+    /// Names an unnamed borrow: a fresh anonymous id and an entry in the borrower set,
+    /// under the set's lock (so two namings through `&token` agree). Returns its id.
+    fn name_borrow(&self, borrow: &BorrowRef) -> OwnerId {
+        let mut borrowers = self.inner.borrowers.lock();
+        if let Some(id) = OwnerId::from_u64(borrow.borrower.load(Relaxed)) {
+            return id; // named meanwhile, under this lock
+        }
+        let id = OwnerId::next_anonymous();
+        let generation = Self::next_generation(&mut borrowers);
+        let slot = borrowers.insert(id, Borrow::Holding { generation, hold: Hold::default() });
+        borrow.slot.store(slot, Relaxed);
+        borrow.generation.store(generation, Relaxed);
+        borrow.borrower.store(id.as_u64(), Release);
+        id
     }
 
     /// A generation for a new holding borrow: it tells the borrow from a later one in
@@ -366,6 +396,10 @@ impl CapacityLimiter {
         caller: Caller,
         site: Site,
     ) -> Result<CapacityToken<'_>, AcquireError> {
+        if Self::is_anonymous_call(borrower, caller) {
+            acquire_permits!(self.inner.core, 1, caller, site);
+            return Ok(CapacityToken { limiter: LimiterRef::Borrowed(self), borrow: BorrowRef::unnamed() });
+        }
         let pending = self.begin(borrower, caller)?;
         acquire_permits!(self.inner.core, 1, caller, site);
         self.finish(pending, borrower, caller, site)
@@ -375,6 +409,10 @@ impl CapacityLimiter {
     /// record happen under one lock of the borrower map.
     fn try_acquire_for(&self, borrower: Borrower, site: Site) -> Result<CapacityToken<'_>, TryAcquireError> {
         let caller = Caller::Async;
+        if Self::is_anonymous_call(borrower, caller) {
+            self.inner.core.try_acquire(1, caller)?;
+            return Ok(CapacityToken { limiter: LimiterRef::Borrowed(self), borrow: BorrowRef::unnamed() });
+        }
         let mut borrowers = self.inner.borrowers.lock();
         let key = Self::key_for(&borrowers, borrower, caller)?;
         self.inner.core.try_acquire(1, caller)?;
@@ -547,7 +585,7 @@ impl CapacityLimiter {
     /// assert_eq!(ownsync::CapacityLimiter::new(4).total_tokens(), 4);
     /// ```
     pub fn total_tokens(&self) -> usize {
-        self.inner.borrowers.lock().total
+        self.inner.core.pool().0
     }
 
     /// Changes the number of tokens. Growing hands the new tokens to waiters in FIFO
@@ -568,15 +606,7 @@ impl CapacityLimiter {
     /// ```
     #[track_caller]
     pub fn set_total_tokens(&self, total: usize) {
-        let old = std::mem::replace(&mut self.inner.borrowers.lock().total, total);
-        // The core is changed outside the borrower lock, so its wakes run under no lock of
-        // ours. Concurrent calls still add up: growing and shrinking by n each move
-        // (free - debt) by exactly n, so they commute.
-        if total > old {
-            self.inner.core.add_permits(total - old);
-        } else {
-            self.inner.core.shrink(old - total);
-        }
+        self.inner.core.set_pool_total(total);
     }
 
     /// Tokens currently borrowed.
@@ -585,7 +615,7 @@ impl CapacityLimiter {
     /// assert_eq!(ownsync::CapacityLimiter::new(4).borrowed_tokens(), 0);
     /// ```
     pub fn borrowed_tokens(&self) -> usize {
-        self.inner.borrowers.lock().borrowed()
+        self.inner.core.pool().1
     }
 
     /// `total - borrowed`, or 0 while borrowed exceeds a lowered total, and 0 once the
@@ -599,8 +629,8 @@ impl CapacityLimiter {
         if self.is_broken() {
             return 0;
         }
-        let borrowers = self.inner.borrowers.lock();
-        borrowers.total.saturating_sub(borrowers.borrowed())
+        let (total, borrowed) = self.inner.core.pool();
+        total.saturating_sub(borrowed)
     }
 
     /// Whether a borrower abandoned its token and broke the limiter. Permanent.
@@ -632,20 +662,24 @@ impl CapacityLimiter {
 
     /// A snapshot: borrowed, total, borrowers, waiting, broken, abandonments.
     ///
+    /// `borrowers()` lists every borrower with an id: tasks, threads, explicit
+    /// borrowers, and anonymous borrows (outside any owner) once their id has been asked
+    /// for; `borrowed_tokens()` counts every token.
+    ///
     /// ```
     /// let limiter = ownsync::CapacityLimiter::new(2);
-    /// let token = limiter.try_acquire().unwrap();
+    /// let token = limiter.try_acquire().unwrap(); // outside any owner: anonymous
+    /// assert!(limiter.statistics().borrowers().is_empty()); // counted, not yet named
+    /// let id = token.borrower(); // named now
     /// let stats = limiter.statistics();
     /// assert_eq!((stats.borrowed_tokens(), stats.total_tokens(), stats.waiters()), (1, 2, 0));
-    /// assert_eq!(stats.borrowers(), [token.borrower()]);
+    /// assert_eq!(stats.borrowers(), [id]);
     /// ```
     pub fn statistics(&self) -> LimiterStatistics {
-        let (total, mut borrowers) = {
-            let borrowers = self.inner.borrowers.lock();
-            (borrowers.total, borrowers.holding().collect::<Vec<_>>())
-        };
+        let mut borrowers = self.inner.borrowers.lock().holding().collect::<Vec<_>>();
         borrowers.sort();
-        LimiterStatistics { core: self.inner.core.snapshot(), total, borrowers }
+        let (total, borrowed) = self.inner.core.pool();
+        LimiterStatistics { core: self.inner.core.snapshot(), total, borrowed, borrowers }
     }
 }
 
@@ -698,10 +732,59 @@ impl Drop for PendingBorrow<'_> {
 #[clippy::has_significant_drop]
 pub struct CapacityToken<'a> {
     limiter: LimiterRef<'a>,
-    borrower: OwnerId,
-    /// The borrow's slot in the borrower set, and which borrow of that slot it is.
-    slot: usize,
-    generation: u64,
+    borrow: BorrowRef,
+}
+
+/// Where a token's borrow is recorded: its borrower, its slot in the borrower set and
+/// the generation that tells it from a later borrow in that slot.
+///
+/// An anonymous call's borrow (`acquire()` outside any owner: nobody answers for it and
+/// nobody knows its id) starts *unnamed*: only the core's count knows of it, so taking
+/// and giving back the token is one atomic each, as for a semaphore permit (the set's
+/// lock, taken on both, cost twice the rest of the borrow). It is named, with a fresh
+/// anonymous id and an entry in the set, the first time anything could look for it by
+/// id: [`CapacityToken::borrower`], `detach`, a hand-over. Naming happens through
+/// `&self`, under the set's lock: hence atomics, stored under that lock and read after
+/// an `Acquire` of `borrower` (or through `&mut`, where nothing races).
+struct BorrowRef {
+    /// The borrower's raw id; 0 while unnamed.
+    borrower: AtomicU64,
+    slot: AtomicUsize,
+    /// [`GONE`] once the borrow has moved to another token, or been detached: a drop
+    /// then releases nothing (generations count up from 0 and never reach it).
+    generation: AtomicU64,
+}
+
+const GONE: u64 = u64::MAX;
+
+impl BorrowRef {
+    fn unnamed() -> Self {
+        BorrowRef { borrower: AtomicU64::new(0), slot: AtomicUsize::new(0), generation: AtomicU64::new(0) }
+    }
+    fn named(borrower: OwnerId, slot: usize, generation: u64) -> Self {
+        BorrowRef {
+            borrower: AtomicU64::new(borrower.as_u64()),
+            slot: AtomicUsize::new(slot),
+            generation: AtomicU64::new(generation),
+        }
+    }
+    /// The borrower, if the borrow is named.
+    fn name(&self) -> Option<OwnerId> {
+        OwnerId::from_u64(self.borrower.load(Acquire))
+    }
+    /// The slot and generation of a named borrow (read after [`name`](Self::name)).
+    fn place(&self) -> (usize, u64) {
+        (self.slot.load(Relaxed), self.generation.load(Relaxed))
+    }
+    /// Moves the borrow out, leaving this one [`GONE`].
+    fn take(&mut self) -> BorrowRef {
+        let generation = self.generation.swap(GONE, Relaxed);
+        BorrowRef {
+            borrower: AtomicU64::new(self.borrower.load(Relaxed)),
+            slot: AtomicUsize::new(self.slot.load(Relaxed)),
+            generation: AtomicU64::new(generation),
+        }
+    }
 }
 
 /// The limiter a token returns to: borrowed, or a handle of its own (`'static` tokens).
@@ -721,14 +804,25 @@ impl std::ops::Deref for LimiterRef<'_> {
 }
 
 impl CapacityToken<'_> {
-    /// Who borrows this token.
+    /// Who borrows this token. An anonymous borrow (outside any owner) gets its id here,
+    /// the first time it is asked for: from then on the limiter lists it and finds it by
+    /// that id (`release_on_behalf_of`, the one-token rule of `acquire_on_behalf_of`).
     ///
     /// ```
     /// let limiter = ownsync::CapacityLimiter::new(1);
     /// assert_eq!(limiter.blocking_acquire().unwrap().borrower(), ownsync::current_owner());
     /// ```
     pub fn borrower(&self) -> OwnerId {
-        self.borrower
+        match self.borrow.name() {
+            Some(id) => id,
+            None => self.limiter.name_borrow(&self.borrow),
+        }
+    }
+
+    /// The named borrow's slot and generation, naming it first if it is not.
+    fn named_place(&self) -> (usize, u64) {
+        self.borrower();
+        self.borrow.place()
     }
 
     /// Keeps the token borrowed without a guard, to be given back with
@@ -740,8 +834,10 @@ impl CapacityToken<'_> {
     /// limiter.try_acquire().unwrap().detach();
     /// assert_eq!(limiter.borrowed_tokens(), 1);
     /// ```
-    pub fn detach(self) {
-        std::mem::forget(self);
+    pub fn detach(mut self) {
+        self.borrower(); // so that `release_on_behalf_of` finds it
+        // The borrow stays in the set; the token goes (with its limiter handle, if owned).
+        self.borrow.take();
     }
 
     /// The same token with a limiter handle of its own, so it can outlive the borrow of
@@ -757,19 +853,15 @@ impl CapacityToken<'_> {
     pub fn into_owned(mut self) -> CapacityToken<'static> {
         let limiter = (*self.limiter).clone();
         // A `'static` token may move: its acquirer's exit orphans it from now on instead
-        // of abandoning it (DESIGN.md 2b).
-        limiter.with_hold(self.slot, self.generation, |hold, primitive| {
-            hold.make_moving(1, primitive);
-        });
-        // The borrow moves to the new token: this one's drop must find nothing to release
-        // (generations count up from 0 and never reach the sentinel).
-        let generation = std::mem::replace(&mut self.generation, u64::MAX);
-        CapacityToken {
-            limiter: LimiterRef::Owned(limiter),
-            borrower: self.borrower,
-            slot: self.slot,
-            generation,
+        // of abandoning it (DESIGN.md 2b). An unnamed borrow has no owner to exit.
+        if self.borrow.name().is_some() {
+            let (slot, generation) = self.borrow.place();
+            limiter.with_hold(slot, generation, |hold, primitive| {
+                hold.make_moving(1, primitive);
+            });
         }
+        // The borrow moves to the new token: this one's drop releases nothing.
+        CapacityToken { limiter: LimiterRef::Owned(limiter), borrow: self.borrow.take() }
     }
 }
 
@@ -794,8 +886,9 @@ impl CapacityToken<'_> {
     #[track_caller]
     pub fn hand_to(&mut self, owner: OwnerId) -> Result<(), HandOverError> {
         let site = caller_site();
+        let (slot, generation) = self.named_place();
         self.limiter
-            .with_hold(self.slot, self.generation, |hold, primitive| hold.hand_to(owner, 1, primitive, site))
+            .with_hold(slot, generation, |hold, primitive| hold.hand_to(owner, 1, primitive, site))
             .unwrap_or(Err(HandOverError::Abandoned))
     }
 
@@ -827,7 +920,10 @@ impl CapacityToken<'_> {
     /// assert_eq!(limiter.blocking_acquire().unwrap().owner(), Some(ownsync::current_owner()));
     /// ```
     pub fn owner(&self) -> Option<OwnerId> {
-        self.limiter.with_hold(self.slot, self.generation, |hold, _| hold.owner_id()).flatten()
+        // Unnamed: anonymous, and nobody answers for it.
+        self.borrow.name()?;
+        let (slot, generation) = self.borrow.place();
+        self.limiter.with_hold(slot, generation, |hold, _| hold.owner_id()).flatten()
     }
 }
 
@@ -840,14 +936,28 @@ impl crate::tracked::HandOver for CapacityToken<'_> {
 
 impl Drop for CapacityToken<'_> {
     fn drop(&mut self) {
+        let (slot, generation) = self.borrow.place();
+        if generation == GONE {
+            return;
+        }
+        if self.borrow.name().is_none() {
+            // Unnamed: only the core's count knows of it.
+            return self.limiter.inner.core.release(1);
+        }
         // `None`: already released by `release_on_behalf_of` or abandoned by its exit.
-        let _ = self.limiter.release_borrow(self.slot, self.generation);
+        let _ = self.limiter.release_borrow(slot, generation);
     }
 }
 
 impl fmt::Debug for CapacityToken<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CapacityToken").field("borrower", &self.borrower).finish()
+        // An unnamed borrow stays unnamed: formatting it is no reason to enter it in the set.
+        let mut out = f.debug_struct("CapacityToken");
+        match self.borrow.name() {
+            Some(id) => out.field("borrower", &id),
+            None => out.field("borrower", &format_args!("anonymous")),
+        };
+        out.finish()
     }
 }
 
@@ -861,19 +971,22 @@ impl fmt::Debug for CapacityToken<'_> {
 pub struct LimiterStatistics {
     core: CoreSnapshot,
     total: usize,
+    borrowed: usize,
     borrowers: Vec<OwnerId>,
 }
 
 impl LimiterStatistics {
-    /// Tokens borrowed.
+    /// Tokens borrowed (by every borrower, named or not).
     pub fn borrowed_tokens(&self) -> usize {
-        self.borrowers.len()
+        self.borrowed
     }
     /// Total tokens.
     pub fn total_tokens(&self) -> usize {
         self.total
     }
-    /// Who holds tokens, sorted.
+    /// Who holds tokens, sorted: every borrower with an id, which is all of them but
+    /// anonymous borrows nobody has asked the id of yet (see [`CapacityToken::borrower`]);
+    /// [`borrowed_tokens`](Self::borrowed_tokens) counts those too.
     pub fn borrowers(&self) -> &[OwnerId] {
         &self.borrowers
     }

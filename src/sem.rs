@@ -291,6 +291,14 @@ struct Shared {
     broken: Option<BrokenResourceError>,
     /// Permits owed after a shrink below what is held: releases pay this first.
     debt: usize,
+    /// A pool's total (a `CapacityLimiter`'s tokens), kept beside `debt` under this lock
+    /// so that what is held, `total + debt - free`, reads consistently (see
+    /// [`SemCore::pool`]). Maintained only by [`SemCore::set_pool_total`].
+    pool_total: usize,
+    /// What was held when the primitive broke, less what was released or abandoned
+    /// since: a broken pool no longer counts releases back, so this is what
+    /// [`SemCore::pool`] reports as held from then on.
+    held_when_broken: usize,
     abandoned: Abandonments,
     /// Owned holds whose acquirer exited while they were registered to it, not released
     /// or adopted since (DESIGN.md 2b: visible, never silent).
@@ -491,7 +499,7 @@ impl SemCore {
             holder: AtomicU64::new(0),
             holder_site: AtomicPtr::new(std::ptr::null_mut()),
             taken_while_panicking: AtomicBool::new(false),
-            shared: Mutex::new(Shared::default()),
+            shared: Mutex::new(Shared { pool_total: permits, ..Shared::default() }),
             kind,
             name,
             policy,
@@ -1255,7 +1263,7 @@ impl SemCore {
             // Broken: nobody is granted any more. A repairable primitive still counts the
             // permits back, so a repair can tell when every guard is gone.
             if state & BROKEN != 0 && !self.repairable() {
-                return;
+                return self.released_while_broken(permits);
             }
             if state & SLOW != 0 && state & BROKEN == 0 {
                 break;
@@ -1274,6 +1282,14 @@ impl SemCore {
         wakes.wake_all();
     }
 
+    /// Permits given back to a broken pool, which grants them to nobody: they are no
+    /// longer held (see [`Shared::held_when_broken`]).
+    #[cold]
+    fn released_while_broken(&self, permits: usize) {
+        let mut shared = self.shared.lock();
+        shared.held_when_broken = shared.held_when_broken.saturating_sub(permits);
+    }
+
     #[track_caller]
     fn add_to(state: usize, permits: usize) -> usize {
         let available = state >> SHIFT;
@@ -1285,6 +1301,11 @@ impl SemCore {
 
     #[track_caller]
     fn release_locked(&self, shared: &mut Shared, mut permits: usize, wakes: &mut WakeList) {
+        if self.state.load(Relaxed) & BROKEN != 0 && !self.repairable() {
+            // Granted to nobody (and `BROKEN` changes only under this lock).
+            shared.held_when_broken = shared.held_when_broken.saturating_sub(permits);
+            return;
+        }
         let paid = permits.min(shared.debt);
         shared.debt -= paid;
         permits -= paid;
@@ -1311,9 +1332,6 @@ impl SemCore {
             }
         }
         loop {
-            if state & BROKEN != 0 && !self.repairable() {
-                return;
-            }
             let next = Self::add_to(state, permits);
             match self.state.compare_exchange_weak(state, next, AcqRel, Relaxed) {
                 Ok(_) if next & BROKEN != 0 => return, // counted back, granted to nobody
@@ -1414,13 +1432,54 @@ impl SemCore {
 
     /// Removes `permits` from the pool: the free ones now, the rest as debt paid by the
     /// next releases (a limiter shrinking below what is borrowed never revokes).
-    pub(crate) fn shrink(&self, permits: usize) {
-        let mut shared = self.shared.lock();
+    fn shrink_locked(&self, shared: &mut Shared, permits: usize) {
         let taken = self.forget_permits(permits);
         shared.debt += permits - taken;
         if shared.debt > 0 {
             self.state.fetch_or(SLOW, Release);
         }
+    }
+
+    /// Makes the pool's total `total` (a limiter's `set_total_tokens`): growing hands the
+    /// new permits to waiters in FIFO order, shrinking takes free ones and owes the rest
+    /// (never revokes). Under the lot's lock with the count, so [`SemCore::pool`] never
+    /// sees the new total with the old count; waiters are woken after it.
+    ///
+    /// # Panics
+    /// If `total` exceeds `MAX_PERMITS`.
+    #[track_caller]
+    pub(crate) fn set_pool_total(&self, total: usize) {
+        assert!(
+            total <= MAX_PERMITS,
+            "a semaphore may not have more than MAX_PERMITS permits ({MAX_PERMITS})"
+        );
+        let mut wakes = WakeList::default();
+        {
+            let mut shared = self.shared.lock();
+            let old = std::mem::replace(&mut shared.pool_total, total);
+            if total > old {
+                self.release_locked(&mut shared, total - old, &mut wakes);
+            } else {
+                self.shrink_locked(&mut shared, old - total);
+            }
+        }
+        wakes.wake_all();
+    }
+
+    /// The pool's total and how many of its permits are held: taken and not given back
+    /// (by guards, or granted to waiters not yet polled), `total + debt - free`; once
+    /// broken, what was held then less what came back since. One consistent snapshot:
+    /// a permit is counted by the one atomic that takes or returns it, so a borrow need
+    /// not be recorded anywhere else to be counted.
+    pub(crate) fn pool(&self) -> (usize, usize) {
+        let shared = self.shared.lock();
+        let state = self.state.load(Acquire);
+        let held = if state & BROKEN != 0 {
+            shared.held_when_broken
+        } else {
+            (shared.pool_total + shared.debt).saturating_sub(state >> SHIFT)
+        };
+        (shared.pool_total, held)
     }
 
     /// Closes: every queued waiter and every later acquire gets `Closed`.
@@ -1460,7 +1519,8 @@ impl SemCore {
             site,
         }));
         shared.last_break.clone_from(&shared.broken);
-        self.state.fetch_or(BROKEN, Release);
+        let before = self.state.fetch_or(BROKEN, Release);
+        shared.held_when_broken = (shared.pool_total + shared.debt).saturating_sub(before >> SHIFT);
         let returned = std::mem::take(&mut shared.returned_before_break);
         if returned > 0 {
             self.state.fetch_add(returned << SHIFT, AcqRel);
@@ -1573,6 +1633,8 @@ impl Abandon for SemCore {
                     let already_broken = shared.broken.is_some();
                     let waiters = shared.queue.len();
                     self.break_locked(&mut shared, owner, reason, site, &mut wakes);
+                    // The abandoned hold is never given back: it is held by nobody now.
+                    shared.held_when_broken = shared.held_when_broken.saturating_sub(permits);
                     if !already_broken {
                         self.trace(owner, reason, Aftermath::Broke { waiters });
                         hooks = shared.break_hooks.iter().filter_map(Weak::upgrade).collect();
@@ -1899,11 +1961,14 @@ mod tests {
     fn debt_is_paid_before_permits_return() {
         let core = core(2);
         core.try_acquire(2, Caller::Async).unwrap();
-        core.shrink(1);
+        core.set_pool_total(1);
+        assert_eq!(core.pool(), (1, 2), "shrinking never revokes");
         core.release(1);
         assert_eq!(core.available(), 0, "the first released permit pays the debt");
+        assert_eq!(core.pool(), (1, 1));
         core.release(1);
         assert_eq!(core.available(), 1);
+        assert_eq!(core.pool(), (1, 0));
         assert!(!core.is_contended());
     }
 

@@ -108,22 +108,27 @@ fn untracked_async_borrows_never_collide() {
     assert_eq!(limiter.borrowed_tokens(), 2);
 }
 
-/// An anonymous borrow (outside any tracked task) is found by its id like any other:
-/// listed, released on its behalf, and refused a second token on behalf of the same id.
-/// Its slot is then reused by the next borrow, whose token the old one must not release.
+/// An anonymous borrow (outside any tracked task) is counted from the start and, once its
+/// id has been asked for, found by it like any other: listed, released on its behalf,
+/// and refused a second token on behalf of the same id. Its slot is then reused by the
+/// next borrow, whose token the old one must not release.
 #[test]
 fn an_anonymous_borrow_is_found_by_its_id() {
     let limiter = CapacityLimiter::new(3);
     let kept = limiter.try_acquire().unwrap();
     let token = limiter.try_acquire().unwrap();
+    let stats = limiter.statistics();
+    assert_eq!((stats.borrowed_tokens(), stats.borrowers()), (2, &[][..]), "counted; no id asked for yet");
+    assert_eq!(format!("{token:?}"), "CapacityToken { borrower: anonymous }", "Debug names nothing");
     let id = token.borrower();
-    assert_eq!(limiter.statistics().borrowers().len(), 2);
-    assert!(limiter.statistics().borrowers().contains(&id));
+    assert_eq!(token.borrower(), id, "named once");
+    assert_eq!(limiter.statistics().borrowers(), [id]);
     assert_eq!(limiter.try_acquire_on_behalf_of(id).unwrap_err(), TryAcquireError::WouldDeadlock);
     token.detach();
     limiter.release_on_behalf_of(id).unwrap();
     assert_eq!(limiter.release_on_behalf_of(id), Err(ReleaseError::NotHeld));
-    assert_eq!(limiter.statistics().borrowers(), [kept.borrower()]);
+    let kept_id = kept.borrower();
+    assert_eq!(limiter.statistics().borrowers(), [kept_id]);
     let again = limiter.try_acquire_on_behalf_of(id).expect("the id is free again");
     assert_eq!(limiter.borrowed_tokens(), 2);
     drop(again);
@@ -147,7 +152,8 @@ fn set_total_tokens_grow_wakes_fifo_and_shrink_never_revokes() {
     drop(second);
     assert_eq!(waiters[2].wakes(), 1, "admitted once borrowed < total");
     let third = waiters[2].ready().unwrap();
-    assert_eq!(limiter.statistics().borrowers(), [third.borrower()]);
+    let id = third.borrower();
+    assert_eq!(limiter.statistics().borrowers(), [id]);
 }
 
 #[test]
@@ -219,4 +225,27 @@ fn an_owned_token_keeps_the_borrow_and_is_orphaned_not_broken_by_its_acquirers_e
     futures::executor::block_on(taker);
     let err = common::broken(futures::executor::block_on(limiter.acquire()).map(drop));
     assert_eq!((err.owner(), err.reason()), (owner, AbandonReason::Exited));
+}
+
+/// `borrowed_tokens` counts every token, named or not, also once the limiter is broken:
+/// the abandoned token is nobody's any more, and the tokens still out are given back one
+/// by one (a broken pool grants nothing, so its own count stops; the break takes over).
+#[test]
+fn borrowed_tokens_counts_every_token_through_a_break() {
+    let limiter = CapacityLimiter::new(4);
+    let unnamed = limiter.try_acquire().unwrap(); // anonymous: only the count knows it
+    let named = limiter.blocking_acquire().unwrap(); // this thread borrows
+    futures::executor::block_on(tracked(async {
+        limiter.acquire().await.unwrap().detach(); // the task exits holding it
+    }));
+    assert!(limiter.is_broken());
+    assert_eq!(limiter.borrowed_tokens(), 2, "the abandoned token is nobody's");
+    let late = limiter.try_acquire();
+    assert!(matches!(late, Err(TryAcquireError::Broken(_))), "nothing is lent once broken");
+    drop(unnamed);
+    assert_eq!(limiter.borrowed_tokens(), 1);
+    let stats = limiter.statistics();
+    assert_eq!((stats.borrowed_tokens(), stats.borrowers()), (1, &[current_owner()][..]));
+    drop(named);
+    assert_eq!((limiter.borrowed_tokens(), limiter.available_tokens(), limiter.total_tokens()), (0, 0, 4));
 }

@@ -68,6 +68,51 @@ fn set_total_tokens_races_acquires() {
     });
 }
 
+/// Two threads ask a shared anonymous token for its id at once: naming happens once (one
+/// id, one entry in the borrower set), and dropping the token gives the borrow back.
+#[test]
+fn naming_an_anonymous_token_races_itself() {
+    model(|| {
+        let limiter = CapacityLimiter::new(1);
+        let token = Arc::new(limiter.try_acquire().unwrap().into_owned()); // unnamed
+        let other = {
+            let token = token.clone();
+            thread::spawn(move || token.borrower())
+        };
+        let id = token.borrower();
+        assert_eq!(other.join().unwrap(), id, "one name");
+        assert_eq!(limiter.statistics().borrowers(), [id], "one entry");
+        drop(token);
+        assert_eq!((limiter.borrowed_tokens(), limiter.available_tokens()), (0, 1));
+        assert!(limiter.statistics().borrowers().is_empty());
+    });
+}
+
+/// An anonymous token, which only the core's count knows of, is given back while a
+/// task's exit breaks the limiter: given back before the break or after it, it is counted
+/// out, and the abandoned token too, so nothing stays borrowed.
+#[test]
+fn an_unnamed_release_races_the_break() {
+    model(|| {
+        let limiter = Arc::new(CapacityLimiter::new(2));
+        let unnamed = limiter.try_acquire().unwrap().into_owned();
+        let mut task = Box::pin(ownsync::tracked({
+            let limiter = limiter.clone();
+            async move {
+                limiter.acquire().await.unwrap().detach();
+                std::future::pending::<()>().await
+            }
+        }));
+        assert!(task.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+        assert_eq!(limiter.borrowed_tokens(), 2);
+        let releaser = thread::spawn(move || drop(unnamed));
+        drop(task); // exits holding its token: broken
+        releaser.join().unwrap();
+        assert!(limiter.is_broken());
+        assert_eq!(limiter.borrowed_tokens(), 0);
+    });
+}
+
 /// A re-poll with a new waker races the release that wakes the waiter: if the re-poll
 /// still saw `Pending`, the new waker is the one woken; no wake-up is lost.
 #[test]
