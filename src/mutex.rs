@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::error::{AcquireError, PrimitiveKind, ReleaseError, RepairError, TryLockError};
-use crate::guard::{guard_deref_mut, hold_guard, owned_into_parts};
+use crate::guard::{HoldSlot, InCore, guard_deref_mut, hold_guard, owned_into_parts};
 use crate::owner::{Caller, OwnerId, Site, caller_site, current_owner};
 use crate::repair::RepairGuard;
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_hold, common_statistics};
@@ -202,7 +202,7 @@ impl<T: ?Sized> Mutex<T> {
         let site = caller_site();
         async move {
             let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: false, site: site);
-            Ok(MutexGuard { mutex: self, hold })
+            Ok(MutexGuard::from_hold(self, hold))
         }
     }
 
@@ -223,7 +223,7 @@ impl<T: ?Sized> Mutex<T> {
     #[track_caller]
     pub fn try_lock(&self) -> Result<MutexGuard<'_, T>, TryLockError> {
         let hold = self.try_acquire_hold(Caller::Async, false, caller_site())?;
-        Ok(MutexGuard { mutex: self, hold })
+        Ok(MutexGuard::from_hold(self, hold))
     }
 
     /// Locks from synchronous code, blocking the thread. Outside a tracked task the
@@ -244,7 +244,7 @@ impl<T: ?Sized> Mutex<T> {
     #[track_caller]
     pub fn blocking_lock(&self) -> Result<MutexGuard<'_, T>, AcquireError> {
         let hold = self.core.blocking_hold(1, Caller::Blocking, false, caller_site())?;
-        Ok(MutexGuard { mutex: self, hold })
+        Ok(MutexGuard::from_hold(self, hold))
     }
 
     /// Like [`lock`](Self::lock), with a guard that keeps the mutex alive (`'static`).
@@ -268,7 +268,7 @@ impl<T: ?Sized> Mutex<T> {
         let site = caller_site();
         async move {
             let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: true, site: site);
-            Ok(OwnedMutexGuard { mutex: self, hold })
+            Ok(OwnedMutexGuard::from_hold(self, hold))
         }
     }
 
@@ -282,7 +282,7 @@ impl<T: ?Sized> Mutex<T> {
     #[track_caller]
     pub fn try_lock_owned(self: Arc<Self>) -> Result<OwnedMutexGuard<T>, TryLockError> {
         let hold = self.try_acquire_hold(Caller::Async, true, caller_site())?;
-        Ok(OwnedMutexGuard { mutex: self, hold })
+        Ok(OwnedMutexGuard::from_hold(self, hold))
     }
 
     /// Like [`blocking_lock`](Self::blocking_lock), with an owned guard.
@@ -295,7 +295,7 @@ impl<T: ?Sized> Mutex<T> {
     #[track_caller]
     pub fn blocking_lock_owned(self: Arc<Self>) -> Result<OwnedMutexGuard<T>, AcquireError> {
         let hold = self.core.blocking_hold(1, Caller::Blocking, true, caller_site())?;
-        Ok(OwnedMutexGuard { mutex: self, hold })
+        Ok(OwnedMutexGuard::from_hold(self, hold))
     }
 
     /// The data, through a unique borrow: no locking needed (works even when broken).
@@ -561,7 +561,7 @@ assert!(mutex.is_broken()); // ...and ended holding it
 #[clippy::has_significant_drop]
 pub struct MutexGuard<'a, T: ?Sized> {
     mutex: &'a Mutex<T>,
-    hold: Hold,
+    hold: InCore,
 }
 
 hold_guard!(MutexGuard<'a, T>, T, |g| g.mutex.data.get(), core: |g| &g.mutex.core, permits: |_g| 1,
@@ -572,14 +572,16 @@ guard_deref_mut!(MutexGuard<'a, T>, T, |g| g.mutex.data.get());
 unsafe impl<T: ?Sized + Send + Sync> Sync for MutexGuard<'_, T> {}
 
 impl<'a, T: ?Sized> MutexGuard<'a, T> {
-    /// A guard for a hold of `mutex` taken elsewhere (a condition's wait).
+    /// The guard of the lock its caller has just taken, with that hold's registration.
     pub(crate) fn from_hold(mutex: &'a Mutex<T>, hold: Hold) -> Self {
-        MutexGuard { mutex, hold }
+        // SAFETY: a guard is made only for the mutex's one permit, just taken by the
+        // caller for this guard (the same fact that makes its `&mut T` sound).
+        MutexGuard { mutex, hold: unsafe { InCore::keep(&mutex.core, hold) } }
     }
 
     /// Gives the hold up to the caller without ending it (a condition's wait).
     pub(crate) fn into_parts(mut this: Self) -> (&'a Mutex<T>, Hold) {
-        let (mutex, hold) = (this.mutex, std::mem::take(&mut this.hold));
+        let (mutex, hold) = (this.mutex, this.hold.take_hold(&this.mutex.core));
         std::mem::forget(this);
         (mutex, hold)
     }
@@ -646,18 +648,25 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
 #[clippy::has_significant_drop]
 pub struct OwnedMutexGuard<T: ?Sized> {
     mutex: Arc<Mutex<T>>,
-    hold: Hold,
+    hold: InCore,
 }
 
 hold_guard!(OwnedMutexGuard<T>, T, |g| g.mutex.data.get(), core: |g| &g.mutex.core, permits: |_g| 1,
     docs: (mutex_hand_doc!(), mutex_adopt_doc!()));
 guard_deref_mut!(OwnedMutexGuard<T>, T, |g| g.mutex.data.get());
-owned_into_parts!(OwnedMutexGuard<T>, mutex: Arc<Mutex<T>>);
+owned_into_parts!(OwnedMutexGuard<T>, mutex: Arc<Mutex<T>>, hold: InCore);
 
 // SAFETY: sharing the guard shares `&T` only.
 unsafe impl<T: ?Sized + Send + Sync> Sync for OwnedMutexGuard<T> {}
 
 impl<T: ?Sized> OwnedMutexGuard<T> {
+    /// The guard of the lock its caller has just taken, with that hold's registration.
+    fn from_hold(mutex: Arc<Mutex<T>>, hold: Hold) -> Self {
+        // SAFETY: as for `MutexGuard::from_hold`.
+        let hold = unsafe { InCore::keep(&mutex.core, hold) };
+        OwnedMutexGuard { mutex, hold }
+    }
+
     /// The mutex this guard locks.
     ///
     /// ```
@@ -725,13 +734,13 @@ impl<T: ?Sized> OwnedMutexGuard<T> {
 pub struct OwnedMappedMutexGuard<T: ?Sized, U: ?Sized = T> {
     mutex: Arc<Mutex<T>>,
     data: *mut U,
-    hold: Hold,
+    hold: InCore,
 }
 
 hold_guard!(OwnedMappedMutexGuard<T, U>, U, |g| g.data, core: |g| &g.mutex.core, permits: |_g| 1,
     docs: (mutex_hand_doc!(), mutex_adopt_doc!()));
 guard_deref_mut!(OwnedMappedMutexGuard<T, U>, U, |g| g.data);
-owned_into_parts!(OwnedMappedMutexGuard<T, U>, mutex: Arc<Mutex<T>>);
+owned_into_parts!(OwnedMappedMutexGuard<T, U>, mutex: Arc<Mutex<T>>, hold: InCore);
 
 // SAFETY: a unique borrow of `U` plus the mutex it keeps alive (as tokio's).
 unsafe impl<T: ?Sized + Send, U: ?Sized + Send> Send for OwnedMappedMutexGuard<T, U> {}
@@ -799,7 +808,7 @@ impl<T: ?Sized, U: ?Sized> OwnedMappedMutexGuard<T, U> {
 pub struct MappedMutexGuard<'a, T: ?Sized> {
     core: &'a Arc<SemCore>,
     data: *mut T,
-    hold: Hold,
+    hold: InCore,
     marker: PhantomData<&'a mut T>,
 }
 
@@ -886,6 +895,38 @@ mod tests {
         let refused = OwnedMutexGuard::try_map(shared.clone().try_lock_owned().unwrap(), |_| None::<&mut u8>);
         drop(refused.unwrap_err());
         assert_eq!(Arc::try_unwrap(shared).ok().unwrap().into_inner().0, 2);
+    }
+
+    /// An exclusive hold's registration lives in the mutex's core while its guard does
+    /// (`InCore`, the one `unsafe` of the exclusive guards; under Miri too): registered
+    /// by a thread, carried through `map` and a hand-over to another thread, given back
+    /// by the guard's drop there; the next registration is its holder's own, and a
+    /// thread that leaves holding the lock is named by the break.
+    #[test]
+    fn an_exclusive_holds_registration_lives_in_its_core() {
+        let mutex = Arc::new(Mutex::new((0u8, 0u8)));
+        let guard = mutex.clone().blocking_lock_owned().unwrap(); // registered to this thread
+        assert_eq!(mutex.owner(), Some(current_owner()));
+        let mut mapped = OwnedMutexGuard::map(guard, |pair| &mut pair.1);
+        let adopter = std::thread::spawn(move || {
+            OwnedMappedMutexGuard::adopt(&mut mapped).unwrap(); // answers for it now
+            *mapped += 1;
+            current_owner()
+        });
+        let adopter = adopter.join().unwrap();
+        assert!(!mutex.is_broken(), "released by its guard on {adopter}");
+        let again = mutex.blocking_lock().unwrap();
+        assert_eq!((again.1, mutex.owner()), (1, Some(current_owner())));
+        drop(again);
+        let leaver = std::thread::spawn({
+            let mutex = mutex.clone();
+            move || {
+                std::mem::forget(mutex.blocking_lock().unwrap());
+                current_owner()
+            }
+        });
+        let leaver = leaver.join().unwrap();
+        assert_eq!(mutex.statistics().broken().map(|e| e.owner()), Some(leaver));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::error::{AcquireError, PrimitiveKind, RepairError, TryLockError};
-use crate::guard::{guard_deref_mut, hold_guard, owned_into_parts};
+use crate::guard::{HoldSlot, InCore, guard_deref_mut, hold_guard, owned_into_parts};
 use crate::owner::{Caller, OwnerId, Site, caller_site};
 use crate::repair::RepairGuard;
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_hold, common_statistics};
@@ -191,7 +191,7 @@ impl<T: ?Sized> RwLock<T> {
         let site = caller_site();
         async move {
             let hold = acquire_hold!(self.core, self.write_permits(), Caller::Async, &self.core, moves: false, site: site);
-            Ok(RwLockWriteGuard { lock: self, hold })
+            Ok(RwLockWriteGuard::from_hold(self, hold))
         }
     }
 
@@ -230,7 +230,7 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     pub fn try_write(&self) -> Result<RwLockWriteGuard<'_, T>, TryLockError> {
         let hold = self.try_acquire_hold(self.write_permits(), false, caller_site())?;
-        Ok(RwLockWriteGuard { lock: self, hold })
+        Ok(RwLockWriteGuard::from_hold(self, hold))
     }
 
     /// [`read`](Self::read) from synchronous code, blocking the thread (which owns the
@@ -256,7 +256,7 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     pub fn blocking_write(&self) -> Result<RwLockWriteGuard<'_, T>, AcquireError> {
         let hold = self.core.blocking_hold(self.write_permits(), Caller::Blocking, false, caller_site())?;
-        Ok(RwLockWriteGuard { lock: self, hold })
+        Ok(RwLockWriteGuard::from_hold(self, hold))
     }
 
     /// Like [`read`](Self::read), with a guard that keeps the lock alive (`'static`).
@@ -300,7 +300,7 @@ impl<T: ?Sized> RwLock<T> {
         let site = caller_site();
         async move {
             let hold = acquire_hold!(self.core, self.write_permits(), Caller::Async, &self.core, moves: true, site: site);
-            Ok(OwnedRwLockWriteGuard { lock: self, hold })
+            Ok(OwnedRwLockWriteGuard::from_hold(self, hold))
         }
     }
 
@@ -327,7 +327,7 @@ impl<T: ?Sized> RwLock<T> {
     #[track_caller]
     pub fn try_write_owned(self: Arc<Self>) -> Result<OwnedRwLockWriteGuard<T>, TryLockError> {
         let hold = self.try_acquire_hold(self.write_permits(), true, caller_site())?;
-        Ok(OwnedRwLockWriteGuard { lock: self, hold })
+        Ok(OwnedRwLockWriteGuard::from_hold(self, hold))
     }
 
     /// The data, through a unique borrow: no locking needed (works even when broken).
@@ -556,7 +556,7 @@ impl<'a, T: ?Sized> RwLockReadGuard<'a, T> {
 #[clippy::has_significant_drop]
 pub struct RwLockWriteGuard<'a, T: ?Sized> {
     lock: &'a RwLock<T>,
-    hold: Hold,
+    hold: InCore,
 }
 
 hold_guard!(RwLockWriteGuard<'a, T>, T, |g| g.lock.data.get(), core: |g| &g.lock.core,
@@ -567,8 +567,16 @@ guard_deref_mut!(RwLockWriteGuard<'a, T>, T, |g| g.lock.data.get());
 unsafe impl<T: ?Sized + Send + Sync> Sync for RwLockWriteGuard<'_, T> {}
 
 impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
-    /// Takes the hold out for a guard made from this one.
-    fn into_parts(mut this: Self) -> (&'a RwLock<T>, Hold) {
+    /// The guard of the write lock its caller has just taken, with that hold's
+    /// registration.
+    fn from_hold(lock: &'a RwLock<T>, hold: Hold) -> Self {
+        // SAFETY: a write guard is made only for the lock's every permit, just taken by
+        // the caller for this guard (the same fact that makes its `&mut T` sound).
+        RwLockWriteGuard { lock, hold: unsafe { InCore::keep(&lock.core, hold) } }
+    }
+
+    /// Moves the hold's slot out for a guard made from this one.
+    fn into_parts(mut this: Self) -> (&'a RwLock<T>, InCore) {
         let (lock, hold) = (this.lock, std::mem::take(&mut this.hold));
         std::mem::forget(this);
         (lock, hold)
@@ -587,13 +595,7 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     ) -> RwLockMappedWriteGuard<'a, U> {
         let data: *mut U = f(&mut *this);
         let (lock, hold) = Self::into_parts(this);
-        RwLockMappedWriteGuard {
-            core: &lock.core,
-            permits: lock.write_permits(),
-            data,
-            hold,
-            marker: PhantomData,
-        }
+        RwLockMappedWriteGuard { core: &lock.core, data, hold, marker: PhantomData }
     }
 
     /// Like [`map`](Self::map), but `f` may decline, giving the guard back.
@@ -613,13 +615,7 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
             None => return Err(this),
         };
         let (lock, hold) = Self::into_parts(this);
-        Ok(RwLockMappedWriteGuard {
-            core: &lock.core,
-            permits: lock.write_permits(),
-            data,
-            hold,
-            marker: PhantomData,
-        })
+        Ok(RwLockMappedWriteGuard { core: &lock.core, data, hold, marker: PhantomData })
     }
 
     /// This guard as a mapped one of the whole data (`map(guard, |data| data)`).
@@ -659,7 +655,8 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     /// ```
     pub fn downgrade_map<U: ?Sized, F: FnOnce(&T) -> &U>(this: Self, f: F) -> RwLockReadGuard<'a, U> {
         let data: *const U = f(&*this);
-        let (lock, mut hold) = Self::into_parts(this);
+        let (lock, mut slot) = Self::into_parts(this);
+        let mut hold = slot.take_hold(&lock.core);
         lock.core.downgrade(&mut hold, lock.write_permits(), 1, &lock.core);
         RwLockReadGuard { core: &lock.core, data, hold, marker: PhantomData }
     }
@@ -683,7 +680,8 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
             Some(data) => data,
             None => return Err(this),
         };
-        let (lock, mut hold) = Self::into_parts(this);
+        let (lock, mut slot) = Self::into_parts(this);
+        let mut hold = slot.take_hold(&lock.core);
         lock.core.downgrade(&mut hold, lock.write_permits(), 1, &lock.core);
         Ok(RwLockReadGuard { core: &lock.core, data, hold, marker: PhantomData })
     }
@@ -702,13 +700,12 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
 #[clippy::has_significant_drop]
 pub struct RwLockMappedWriteGuard<'a, T: ?Sized> {
     core: &'a Arc<SemCore>,
-    permits: usize,
     data: *mut T,
-    hold: Hold,
+    hold: InCore,
     marker: PhantomData<&'a mut T>,
 }
 
-hold_guard!(RwLockMappedWriteGuard<'a, T>, T, |g| g.data, core: |g| g.core, permits: |g| g.permits,
+hold_guard!(RwLockMappedWriteGuard<'a, T>, T, |g| g.data, core: |g| g.core, permits: |g| g.core.exclusive_permits(),
     docs: (rwlock_hand_doc!(), rwlock_adopt_doc!()));
 guard_deref_mut!(RwLockMappedWriteGuard<'a, T>, T, |g| g.data);
 
@@ -731,9 +728,9 @@ impl<'a, T: ?Sized> RwLockMappedWriteGuard<'a, T> {
         f: F,
     ) -> RwLockMappedWriteGuard<'a, U> {
         let data: *mut U = f(&mut *this);
-        let (core, permits, hold) = (this.core, this.permits, std::mem::take(&mut this.hold));
+        let (core, hold) = (this.core, std::mem::take(&mut this.hold));
         std::mem::forget(this);
-        RwLockMappedWriteGuard { core, permits, data, hold, marker: PhantomData }
+        RwLockMappedWriteGuard { core, data, hold, marker: PhantomData }
     }
 
     /// Like [`map`](Self::map), but `f` may decline, giving the guard back.
@@ -752,9 +749,9 @@ impl<'a, T: ?Sized> RwLockMappedWriteGuard<'a, T> {
             Some(data) => data,
             None => return Err(this),
         };
-        let (core, permits, hold) = (this.core, this.permits, std::mem::take(&mut this.hold));
+        let (core, hold) = (this.core, std::mem::take(&mut this.hold));
         std::mem::forget(this);
-        Ok(RwLockMappedWriteGuard { core, permits, data, hold, marker: PhantomData })
+        Ok(RwLockMappedWriteGuard { core, data, hold, marker: PhantomData })
     }
 }
 
@@ -778,7 +775,7 @@ pub struct OwnedRwLockReadGuard<T: ?Sized, U: ?Sized = T> {
 
 hold_guard!(OwnedRwLockReadGuard<T, U>, U, |g| g.data, core: |g| &g.lock.core, permits: |_g| 1,
     docs: (rwlock_hand_doc!(), rwlock_adopt_doc!()));
-owned_into_parts!(OwnedRwLockReadGuard<T, U>, lock: Arc<RwLock<T>>);
+owned_into_parts!(OwnedRwLockReadGuard<T, U>, lock: Arc<RwLock<T>>, hold: Hold);
 
 // SAFETY: as tokio's: it keeps the lock (so `T: Send + Sync` to move it) and shares `&U`.
 unsafe impl<T: ?Sized + Send + Sync, U: ?Sized + Sync> Send for OwnedRwLockReadGuard<T, U> {}
@@ -847,18 +844,26 @@ impl<T: ?Sized, U: ?Sized> OwnedRwLockReadGuard<T, U> {
 #[clippy::has_significant_drop]
 pub struct OwnedRwLockWriteGuard<T: ?Sized> {
     lock: Arc<RwLock<T>>,
-    hold: Hold,
+    hold: InCore,
 }
 
 hold_guard!(OwnedRwLockWriteGuard<T>, T, |g| g.lock.data.get(), core: |g| &g.lock.core,
     permits: |g| g.lock.write_permits(), docs: (rwlock_hand_doc!(), rwlock_adopt_doc!()));
 guard_deref_mut!(OwnedRwLockWriteGuard<T>, T, |g| g.lock.data.get());
-owned_into_parts!(OwnedRwLockWriteGuard<T>, lock: Arc<RwLock<T>>);
+owned_into_parts!(OwnedRwLockWriteGuard<T>, lock: Arc<RwLock<T>>, hold: InCore);
 
 // SAFETY: sharing it shares `&T` only.
 unsafe impl<T: ?Sized + Send + Sync> Sync for OwnedRwLockWriteGuard<T> {}
 
 impl<T: ?Sized> OwnedRwLockWriteGuard<T> {
+    /// The guard of the write lock its caller has just taken, with that hold's
+    /// registration.
+    fn from_hold(lock: Arc<RwLock<T>>, hold: Hold) -> Self {
+        // SAFETY: as for `RwLockWriteGuard::from_hold`.
+        let hold = unsafe { InCore::keep(&lock.core, hold) };
+        OwnedRwLockWriteGuard { lock, hold }
+    }
+
     /// The lock this guard writes.
     ///
     /// ```
@@ -944,7 +949,8 @@ impl<T: ?Sized> OwnedRwLockWriteGuard<T> {
     /// ```
     pub fn downgrade_map<U: ?Sized, F: FnOnce(&T) -> &U>(this: Self, f: F) -> OwnedRwLockReadGuard<T, U> {
         let data: *const U = f(&*this);
-        let (lock, mut hold) = Self::into_parts(this);
+        let (lock, mut slot) = Self::into_parts(this);
+        let mut hold = slot.take_hold(&lock.core);
         lock.core.downgrade(&mut hold, lock.write_permits(), 1, &lock.core);
         OwnedRwLockReadGuard { lock, data, hold }
     }
@@ -968,7 +974,8 @@ impl<T: ?Sized> OwnedRwLockWriteGuard<T> {
             Some(data) => data,
             None => return Err(this),
         };
-        let (lock, mut hold) = Self::into_parts(this);
+        let (lock, mut slot) = Self::into_parts(this);
+        let mut hold = slot.take_hold(&lock.core);
         lock.core.downgrade(&mut hold, lock.write_permits(), 1, &lock.core);
         Ok(OwnedRwLockReadGuard { lock, data, hold })
     }
@@ -990,13 +997,13 @@ impl<T: ?Sized> OwnedRwLockWriteGuard<T> {
 pub struct OwnedRwLockMappedWriteGuard<T: ?Sized, U: ?Sized = T> {
     lock: Arc<RwLock<T>>,
     data: *mut U,
-    hold: Hold,
+    hold: InCore,
 }
 
 hold_guard!(OwnedRwLockMappedWriteGuard<T, U>, U, |g| g.data, core: |g| &g.lock.core,
     permits: |g| g.lock.write_permits(), docs: (rwlock_hand_doc!(), rwlock_adopt_doc!()));
 guard_deref_mut!(OwnedRwLockMappedWriteGuard<T, U>, U, |g| g.data);
-owned_into_parts!(OwnedRwLockMappedWriteGuard<T, U>, lock: Arc<RwLock<T>>);
+owned_into_parts!(OwnedRwLockMappedWriteGuard<T, U>, lock: Arc<RwLock<T>>, hold: InCore);
 
 // SAFETY: a unique borrow of `U` plus the lock it keeps alive.
 unsafe impl<T: ?Sized + Send + Sync, U: ?Sized + Send + Sync> Send for OwnedRwLockMappedWriteGuard<T, U> {}

@@ -25,7 +25,7 @@ use crate::error::{
     AbandonReason, AcquireError, Broken, BrokenResourceError, HandOverError, PrimitiveKind, ReleaseError,
     RepairError, TryAcquireError,
 };
-use crate::loom::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, SPIN_LIMIT, spin_hint};
+use crate::loom::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, SPIN_LIMIT, UnsafeCell, spin_hint};
 use crate::lot::{Outcome, Parked, Settlement, WaitMeta, WaitQueue, WakeList};
 use crate::owner::{
     Abandon, Abandoner, Caller, Claim, HandedOver, HoldTicket, OrphanTag, OwnerId, Site, current_abandoner,
@@ -449,6 +449,11 @@ pub(crate) struct SemCore {
     /// panic that did not begin inside the critical section, so dropping the guard
     /// during it is no abandonment (std's poisoning rule). Written only by the holder.
     taken_while_panicking: AtomicBool,
+    /// The registration of the current exclusive hold (a mutex's, an RwLock writer's),
+    /// kept here rather than in its guard, so that such a guard is one pointer (tokio's
+    /// size). Reached only by that hold's guard, through [`InCore`](crate::guard::InCore),
+    /// as the data is: see [`SemCore::with_exclusive_hold`].
+    exclusive_hold: UnsafeCell<Hold>,
     shared: Mutex<Shared>,
     kind: PrimitiveKind,
     name: Option<Arc<str>>,
@@ -482,7 +487,25 @@ pub(crate) const FAIR_INTERVAL: Duration = Duration::from_micros(500);
 /// permits (more than `MAX_PERMITS`).
 const NOT_EXCLUSIVE: usize = usize::MAX;
 
+// SAFETY: `exclusive_hold` is the one field not `Sync` by itself; it is reached only by
+// the guard of the exclusive hold, one at a time (see `with_exclusive_hold`), exactly as
+// a mutex's data is. (`Hold` itself is `Send` and `Sync`.)
+unsafe impl Sync for SemCore {}
+
 impl SemCore {
+    /// Runs `f` on the registration of the current exclusive hold.
+    ///
+    /// # Safety
+    /// The caller is the guard of the current exclusive hold (it holds this core's
+    /// exclusive permits and has not given them back), reached through `&mut`: no other
+    /// guard can exist, and this one makes no second call at the same time. The write
+    /// before the permits' release happens before the next holder's access, through the
+    /// release and acquire of the permits themselves.
+    pub(crate) unsafe fn with_exclusive_hold<R>(&self, f: impl FnOnce(&mut Hold) -> R) -> R {
+        // SAFETY: by the caller's contract, this is the only access to the cell now.
+        self.exclusive_hold.with_mut(|hold| f(unsafe { &mut *hold }))
+    }
+
     #[track_caller]
     pub(crate) fn new(
         permits: usize,
@@ -499,6 +522,7 @@ impl SemCore {
             holder: AtomicU64::new(0),
             holder_site: AtomicPtr::new(std::ptr::null_mut()),
             taken_while_panicking: AtomicBool::new(false),
+            exclusive_hold: UnsafeCell::new(Hold::default()),
             shared: Mutex::new(Shared { pool_total: permits, ..Shared::default() }),
             kind,
             name,
@@ -558,6 +582,11 @@ impl SemCore {
             released.forget(|| primitive.clone() as Arc<dyn Abandon>);
             self.release(permits - keep);
         }
+    }
+
+    /// How many permits an exclusive hold takes (see [`SemCore::exclusive`]).
+    pub(crate) fn exclusive_permits(&self) -> usize {
+        self.exclusive
     }
 
     #[cfg(feature = "diagnostics")]

@@ -40,11 +40,14 @@ fn primitives_are_no_larger_than_tokios() {
     assert!(rows[1].1 <= rows[1].2, "Semaphore larger than tokio's");
 
     // Issue 15, item 5: guards, permits and tokens against a 16-byte target, printed for
-    // `benches/report.sh` (lines starting with `target`). Not met: a guard carries its
-    // primitive and its hold's registration ticket (owner record and slot, 16 bytes).
+    // `benches/report.sh` (lines starting with `target`). An exclusive guard keeps its
+    // hold's registration in its core (`exclusive_guards_are_one_pointer`); a shared
+    // hold's guard carries it (owner record and slot, 16 bytes) beside its primitive.
     let holds = [
         ("MutexGuard", size_of::<ownsync::MutexGuard<'_, ()>>()),
         ("OwnedMutexGuard", size_of::<ownsync::OwnedMutexGuard<()>>()),
+        ("RwLockWriteGuard", size_of::<ownsync::RwLockWriteGuard<'_, ()>>()),
+        ("MappedMutexGuard", size_of::<ownsync::MappedMutexGuard<'_, ()>>()),
         ("RwLockReadGuard", size_of::<ownsync::RwLockReadGuard<'_, ()>>()),
         ("SemaphorePermit", size_of::<ownsync::SemaphorePermit<'_>>()),
         ("OwnedSemaphorePermit", size_of::<ownsync::OwnedSemaphorePermit>()),
@@ -53,4 +56,27 @@ fn primitives_are_no_larger_than_tokios() {
     for (name, bytes) in holds {
         println!("target {name} {bytes} 16");
     }
+}
+
+/// One exclusive hold exists at a time, so its registration lives in its core, reached
+/// only by its guard: a mutex guard and a write guard are one pointer, as tokio's are,
+/// and a mapped one adds only the pointer to its part of the data.
+#[test]
+fn exclusive_guards_are_one_pointer() {
+    let word = size_of::<usize>();
+    assert_eq!(size_of::<ownsync::MutexGuard<'_, u64>>(), size_of::<tokio::sync::MutexGuard<'_, u64>>());
+    let one_pointer = [
+        size_of::<ownsync::MutexGuard<'_, u64>>(),
+        size_of::<ownsync::OwnedMutexGuard<u64>>(),
+        size_of::<ownsync::RwLockWriteGuard<'_, u64>>(),
+        size_of::<ownsync::OwnedRwLockWriteGuard<u64>>(),
+    ];
+    assert_eq!(one_pointer, [word; 4]);
+    let two_pointers = [
+        size_of::<ownsync::MappedMutexGuard<'_, u64>>(),
+        size_of::<ownsync::OwnedMappedMutexGuard<(), u64>>(),
+        size_of::<ownsync::RwLockMappedWriteGuard<'_, u64>>(),
+        size_of::<ownsync::OwnedRwLockMappedWriteGuard<(), u64>>(),
+    ];
+    assert_eq!(two_pointers, [2 * word; 4]);
 }
