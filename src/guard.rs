@@ -29,7 +29,7 @@ impl HoldSlot for Hold {
 }
 
 /// The slot of an exclusive hold: the hold is in its core (see
-/// [`SemCore::with_exclusive_hold`]), and this zero-sized marker stands for it in the
+/// [`SemCore::put_exclusive_hold`]), and this zero-sized marker stands for it in the
 /// guard. It moves with the guard (`map`, owned parts) by plain moves; only the guard
 /// holding it may reach the core's cell, which is what makes those reaches sound.
 #[derive(Default)]
@@ -43,15 +43,7 @@ impl InCore {
     /// the returned slot and nothing else.
     pub(crate) unsafe fn keep(core: &SemCore, hold: Hold) -> InCore {
         // SAFETY: the caller holds the exclusive permits and makes the one guard.
-        unsafe {
-            core.with_exclusive_hold(|slot| {
-                // Empty: the previous hold's guard took its registration out before its
-                // permits came back. So nothing is dropped here (which saved the drop
-                // check: 2% of an uncontended lock).
-                debug_assert!(slot.owner_id().is_none(), "a previous exclusive hold left its registration");
-                std::mem::forget(std::mem::replace(slot, hold));
-            });
-        }
+        unsafe { core.put_exclusive_hold(hold) };
         InCore(())
     }
 }
@@ -61,11 +53,14 @@ impl HoldSlot for InCore {
         // SAFETY: an `InCore` exists only inside the guard of the current exclusive hold
         // (made by `keep` as its permits were taken, moved with the guard, never
         // copied), reached here through `&mut`.
-        unsafe { core.with_exclusive_hold(std::mem::take) }
+        unsafe { core.take_exclusive_hold() }
     }
     fn with_hold<R>(&mut self, core: &SemCore, f: impl FnOnce(&mut Hold) -> R) -> R {
-        // SAFETY: as in `take_hold`.
-        unsafe { core.with_exclusive_hold(f) }
+        let mut hold = self.take_hold(core);
+        let result = f(&mut hold);
+        // SAFETY: as in `take_hold`; the hold goes back to the cell it was taken from.
+        unsafe { core.put_exclusive_hold(hold) };
+        result
     }
 }
 

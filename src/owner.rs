@@ -1018,6 +1018,21 @@ pub(crate) enum Claim {
 }
 
 impl HoldTicket {
+    /// The ticket as its two words, for a place that keeps them apart (see
+    /// [`Hold::into_words`](crate::sem::Hold)); [`from_words`](Self::from_words) puts it
+    /// back together.
+    pub(crate) fn into_words(self) -> (NonNull<()>, usize) {
+        let ticket = std::mem::ManuallyDrop::new(self);
+        (ticket.owner.cast(), ticket.slot)
+    }
+
+    /// # Safety
+    /// `owner` and `slot` are the words of one ticket from [`into_words`](Self::into_words),
+    /// put back together once.
+    pub(crate) unsafe fn from_words(owner: NonNull<()>, slot: usize) -> Self {
+        HoldTicket { owner: owner.cast(), slot }
+    }
+
     /// A ticket already given back, standing for a hold abandoned without one: it never
     /// touches a record, and its hold's drop releases nothing.
     fn dead() -> Self {
