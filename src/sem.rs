@@ -120,13 +120,13 @@ impl Hold {
     /// hold's cell: stored and loaded a word at a time, never as one 16-byte copy, whose
     /// load right after two 8-byte stores stalls store-to-load forwarding (measured: an
     /// uncontended `try_lock` + drop 17 -> 22 ns).
-    fn into_words(self) -> (*mut (), usize) {
+    fn into_words(self) -> HoldWords {
         match self.ticket {
             Some(ticket) => {
                 let (owner, slot) = ticket.into_words();
-                (owner.as_ptr(), slot)
+                HoldWords(owner.as_ptr(), slot)
             }
-            None => (std::ptr::null_mut(), 0),
+            None => HoldWords::EMPTY,
         }
     }
 
@@ -481,7 +481,7 @@ pub(crate) struct SemCore {
     /// kept here rather than in its guard, so that such a guard is one pointer (tokio's
     /// size). Reached only by that hold's guard, through [`InCore`](crate::guard::InCore),
     /// as the data is: see [`SemCore::put_exclusive_hold`].
-    exclusive_hold: UnsafeCell<(*mut (), usize)>,
+    exclusive_hold: UnsafeCell<HoldWords>,
     shared: Mutex<Shared>,
     kind: PrimitiveKind,
     name: Option<Arc<str>>,
@@ -515,12 +515,20 @@ pub(crate) const FAIR_INTERVAL: Duration = Duration::from_micros(500);
 /// permits (more than `MAX_PERMITS`).
 const NOT_EXCLUSIVE: usize = usize::MAX;
 
-// SAFETY: `exclusive_hold` is the one field not `Send` and `Sync` by itself: it holds a
-// `Hold` taken apart into words (a `Hold` is `Send` and `Sync`), reached only by the
-// guard of the exclusive hold, one at a time (see `put_exclusive_hold`), exactly as a
-// mutex's data is.
-unsafe impl Send for SemCore {}
-// SAFETY: see above.
+/// A [`Hold`] taken apart into its two words (the owner record, null for an anonymous
+/// hold; the slot): see [`Hold::into_words`].
+struct HoldWords(*mut (), usize);
+
+impl HoldWords {
+    const EMPTY: HoldWords = HoldWords(std::ptr::null_mut(), 0);
+}
+
+// SAFETY: the words of a `Hold`, which is `Send`.
+unsafe impl Send for HoldWords {}
+
+// SAFETY: `exclusive_hold` is the one field not `Sync` by itself (an `UnsafeCell`); it is
+// reached only by the guard of the exclusive hold, one at a time (see
+// `put_exclusive_hold`), exactly as a mutex's data is.
 unsafe impl Sync for SemCore {}
 
 impl SemCore {
@@ -580,7 +588,7 @@ impl SemCore {
             holder: AtomicU64::new(0),
             holder_site: AtomicPtr::new(std::ptr::null_mut()),
             taken_while_panicking: AtomicBool::new(false),
-            exclusive_hold: UnsafeCell::new((std::ptr::null_mut(), 0)),
+            exclusive_hold: UnsafeCell::new(HoldWords::EMPTY),
             shared: Mutex::new(Shared { pool_total: permits, ..Shared::default() }),
             kind,
             name,
