@@ -41,6 +41,7 @@ impl InCore {
     /// # Safety
     /// The caller has just taken `core`'s exclusive permits, for the guard that will own
     /// the returned slot and nothing else.
+    #[inline]
     pub(crate) unsafe fn keep(core: &SemCore, hold: Hold) -> InCore {
         // SAFETY: the caller holds the exclusive permits and makes the one guard.
         unsafe { core.put_exclusive_hold(hold) };
@@ -49,6 +50,7 @@ impl InCore {
 }
 
 impl HoldSlot for InCore {
+    #[inline]
     fn take_hold(&mut self, core: &SemCore) -> Hold {
         // SAFETY: an `InCore` exists only inside the guard of the current exclusive hold
         // (made by `keep` as its permits were taken, moved with the guard, never

@@ -542,6 +542,7 @@ impl SemCore {
     /// release happens before the next holder's, through the release and acquire of the
     /// permits themselves. The cell is empty between holds: a guard takes the hold out
     /// before its permits go back, and a hold is put once.
+    #[inline]
     pub(crate) unsafe fn put_exclusive_hold(&self, hold: Hold) {
         if hold.is_anonymous() {
             return; // the cell is empty already: nothing to store, nothing to load later
@@ -559,6 +560,7 @@ impl SemCore {
     ///
     /// # Safety
     /// As for [`put_exclusive_hold`](Self::put_exclusive_hold).
+    #[inline]
     pub(crate) unsafe fn take_exclusive_hold(&self) -> Hold {
         // SAFETY: by the caller's contract, this is the only access to the cell now; the
         // words are one hold's, put once and taken once (the owner word is cleared).
