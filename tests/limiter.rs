@@ -249,3 +249,19 @@ fn borrowed_tokens_counts_every_token_through_a_break() {
     drop(named);
     assert_eq!((limiter.borrowed_tokens(), limiter.available_tokens(), limiter.total_tokens()), (0, 0, 4));
 }
+
+/// `set_total_tokens` above `MAX_PERMITS` panics as documented, before it changes
+/// anything: the limiter keeps its total and its tokens.
+#[test]
+fn set_total_tokens_past_max_permits_panics_and_changes_nothing() {
+    let limiter = CapacityLimiter::new(2);
+    let token = limiter.try_acquire().unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        limiter.set_total_tokens(ownsync::Semaphore::MAX_PERMITS + 1);
+    }));
+    let message = result.unwrap_err().downcast::<String>().unwrap();
+    assert!(message.contains("MAX_PERMITS"), "{message}");
+    assert_eq!((limiter.total_tokens(), limiter.borrowed_tokens(), limiter.available_tokens()), (2, 1, 1));
+    drop(token);
+    assert_eq!(limiter.available_tokens(), 2);
+}
