@@ -202,14 +202,22 @@ NOT_MET = """## About the targets that are close or missed
   per-hand-off work on shared cache lines, not extra sleeps. Next idea: intrusive waiter
   nodes pinned in the acquire future (as tokio's batch_semaphore and futures-intrusive
   do), which would remove the slab and one copy of the waiter per hand-off.
-- **Tracked vs anonymous (round 1's 1.1x; round 2's 1.15x is met).** A tracked lock +
-  unlock costs about 315 instructions against 201 anonymous (callgrind). The extra are
-  the hold's entry in its owner's local slab (reused in place when the task re-takes the
+- **Tracked vs anonymous (round 1's 1.1x; round 2's 1.15x).** A tracked lock + unlock
+  costs about 314 instructions against 199 anonymous (callgrind). The extra are the
+  hold's entry in its owner's local slab (reused in place when the task re-takes the
   same mutex), the context check on release (a thread-local read, then the record's
-  one-word head) and the ticket. There is no atomic, lock or reference count among them.
-  In time that is 2-4 ns on an 18-22 ns lock: 1.12-1.21 across this round's reports,
-  0.8-1.5 in earlier ones. DESIGN.md section 4's lazy registration needs a fence per
-  lock, which costs about as much as the extra work.
+  one-word head) and the ticket, kept in the mutex's core while the guard lives (two
+  words stored, two loaded). There is no atomic, lock or reference count among them.
+  The ratio was 1.14 before a mutex guard became one pointer; since then the
+  *anonymous* lock is 1-1.5 ns faster (its guard no longer carries an empty 16-byte
+  hold, and the core's ticket cell is not touched for it) while the tracked one is
+  unchanged (interleaved A/B: 20.6-20.7 ns now against 21.0-21.4 before), so the ratio
+  reads 1.2. In time the tracking is 3-4 ns on a 17-22 ns lock. DESIGN.md section 4's
+  lazy registration needs a fence per lock, which costs about as much as the extra work.
+- **Contended 2 tasks against tokio** sits at parity and flips with the run: 0.96-1.13
+  across this round's reports, and interleaved A/B runs of this stop's code against the
+  previous stop's (`contended_2_tasks`, criterion, 4 s each, 3 pairs) give 0.90-1.03 now
+  against 0.97-1.09 before. Each lock is a cross-core hand-off for both crates.
 - **Eventually fair `blocking_lock` within 3x parking_lot (met).** Barging takes two
   threads from 280-560 ns per lock (strict FIFO, a cross-core wake each) to about 41 ns.
   What decided the ratio was the uncontended floor: a blocking acquire used to poll the
