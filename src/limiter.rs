@@ -366,6 +366,20 @@ impl CapacityLimiter {
         matches!(borrower, Borrower::Call) && owner_id_for(caller).is_none()
     }
 
+    /// The token of a borrow just taken that starts unnamed.
+    fn unnamed_token(&self) -> CapacityToken<'_> {
+        CapacityToken { limiter: LimiterRef::Borrowed(self), borrow: BorrowRef::unnamed() }
+    }
+
+    /// Borrows a token for nobody, whoever polls this: anonymous and untied, and unnamed
+    /// until asked (as an anonymous call's). The tower layer's borrow for a request,
+    /// whose token moves into the response future.
+    #[cfg(feature = "tower")]
+    pub(crate) async fn acquire_unowned(&self, site: Site) -> Result<CapacityToken<'_>, AcquireError> {
+        acquire_permits!(self.inner.core, 1, Caller::Async, site);
+        Ok(self.unnamed_token())
+    }
+
     /// Names an unnamed borrow: a fresh anonymous id and an entry in the borrower set,
     /// under the set's lock (so two namings through `&token` agree). Returns its id.
     fn name_borrow(&self, borrow: &BorrowRef) -> OwnerId {
@@ -398,7 +412,7 @@ impl CapacityLimiter {
     ) -> Result<CapacityToken<'_>, AcquireError> {
         if Self::is_anonymous_call(borrower, caller) {
             acquire_permits!(self.inner.core, 1, caller, site);
-            return Ok(CapacityToken { limiter: LimiterRef::Borrowed(self), borrow: BorrowRef::unnamed() });
+            return Ok(self.unnamed_token());
         }
         let pending = self.begin(borrower, caller)?;
         acquire_permits!(self.inner.core, 1, caller, site);
@@ -411,7 +425,7 @@ impl CapacityLimiter {
         let caller = Caller::Async;
         if Self::is_anonymous_call(borrower, caller) {
             self.inner.core.try_acquire(1, caller)?;
-            return Ok(CapacityToken { limiter: LimiterRef::Borrowed(self), borrow: BorrowRef::unnamed() });
+            return Ok(self.unnamed_token());
         }
         let mut borrowers = self.inner.borrowers.lock();
         let key = Self::key_for(&borrowers, borrower, caller)?;

@@ -12,9 +12,10 @@
 //! error type is always [`BoxError`] (the limiter's error or the service's), where
 //! tower's layer keeps `S::Error`.
 //!
-//! Each request borrows under a fresh anonymous borrower id (several requests of one
-//! connection task may be in flight at once), so the token is returned when the response
-//! future is dropped, as with tower's layer; it is not tied to a task's exit.
+//! Each request borrows anonymously, for nobody (several requests of one connection task
+//! may be in flight at once), so the token is returned when the response future is
+//! dropped, as with tower's layer; it is not tied to a task's exit. Such a borrow costs
+//! what a semaphore permit does: it gets an id only if something asks for one.
 
 use std::fmt;
 use std::future::Future;
@@ -26,7 +27,6 @@ use tower_service::Service;
 
 use crate::error::AcquireError;
 use crate::limiter::{CapacityLimiter, CapacityToken};
-use crate::owner::OwnerId;
 
 /// The error type of a limited service: the inner service's error, or an
 /// [`AcquireError`] from the limiter (boxed, as tower's own layers do).
@@ -267,10 +267,11 @@ where
         loop {
             match &mut self.admission {
                 Admission::Idle => {
-                    let limiter = self.limiter.clone();
+                    let (limiter, site) = (self.limiter.clone(), crate::owner::caller_site());
+                    // For nobody: the token moves into the response future, which any
+                    // task may drive, so no owner answers for it (and none is named).
                     self.admission = Admission::Acquiring(Box::pin(async move {
-                        let borrower = OwnerId::next_anonymous();
-                        limiter.acquire_on_behalf_of(borrower).await.map(CapacityToken::into_owned)
+                        limiter.acquire_unowned(site).await.map(CapacityToken::into_owned)
                     }));
                 }
                 Admission::Acquiring(acquiring) => {

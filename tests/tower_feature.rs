@@ -159,3 +159,30 @@ fn tower_mock_services_each_get_their_own_limit() {
     assert!(c.poll_ready().is_ready());
     assert!(d.poll_ready().is_pending(), "one limit shared by both");
 }
+
+/// A request's token is nobody's: reserved by `poll_ready` inside a tracked task (a
+/// connection task, say), it moves into the response future, which outlives that task
+/// here; the task's exit neither breaks the limiter nor takes the token, and the
+/// response's drop gives it back. (Borrowed with `acquire()`, the token would be the
+/// task's: listed under its id, and counted as an orphan once the task exits.)
+#[test]
+#[expect(
+    clippy::async_yields_async,
+    reason = "the task hands its response future out, unawaited, on purpose"
+)]
+fn a_requests_token_is_nobodys_and_outlives_the_task_that_reserved_it() {
+    let limiter = CapacityLimiter::new(1);
+    let service = CapacityLimit::new(echo(), limiter.clone());
+    let response = block_on(tracked(async move {
+        let mut service = service;
+        service.ready().await.unwrap();
+        service.call(7) // the task ends here, its response still in flight
+    }));
+    assert!(!limiter.is_broken(), "the task's exit abandoned nothing");
+    assert_eq!(limiter.borrowed_tokens(), 1, "the response still holds the token");
+    let stats = limiter.statistics();
+    assert!(stats.borrowers().is_empty(), "nobody's, and not named");
+    assert_eq!(stats.orphaned(), 0, "nobody acquired it, so nobody left it behind");
+    assert_eq!(block_on(response).unwrap(), 7);
+    assert_eq!(limiter.available_tokens(), 1);
+}
