@@ -371,12 +371,15 @@ impl CapacityLimiter {
         CapacityToken { limiter: LimiterRef::Borrowed(self), borrow: BorrowRef::unnamed() }
     }
 
-    /// Borrows a token for nobody, whoever polls this: anonymous and untied, and unnamed
-    /// until asked (as an anonymous call's). The tower layer's borrow for a request,
+    /// Borrows a token for nobody, whoever `caller` is: anonymous and untied, and unnamed
+    /// until asked. An anonymous call's borrow, and the tower layer's for a request,
     /// whose token moves into the response future.
-    #[cfg(feature = "tower")]
-    pub(crate) async fn acquire_unowned(&self, site: Site) -> Result<CapacityToken<'_>, AcquireError> {
-        acquire_permits!(self.inner.core, 1, Caller::Async, site);
+    pub(crate) async fn acquire_unnamed(
+        &self,
+        caller: Caller,
+        site: Site,
+    ) -> Result<CapacityToken<'_>, AcquireError> {
+        acquire_permits!(self.inner.core, 1, caller, site);
         Ok(self.unnamed_token())
     }
 
@@ -411,8 +414,7 @@ impl CapacityLimiter {
         site: Site,
     ) -> Result<CapacityToken<'_>, AcquireError> {
         if Self::is_anonymous_call(borrower, caller) {
-            acquire_permits!(self.inner.core, 1, caller, site);
-            return Ok(self.unnamed_token());
+            return self.acquire_unnamed(caller, site).await;
         }
         let pending = self.begin(borrower, caller)?;
         acquire_permits!(self.inner.core, 1, caller, site);

@@ -353,6 +353,11 @@ impl OwnerBody {
         shared.released_local.drain(..).map(|key| local.holds.remove(key)).collect()
     }
 
+    /// Who to name for this owner: its id, and its thread's name if it has one.
+    fn abandoner(&self) -> Abandoner {
+        Abandoner { id: self.id, name: self.name.clone() }
+    }
+
     /// How many holds are registered now. In the owner's context only (or, for a
     /// forwarded scope, its enclosing owner's: see [`OwnerInner::complete`]).
     fn live_holds(&self) -> usize {
@@ -548,7 +553,7 @@ impl OwnerInner {
     /// Who to name: the owner, with its thread's name while its record still has it.
     fn abandoner(&self) -> Abandoner {
         self.with_body(|body| match body {
-            Ok(body) => Abandoner { id: body.id, name: body.name.clone() },
+            Ok(body) => body.abandoner(),
             Err(_) => Abandoner { id: self.exited_id(), name: None },
         })
     }
@@ -618,7 +623,7 @@ impl OwnerInner {
         if body.published.load(Relaxed) {
             unpublish(body.id);
         }
-        let own = Abandoner { id: body.id, name: body.name.clone() };
+        let own = body.abandoner();
         spare_body::keep(body);
         if !abandoned.is_empty() {
             let abandoner = abandoner.unwrap_or(&own);
@@ -1018,9 +1023,9 @@ pub(crate) enum Claim {
 }
 
 impl HoldTicket {
-    /// The ticket as its two words, for a place that keeps them apart (see
-    /// [`Hold::into_words`](crate::sem::Hold)); [`from_words`](Self::from_words) puts it
-    /// back together.
+    /// The ticket as its two words, for a place that keeps them apart (a mutex's cell for
+    /// its exclusive hold: see `SemCore::put_exclusive_hold`); [`from_words`](Self::from_words)
+    /// puts it back together.
     pub(crate) fn into_words(self) -> (NonNull<()>, usize) {
         let ticket = std::mem::ManuallyDrop::new(self);
         (ticket.owner.cast(), ticket.slot)

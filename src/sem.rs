@@ -111,34 +111,6 @@ fn give_back(ticket: HoldTicket, primitive: impl FnOnce() -> Arc<dyn Abandon>) -
 }
 
 impl Hold {
-    /// Whether the hold has no registration (no owner answers for it).
-    pub(crate) fn is_anonymous(&self) -> bool {
-        self.ticket.is_none()
-    }
-
-    /// The hold as two words (a null pointer for an anonymous hold), for the exclusive
-    /// hold's cell: stored and loaded a word at a time, never as one 16-byte copy, whose
-    /// load right after two 8-byte stores stalls store-to-load forwarding (measured: an
-    /// uncontended `try_lock` + drop 17 -> 22 ns).
-    fn into_words(self) -> HoldWords {
-        match self.ticket {
-            Some(ticket) => {
-                let (owner, slot) = ticket.into_words();
-                HoldWords(owner.as_ptr(), slot)
-            }
-            None => HoldWords::EMPTY,
-        }
-    }
-
-    /// # Safety
-    /// The words of one hold from [`into_words`](Self::into_words), put back together once.
-    unsafe fn from_words(owner: *mut (), slot: usize) -> Hold {
-        // SAFETY: by the caller's contract.
-        Hold {
-            ticket: std::ptr::NonNull::new(owner).map(|owner| unsafe { HoldTicket::from_words(owner, slot) }),
-        }
-    }
-
     /// The owner the hold is registered to, also after that owner's exit claimed it (what
     /// the exit's `abandon` looks for).
     pub(crate) fn owner_id(&self) -> Option<OwnerId> {
@@ -360,6 +332,20 @@ struct Shared {
     break_hooks: Vec<Weak<dyn BreakHook>>,
 }
 
+impl Shared {
+    /// What a pool holds while `free` of its permits are free: `total + debt - free` (a
+    /// limiter's; see [`SemCore::pool`]).
+    fn held_with_free(&self, free: usize) -> usize {
+        (self.pool_total + self.debt).saturating_sub(free)
+    }
+
+    /// `permits` of a broken pool came back or were abandoned: no longer held (see
+    /// `held_when_broken`).
+    fn held_no_more(&mut self, permits: usize) {
+        self.held_when_broken = self.held_when_broken.saturating_sub(permits);
+    }
+}
+
 /// Something that must fail its own waiters when a primitive breaks (a condition).
 pub(crate) trait BreakHook: Send + Sync {
     /// The primitive broke. Called with no lock held.
@@ -515,8 +501,10 @@ pub(crate) const FAIR_INTERVAL: Duration = Duration::from_micros(500);
 /// permits (more than `MAX_PERMITS`).
 const NOT_EXCLUSIVE: usize = usize::MAX;
 
-/// A [`Hold`] taken apart into its two words (the owner record, null for an anonymous
-/// hold; the slot): see [`Hold::into_words`].
+/// A registered [`Hold`]'s ticket taken apart into its two words (the owner record,
+/// null while the cell is empty; the slot). Stored and loaded a word at a time, never as
+/// one 16-byte copy, whose load right after two 8-byte stores stalls store-to-load
+/// forwarding (measured: an uncontended `try_lock` + drop 17 -> 22 ns).
 struct HoldWords(*mut (), usize);
 
 impl HoldWords {
@@ -544,15 +532,14 @@ impl SemCore {
     /// before its permits go back, and a hold is put once.
     #[inline]
     pub(crate) unsafe fn put_exclusive_hold(&self, hold: Hold) {
-        if hold.is_anonymous() {
-            return; // the cell is empty already: nothing to store, nothing to load later
-        }
-        let words = hold.into_words();
+        // Anonymous: the cell is empty already, nothing to store and nothing to load later.
+        let Some(ticket) = hold.ticket else { return };
+        let (owner, slot) = ticket.into_words();
         // SAFETY: by the caller's contract, this is the only access to the cell now.
         self.exclusive_hold.with_mut(|cell| unsafe {
             debug_assert!((*cell).0.is_null(), "a previous exclusive hold left its registration");
-            (*cell).0 = words.0;
-            (*cell).1 = words.1;
+            (*cell).0 = owner.as_ptr();
+            (*cell).1 = slot;
         });
     }
 
@@ -565,12 +552,9 @@ impl SemCore {
         // SAFETY: by the caller's contract, this is the only access to the cell now; the
         // words are one hold's, put once and taken once (the owner word is cleared).
         self.exclusive_hold.with_mut(|cell| unsafe {
-            let owner = (*cell).0;
-            if owner.is_null() {
-                return Hold::default();
-            }
+            let Some(owner) = std::ptr::NonNull::new((*cell).0) else { return Hold::default() };
             (*cell).0 = std::ptr::null_mut();
-            Hold::from_words(owner, (*cell).1)
+            Hold { ticket: Some(HoldTicket::from_words(owner, (*cell).1)) }
         })
     }
 
@@ -1383,8 +1367,7 @@ impl SemCore {
     /// longer held (see [`Shared::held_when_broken`]).
     #[cold]
     fn released_while_broken(&self, permits: usize) {
-        let mut shared = self.shared.lock();
-        shared.held_when_broken = shared.held_when_broken.saturating_sub(permits);
+        self.shared.lock().held_no_more(permits);
     }
 
     #[track_caller]
@@ -1400,7 +1383,7 @@ impl SemCore {
     fn release_locked(&self, shared: &mut Shared, mut permits: usize, wakes: &mut WakeList) {
         if self.state.load(Relaxed) & BROKEN != 0 && !self.repairable() {
             // Granted to nobody (and `BROKEN` changes only under this lock).
-            shared.held_when_broken = shared.held_when_broken.saturating_sub(permits);
+            shared.held_no_more(permits);
             return;
         }
         let paid = permits.min(shared.debt);
@@ -1571,11 +1554,8 @@ impl SemCore {
     pub(crate) fn pool(&self) -> (usize, usize) {
         let shared = self.shared.lock();
         let state = self.state.load(Acquire);
-        let held = if state & BROKEN != 0 {
-            shared.held_when_broken
-        } else {
-            (shared.pool_total + shared.debt).saturating_sub(state >> SHIFT)
-        };
+        let held =
+            if state & BROKEN != 0 { shared.held_when_broken } else { shared.held_with_free(state >> SHIFT) };
         (shared.pool_total, held)
     }
 
@@ -1617,7 +1597,7 @@ impl SemCore {
         }));
         shared.last_break.clone_from(&shared.broken);
         let before = self.state.fetch_or(BROKEN, Release);
-        shared.held_when_broken = (shared.pool_total + shared.debt).saturating_sub(before >> SHIFT);
+        shared.held_when_broken = shared.held_with_free(before >> SHIFT);
         let returned = std::mem::take(&mut shared.returned_before_break);
         if returned > 0 {
             self.state.fetch_add(returned << SHIFT, AcqRel);
@@ -1731,7 +1711,7 @@ impl Abandon for SemCore {
                     let waiters = shared.queue.len();
                     self.break_locked(&mut shared, owner, reason, site, &mut wakes);
                     // The abandoned hold is never given back: it is held by nobody now.
-                    shared.held_when_broken = shared.held_when_broken.saturating_sub(permits);
+                    shared.held_no_more(permits);
                     if !already_broken {
                         self.trace(owner, reason, Aftermath::Broke { waiters });
                         hooks = shared.break_hooks.iter().filter_map(Weak::upgrade).collect();

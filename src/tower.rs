@@ -271,7 +271,10 @@ where
                     // For nobody: the token moves into the response future, which any
                     // task may drive, so no owner answers for it (and none is named).
                     self.admission = Admission::Acquiring(Box::pin(async move {
-                        limiter.acquire_unowned(site).await.map(CapacityToken::into_owned)
+                        limiter
+                            .acquire_unnamed(crate::owner::Caller::Async, site)
+                            .await
+                            .map(CapacityToken::into_owned)
                     }));
                 }
                 Admission::Acquiring(acquiring) => {
