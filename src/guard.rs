@@ -136,6 +136,7 @@ macro_rules! hold_guard {
             }
         }
         impl<$($lt,)? $($param: ?Sized),*> Drop for $guard<$($lt,)? $($param),*> {
+            #[inline]
             fn drop(&mut self) {
                 let mut slot = std::mem::take(&mut self.hold);
                 let permits = { let $permits_this = &*self; $permits };

@@ -246,8 +246,20 @@ impl LocalHolds {
 
     /// Ends the hold at `key`, keeping its entry as the spare. Returns the entry of the
     /// previous spare, for the caller to drop once `local` is no longer borrowed.
+    #[inline(always)]
     fn release(&mut self, key: usize) -> Option<HoldEntry> {
-        self.spare.replace(key).map(|previous| self.holds.remove(previous))
+        match self.spare.replace(key) {
+            None => None,
+            Some(previous) => self.remove_entry(previous),
+        }
+    }
+
+    /// Takes the entry at `key` out of the slab: out of line, for the same reason as
+    /// [`drop_entry`].
+    #[cold]
+    #[inline(never)]
+    fn remove_entry(&mut self, key: usize) -> Option<HoldEntry> {
+        Some(self.holds.remove(key))
     }
 }
 
@@ -559,6 +571,7 @@ impl OwnerInner {
     }
 
     /// Whether the code running now is in this owner's context.
+    #[inline(always)]
     fn is_current(&self) -> bool {
         let here = current_context_ptr();
         std::ptr::eq(here, self)
@@ -1191,7 +1204,7 @@ impl HoldTicket {
     }
 
     /// Gives the registration back ([`HoldTicket::give_back`]) and drops the ticket.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn unregister(mut self) -> Claim {
         let claim = self.give_back();
         // Dead now: its drop would only check that again.
@@ -1377,12 +1390,14 @@ impl Caller {
     }
 }
 
+#[inline(always)]
 fn current_task_ptr() -> *const OwnerInner {
     CURRENT_TASK.try_with(Cell::get).unwrap_or(std::ptr::null())
 }
 
 /// The record whose context the code running now is in: the innermost tracked task
 /// being polled on this thread, else this thread's record if it has one (else null).
+#[inline(always)]
 fn current_context_ptr() -> *const OwnerInner {
     let task = current_task_ptr();
     if task.is_null() { THREAD_RECORD.try_with(Cell::get).unwrap_or(std::ptr::null()) } else { task }

@@ -534,6 +534,7 @@ macro_rules! permit_common {
         }
 
         impl $(<$lt>)? Drop for $permit $(<$lt>)? {
+            #[inline]
             fn drop(&mut self) {
                 let hold = std::mem::take(&mut self.hold);
                 let $this = &*self;
