@@ -512,30 +512,44 @@ impl WaitQueue {
     }
 }
 
-/// Wakers to wake once the lock is released. The first few are kept inline, so a
-/// release that hands off to one waiter does not allocate.
+/// Wakers to wake once the lock is released. The first is kept inline, so a release
+/// that hands off to one waiter (the contended common case) neither allocates nor moves
+/// more than the one waker: a list of four inline wakers (96 bytes, moved into the
+/// waking loop) cost the 8-task tight loop on 2 workers about 6% (measured).
 #[derive(Default)]
 pub(crate) struct WakeList {
-    inline: [Option<Waker>; 4],
-    len: usize,
-    spill: Vec<Waker>,
+    first: Option<Waker>,
+    rest: Vec<Waker>,
 }
 
 impl WakeList {
+    #[inline]
     pub(crate) fn push(&mut self, waker: Option<Waker>) {
         let Some(waker) = waker else { return };
-        if self.len < self.inline.len() {
-            self.inline[self.len] = Some(waker);
-            self.len += 1;
+        if self.first.is_none() {
+            self.first = Some(waker);
         } else {
-            self.spill.push(waker);
+            self.rest.push(waker);
         }
+    }
+
+    /// How many wakers are queued.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
     }
 
     /// Wakes them all. Call with no lock held. A waker whose `wake` panics does not stop
     /// the others from being woken; the first panic is resumed once all were.
+    #[inline]
     pub(crate) fn wake_all(self) {
-        run_all(self.inline.into_iter().flatten().chain(self.spill), Waker::wake);
+        let Some(first) = self.first else { return };
+        if self.rest.is_empty() && !std::thread::panicking() {
+            // One waker, and no unwinding under way that its panic would abort: nothing
+            // else to wake if it panics, so its panic may go up as it is.
+            return first.wake();
+        }
+        run_all(std::iter::once(first).chain(self.rest), Waker::wake);
     }
 }
 
@@ -708,7 +722,7 @@ mod tests {
         queue.grant_front(&mut wakes);
         queue.fail_all(&mut wakes);
         assert!(queue.is_empty());
-        assert_eq!(wakes.len + wakes.spill.len(), 10);
+        assert_eq!(wakes.len(), 10);
         assert_eq!(waiters[0].1.outcome(), Outcome::Granted);
         assert!(waiters[1..].iter().all(|(_, s)| s.outcome() == Outcome::Failed));
         // A new waiter after a fail-all is linked on its own.

@@ -230,6 +230,26 @@ fn a_break_wakes_every_waiter_even_when_one_wake_panics() {
     common::broken(second.ready());
 }
 
+/// A hand-off made while the thread unwinds (a permit dropped by the unwind) to a waiter
+/// whose waker panics: that second panic is dropped, not raised, since raising it during
+/// an unwind aborts the process. (One waker takes a shortcut past the panic-catching loop
+/// when nothing unwinds; this checks that it is not taken when something does.)
+#[test]
+fn a_hand_off_during_an_unwind_survives_a_waker_that_panics() {
+    let sem = Semaphore::new(1);
+    let permit = sem.try_acquire().unwrap();
+    let panicky = Waker::from(Arc::new(PanickyWaker));
+    let mut waiter = Box::pin(sem.acquire());
+    assert!(waiter.as_mut().poll(&mut std::task::Context::from_waker(&panicky)).is_pending());
+    let unwound = catch_unwind(AssertUnwindSafe(|| {
+        let _permit = permit;
+        panic!("unrelated");
+    }));
+    assert!(unwound.is_err(), "the unwind's own panic comes out; the process did not abort");
+    let granted = waiter.as_mut().poll(&mut std::task::Context::from_waker(Waker::noop()));
+    assert!(matches!(granted, std::task::Poll::Ready(Ok(_))), "the waiter was handed the permit");
+}
+
 // Item 9: a complete critical section run during an unrelated unwind breaks nothing.
 
 struct PushOnDrop<'a>(&'a Mutex<Vec<u8>>, &'a StdMutex<Vec<u8>>);
