@@ -206,3 +206,38 @@ on_runtimes!(
     an_owned_guard_sent_away_then_relocked,
     sub_futures_each_borrow_a_token,
 );
+
+/// An owned guard whose acquirer exited (so it is orphaned, not broken) moves to a thread
+/// that panics inside its section: that thread is who abandoned it, so the break names
+/// the thread, not the acquirer, and the orphan is no longer counted.
+#[test]
+fn an_orphaned_owned_guard_names_the_thread_that_panics_with_it() {
+    let mutex = Arc::new(Mutex::new(0));
+    let task = tracked({
+        let mutex = mutex.clone();
+        async move { mutex.lock_owned().await.unwrap() }
+    });
+    let acquirer = task.owner();
+    let guard = futures::executor::block_on(task);
+    assert!(!mutex.is_broken(), "the acquirer's exit is no evidence against an owned guard");
+    assert_eq!(mutex.statistics().orphaned(), 1);
+    let panicker = std::thread::spawn(move || {
+        let me = ownsync::current_owner();
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let mut guard = guard;
+            *guard = 1; // half-updated...
+            panic!("inside the section");
+        }));
+        assert!(unwound.is_err());
+        me
+    })
+    .join()
+    .unwrap();
+    assert_ne!(panicker, acquirer);
+    let err = broken(mutex.try_lock().map_err(|err| match err {
+        ownsync::TryLockError::Broken(err) => AcquireError::Broken(err),
+        other => panic!("expected Broken, got {other:?}"),
+    }));
+    assert_eq!((err.owner(), err.reason()), (panicker, AbandonReason::Panicked));
+    assert_eq!(mutex.statistics().orphaned(), 0, "the orphan was settled by the break");
+}
