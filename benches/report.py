@@ -193,31 +193,38 @@ NOT_MET = """## About the targets that are close or missed
   takes about 100 ns on both. On a current-thread runtime, where no second core is
   involved, ownsync takes about a quarter of tokio's time.
 - **Tight loop on 2 workers (at least tokio's; within 1.1x futures-intrusive).**
-  `perf record -e cpu-clock -g` on `contended_8_tasks` shows the same share of time in
-  the kernel for ownsync and tokio (about 19% in futex wake-ups of parked workers and
-  17% in task switches). The user-side time is spread over the hand-off: the waiter
-  slab (insert, take), the settlement, waking outside the lock, and the waiter's start
-  stamp (`clock_gettime`, 1.4%). A counting probe (`perf stat`, 1.6 M locks) sees fewer
-  context switches for ownsync (12.9 K) than for tokio (15.5 K), so the gap is
-  per-hand-off work on shared cache lines, not extra sleeps. Next idea: intrusive waiter
-  nodes pinned in the acquire future (as tokio's batch_semaphore and futures-intrusive
-  do), which would remove the slab and one copy of the waiter per hand-off.
-- **Tracked vs anonymous (round 1's 1.1x; round 2's 1.15x).** A tracked lock + unlock
-  costs about 314 instructions against 199 anonymous (callgrind). The extra are the
-  hold's entry in its owner's local slab (reused in place when the task re-takes the
-  same mutex), the context check on release (a thread-local read, then the record's
-  one-word head) and the ticket, kept in the mutex's core while the guard lives (two
-  words stored, two loaded). There is no atomic, lock or reference count among them.
-  The ratio was 1.14 before a mutex guard became one pointer; since then the
-  *anonymous* lock is 1-1.5 ns faster (its guard no longer carries an empty 16-byte
-  hold, and the core's ticket cell is not touched for it) while the tracked one is
-  unchanged (interleaved A/B: 20.6-20.7 ns now against 21.0-21.4 before), so the ratio
-  reads 1.2. In time the tracking is 3-4 ns on a 17-22 ns lock. DESIGN.md section 4's
-  lazy registration needs a fence per lock, which costs about as much as the extra work.
-- **Contended 2 tasks against tokio** sits at parity and flips with the run: 0.96-1.13
-  across this round's reports, and interleaved A/B runs of this stop's code against the
-  previous stop's (`contended_2_tasks`, criterion, 4 s each, 3 pairs) give 0.90-1.03 now
-  against 0.97-1.09 before. Each lock is a cross-core hand-off for both crates.
+  The queue's design is not what is missing: a prototype of the same design in about
+  70 lines (a state word, a slab queue under a parking_lot mutex, the outcome written
+  into the waiting future, a direct hand-off, the wake after the unlock) runs an 8-task
+  loop on 2 workers within about 5% of futures-intrusive (145 against 140 ns per lock,
+  medians of 8 interleaved runs; 140-158 against 134-151 in later comparisons), and the
+  same prototype with intrusive waiter nodes instead of the slab is no faster (149 in
+  the same runs). The difference is per-hand-off work around the queue.
+  The largest piece found was the list of wakers to wake after the unlock: four inline
+  slots, 96 bytes moved into the waking loop on every release; keeping one inline made
+  the loop 11-13% faster (tokio feature, 2 and 8 tasks). What is left, per lock
+  (`perf record -e cpu-clock:u`): about 20 ns more user time than the prototype (the
+  waiter's start stamp, `clock_gettime`, 4 ns; the waiter's identity for self-wait
+  checks; the 64-byte slot with its diagnostics), and more time in the kernel parking
+  and waking tokio's workers. Moving the state word, the holder and the lot onto cache
+  lines of their own measured within the noise (2-8%, not repeatable), so it was not
+  kept.
+- **Tracked vs anonymous (round 1's 1.1x; round 2's 1.15x, met).** A tracked lock +
+  unlock costs about 238 instructions against 185 anonymous (callgrind, feature `tokio`;
+  285 against 197 before this report's changes, same probe). The cut was calls, not
+  work: the guard's drop, the release of its hold and the owner-context checks were
+  separate functions with their register saves; they are now inline, with the rare ends
+  (a hold its owner's exit claimed, a panic inside the section) out of line. What is left is the hold's entry in
+  its owner's local slab (reused in place when the task re-takes the same mutex), the
+  context check on release (a thread-local read, then the record's one-word head) and
+  the ticket kept in the mutex's core while the guard lives (two words stored, two
+  loaded). There is no atomic, lock or reference count among them. DESIGN.md section
+  4's lazy registration needs a fence per lock, which costs about as much.
+- **Contended 2 tasks, the medium section and the 4:1 RwLock mix against tokio** sit at
+  parity and flip with the run (per-run ratios 0.92-1.07 in this report, 0.90-1.13
+  across the round's). Interleaved runs of a probe settle them: the RwLock mix takes
+  214.5 / 217.4 ns per operation before and after this report's changes against
+  tokio's 210; the 2-task loop 230 before, 200 now, against tokio's 201.
 - **Eventually fair `blocking_lock` within 3x parking_lot (met).** Barging takes two
   threads from 280-560 ns per lock (strict FIFO, a cross-core wake each) to about 41 ns.
   What decided the ratio was the uncontended floor: a blocking acquire used to poll the
@@ -238,8 +245,11 @@ NOT_MET = """## About the targets that are close or missed
   hold's owner context, checks for a panic on release and spends tokio's coop budget (the
   `tokio` feature, as tokio does). That puts it at 17-22 ns, below tokio but above both.
 - **Contended `blocking_lock` (strict) against tokio's 10x** is a hand-off between two
-  threads that costs a cross-core wake per lock for both. The opt-in eventually fair mode
-  is the answer for threads (above).
+  threads that costs a cross-core wake per lock for both, and both figures are bimodal
+  on this machine: back-to-back criterion runs gave ownsync 74 and 240 ns, tokio 85 ns
+  and 1.5 us (the previous report's machine had tokio at 11.3 us, hence its 0.03). The
+  row says which mode each side fell into. The opt-in eventually fair mode is the answer
+  for threads (above).
 - **Guards and permits within 16 bytes (Sizes, below).** Met for exclusive holds: one
   exists at a time, so its registration ticket (16 bytes: the owner record and the
   hold's slot in it) lives in its core, reached only by its guard as the data is, and
