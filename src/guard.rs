@@ -136,7 +136,7 @@ macro_rules! hold_guard {
             }
         }
         impl<$($lt,)? $($param: ?Sized),*> Drop for $guard<$($lt,)? $($param),*> {
-            #[inline]
+            #[inline(always)]
             fn drop(&mut self) {
                 let mut slot = std::mem::take(&mut self.hold);
                 let permits = { let $permits_this = &*self; $permits };

@@ -266,6 +266,7 @@ impl WaitQueue {
     /// writes the outcome through a pointer to it. A pinned future that removes its slot
     /// in `Drop` while still waiting keeps this (pinning guarantees `Drop` runs before
     /// the memory is reused).
+    #[inline]
     pub(crate) unsafe fn park(
         &mut self,
         permits: usize,
@@ -321,6 +322,7 @@ impl WaitQueue {
     }
 
     /// Puts `slot` in the slab and links it at the back of the queue; returns its key.
+    #[inline]
     fn link_back(&mut self, mut slot: Slot) -> usize {
         slot.prev = self.tail;
         slot.next = NIL;
@@ -451,6 +453,7 @@ impl WaitQueue {
 
     /// Takes the head waiter out, settles it granted, and queues its waker for waking.
     /// Returns who it was (if known) and its acquire site.
+    #[inline]
     pub(crate) fn grant_front(&mut self, wakes: &mut WakeList) -> (Option<OwnerId>, Site) {
         let key = self.head;
         assert!(key != NIL, "grant_front on an empty queue");
@@ -495,6 +498,7 @@ impl WaitQueue {
     }
 
     /// Unlinks slot `key` and takes it out of the slab.
+    #[inline]
     fn take(&mut self, key: usize) -> Slot {
         let slot = self.slots.remove(key);
         if !self.self_waits.is_empty() {

@@ -1129,7 +1129,7 @@ impl HoldTicket {
     /// Takes the registration back (or learns that the exit took it), once. The common
     /// case, a local hold given back in its owner's context, is kept small and inline;
     /// the rest is in [`HoldTicket::claim_elsewhere`].
-    #[inline]
+    #[inline(always)]
     fn claim(&self) -> Claim {
         let record = self.record();
         if self.slot & SHARED_SLOT != 0 || !record.is_current() {
@@ -1180,7 +1180,7 @@ impl HoldTicket {
     /// Claims the hold back, once; if the exit claimed it first, gives back the count
     /// the exit took for this ticket (the record may be freed then). The ticket is dead
     /// afterwards. A dead ticket answers `Abandoned` and touches nothing.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn give_back(&mut self) -> Claim {
         if !self.is_live() {
             return Claim::Abandoned;

@@ -1064,7 +1064,7 @@ impl SemCore {
 
     /// Ends a hold whose guard is being dropped: a normal release, or, for a mutex guard
     /// dropped while its thread panics, an abandonment (`Panicked`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn end_hold(&self, hold: Hold, permits: usize) {
         // Inline, and small: the common end (no panic, and a hold still registered or
         // anonymous). The rest is out of line, in `ended_after_claim` and
@@ -1833,6 +1833,13 @@ impl Future for AcquireFuture<'_> {
         // SAFETY: nothing is moved out of the future; `settlement`, the one field the
         // queue points at, stays where it is until the future is dropped.
         let this = unsafe { self.get_unchecked_mut() };
+        // The common wake, kept small: a grant settled while queued, collected with no
+        // lock and no call.
+        if this.slot.is_some() && this.settlement.outcome() == Outcome::Granted && !this.core.is_broken() {
+            this.slot = None;
+            progress.made_progress();
+            return Poll::Ready(Ok(()));
+        }
         let result = ready!(this.poll_acquire(cx));
         progress.made_progress();
         Poll::Ready(result)
@@ -1840,6 +1847,7 @@ impl Future for AcquireFuture<'_> {
 }
 
 impl AcquireFuture<'_> {
+    #[inline(never)]
     fn poll_acquire(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), AcquireError>> {
         let core = self.core;
         if let Some(key) = self.slot {
@@ -1974,8 +1982,19 @@ impl AcquireFuture<'_> {
 }
 
 impl Drop for AcquireFuture<'_> {
+    #[inline]
     fn drop(&mut self) {
-        let Some(key) = self.slot.take() else { return };
+        if let Some(key) = self.slot.take() {
+            self.leave_queue(key);
+        }
+    }
+}
+
+impl AcquireFuture<'_> {
+    /// Dropped while queued: leave the queue, or pass on what it was given meanwhile.
+    #[cold]
+    #[inline(never)]
+    fn leave_queue(&mut self, key: usize) {
         let core = self.core;
         let mut wakes = WakeList::default();
         // Our own stored waker, dropped after the lock is released (tokio #5429).
