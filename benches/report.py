@@ -200,31 +200,37 @@ NOT_MET = """## About the targets that are close or missed
   medians of 8 interleaved runs; 140-158 against 134-151 in later comparisons), and the
   same prototype with intrusive waiter nodes instead of the slab is no faster (149 in
   the same runs). The difference is per-hand-off work around the queue.
-  The largest piece found was the list of wakers to wake after the unlock: four inline
-  slots, 96 bytes moved into the waking loop on every release; keeping one inline made
-  the loop 11-13% faster (tokio feature, 2 and 8 tasks). What is left, per lock
-  (`perf record -e cpu-clock:u`): about 20 ns more user time than the prototype (the
-  waiter's start stamp, `clock_gettime`, 4 ns; the waiter's identity for self-wait
-  checks; the 64-byte slot with its diagnostics), and more time in the kernel parking
-  and waking tokio's workers. Moving the state word, the holder and the lot onto cache
-  lines of their own measured within the noise (2-8%, not repeatable), so it was not
-  kept.
-- **Tracked vs anonymous (round 1's 1.1x; round 2's 1.15x, met).** A tracked lock +
-  unlock costs about 238 instructions against 185 anonymous (callgrind, feature `tokio`;
-  285 against 197 before this report's changes, same probe). The cut was calls, not
-  work: the guard's drop, the release of its hold and the owner-context checks were
-  separate functions with their register saves; they are now inline, with the rare ends
-  (a hold its owner's exit claimed, a panic inside the section) out of line. What is left is the hold's entry in
-  its owner's local slab (reused in place when the task re-takes the same mutex), the
+  Counted in instructions (callgrind, two tasks handing the lock to each other on a
+  current-thread runtime, tokio's scheduling included), a hand-off costs the prototype
+  625 instructions and futures-intrusive 628; ownsync took 1173 and takes 1077 now.
+  Two cuts made this report: the list of wakers to wake after the unlock had four
+  inline slots, 96 bytes moved into the waking loop on every release, and now keeps one
+  (11-13% on the 2-worker loop, tokio feature, 2 and 8 tasks); and the wake that
+  collects a grant is now a small inline path, the queue's steps are inline, and the
+  queueing poll and a cancelled waiter's leaving are out of line (5-12%). Busy work
+  added to the prototype's release costs wall time one for one, inside or outside its
+  lock, so the remaining ~450 instructions (the 64-byte slot with its diagnostics,
+  moved three times on the way into the slab; the start stamp, `clock_gettime`; the
+  waiter's identity for self-wait checks; the checks for a broken or eventually fair
+  primitive) are the gap. Moving the state word, the holder
+  and the lot onto cache lines of their own measured within the noise (2-8%, not
+  repeatable), so it was not kept.
+- **Tracked vs anonymous (round 1's 1.1x and round 2's 1.15x, met; runs 1.04-1.19).**
+  A tracked lock + unlock costs about 239 instructions against 186 anonymous
+  (callgrind, feature `tokio`; 285 against 197 before this report's changes, same
+  probe). The cut was calls, not work: the guard's drop, the release of its hold and the
+  owner-context checks were separate functions with their register saves; they are now
+  inline, with the rare ends (a hold its owner's exit claimed, a panic inside the
+  section) out of line. What is left is the hold's entry in its owner's local slab (reused in place when the task re-takes the same mutex), the
   context check on release (a thread-local read, then the record's one-word head) and
   the ticket kept in the mutex's core while the guard lives (two words stored, two
   loaded). There is no atomic, lock or reference count among them. DESIGN.md section
   4's lazy registration needs a fence per lock, which costs about as much.
-- **Contended 2 tasks, the medium section and the 4:1 RwLock mix against tokio** sit at
-  parity and flip with the run (per-run ratios 0.92-1.07 in this report, 0.90-1.13
-  across the round's). Interleaved runs of a probe settle them: the RwLock mix takes
-  214.5 / 217.4 ns per operation before and after this report's changes against
-  tokio's 210; the 2-task loop 230 before, 200 now, against tokio's 201.
+- **The medium section and the 4:1 RwLock mix against tokio** (and, in earlier reports,
+  contended 2 tasks) sit at parity and flip with the run: per-run ratios 0.98-1.10 in
+  this report, 0.90-1.13 across the round's. Interleaved runs of a probe (8 tasks, 2
+  workers, feature `tokio`, medians of 10) settle the RwLock mix: 213.6 ns per
+  operation before this report's changes, 205.8 after, tokio's 209.9.
 - **Eventually fair `blocking_lock` within 3x parking_lot (met).** Barging takes two
   threads from 280-560 ns per lock (strict FIFO, a cross-core wake each) to about 41 ns.
   What decided the ratio was the uncontended floor: a blocking acquire used to poll the
