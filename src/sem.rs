@@ -1847,6 +1847,9 @@ impl Future for AcquireFuture<'_> {
 }
 
 impl AcquireFuture<'_> {
+    /// Every poll but the common wake (the inline check in `poll`): the first poll, which
+    /// takes the permits or queues, a poll while still queued, and a woken or failed
+    /// waiter. Out of line, so that the common wake stays small.
     #[inline(never)]
     fn poll_acquire(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), AcquireError>> {
         let core = self.core;
