@@ -1098,14 +1098,25 @@ impl SemCore {
     #[cold]
     #[inline(never)]
     fn ended_after_claim(&self, claim: Claim, tag: OrphanTag, permits: usize) {
+        if self.settle_claim(claim, tag, permits) {
+            self.release_hold(permits);
+        }
+    }
+
+    /// Acts on what giving an ended hold's ticket back found: whether its permits are
+    /// still the caller's to release (or abandon). `false` if the owner's exit abandoned
+    /// the hold already (its guard is gone now); an orphan is adopted, and is the caller's.
+    fn settle_claim(&self, claim: Claim, tag: OrphanTag, permits: usize) -> bool {
         match claim {
-            // The owner's exit abandoned it already; its guard is gone now.
-            Claim::Abandoned => self.dead_guard_dropped(permits),
+            Claim::Abandoned => {
+                self.dead_guard_dropped(permits);
+                false
+            }
             Claim::Orphaned => {
                 self.adopt_orphan(tag);
-                self.release_hold(permits);
+                true
             }
-            Claim::Ours => self.release_hold(permits),
+            Claim::Ours => true,
         }
     }
 
@@ -1127,10 +1138,8 @@ impl SemCore {
         let site = ticket.as_ref().and_then(HoldTicket::site);
         if let Some(ticket) = ticket {
             let tag = ticket.orphan_tag();
-            match ticket.unregister() {
-                Claim::Abandoned => return self.dead_guard_dropped(permits),
-                Claim::Orphaned => self.adopt_orphan(tag),
-                Claim::Ours => {}
+            if !self.settle_claim(ticket.unregister(), tag, permits) {
+                return;
             }
         }
         match abandoner {
