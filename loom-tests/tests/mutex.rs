@@ -39,6 +39,27 @@ fn handoff_gives_exactly_one_holder() {
     });
 }
 
+/// A hand-off to the last waiter leaves `SLOW` set while nothing is free (so a contended
+/// loop does not clear and set it again on every hand-off). An acquire racing that
+/// hand-off queues (or finds the lock already free), is served by the next release, and
+/// the last release clears `SLOW`: both increments land and the lock ends free for the
+/// fast path.
+#[test]
+fn a_hand_off_to_the_last_waiter_races_a_new_acquire() {
+    model(|| {
+        let mutex = Arc::new(Mutex::new(0usize));
+        let guard = mutex.clone().try_lock_owned().unwrap();
+        let increment =
+            |mutex: Arc<Mutex<usize>>| thread::spawn(move || *mutex.blocking_lock().unwrap() += 1);
+        let first = increment(mutex.clone());
+        let second = increment(mutex.clone());
+        drop(guard);
+        first.join().unwrap();
+        second.join().unwrap();
+        assert_eq!(*mutex.try_lock().expect("the last release left the lock free"), 2);
+    });
+}
+
 /// A queued waiter is dropped while the holder releases: whichever wins, the lock ends
 /// free (a grant to the dropped waiter is passed on, never lost).
 #[test]
