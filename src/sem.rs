@@ -1850,22 +1850,41 @@ impl Future for AcquireFuture<'_> {
     type Output = Result<(), AcquireError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // Every acquire spends the task's cooperative budget, ready or not, as tokio's own
-        // primitives do; a spent budget yields here, keeping any grant already settled.
-        let progress = ready!(runtime::poll_budget(cx));
         // SAFETY: nothing is moved out of the future; `settlement`, the one field the
         // queue points at, stays where it is until the future is dropped.
         let this = unsafe { self.get_unchecked_mut() };
-        // The common wake, kept small: a grant settled while queued, collected with no
-        // lock and no call.
-        if this.slot.is_some() && this.settlement.outcome() == Outcome::Granted && !this.core.is_broken() {
-            this.slot = None;
+        // Every result spends a unit of the task's cooperative budget, as tokio's own
+        // primitives do. A queued acquire asks first: a spent budget yields here, keeping
+        // any grant already settled for the next poll.
+        if this.slot.is_some() {
+            let progress = ready!(runtime::poll_budget(cx));
+            // The common wake, kept small: a grant settled while queued, collected with
+            // no lock and no call.
+            if this.settlement.outcome() == Outcome::Granted && !this.core.is_broken() {
+                this.slot = None;
+                progress.made_progress();
+                return Poll::Ready(Ok(()));
+            }
+            let result = ready!(this.poll_acquire(cx));
             progress.made_progress();
-            return Poll::Ready(Ok(()));
+            return Poll::Ready(result);
         }
+        // The first poll asks after: one that queues spends nothing (a pending poll
+        // never does), so it skips the budget altogether, and one that took the permits
+        // with the budget spent gives them back and yields, as `TakeUncontended` does.
         let result = ready!(this.poll_acquire(cx));
-        progress.made_progress();
-        Poll::Ready(result)
+        match runtime::poll_budget(cx) {
+            Poll::Ready(progress) => {
+                progress.made_progress();
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                if result.is_ok() {
+                    this.core.release(this.permits);
+                }
+                Poll::Pending
+            }
+        }
     }
 }
 
@@ -2256,6 +2275,36 @@ mod tests {
         assert_eq!(big.as_mut().now_or_never(), Some(Ok(())));
         assert_eq!(small.as_mut().now_or_never(), Some(Ok(())), "the free permit was not stranded");
         assert_eq!(core.available(), 0);
+    }
+
+    /// A queued acquire's first poll spends no budget unless it has a result, so one that
+    /// takes the permits with the task's budget spent must give them back and yield: never
+    /// ready on a spent budget, never a permit lost.
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn a_first_poll_that_takes_the_permits_on_a_spent_budget_gives_them_back() {
+        let runtime = ::tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            ::tokio::spawn(async {
+                let core = core(1);
+                let mut acquire = Box::pin(core.acquire(1, Caller::Async, None));
+                std::future::poll_fn(|cx| {
+                    while let Poll::Ready(progress) = ::tokio::task::coop::poll_proceed(cx) {
+                        progress.made_progress();
+                    }
+                    assert!(acquire.as_mut().poll(cx).is_pending(), "ready on a spent budget");
+                    assert_eq!(core.available(), 1, "the permit taken was not given back");
+                    Poll::Ready(())
+                })
+                .await;
+                // The budget is refilled at the task's next poll, after its yield.
+                ::tokio::task::yield_now().await;
+                assert_eq!(acquire.await, Ok(()));
+                assert_eq!(core.available(), 0);
+            })
+            .await
+            .unwrap();
+        });
     }
 
     #[test]
