@@ -544,8 +544,9 @@ impl WakeList {
     }
 
     /// Wakes them all. Call with no lock held. A waker whose `wake` panics does not stop
-    /// the others from being woken; the first panic is resumed once all were.
-    #[inline]
+    /// the others from being woken; the first panic is resumed once all were. Inline,
+    /// with the rare case out of line: it ends every contended release.
+    #[inline(always)]
     pub(crate) fn wake_all(self) {
         let Some(first) = self.first else { return };
         if self.rest.is_empty() && !std::thread::panicking() {
@@ -553,8 +554,15 @@ impl WakeList {
             // else to wake if it panics, so its panic may go up as it is.
             return first.wake();
         }
-        run_all(std::iter::once(first).chain(self.rest), Waker::wake);
+        wake_each(first, self.rest);
     }
+}
+
+/// [`WakeList::wake_all`] of more than one waker, or during an unwind.
+#[cold]
+#[inline(never)]
+fn wake_each(first: Waker, rest: Vec<Waker>) {
+    run_all(std::iter::once(first).chain(rest), Waker::wake);
 }
 
 /// Calls `f` on every item even if some calls panic, then resumes the first panic (or,
