@@ -188,49 +188,57 @@ NOT_MET = """## About the targets that are close or missed
 
 - **Machines differ.** The contended figures depend on the machine far more than the
   uncontended ones. On the 2-vCPU Intel VM of round 2's first measurements, 8 tasks
-  re-locking on 2 workers took 133 ns per lock against tokio's 147. On this 2-vCPU AMD
-  EPYC VM the same code takes 170-220 ns against tokio's 130-160. futures-intrusive
-  takes about 100 ns on both. On a current-thread runtime, where no second core is
-  involved, ownsync takes about a quarter of tokio's time.
+  re-locking on 2 workers took 133 ns per lock against tokio's 147 and
+  futures-intrusive's 100. On this 2-vCPU AMD EPYC VM the last two reports read 205
+  and 154 ns against tokio's 268 and 210 and futures-intrusive's 152 and 140. On a
+  current-thread runtime, where no second core is involved, ownsync takes about a
+  sixth of tokio's time.
 - **Tight loop on 2 workers (at least tokio's; within 1.1x futures-intrusive).**
   The queue's design is not what is missing: a prototype of the same design in about
   70 lines (a state word, a slab queue under a parking_lot mutex, the outcome written
   into the waiting future, a direct hand-off, the wake after the unlock) runs an 8-task
-  loop on 2 workers within about 5% of futures-intrusive (145 against 140 ns per lock,
-  medians of 8 interleaved runs; 140-158 against 134-151 in later comparisons), and the
-  same prototype with intrusive waiter nodes instead of the slab is no faster (149 in
-  the same runs). The difference is per-hand-off work around the queue.
-  Counted in instructions (callgrind, two tasks handing the lock to each other on a
-  current-thread runtime, tokio's scheduling included), a hand-off costs the prototype
-  625 instructions and futures-intrusive 628; ownsync took 1173 and takes 1077 now.
-  Two cuts made this report: the list of wakers to wake after the unlock had four
-  inline slots, 96 bytes moved into the waking loop on every release, and now keeps one
-  (11-13% on the 2-worker loop, tokio feature, 2 and 8 tasks); and the wake that
-  collects a grant is now a small inline path, the queue's steps are inline, and the
-  queueing poll and a cancelled waiter's leaving are out of line (5-12%). Busy work
-  added to the prototype's release costs wall time one for one, inside or outside its
-  lock, so the remaining ~450 instructions (the 64-byte slot with its diagnostics,
-  moved three times on the way into the slab; the start stamp, `clock_gettime`; the
-  waiter's identity for self-wait checks; the checks for a broken or eventually fair
-  primitive) are the gap. Moving the state word, the holder
-  and the lot onto cache lines of their own measured within the noise (2-8%, not
-  repeatable), so it was not kept.
-- **Tracked vs anonymous (round 1's 1.1x and round 2's 1.15x, met; runs 1.04-1.19).**
-  A tracked lock + unlock costs about 239 instructions against 186 anonymous
-  (callgrind, feature `tokio`; 285 against 197 before this report's changes, same
-  probe). The cut was calls, not work: the guard's drop, the release of its hold and the
-  owner-context checks were separate functions with their register saves; they are now
-  inline, with the rare ends (a hold its owner's exit claimed, a panic inside the
-  section) out of line. What is left is the hold's entry in its owner's local slab (reused in place when the task re-takes the same mutex), the
-  context check on release (a thread-local read, then the record's one-word head) and
-  the ticket kept in the mutex's core while the guard lives (two words stored, two
-  loaded). There is no atomic, lock or reference count among them. DESIGN.md section
-  4's lazy registration needs a fence per lock, which costs about as much.
+  loop on 2 workers within about 5% of futures-intrusive, and the same prototype with
+  intrusive waiter nodes instead of the slab is no faster. The difference is the work
+  per hand-off. Counted in instructions (callgrind, two tasks handing the lock to each
+  other on a current-thread runtime, tokio's scheduling included), a hand-off costs the
+  prototype 627 instructions and futures-intrusive 628; ownsync takes 1051 (default
+  features; 1173 two reports ago, 1077 in the last) and 1181 with the `tokio` feature
+  (1247 in the last report). This report's cuts: a hand-off to the last waiter no
+  longer clears `SLOW` for the releaser to set again as it queues once more, two
+  read-modify-writes of the shared word per hand-off (two tasks on one thread: 137 ->
+  130 ns per lock, default features); a queued acquire's first poll no longer takes and
+  returns a unit of tokio's budget when it queues (a pending poll spends none anyway);
+  the single wake after a release is inline. In a probe of the loop on 2 workers
+  (feature `tokio`, medians of 10 interleaved runs) that took 2 tasks from 214 to 161 ns
+  per lock (futures-intrusive 147), 8 tasks from 205 to 197 (157) and 64 tasks from 211
+  to 197 (150). A profile of the 2-worker loop (`perf record -e cpu-clock`) shows where
+  the rest goes, for both: 80-90% of the samples in the lock and unlock functions fall
+  on the queue lock's compare-exchange and its unlock, that is on its cache line moving
+  between the two workers, so what decides is how long each side holds that lock.
+  ownsync does more under it (the 64-byte waiter slot copied into and out of the slab,
+  the grantee recorded as holder for self-wait checks, the checks for a broken or
+  eventually fair primitive) and spends more time in the kernel waking idle workers.
+  Each instruction removed from the hand-off is worth about 0.06% of the 2-worker time
+  (a build without the waiter's start stamp, identity and holder record: 100 fewer,
+  6% faster), so 1.1x needs about 300 fewer, more than the ownership features leave.
+- **Tracked vs anonymous (round 1's 1.1x and round 2's 1.15x): at the edge, bimodal.**
+  A tracked lock + unlock costs 243 instructions against 189 anonymous (callgrind,
+  feature `tokio`), a ratio of 1.29 in instructions, about 1.17 in time in a probe (24.5
+  against 20.9 ns, medians of 12 runs). Criterion's tracked figure is bimodal from one
+  process to the next (20.9 or 25 ns with the same binary), so the report reads 1.04-1.19
+  in one report and 1.15-1.25 in the next; interleaved reruns of this code and of the
+  last report's gave 1.07-1.16 and 1.17-1.35. The cost is what tracking must do: the
+  hold's entry in its owner's local slab (reused in place when the task re-takes the
+  same mutex), the context check on release (a thread-local read, then the record's
+  one-word head), the holder recorded for self-wait checks, and the ticket kept in the
+  mutex's core while the guard lives (two words stored, two loaded). There is no atomic,
+  lock or reference count among them. DESIGN.md section 4's lazy registration needs a
+  fence per lock, which costs about as much.
 - **The medium section and the 4:1 RwLock mix against tokio** (and, in earlier reports,
-  contended 2 tasks) sit at parity and flip with the run: per-run ratios 0.98-1.10 in
-  this report, 0.90-1.13 across the round's. Interleaved runs of a probe (8 tasks, 2
-  workers, feature `tokio`, medians of 10) settle the RwLock mix: 213.6 ns per
-  operation before this report's changes, 205.8 after, tokio's 209.9.
+  contended 2 tasks) sit near parity and flip with the run: met in this report (per-run
+  ratios 0.74-1.00), 0.98-1.10 in the last. A probe (8 tasks, 2 workers, feature
+  `tokio`, medians of 10 interleaved runs) has the RwLock mix at 197 ns per operation
+  against tokio's 201, and the medium section at 260 against tokio's 282.
 - **Eventually fair `blocking_lock` within 3x parking_lot (met).** Barging takes two
   threads from 280-560 ns per lock (strict FIFO, a cross-core wake each) to about 41 ns.
   What decided the ratio was the uncontended floor: a blocking acquire used to poll the
@@ -253,8 +261,8 @@ NOT_MET = """## About the targets that are close or missed
 - **Contended `blocking_lock` (strict) against tokio's 10x** is a hand-off between two
   threads that costs a cross-core wake per lock for both, and both figures are bimodal
   on this machine: back-to-back criterion runs gave ownsync 74 and 240 ns, tokio 85 ns
-  and 1.5 us (the previous report's machine had tokio at 11.3 us, hence its 0.03). The
-  row says which mode each side fell into. The opt-in eventually fair mode is the answer
+  and 1.5 us (an earlier machine had tokio at 11.3 us, hence a 0.03; this report's
+  three runs read 0.18, 5.76 and 0.01). The row says which mode each side fell into. The opt-in eventually fair mode is the answer
   for threads (above).
 - **Guards and permits within 16 bytes (Sizes, below).** Met for exclusive holds: one
   exists at a time, so its registration ticket (16 bytes: the owner record and the

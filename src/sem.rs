@@ -9,9 +9,8 @@
 //! [`SemCore::release_locked`]). Both fast paths refuse to run while it is set, so once
 //! anyone waits, every acquire queues behind them and every release goes through the
 //! lock and hands its permits straight to the head of the queue: strict FIFO, no
-//! barging, no lost wake-up. `BROKEN` and
-//! `CLOSED` are only ever added with `fetch_or` or carried through every CAS, so no path
-//! can clear them (tokio #8020).
+//! barging, no lost wake-up. `BROKEN` and `CLOSED` are only ever added with `fetch_or`
+//! or carried through every CAS, so no path can clear them (tokio #8020).
 
 use std::fmt;
 use std::future::Future;
