@@ -1384,8 +1384,26 @@ impl SemCore {
         }
     }
 
-    /// Returns `permits` to the pool, handing them to queued waiters first.
+    /// Returns `permits` to the pool, handing them to queued waiters first. The common
+    /// case, nobody waiting and nothing broken, is one CAS inline; the rest is out of line.
+    #[inline]
     pub(crate) fn release(&self, permits: usize) {
+        let mut state = self.state.load(Relaxed);
+        while permits != 0 && state & (SLOW | BROKEN) == 0 {
+            let next = Self::add_to(state, permits);
+            match self.state.compare_exchange_weak(state, next, Release, Relaxed) {
+                Ok(_) => return,
+                Err(actual) => state = actual,
+            }
+        }
+        self.release_out_of_line(permits);
+    }
+
+    /// [`SemCore::release`] out of line, for every case: its own slow path (waiters
+    /// queued, or the primitive broken), and rare callers on hot paths (a spent budget's
+    /// give-back), where the inline CAS would only make the caller too big to inline.
+    #[inline(never)]
+    fn release_out_of_line(&self, permits: usize) {
         if permits == 0 {
             return;
         }
@@ -1819,7 +1837,7 @@ impl Future for TakeUncontended<'_> {
                 Poll::Ready(true)
             }
             Poll::Pending => {
-                self.core.release(self.permits);
+                self.core.release_out_of_line(self.permits);
                 Poll::Pending
             }
         }
@@ -1879,7 +1897,7 @@ impl Future for AcquireFuture<'_> {
             }
             Poll::Pending => {
                 if result.is_ok() {
-                    this.core.release(this.permits);
+                    this.core.release_out_of_line(this.permits);
                 }
                 Poll::Pending
             }
