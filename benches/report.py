@@ -189,8 +189,9 @@ NOT_MET = """## About the targets that are close or missed
 - **Machines differ.** The contended figures depend on the machine far more than the
   uncontended ones. On the 2-vCPU Intel VM of round 2's first measurements, 8 tasks
   re-locking on 2 workers took 133 ns per lock against tokio's 147 and
-  futures-intrusive's 100. On this 2-vCPU AMD EPYC VM the last two reports read 205
-  and 154 ns against tokio's 268 and 210 and futures-intrusive's 152 and 140. On a
+  futures-intrusive's 100. On this 2-vCPU AMD EPYC VM the last three reports read 205,
+  154 and 183 ns against tokio's 268, 210 and 221 and futures-intrusive's 152, 140 and
+  142: ownsync's figure swings by a fifth from one process to the next. On a
   current-thread runtime, where no second core is involved, ownsync takes about a
   sixth of tokio's time.
 - **Tight loop on 2 workers (at least tokio's; within 1.1x futures-intrusive).**
@@ -201,44 +202,48 @@ NOT_MET = """## About the targets that are close or missed
   intrusive waiter nodes instead of the slab is no faster. The difference is the work
   per hand-off. Counted in instructions (callgrind, two tasks handing the lock to each
   other on a current-thread runtime, tokio's scheduling included), a hand-off costs the
-  prototype 627 instructions and futures-intrusive 628; ownsync takes 1051 (default
-  features; 1173 two reports ago, 1077 in the last) and 1181 with the `tokio` feature
-  (1247 in the last report). This report's cuts: a hand-off to the last waiter no
-  longer clears `SLOW` for the releaser to set again as it queues once more, two
-  read-modify-writes of the shared word per hand-off (two tasks on one thread: 137 ->
-  130 ns per lock, default features); a queued acquire's first poll no longer takes and
+  prototype 627 instructions and futures-intrusive 628; ownsync takes 1057 (default
+  features; 1173 three reports ago, 1077 two ago) and 1187 with the `tokio` feature
+  (1247 two reports ago). The last cuts: a hand-off to the last waiter no longer clears
+  `SLOW` for the releaser to set again as it queues once more, two read-modify-writes
+  of the shared word per hand-off; a queued acquire's first poll no longer takes and
   returns a unit of tokio's budget when it queues (a pending poll spends none anyway);
-  the single wake after a release is inline. In a probe of the loop on 2 workers
-  (feature `tokio`, medians of 10 interleaved runs) that took 2 tasks from 214 to 161 ns
-  per lock (futures-intrusive 147), 8 tasks from 205 to 197 (157) and 64 tasks from 211
-  to 197 (150). A profile of the 2-worker loop (`perf record -e cpu-clock`) shows where
-  the rest goes, for both: 80-90% of the samples in the lock and unlock functions fall
-  on the queue lock's compare-exchange and its unlock, that is on its cache line moving
-  between the two workers, so what decides is how long each side holds that lock.
-  ownsync does more under it (the 64-byte waiter slot copied into and out of the slab,
+  the single wake after a release is inline. On a current-thread runtime they show (two
+  tasks handing over, feature `tokio`, medians of 8 interleaved runs): 139 -> 123 ns per
+  lock, futures-intrusive 102. On 2 workers (medians of 10-16 interleaved runs) 2 tasks
+  went from 175 to 142 ns (futures-intrusive 124), and 8 and 64 tasks did not move
+  beyond the noise (188 and 189, 185 and 184; futures-intrusive 142 and 141). A
+  profile of the 2-worker loop (`perf record -e cpu-clock`) shows where the rest goes,
+  for both: 80-90% of the samples in the lock and unlock functions fall on the queue
+  lock's compare-exchange and its unlock, that is on its cache line moving between the
+  two workers, so what decides is how long each side holds that lock. ownsync does
+  more under it (the 64-byte waiter slot copied into and out of the slab,
   the grantee recorded as holder for self-wait checks, the checks for a broken or
-  eventually fair primitive) and spends more time in the kernel waking idle workers.
+  eventually fair primitive), and more of its samples are in the kernel's scheduler
+  (45% against 36%: workers that went idle being woken).
   Each instruction removed from the hand-off is worth about 0.06% of the 2-worker time
   (a build without the waiter's start stamp, identity and holder record: 100 fewer,
   6% faster), so 1.1x needs about 300 fewer, more than the ownership features leave.
 - **Tracked vs anonymous (round 1's 1.1x and round 2's 1.15x): at the edge, bimodal.**
-  A tracked lock + unlock costs 243 instructions against 189 anonymous (callgrind,
-  feature `tokio`), a ratio of 1.29 in instructions, about 1.17 in time in a probe (24.5
-  against 20.9 ns, medians of 12 runs). Criterion's tracked figure is bimodal from one
-  process to the next (20.9 or 25 ns with the same binary), so the report reads 1.04-1.19
-  in one report and 1.15-1.25 in the next; interleaved reruns of this code and of the
-  last report's gave 1.07-1.16 and 1.17-1.35. The cost is what tracking must do: the
-  hold's entry in its owner's local slab (reused in place when the task re-takes the
-  same mutex), the context check on release (a thread-local read, then the record's
-  one-word head), the holder recorded for self-wait checks, and the ticket kept in the
+  A tracked lock + unlock costs 233 instructions against 179 anonymous (callgrind,
+  feature `tokio`; 243 and 189 before the release's common case was made inline), a
+  ratio of 1.30 in instructions, about 1.17 in time in a probe (24.5 against 20.9 ns,
+  medians of 12 runs). Criterion's tracked figure is bimodal from one
+  process to the next (20.9 or 25 ns with the same binary), so per-run ratios spread
+  over 1.04-1.40 across the last three reports; interleaved reruns of this code and of
+  the code before this round's last changes gave 1.07-1.24 and 1.02-1.35. The cost is
+  what tracking must do: the hold's entry in its owner's local slab (reused in place
+  when the task re-takes the same mutex), the context check on release (a thread-local
+  read, then the record's one-word head), the holder recorded for self-wait checks, and the ticket kept in the
   mutex's core while the guard lives (two words stored, two loaded). There is no atomic,
   lock or reference count among them. DESIGN.md section 4's lazy registration needs a
   fence per lock, which costs about as much.
 - **The medium section and the 4:1 RwLock mix against tokio** (and, in earlier reports,
-  contended 2 tasks) sit near parity and flip with the run: met in this report (per-run
-  ratios 0.74-1.00), 0.98-1.10 in the last. A probe (8 tasks, 2 workers, feature
-  `tokio`, medians of 10 interleaved runs) has the RwLock mix at 197 ns per operation
-  against tokio's 201, and the medium section at 260 against tokio's 282.
+  contended 2 tasks) sit near parity and flip with the run: met in the last two
+  reports (per-run ratios 0.74-1.01), 0.98-1.10 in the one before. A probe (8 tasks,
+  2 workers, feature `tokio`, medians of 10 interleaved runs) has the RwLock mix at
+  197 ns per operation against tokio's 201, and the medium section at 260 against
+  tokio's 282.
 - **Eventually fair `blocking_lock` within 3x parking_lot (met).** Barging takes two
   threads from 280-560 ns per lock (strict FIFO, a cross-core wake each) to about 41 ns.
   What decided the ratio was the uncontended floor: a blocking acquire used to poll the
@@ -261,9 +266,9 @@ NOT_MET = """## About the targets that are close or missed
 - **Contended `blocking_lock` (strict) against tokio's 10x** is a hand-off between two
   threads that costs a cross-core wake per lock for both, and both figures are bimodal
   on this machine: back-to-back criterion runs gave ownsync 74 and 240 ns, tokio 85 ns
-  and 1.5 us (an earlier machine had tokio at 11.3 us, hence a 0.03; this report's
-  three runs read 0.18, 5.76 and 0.01). The row says which mode each side fell into. The opt-in eventually fair mode is the answer
-  for threads (above).
+  and 1.5 us (an earlier machine had tokio at 11.3 us, hence a 0.03; one report's
+  three runs read 0.18, 5.76 and 0.01). The row says which mode each side fell into.
+  The opt-in eventually fair mode is the answer for threads (above).
 - **Guards and permits within 16 bytes (Sizes, below).** Met for exclusive holds: one
   exists at a time, so its registration ticket (16 bytes: the owner record and the
   hold's slot in it) lives in its core, reached only by its guard as the data is, and
