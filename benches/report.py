@@ -234,10 +234,10 @@ NOT_MET = """## About the targets that are close or missed
   the code before this round's last changes gave 1.07-1.24 and 1.02-1.35. The cost is
   what tracking must do: the hold's entry in its owner's local slab (reused in place
   when the task re-takes the same mutex), the context check on release (a thread-local
-  read, then the record's one-word head), the holder recorded for self-wait checks, and the ticket kept in the
-  mutex's core while the guard lives (two words stored, two loaded). There is no atomic,
-  lock or reference count among them. DESIGN.md section 4's lazy registration needs a
-  fence per lock, which costs about as much.
+  read, then the record's one-word head), the holder recorded for self-wait checks,
+  and the ticket kept in the mutex's core while the guard lives (two words stored, two
+  loaded). There is no atomic, lock or reference count among them. DESIGN.md section
+  4's lazy registration needs a fence per lock, which costs about as much.
 - **The medium section and the 4:1 RwLock mix against tokio** (and, in earlier reports,
   contended 2 tasks) sit near parity and flip with the run: met in the last two
   reports (per-run ratios 0.74-1.01), 0.98-1.10 in the one before. A probe (8 tasks,
