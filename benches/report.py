@@ -224,6 +224,20 @@ NOT_MET = """## About the targets that are close or missed
   Each instruction removed from the hand-off is worth about 0.06% of the 2-worker time
   (a build without the waiter's start stamp, identity and holder record: 100 fewer,
   6% faster), so 1.1x needs about 300 fewer, more than the ownership features leave.
+- **Where tokio's time goes (its `batch_semaphore`, under `tokio::sync::Mutex`).**
+  tokio executes fewer instructions per hand-off than ownsync (941 against 1187 on one
+  thread, callgrind, the probe above) and still takes longer (about 152 ns against 123
+  on one thread, 215-221 against 176-189 on 2 workers), because more of its steps are
+  read-modify-writes: 15 locked instructions per lock against ownsync's 9 and
+  futures-intrusive's 11, five of each being tokio's scheduler's (counted per
+  instruction address under callgrind). Both polls of its acquire future, the one that
+  queues and the one that finds its permits assigned, compare-exchange the permit word
+  and the waiter node's counter and take the waiter list's lock; its release takes that
+  lock and compare-exchanges the node's counter again (tokio 1.54's `poll_acquire`,
+  `assign_permits`). ownsync's acquire and release take the queue's lock once each and
+  nothing else: the grant is written into the waiting future with a plain store, and
+  read back without a lock. On 2 workers the profile says the same: tokio's acquire
+  future alone has 15% of the samples, spread over those atomic steps.
 - **Tracked vs anonymous (round 1's 1.1x and round 2's 1.15x): at the edge, bimodal.**
   A tracked lock + unlock costs 233 instructions against 179 anonymous (callgrind,
   feature `tokio`; 243 and 189 before the release's common case was made inline), a
