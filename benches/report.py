@@ -200,15 +200,17 @@ NOT_MET = """## About the targets that are close or missed
   into the waiting future, a direct hand-off, the wake after the unlock) runs an 8-task
   loop on 2 workers within about 5% of futures-intrusive, and the same prototype with
   intrusive waiter nodes instead of the slab is no faster. The difference is the work
-  per hand-off. Counted in instructions (callgrind, two tasks handing the lock to each
-  other on a current-thread runtime, tokio's scheduling included), a hand-off costs the
-  prototype 627 instructions and futures-intrusive 628; ownsync takes 1057 (default
-  features; 1173 three reports ago, 1077 two ago) and 1187 with the `tokio` feature
-  (1247 two reports ago). The last cuts: a hand-off to the last waiter no longer clears
-  `SLOW` for the releaser to set again as it queues once more, two read-modify-writes
-  of the shared word per hand-off; a queued acquire's first poll no longer takes and
-  returns a unit of tokio's budget when it queues (a pending poll spends none anyway);
-  the single wake after a release is inline. On a current-thread runtime they show (two
+  per hand-off. Counted in instructions (`benches/handoff.sh`: callgrind, two tasks
+  handing the lock to each other on a current-thread runtime, tokio's scheduling
+  included), a hand-off costs futures-intrusive 642 instructions, tokio 952, and
+  ownsync 1067 with default features, 1197 with `tokio` (in the probe used before that
+  script, where futures-intrusive counted 628 and the prototype 627: 1173 three reports
+  ago, 1077 two ago, 1057 now; with `tokio` 1247 two ago, 1187 now). The last cuts: a
+  hand-off to the last waiter no longer clears `SLOW` for the releaser to set again as
+  it queues once more, two read-modify-writes of the shared word per hand-off; a
+  queued acquire's first poll no longer takes and returns a unit of tokio's budget
+  when it queues (a pending poll spends none anyway); the single wake after a release
+  is inline. On a current-thread runtime they show (two
   tasks handing over, feature `tokio`, medians of 8 interleaved runs): 139 -> 123 ns per
   lock, futures-intrusive 102. On 2 workers (medians of 10-16 interleaved runs) 2 tasks
   went from 175 to 142 ns (futures-intrusive 124), and 8 and 64 tasks did not move
@@ -225,12 +227,13 @@ NOT_MET = """## About the targets that are close or missed
   (a build without the waiter's start stamp, identity and holder record: 100 fewer,
   6% faster), so 1.1x needs about 300 fewer, more than the ownership features leave.
 - **Where tokio's time goes (its `batch_semaphore`, under `tokio::sync::Mutex`).**
-  tokio executes fewer instructions per hand-off than ownsync (941 against 1187 on one
-  thread, callgrind, the probe above) and still takes longer (about 152 ns against 123
+  tokio executes fewer instructions per hand-off than ownsync (952 against 1197 on one
+  thread, `benches/handoff.sh`) and still takes longer (about 152 ns against 123
   on one thread, 215-221 against 176-189 on 2 workers), because more of its steps are
   read-modify-writes: 15 locked instructions per lock against ownsync's 9 and
-  futures-intrusive's 11, five of each being tokio's scheduler's (counted per
-  instruction address under callgrind). Both polls of its acquire future, the one that
+  futures-intrusive's 11, five of each being tokio's scheduler's (callgrind's counts per
+  instruction address, `--dump-instr=yes`, at the addresses objdump shows with a `lock`
+  prefix). Both polls of its acquire future, the one that
   queues and the one that finds its permits assigned, compare-exchange the permit word
   and the waiter node's counter and take the waiter list's lock; its release takes that
   lock and compare-exchanges the node's counter again (tokio 1.54's `poll_acquire`,
