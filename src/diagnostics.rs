@@ -152,9 +152,10 @@ impl HoldInfo {
         self.site
     }
     /// At least how long it has been held: measured from when it was first seen with
-    /// a waiter behind it (a waiter queued, or a snapshot found one queued), never from
-    /// earlier. `None` while nobody waits for it: timing every hold would cost every
-    /// lock a clock read, and timing each hand-off exactly about 2% of a contended loop.
+    /// a waiter behind it (it was handed over while others still waited, a waiter
+    /// queued, or a snapshot found one queued), never from earlier. `None` while nobody
+    /// waits for it: timing every hold would cost every lock a clock read, where a
+    /// hand-off with waiters left pays one within the noise of a contended loop.
     pub fn held_for(&self) -> Option<Duration> {
         self.held_for
     }

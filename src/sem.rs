@@ -305,13 +305,13 @@ struct Shared {
     /// Owned holds whose acquirer exited while they were registered to it, not released
     /// or adopted since (DESIGN.md 2b: visible, never silent).
     orphans: Vec<OrphanInfo>,
-    /// At least since when the current exclusive hold is held: stamped, with no clock
-    /// read of its own, by the next waiter that queues behind it (with the time that
-    /// waiter read for its own start), or else by the next snapshot that sees it with
-    /// waiters. Forgotten when the hold is handed to a waiter (a new hold begins) and
-    /// whenever the queue empties (the next hold may then be taken and given back on the
-    /// fast paths, which never look here). So it is never too early. (A stamp read at
-    /// each hand-off would be exact, but measured about 2% of the contended loop.)
+    /// At least since when the current exclusive hold is held, from when it was first
+    /// seen with a waiter behind it: stamped when it is handed to a waiter while others
+    /// still wait (a clock read at that hand-off), else, with no clock read of its own,
+    /// by the next waiter that queues behind it (with the time that waiter read for its
+    /// own start), or by the next snapshot that sees it with waiters. Forgotten whenever
+    /// the queue empties (the next hold may then be taken and given back on the fast
+    /// paths, which never look here). So it is never too early.
     hold_since: Option<Stamp>,
     /// Whether the long-hold warning was given for the hold of `hold_since`.
     hold_warned: bool,
@@ -1544,7 +1544,10 @@ impl SemCore {
             if let Some(grantee) = grantee {
                 self.record_holder(grantee, site);
             }
-            shared.hold_since = None; // a new hold: see `Shared::hold_since`
+            // A new hold, seen with waiters behind it from its start if any are left
+            // (see `Shared::hold_since`).
+            shared.hold_since = (!shared.queue.is_empty()).then(Stamp::now);
+            shared.hold_warned = false;
         }
     }
 
@@ -2292,6 +2295,27 @@ mod tests {
         assert_eq!(big.as_mut().now_or_never(), Some(Ok(())));
         assert_eq!(small.as_mut().now_or_never(), Some(Ok(())), "the free permit was not stranded");
         assert_eq!(core.available(), 0);
+    }
+
+    /// A mutex handed to a waiter while others still wait is a new hold seen with waiters
+    /// behind it from its start: timed from the hand-off (never earlier), not from
+    /// whenever a snapshot first looks. Once the queue empties it is not timed.
+    #[test]
+    fn a_hold_handed_over_with_waiters_left_is_timed_from_the_hand_off() {
+        let core = SemCore::new(1, PrimitiveKind::Mutex, None, AbandonPolicy::Break);
+        core.try_acquire(1, Caller::Async).unwrap();
+        let mut first = Box::pin(core.acquire(1, Caller::Async, None));
+        let mut second = Box::pin(core.acquire(1, Caller::Async, None));
+        assert!(first.as_mut().now_or_never().is_none());
+        assert!(second.as_mut().now_or_never().is_none());
+        let before = Stamp::now();
+        core.release(1); // to `first`; `second` waits for it
+        let since = core.shared.lock().hold_since.expect("timed from the hand-off");
+        assert!(since >= before, "never earlier than the hold began");
+        assert_eq!(first.as_mut().now_or_never(), Some(Ok(())));
+        core.release(1); // to `second`, the last waiter
+        assert_eq!(core.shared.lock().hold_since, None, "nobody waits for it");
+        assert_eq!(second.as_mut().now_or_never(), Some(Ok(())));
     }
 
     /// A queued acquire's first poll spends no budget unless it has a result, so one that
