@@ -189,9 +189,10 @@ NOT_MET = """## About the targets that are close or missed
 - **Machines differ.** The contended figures depend on the machine far more than the
   uncontended ones. On the 2-vCPU Intel VM of round 2's first measurements, 8 tasks
   re-locking on 2 workers took 133 ns per lock against tokio's 147 and
-  futures-intrusive's 100. On this 2-vCPU AMD EPYC VM the last three reports read 205,
-  154 and 183 ns against tokio's 268, 210 and 221 and futures-intrusive's 152, 140 and
-  142: ownsync's figure swings by a fifth from one process to the next. On a
+  futures-intrusive's 100. On this 2-vCPU AMD EPYC VM this round's last four reports
+  read 205, 154, 183 and 183 ns against tokio's 268, 210, 221 and 220 and
+  futures-intrusive's 152, 140, 142 and 135: ownsync's figure swings by a fifth from
+  one process to the next. On a
   current-thread runtime, where no second core is involved, ownsync takes about a
   sixth of tokio's time.
 - **Tight loop on 2 workers (at least tokio's; within 1.1x futures-intrusive).**
@@ -250,7 +251,7 @@ NOT_MET = """## About the targets that are close or missed
   ratio of 1.30 in instructions, about 1.17 in time in a probe (24.5 against 20.9 ns,
   medians of 12 runs). Criterion's tracked figure is bimodal from one
   process to the next (20.9 or 25 ns with the same binary), so per-run ratios spread
-  over 1.04-1.40 across the last three reports; interleaved reruns of this code and of
+  over 1.04-1.40 across this round's last four reports; interleaved reruns of this code and of
   the code before this round's last changes gave 1.07-1.24 and 1.02-1.35. The cost is
   what tracking must do: the hold's entry in its owner's local slab (reused in place
   when the task re-takes the same mutex), the context check on release (a thread-local
@@ -259,8 +260,8 @@ NOT_MET = """## About the targets that are close or missed
   loaded). There is no atomic, lock or reference count among them. DESIGN.md section
   4's lazy registration needs a fence per lock, which costs about as much.
 - **The medium section and the 4:1 RwLock mix against tokio** (and, in earlier reports,
-  contended 2 tasks) sit near parity and flip with the run: met in the last two
-  reports (per-run ratios 0.74-1.01), 0.98-1.10 in the one before. A probe (8 tasks,
+  contended 2 tasks) sit near parity and flip with the run: met in this round's last
+  three reports (per-run ratios 0.74-1.06), 0.98-1.10 in the one before. A probe (8 tasks,
   2 workers, feature `tokio`, medians of 10 interleaved runs) has the RwLock mix at
   197 ns per operation against tokio's 201, and the medium section at 260 against
   tokio's 282.
