@@ -251,9 +251,9 @@ NOT_MET = """## About the targets that are close or missed
   ratio of 1.30 in instructions, about 1.17 in time in a probe (24.5 against 20.9 ns,
   medians of 12 runs). Criterion's tracked figure is bimodal from one
   process to the next (20.9 or 25 ns with the same binary), so per-run ratios spread
-  over 1.04-1.40 across this round's last four reports; interleaved reruns of this code and of
-  the code before this round's last changes gave 1.07-1.24 and 1.02-1.35. The cost is
-  what tracking must do: the hold's entry in its owner's local slab (reused in place
+  over 1.04-1.40 across this round's last four reports; interleaved reruns of this code
+  and of the code before this round's last changes gave 1.07-1.24 and 1.02-1.35. The
+  cost is what tracking must do: the hold's entry in its owner's local slab (reused in place
   when the task re-takes the same mutex), the context check on release (a thread-local
   read, then the record's one-word head), the holder recorded for self-wait checks,
   and the ticket kept in the mutex's core while the guard lives (two words stored, two
