@@ -82,5 +82,5 @@ fn main() {
         }
         _ => usage(),
     };
-    println!("{mutex}: {:.1} ns per lock", elapsed.as_nanos() as f64 / (tasks * locks) as f64);
+    println!("{mutex}: {:.1} ns per lock", elapsed.as_nanos() as f64 / (tasks as f64 * locks as f64));
 }
