@@ -316,7 +316,8 @@ struct Shared {
     /// Whether the long-hold warning was given for the hold of `hold_since`.
     hold_warned: bool,
     /// When an eventually fair primitive's next strict hand-off is due (see
-    /// [`SemCore::set_eventually_fair`]).
+    /// [`SemCore::set_eventually_fair`]). Unread under loom, whose `fair_turn` counts.
+    #[cfg_attr(loom, allow(dead_code))]
     fair_deadline: Option<std::time::Instant>,
     /// Contended releases so far, under loom (see `fair_turn`).
     #[cfg(loom)]
@@ -496,7 +497,9 @@ pub(crate) struct SemCore {
 const BARGE_SPIN_LIMIT: u32 = SPIN_LIMIT * 10;
 
 /// How long an eventually fair primitive may let acquires barge before a release hands
-/// over strictly to the head waiter (parking_lot's figure).
+/// over strictly to the head waiter (parking_lot's figure). Unused under loom, whose
+/// `fair_turn` counts instead.
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) const FAIR_INTERVAL: Duration = Duration::from_micros(500);
 
 /// [`SemCore::exclusive`] of a primitive without exclusive holds: no hold has that many
