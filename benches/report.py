@@ -234,7 +234,7 @@ NOT_MET = """## About the targets that are close or missed
   tokio executes fewer instructions per hand-off than ownsync (952 against 1206 on one
   thread, `benches/handoff.sh`) and still takes longer (about 152 ns against 123
   on one thread, 215-221 against 176-189 on 2 workers), because more of its steps are
-  read-modify-writes: 15 locked instructions per lock against ownsync's 9 and
+  read-modify-writes: 16 locked instructions per lock against ownsync's 9 and
   futures-intrusive's 11, five of each being tokio's scheduler's (callgrind's counts per
   instruction address, `--dump-instr=yes`, at the addresses objdump shows with a `lock`
   prefix). Both polls of its acquire future, the one that
