@@ -336,6 +336,13 @@ struct Shared {
 }
 
 impl Shared {
+    /// Forgets the exclusive hold's stamp once nobody waits (see [`Shared::hold_since`]).
+    fn forget_hold_stamp_if_idle(&mut self) {
+        if self.queue.is_empty() {
+            self.hold_since = None;
+        }
+    }
+
     /// What a pool holds while `free` of its permits are free: `total + debt - free` (a
     /// limiter's; see [`SemCore::pool`]).
     fn held_with_free(&self, free: usize) -> usize {
@@ -683,9 +690,7 @@ impl SemCore {
 
     pub(crate) fn snapshot(&self) -> CoreSnapshot {
         let mut shared = self.shared.lock();
-        if shared.hold_since.is_none() && !shared.queue.is_empty() {
-            self.stamp_hold(&mut shared, Stamp::now());
-        }
+        self.stamp_hold(&mut shared, Stamp::now);
         let snapshot = self.snapshot_locked(&mut shared);
         let overdue = self.overdue(&mut shared);
         drop(shared);
@@ -870,12 +875,31 @@ impl SemCore {
         }
     }
 
-    /// Stamps the exclusive hold as held at least since `now`, if it has no stamp yet
-    /// and someone waits for it (see [`Shared::hold_since`]).
-    fn stamp_hold(&self, shared: &mut Shared, now: Stamp) {
+    /// Stamps the exclusive hold as held at least since `now()` (read only if it
+    /// stamps), if it has no stamp yet and someone waits for it (see
+    /// [`Shared::hold_since`]).
+    #[inline]
+    fn stamp_hold(&self, shared: &mut Shared, now: impl FnOnce() -> Stamp) {
         if self.exclusive != NOT_EXCLUSIVE && shared.hold_since.is_none() && !shared.queue.is_empty() {
-            shared.hold_since = Some(now);
+            shared.hold_since = Some(now());
             shared.hold_warned = false;
+        }
+    }
+
+    /// An acquire's result spends a unit of the task's cooperative budget, as tokio's
+    /// own primitives do; on a spent budget the task yields instead, and the `taken`
+    /// permits the result holds go back first (none for a failure).
+    #[inline(always)]
+    fn spend_budget(&self, taken: usize, cx: &mut Context<'_>) -> Poll<()> {
+        match runtime::poll_budget(cx) {
+            Poll::Ready(progress) => {
+                progress.made_progress();
+                Poll::Ready(())
+            }
+            Poll::Pending => {
+                self.release_out_of_line(taken);
+                Poll::Pending
+            }
         }
     }
 
@@ -1484,10 +1508,7 @@ impl SemCore {
                 // once, so clearing it now and setting it again then would be two
                 // read-modify-writes of the shared word per hand-off for nothing
                 // (measured: 10% of a hand-off between two tasks on one thread).
-                if shared.queue.is_empty() {
-                    shared.hold_since = None; // see `Shared::hold_since`
-                }
-                return;
+                return shared.forget_hold_stamp_if_idle();
             }
         }
         // Nobody to serve: the same CAS clears a `SLOW` left by the last hand-off.
@@ -1547,10 +1568,9 @@ impl SemCore {
             if let Some(grantee) = grantee {
                 self.record_holder(grantee, site);
             }
-            // A new hold, seen with waiters behind it from its start if any are left
-            // (see `Shared::hold_since`).
-            shared.hold_since = (!shared.queue.is_empty()).then(Stamp::now);
-            shared.hold_warned = false;
+            // A new hold, seen with waiters behind it from its start if any are left.
+            shared.hold_since = None;
+            self.stamp_hold(shared, Stamp::now);
         }
     }
 
@@ -1558,9 +1578,7 @@ impl SemCore {
     /// under the lot's lock (held here), so a bit that is right already is left alone:
     /// no read-modify-write of the shared word on every contended release.
     fn match_slow(&self, shared: &mut Shared) {
-        if shared.queue.is_empty() {
-            shared.hold_since = None; // see `Shared::hold_since`
-        }
+        shared.forget_hold_stamp_if_idle();
         let slow = !shared.queue.is_empty() || shared.debt > 0;
         let state = self.state.load(Relaxed);
         if slow && state & SLOW == 0 {
@@ -1837,16 +1855,8 @@ impl Future for TakeUncontended<'_> {
         if self.core.try_take(self.permits).is_err() {
             return Poll::Ready(false);
         }
-        match runtime::poll_budget(cx) {
-            Poll::Ready(progress) => {
-                progress.made_progress();
-                Poll::Ready(true)
-            }
-            Poll::Pending => {
-                self.core.release_out_of_line(self.permits);
-                Poll::Pending
-            }
-        }
+        ready!(self.core.spend_budget(self.permits, cx));
+        Poll::Ready(true)
     }
 }
 
@@ -1896,18 +1906,8 @@ impl Future for AcquireFuture<'_> {
         // never does), so it skips the budget altogether, and one that took the permits
         // with the budget spent gives them back and yields, as `TakeUncontended` does.
         let result = ready!(this.poll_acquire(cx));
-        match runtime::poll_budget(cx) {
-            Poll::Ready(progress) => {
-                progress.made_progress();
-                Poll::Ready(result)
-            }
-            Poll::Pending => {
-                if result.is_ok() {
-                    this.core.release_out_of_line(this.permits);
-                }
-                Poll::Pending
-            }
-        }
+        ready!(this.core.spend_budget(if result.is_ok() { this.permits } else { 0 }, cx));
+        Poll::Ready(result)
     }
 }
 
@@ -2052,7 +2052,7 @@ impl AcquireFuture<'_> {
         self.slot = Some(unsafe {
             shared.queue.park(self.permits, cx.waker().clone(), &self.settlement, meta, self_wait, front)
         });
-        core.stamp_hold(&mut shared, since);
+        core.stamp_hold(&mut shared, || since);
         let overdue = core.overdue(&mut shared);
         drop(shared);
         core.report(overdue);
