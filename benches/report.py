@@ -204,7 +204,7 @@ NOT_MET = """## About the targets that are close or missed
   per hand-off. Counted in instructions (`benches/handoff.sh`: callgrind, two tasks
   handing the lock to each other on a current-thread runtime, tokio's scheduling
   included), a hand-off costs futures-intrusive 642 instructions, tokio 952, and
-  ownsync 1076 with default features, 1206 with `tokio`. (In the probe used before that
+  ownsync 1073 with default features, 1199 with `tokio`. (In the probe used before that
   script, where futures-intrusive counted 628 and the prototype 627, ownsync counted
   1173 three reports ago, 1077 two ago and 1057 after this round's cuts; with `tokio`
   1247 two ago and 1187 after the cuts. Timing a hold handed over with waiters left,
@@ -231,7 +231,7 @@ NOT_MET = """## About the targets that are close or missed
   (a build without the waiter's start stamp, identity and holder record: 100 fewer,
   6% faster), so 1.1x needs about 300 fewer, more than the ownership features leave.
 - **Where tokio's time goes (its `batch_semaphore`, under `tokio::sync::Mutex`).**
-  tokio executes fewer instructions per hand-off than ownsync (952 against 1206 on one
+  tokio executes fewer instructions per hand-off than ownsync (952 against 1199 on one
   thread, `benches/handoff.sh`) and still takes longer (about 152 ns against 123
   on one thread, 215-221 against 176-189 on 2 workers), because more of its steps are
   read-modify-writes: 16 locked instructions per lock against ownsync's 9 and
