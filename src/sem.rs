@@ -305,6 +305,10 @@ struct Shared {
     /// Owned holds whose acquirer exited while they were registered to it, not released
     /// or adopted since (DESIGN.md 2b: visible, never silent).
     orphans: Vec<OrphanInfo>,
+    /// Orphans adopted before they were counted: an owner's exit claims a moved hold
+    /// under its record's lock and counts it here only after, so the hold's release
+    /// elsewhere can come in between. The count then skips it (see `Abandon::orphan`).
+    adopted_before_counted: Vec<OrphanTag>,
     /// At least since when the current exclusive hold is held, from when it was first
     /// seen with a waiter behind it: stamped when it is handed to a waiter while others
     /// still wait (a clock read at that hand-off), else, with no clock read of its own,
@@ -1788,13 +1792,24 @@ impl SemCore {
 
 impl Abandon for SemCore {
     fn orphan(&self, owner: &Abandoner, permits: usize, site: Site, tag: OrphanTag) {
-        self.shared.lock().orphans.push(OrphanInfo { acquirer: owner.id, permits, site, tag });
+        let mut shared = self.shared.lock();
+        // Released (and adopted) already, after the exit claimed it: nothing to count.
+        if let Some(index) = shared.adopted_before_counted.iter().position(|&early| early == tag) {
+            shared.adopted_before_counted.swap_remove(index);
+            return;
+        }
+        shared.orphans.push(OrphanInfo { acquirer: owner.id, permits, site, tag });
     }
 
     fn adopt_orphan(&self, tag: OrphanTag) {
         let mut shared = self.shared.lock();
-        if let Some(index) = shared.orphans.iter().position(|orphan| orphan.tag == tag) {
-            shared.orphans.remove(index);
+        match shared.orphans.iter().position(|orphan| orphan.tag == tag) {
+            Some(index) => {
+                shared.orphans.remove(index);
+            }
+            // Claimed as orphaned by an exit that has not counted it yet: it will, and
+            // must find it adopted. (Its record, and so its tag, lives until then.)
+            None => shared.adopted_before_counted.push(tag),
         }
     }
 
@@ -2298,6 +2313,22 @@ mod tests {
         assert_eq!(big.as_mut().now_or_never(), Some(Ok(())));
         assert_eq!(small.as_mut().now_or_never(), Some(Ok(())), "the free permit was not stranded");
         assert_eq!(core.available(), 0);
+    }
+
+    /// An owner's exit claims a moved hold, then counts it as orphaned; the hold's release
+    /// elsewhere adopts it, and may come in between (found by the storm, modelled in
+    /// loom's `task_exit_races_a_release_elsewhere`). Either order ends uncounted.
+    #[test]
+    fn an_orphan_adopted_before_it_is_counted_is_never_counted() {
+        let core = core(1);
+        let owner = Abandoner { id: crate::current_owner(), name: None };
+        core.adopt_orphan((1, 2)); // released between the exit's claim and its count
+        core.orphan(&owner, 1, None, (1, 2));
+        core.orphan(&owner, 1, None, (3, 4)); // counted, then released
+        assert_eq!(core.shared.lock().orphans.len(), 1);
+        core.adopt_orphan((3, 4));
+        let shared = core.shared.lock();
+        assert!(shared.orphans.is_empty() && shared.adopted_before_counted.is_empty());
     }
 
     /// A mutex handed to a waiter while others still wait is a new hold seen with waiters
