@@ -39,6 +39,28 @@ fn handoff_gives_exactly_one_holder() {
     });
 }
 
+/// A thread's blocking waits share one signal, kept between them, and its waker is woken
+/// without a lock unless the thread sleeps. A thread that blocks twice may find the
+/// first wait's wake still pending at the second (a stale wake): that wait must still
+/// end only once it holds the lock, and no wake may be lost between a spin and a sleep.
+#[test]
+fn a_thread_that_blocks_twice_loses_no_wake() {
+    model(|| {
+        let mutex = Arc::new(Mutex::new(0usize));
+        let worker = {
+            let mutex = mutex.clone();
+            thread::spawn(move || {
+                for _ in 0..2 {
+                    *mutex.blocking_lock().unwrap() += 1;
+                }
+            })
+        };
+        *mutex.blocking_lock().unwrap() += 1;
+        worker.join().unwrap();
+        assert_eq!(*mutex.try_lock().unwrap(), 3);
+    });
+}
+
 /// A hand-off to the last waiter leaves `SLOW` set while nothing is free (so a contended
 /// loop does not clear and set it again on every hand-off). An acquire racing that
 /// hand-off queues (or finds the lock already free), is served by the next release, and
