@@ -189,10 +189,10 @@ NOT_MET = """## About the targets that are close or missed
 - **Machines differ.** The contended figures depend on the machine far more than the
   uncontended ones. On the 2-vCPU Intel VM of round 2's first measurements, 8 tasks
   re-locking on 2 workers took 133 ns per lock against tokio's 147 and
-  futures-intrusive's 100. On this 2-vCPU AMD EPYC VM this round's last four reports
-  read 205, 154, 183 and 183 ns against tokio's 268, 210, 221 and 220 and
-  futures-intrusive's 152, 140, 142 and 135: ownsync's figure swings by a fifth from
-  one process to the next. On a
+  futures-intrusive's 100. On this 2-vCPU AMD EPYC VM this round's last five reports
+  read 205, 154, 183, 183 and 198 ns against tokio's 268, 210, 221, 220 and 225 and
+  futures-intrusive's 152, 140, 142, 135 and 150: ownsync's figure swings by a fifth
+  from one process to the next. On a
   current-thread runtime, where no second core is involved, ownsync takes about a
   sixth of tokio's time.
 - **Tight loop on 2 workers (at least tokio's; within 1.1x futures-intrusive).**
@@ -251,8 +251,12 @@ NOT_MET = """## About the targets that are close or missed
   ratio of 1.30 in instructions, about 1.17 in time in a probe (24.5 against 20.9 ns,
   medians of 12 runs). Criterion's tracked figure is bimodal from one
   process to the next (20.9 or 25 ns with the same binary), so per-run ratios spread
-  over 1.04-1.40 across this round's last four reports; interleaved reruns of this code
-  and of the code before this round's last changes gave 1.07-1.24 and 1.02-1.35. The
+  over 1.04-1.40 across this round's reports (1.23, 1.32 and 1.30 in this one, 1.07,
+  1.31 and 1.10 in the one before, with the same code on this path: 234 and 179
+  instructions); interleaved reruns of this code and of the code before this round's
+  last changes gave 1.07-1.24 and 1.02-1.35, and six interleaved probe runs of this
+  stop's code and the last stop's read 23.2-25.5 against 19.7-27.7 ns and 22.7-27.9
+  against 20.1-25.2. The
   cost is what tracking must do: the hold's entry in its owner's local slab (reused in place
   when the task re-takes the same mutex), the context check on release (a thread-local
   read, then the record's one-word head), the holder recorded for self-wait checks,
@@ -289,7 +293,20 @@ NOT_MET = """## About the targets that are close or missed
   on this machine: back-to-back criterion runs gave ownsync 74 and 240 ns, tokio 85 ns
   and 1.5 us (an earlier machine had tokio at 11.3 us, hence a 0.03; one report's
   three runs read 0.18, 5.76 and 0.01). The row says which mode each side fell into.
-  The opt-in eventually fair mode is the answer for threads (above).
+  DESIGN.md's 10x assumes tokio's convoy (a sleep and a wake per lock, 1.5-14 us).
+  tokio is in it only some of the time here: in this report its median is 97 ns, two
+  runs out of three. A probe, two threads and 1,000,000 locks each, medians of
+  7 interleaved runs, after they meet at `std::sync::Barrier` (as the bench does):
+  ownsync 236 ns per lock, tokio 5.7 us (0.04). Let the threads spin until both have
+  arrived instead (both vCPUs running from the first lock), and tokio's hand-off stays
+  out of the convoy: 160-250 ns against ownsync's 54-409 ns. No strict FIFO hand-off
+  between two threads can be 10x faster than that, since each lock crosses cores. This
+  round made ownsync's hand-off cheaper. A thread's blocking waits now share one signal,
+  kept between waits, where each wait allocated its own. A wait that queues takes the
+  lot's lock once, not twice. Waking a thread that is still spinning is one swap: no
+  lock, no condvar signal. The probe above went from a median of 396 to 236 ns per lock,
+  and this report's median from 496 to 295 ns. The opt-in eventually fair mode is the
+  answer for threads (above).
 - **Guards and permits within 16 bytes (Sizes, below).** Met for exclusive holds: one
   exists at a time, so its registration ticket (16 bytes: the owner record and the
   hold's slot in it) lives in its core, reached only by its guard as the data is, and
