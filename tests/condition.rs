@@ -149,6 +149,49 @@ on_runtimes!(
     a_panic_after_wait_breaks_and_fails_the_other_waiters,
 );
 
+/// The same producer/consumer pair on two threads, through the blocking entry points: each
+/// thread waits in turn on the mutex and on both conditions, thousands of times, with the
+/// one wait signal its blocking waits share (a wake left over from one wait only costs
+/// the next an extra poll). Every item arrives, in order.
+#[test]
+fn blocking_producer_consumer_on_threads() {
+    const ITEMS: u32 = 5_000;
+    struct Queue {
+        items: Mutex<std::collections::VecDeque<u32>>,
+        not_empty: Condition,
+        not_full: Condition,
+    }
+    let queue = Arc::new(Queue {
+        items: Mutex::new(Default::default()),
+        not_empty: Condition::new(),
+        not_full: Condition::new(),
+    });
+    let producer = std::thread::spawn({
+        let queue = queue.clone();
+        move || {
+            for item in 0..ITEMS {
+                let mut items = queue.items.blocking_lock().unwrap();
+                while items.len() == 2 {
+                    items = queue.not_full.blocking_wait(items).unwrap();
+                }
+                items.push_back(item);
+                queue.not_empty.notify_one();
+            }
+        }
+    });
+    let mut got = Vec::new();
+    while got.len() < ITEMS as usize {
+        let mut items = queue.items.blocking_lock().unwrap();
+        while items.is_empty() {
+            items = queue.not_empty.blocking_wait(items).unwrap();
+        }
+        got.extend(items.drain(..));
+        queue.not_full.notify_one();
+    }
+    producer.join().unwrap();
+    assert_eq!(got, (0..ITEMS).collect::<Vec<_>>());
+}
+
 /// Parks `n` hand-polled waiters on `cond`, each having taken `mutex` first.
 fn park<'a>(
     mutex: &'a Mutex<Vec<usize>>,
