@@ -15,8 +15,9 @@ done
 # The cost of the `diagnostics` feature: the benches it could touch, built with it.
 CARGO_TARGET_DIR=target/diagnostics cargo bench --features tokio,diagnostics --bench locks -- --quick --noplot \
     '^(uncontended_lock/ownsync(_tracked)?|uncontended_semaphore/ownsync|contended_8_tasks/ownsync/8|contended_semaphore/ownsync)$'
-# The tight loop with ownsync built without the `tokio` feature (default features).
+# The tight loop, and tracked vs anonymous, with ownsync built without the `tokio` feature
+# (default features).
 CARGO_TARGET_DIR=target/default-features cargo bench --bench locks -- --quick --noplot \
-    '^contended_(2|8|64)_tasks(_current_thread)?/ownsync/'
+    '^(contended_(2|8|64)_tasks(_current_thread)?/ownsync/|uncontended_lock/ownsync(_tracked)?$)'
 python3 benches/report.py "benches/report.sh"
 echo "wrote benches/RESULTS.md and benches/RESULTS.svg"
