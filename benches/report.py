@@ -233,7 +233,12 @@ NOT_MET = """## About the targets that are close or missed
   more under it (the 64-byte waiter slot copied into and out of the slab,
   the grantee recorded as holder for self-wait checks, the checks for a broken or
   eventually fair primitive), and more of its samples are in the kernel's scheduler
-  (45% against 36%: workers that went idle being woken).
+  (45% against 36%: workers that went idle being woken). Not more often, though:
+  counted with `perf stat` in the bench's regime (8 tasks on 2 workers, re-locking at
+  once, 3.2 million locks), ownsync makes fewer futex calls than futures-intrusive
+  (109,176 against 180,192) and about as many context switches (23,897 against
+  26,921). Each wake costs more, and the profile puts that time in the kernel's
+  `try_to_wake_up` under `futex_wake`.
   Each instruction removed from the hand-off is worth about 0.06% of the 2-worker time
   (a build without the waiter's start stamp, identity and holder record: 100 fewer,
   6% faster), so 1.1x needs about 300 fewer, more than the ownership features leave.
