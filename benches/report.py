@@ -241,7 +241,9 @@ NOT_MET = """## About the targets that are close or missed
   `try_to_wake_up` under `futex_wake`.
   Each instruction removed from the hand-off is worth about 0.06% of the 2-worker time
   (a build without the waiter's start stamp, identity and holder record: 100 fewer,
-  6% faster), so 1.1x needs about 300 fewer, more than the ownership features leave.
+  6% faster; repeated for this report: 111 fewer, 185.7 ->
+  167.1 ns, 10% faster, still 1.21x futures-intrusive, and 1.16x without the `tokio`
+  feature), so 1.1x needs about 300 fewer, more than the ownership features leave.
 - **Where tokio's time goes (its `batch_semaphore`, under `tokio::sync::Mutex`).**
   tokio executes fewer instructions per hand-off than ownsync (952 against 1199 on one
   thread, `benches/handoff.sh`) and still takes longer (about 152 ns against 123
@@ -268,7 +270,7 @@ NOT_MET = """## About the targets that are close or missed
   medians of 12 runs). Criterion's tracked figure is bimodal from one
   process to the next (20.9 or 25 ns with the same binary), so per-run ratios spread
   over 1.04-1.40 across this round's reports (1.23, 1.32 and 1.30 in this one, 1.07,
-  1.31 and 1.10 in the one before, with the same code on this path: 234 and 179
+  1.31 and 1.10 in the one before, with the same code on this path: 233-234 and 179
   instructions); interleaved reruns of this code and of the code before this round's
   last changes gave 1.07-1.24 and 1.02-1.35, and six interleaved probe runs of this
   stop's code and the last stop's read 23.2-25.5 against 19.7-27.7 ns and 22.7-27.9
@@ -311,8 +313,9 @@ NOT_MET = """## About the targets that are close or missed
   three runs read 0.18, 5.76 and 0.01). The row says which mode each side fell into.
   DESIGN.md's 10x assumes tokio's convoy (a sleep and a wake per lock, 1.5-14 us).
   tokio is in it only some of the time here: in this report it stayed out of it in two
-  runs of three, and its median is 97 ns. A probe, two threads and 1,000,000 locks each, medians of
-  7 interleaved runs, after they meet at `std::sync::Barrier` (as the bench does):
+  runs of three, and its median is 97 ns. A probe, two threads and 1,000,000 locks
+  each, medians of 7 interleaved runs, after they meet at `std::sync::Barrier` (as the
+  bench does):
   ownsync 236 ns per lock, tokio 5.7 us (0.04). Let the threads spin until both have
   arrived instead (both vCPUs running from the first lock), and tokio's hand-off stays
   out of the convoy: 160-250 ns against ownsync's 54-409 ns. No strict FIFO hand-off
