@@ -1,6 +1,6 @@
 //! Loom models of the Condition's races: a waiter moves between the condition's queue
 //! and its mutex's under both locks, so each race must leave it in exactly one place.
-//! Run with: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p loom-tests --release`
+//! Run with: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p loom-tests --release`
 #![cfg(loom)]
 
 use std::future::Future;

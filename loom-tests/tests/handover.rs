@@ -2,7 +2,7 @@
 //! owner, the exit of the new owner, and a release of the same hold's other half
 //! elsewhere. Each race is decided once: the hold is released, or abandoned by exactly
 //! one owner, never both and never neither, and no permit is lost or counted twice.
-//! Run with: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p loom-tests --release`
+//! Run with: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p loom-tests --release`
 #![cfg(loom)]
 
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! Loom models of the Mutex core's races. Run with:
-//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p loom-tests --release`
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p loom-tests --release`
 #![cfg(loom)]
 
 use std::future::Future;

@@ -1,6 +1,6 @@
 //! Loom models of the RwLock's races (the counted core with a writer taking every
 //! permit). Run with:
-//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p loom-tests --release`
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p loom-tests --release`
 #![cfg(loom)]
 
 use std::sync::Arc;
