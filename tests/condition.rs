@@ -20,19 +20,27 @@ fn until_waiting(cond: &Condition, n: usize) {
     }
 }
 
+/// A queue between a producer and a consumer: a mutex and two conditions.
+struct Queue {
+    items: Mutex<std::collections::VecDeque<u32>>,
+    not_empty: Condition,
+    not_full: Condition,
+}
+
+impl Queue {
+    fn new() -> Arc<Self> {
+        Arc::new(Queue {
+            items: Mutex::new(Default::default()),
+            not_empty: Condition::new(),
+            not_full: Condition::new(),
+        })
+    }
+}
+
 /// A bounded producer/consumer pair of conditions, the classic use: every item arrives,
 /// in order.
 fn producer_consumer<R: Rt>(rt: &R) {
-    struct Queue {
-        items: Mutex<std::collections::VecDeque<u32>>,
-        not_empty: Condition,
-        not_full: Condition,
-    }
-    let queue = Arc::new(Queue {
-        items: Mutex::new(Default::default()),
-        not_empty: Condition::new(),
-        not_full: Condition::new(),
-    });
+    let queue = Queue::new();
     let producer = rt.spawn(tracked({
         let queue = queue.clone();
         async move {
@@ -156,16 +164,7 @@ on_runtimes!(
 #[test]
 fn blocking_producer_consumer_on_threads() {
     const ITEMS: u32 = 5_000;
-    struct Queue {
-        items: Mutex<std::collections::VecDeque<u32>>,
-        not_empty: Condition,
-        not_full: Condition,
-    }
-    let queue = Arc::new(Queue {
-        items: Mutex::new(Default::default()),
-        not_empty: Condition::new(),
-        not_full: Condition::new(),
-    });
+    let queue = Queue::new();
     let producer = std::thread::spawn({
         let queue = queue.clone();
         move || {
