@@ -646,16 +646,14 @@ impl ThreadSignal {
             spin_hint();
         }
         let mut guard = self.sleeping.lock();
-        // A wake from here on finds `SLEEPING` and signals; one before it left `NOTIFIED`.
-        if self.state.compare_exchange(AWAKE, SLEEPING, Ordering::Acquire, Ordering::Acquire).is_err() {
-            self.state.store(AWAKE, Ordering::Relaxed);
-            return;
-        }
-        // A condvar may wake spuriously: sleep until the state says notified.
-        while self.state.load(Ordering::Acquire) != NOTIFIED {
+        // A wake from here on finds `SLEEPING` and signals. One that came first left
+        // `NOTIFIED` (only this thread sets `SLEEPING`), so the exchange fails and the
+        // loop below takes that wake at once. A condvar may wake spuriously: the loop
+        // sleeps again until a wake is there to take.
+        let _ = self.state.compare_exchange(AWAKE, SLEEPING, Ordering::Acquire, Ordering::Relaxed);
+        while !self.take_wake() {
             guard = self.wakeup.wait(guard);
         }
-        self.state.store(AWAKE, Ordering::Relaxed);
     }
 }
 
