@@ -118,19 +118,16 @@ TARGETS = [
      *both("uncontended_semaphore", "ownsync_limiter", "ownsync_try_acquire"), 1.3),
 ]
 
-# The tight loop again with ownsync built without the `tokio` feature (report.sh's third
-# pass): (label, ours there, tokio here, limit).
+# Rows from report.sh's third pass, ownsync built without the `tokio` feature: (label,
+# ours there, peer, limit, where the peer comes from). The tight loop against tokio from
+# the main runs (None), and tracked vs anonymous within that pass.
 WITHOUT_TOKIO_FEATURE = [
     (f"round 2: tight loop, {n} tasks, {where}, default features: at least tokio's",
-     (f"contended_{n}_tasks{suffix}", f"ownsync/{n}"), (f"contended_{n}_tasks{suffix}", f"tokio/{n}"), 1.0)
+     (f"contended_{n}_tasks{suffix}", f"ownsync/{n}"), (f"contended_{n}_tasks{suffix}", f"tokio/{n}"), 1.0, None)
     for suffix, where in (("", "2 workers"), ("_current_thread", "current thread")) for n in (2, 8, 64)
-]
-
-# Both sides from report.sh's third pass (ownsync without the `tokio` feature):
-# (label, ours, peer, limit).
-BOTH_WITHOUT_TOKIO_FEATURE = [
+] + [
     ("round 2: tracked vs anonymous lock, default features: within 1.3x",
-     *both("uncontended_lock", "ownsync_tracked", "ownsync"), 1.3),
+     *both("uncontended_lock", "ownsync_tracked", "ownsync"), 1.3, "default-features"),
 ]
 
 # Ratios shown for information: no target.
@@ -418,14 +415,9 @@ def main():
         lines.append(row)
         if r is not None:
             chart.append((label, r, limit))
-    for label, ours, peer, limit in WITHOUT_TOKIO_FEATURE:
-        row, r = target_row(label, ours, peer, limit, ours_base=DEFAULT_FEATURES_CRITERION)
-        lines.append(row)
-        if r is not None:
-            chart.append((label, r, limit))
-    for label, ours, peer, limit in BOTH_WITHOUT_TOKIO_FEATURE:
-        row, r = target_row(label, ours, peer, limit, ours_base=DEFAULT_FEATURES_CRITERION,
-                            peer_base=DEFAULT_FEATURES_CRITERION)
+    for label, ours, peer, limit, peer_from in WITHOUT_TOKIO_FEATURE:
+        peer_base = DEFAULT_FEATURES_CRITERION if peer_from == "default-features" else None
+        row, r = target_row(label, ours, peer, limit, ours_base=DEFAULT_FEATURES_CRITERION, peer_base=peer_base)
         lines.append(row)
         if r is not None:
             chart.append((label, r, limit))
