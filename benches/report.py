@@ -372,6 +372,11 @@ def sizes():
             left = float(found.group(1))
             out.append(f"| {label} left per forgotten permit (`tests/leak_cost.rs`) | {left:.0f} B | <= 32 B | "
                        f"{met(left, 32)} |")
+    found = re.search(r"heap bytes for ([0-9]+) queued waiters: ([0-9]+) while queued, ([0-9]+) once served", printed)
+    if found:
+        waiters, queued, left = (int(group) for group in found.groups())
+        out.append(f"| heap left by {waiters:,} waiters once served ({queued // 1024} KiB while queued; "
+                   f"`tests/leak_cost.rs`) | {left} B | <= 4096 B | {met(left, 4096)} |")
     return out
 
 

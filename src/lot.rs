@@ -46,6 +46,12 @@ fn wants(permits: usize) -> u32 {
     u32::try_from(permits).expect("a waiter wants at most u32::MAX permits")
 }
 
+/// Room for this many waiters (4 KiB of slots) is kept when a queue empties; a larger
+/// slab, grown by a burst of waiters, is freed then, so a primitive does not keep the
+/// memory of its longest queue for ever (tokio's intrusive list keeps none). A queue
+/// that keeps more waiters than this grows again in doublings, amortized per waiter.
+const KEPT_SLOTS: usize = 64;
+
 /// How many waiters from the head one long-wait check looks at.
 #[cfg_attr(not(feature = "tracing"), allow(dead_code))] // read by the `tracing` reports
 const LONG_WAIT_SCAN: usize = 32;
@@ -476,6 +482,7 @@ impl WaitQueue {
         }
         self.head = NIL;
         self.tail = NIL;
+        self.free_burst_room();
     }
 
     /// Stores the waker a still-waiting slot should be woken with. Returns the replaced
@@ -513,7 +520,32 @@ impl WaitQueue {
             NIL => self.tail = slot.prev,
             next => self.slots[next as usize].prev = slot.prev,
         }
+        if slot.prev == NIL && slot.next == NIL {
+            self.free_burst_room();
+        }
         slot
+    }
+
+    /// Frees the slab of an empty queue if a burst grew it past [`KEPT_SLOTS`].
+    #[inline]
+    fn free_burst_room(&mut self) {
+        debug_assert!(self.slots.is_empty() && self.head == NIL && self.tail == NIL);
+        if self.slots.capacity() > KEPT_SLOTS {
+            self.free_slots();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn free_slots(&mut self) {
+        self.slots = Slab::new();
+        self.self_waits = Vec::new();
+    }
+
+    /// Room for how many waiters the queue has now, without growing.
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        self.slots.capacity()
     }
 }
 
@@ -776,6 +808,38 @@ mod tests {
     #[cfg(not(feature = "diagnostics"))]
     fn a_slot_fits_one_cache_line() {
         assert!(std::mem::size_of::<Slot>() <= 64, "{}", std::mem::size_of::<Slot>());
+    }
+
+    /// A burst of waiters grows the slab; once they are all gone, by grants, removals or
+    /// a fail-all, the room is freed, and a queue that never grew past the kept room
+    /// keeps it (no reallocation per hand-off).
+    #[test]
+    fn an_emptied_queue_frees_the_room_a_burst_grew() {
+        const BURST: usize = 4 * KEPT_SLOTS;
+        let mut queue = WaitQueue::default();
+        let mut wakes = WakeList::default();
+        let waiters: Vec<_> = (0..BURST).map(|_| park(&mut queue, 1, noop())).collect();
+        assert!(queue.capacity() >= BURST);
+        for _ in 0..BURST - 1 {
+            queue.grant_front(&mut wakes);
+        }
+        assert!(queue.capacity() >= BURST, "kept while a waiter is queued");
+        drop(queue.remove(waiters[BURST - 1].0));
+        assert_eq!(queue.capacity(), 0, "removing the last waiter frees the burst's room");
+
+        let _burst: Vec<_> = (0..BURST).map(|_| park(&mut queue, 1, noop())).collect();
+        queue.fail_all(&mut wakes);
+        assert_eq!(queue.capacity(), 0, "a fail-all frees it too");
+
+        let small: Vec<_> = (0..KEPT_SLOTS).map(|_| park(&mut queue, 1, noop())).collect();
+        let kept = queue.capacity();
+        for _ in &small {
+            queue.grant_front(&mut wakes);
+        }
+        assert_eq!(queue.capacity(), kept, "a queue within the kept room keeps it");
+        let (again, _settlement) = park(&mut queue, 1, noop());
+        assert_eq!(queue.front_wants(), Some(1));
+        drop(queue.remove(again));
     }
 
     #[test]

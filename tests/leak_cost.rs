@@ -4,25 +4,41 @@
 //! permit's registration ticket still points at. This measures the live heap bytes left
 //! per forgotten permit with a counting allocator, prints it, and holds it to the
 //! target, 32 bytes, so it cannot grow unnoticed; it prints the resident set growth too.
+//! It also holds a mutex's queue to giving back what a burst of waiters grew.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
+use std::cell::Cell;
 
 use ownsync::{AbandonPolicy, Semaphore, tracked};
 
 struct Counting;
 
-static LIVE: AtomicIsize = AtomicIsize::new(0);
+thread_local! {
+    /// Live heap bytes allocated minus freed by this thread. Per thread, so that what the
+    /// test harness (or another test) allocates meanwhile is not counted; each test
+    /// allocates and frees on its own thread.
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn count(bytes: isize) {
+    // `try_with`: a thread's last frees may come after its locals are gone.
+    let _ = LIVE.try_with(|live| live.set(live.get() + bytes));
+}
+
+/// This thread's live heap bytes (see [`LIVE`]).
+fn live() -> isize {
+    LIVE.with(Cell::get)
+}
 
 // SAFETY: every call is passed straight to the system allocator; the counter only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Relaxed);
+        count(layout.size() as isize);
         // SAFETY: the caller's contract for `alloc` is passed on unchanged.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Relaxed);
+        count(-(layout.size() as isize));
         // SAFETY: the caller's contract for `dealloc` is passed on unchanged.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -53,9 +69,9 @@ fn bytes_left_per_task(tasks: usize, forget: bool) -> (f64, Option<f64>) {
         }
     };
     run(100); // warm up: thread-locals, registries, the semaphore's own buffers
-    let (before, resident_before) = (LIVE.load(Relaxed), resident_bytes());
+    let (before, resident_before) = (live(), resident_bytes());
     run(tasks);
-    let (after, resident_after) = (LIVE.load(Relaxed), resident_bytes());
+    let (after, resident_after) = (live(), resident_bytes());
     assert_eq!(sem.available_permits(), 1, "every forgotten permit was reclaimed");
     let resident = resident_before.zip(resident_after).map(|(b, a)| (a as f64 - b as f64) / tasks as f64);
     ((after - before) as f64 / tasks as f64, resident)
@@ -77,4 +93,39 @@ fn a_forgotten_hold_costs_its_owners_record_head_and_no_more() {
     assert!(forgotten > 0.0, "the counter sees the forgotten permits' records");
     // The record's head (see `HoldTicket`): one word, beside its reference counts.
     assert!(forgotten <= 32.0, "a forgotten permit keeps {forgotten} bytes");
+}
+
+/// A burst of waiters costs memory only while it lasts: 10,000 tasks queued on one
+/// mutex, served in turn and gone, leave the mutex as small as it was (its queue frees
+/// the room the burst grew once it empties), as tokio's intrusive queue does.
+#[test]
+fn a_mutex_gives_back_the_memory_of_a_burst_of_waiters() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    const WAITERS: usize = 10_000;
+    let mutex = ownsync::Mutex::new(0u64);
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut waiters: Vec<_> = (0..WAITERS).map(|_| Box::pin(mutex.lock())).collect();
+    let holder = mutex.try_lock().expect("nobody holds it yet");
+    let before = live();
+    for waiter in &mut waiters {
+        assert!(waiter.as_mut().poll(&mut cx).is_pending(), "queued behind the holder");
+    }
+    let during = live();
+    drop(holder);
+    for waiter in &mut waiters {
+        match waiter.as_mut().poll(&mut cx) {
+            Poll::Ready(guard) => *guard.expect("never broken") += 1,
+            Poll::Pending => panic!("handed the lock in queue order"),
+        }
+    }
+    let after = live();
+    assert_eq!(*mutex.try_lock().expect("free again"), WAITERS as u64);
+    println!(
+        "heap bytes for {WAITERS} queued waiters: {} while queued, {} once served",
+        during - before,
+        after - before
+    );
+    assert!(during - before >= (WAITERS * 32) as isize, "the counter sees the queue grow");
+    assert!(after - before <= 4096, "the served burst left {} bytes", after - before);
 }
