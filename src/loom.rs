@@ -37,6 +37,13 @@ mod imp {
     }
     /// How many spin steps a blocked thread tries before it parks.
     pub(crate) const SPIN_LIMIT: u32 = 200;
+
+    /// A step that gives the CPU to another runnable thread, used after the spin.
+    pub(crate) fn yield_hint() {
+        std::thread::yield_now();
+    }
+    /// How many times a blocked thread yields, after spinning, before it parks.
+    pub(crate) const YIELD_LIMIT: u32 = 64;
 }
 
 #[cfg(loom)]
@@ -79,6 +86,12 @@ mod imp {
     }
     /// Spinning multiplies loom's state space without adding a new interleaving.
     pub(crate) const SPIN_LIMIT: u32 = 0;
+
+    pub(crate) fn yield_hint() {
+        loom::thread::yield_now();
+    }
+    /// As for [`SPIN_LIMIT`].
+    pub(crate) const YIELD_LIMIT: u32 = 0;
 }
 
 /// The mutex and condition variable of normal builds: `parking_lot`'s.
