@@ -193,10 +193,11 @@ NOT_MET = """## About the targets that are close or missed
 - **Machines differ.** The contended figures depend on the machine far more than the
   uncontended ones. On the 2-vCPU Intel VM of round 2's first measurements, 8 tasks
   re-locking on 2 workers took 133 ns per lock against tokio's 147 and
-  futures-intrusive's 100. On this 2-vCPU AMD EPYC VM this round's last five reports
-  read 205, 154, 183, 183 and 198 ns against tokio's 268, 210, 221, 220 and 225 and
-  futures-intrusive's 152, 140, 142, 135 and 150: ownsync's figure swings by a fifth
-  from one process to the next. On a
+  futures-intrusive's 100. On this 2-vCPU AMD EPYC VM this round's reports before this
+  one read 205, 154, 183, 183, 198 and 123 ns against tokio's 268, 210, 221, 220, 225
+  and 155 and futures-intrusive's 152, 140, 142, 135, 150 and 105, and this one 128
+  against 155 and 107: the machine's speed moves all three by a third between days,
+  and ownsync's figure swings by a fifth from one process to the next. On a
   current-thread runtime, where no second core is involved, ownsync takes about a
   sixth of tokio's time.
 - **Tight loop on 2 workers (at least tokio's; within 1.1x futures-intrusive).**
@@ -241,7 +242,7 @@ NOT_MET = """## About the targets that are close or missed
   `try_to_wake_up` under `futex_wake`.
   Each instruction removed from the hand-off is worth about 0.06% of the 2-worker time
   (a build without the waiter's start stamp, identity and holder record: 100 fewer,
-  6% faster; repeated for this report: 111 fewer, 185.7 ->
+  6% faster; repeated for the report of 2026-12-02: 111 fewer, 185.7 ->
   167.1 ns, 10% faster, still 1.21x futures-intrusive, and 1.16x without the `tokio`
   feature), so 1.1x needs about 300 fewer, more than the ownership features leave.
 - **Where tokio's time goes (its `batch_semaphore`, under `tokio::sync::Mutex`).**
@@ -269,8 +270,9 @@ NOT_MET = """## About the targets that are close or missed
   ratio of 1.30 in instructions, about 1.17 in time in a probe (24.5 against 20.9 ns,
   medians of 12 runs). Criterion's tracked figure is bimodal from one
   process to the next (20.9 or 25 ns with the same binary), so per-run ratios spread
-  over 1.04-1.40 across this round's reports (1.23, 1.32 and 1.30 in this one, 1.07,
-  1.31 and 1.10 in the one before, with the same code on this path: 233-234 and 179
+  over 1.04-1.63 across this round's reports (1.13, 1.11 and 1.10 in this one; 1.12,
+  1.63 and 1.14 in one earlier the same day; 1.23, 1.32 and 1.30, and 1.07, 1.31 and
+  1.10, in the two before; all with the same code on this path: 233-234 and 179
   instructions); interleaved reruns of this code and of the code before this round's
   last changes gave 1.07-1.24 and 1.02-1.35, and six interleaved probe runs of this
   stop's code and the last stop's read 23.2-25.5 against 19.7-27.7 ns and 22.7-27.9
@@ -283,7 +285,7 @@ NOT_MET = """## About the targets that are close or missed
   4's lazy registration needs a fence per lock, which costs about as much.
 - **The medium section and the 4:1 RwLock mix against tokio** (and, in earlier reports,
   contended 2 tasks) sit near parity and flip with the run: met in this round's last
-  three reports (per-run ratios 0.74-1.06), 0.98-1.10 in the one before. A probe (8 tasks,
+  five reports (per-run ratios 0.74-1.06), 0.98-1.10 in the one before. A probe (8 tasks,
   2 workers, feature `tokio`, medians of 10 interleaved runs) has the RwLock mix at
   197 ns per operation against tokio's 201, and the medium section at 260 against
   tokio's 282.
@@ -307,25 +309,29 @@ NOT_MET = """## About the targets that are close or missed
   hold's owner context, checks for a panic on release and spends tokio's coop budget (the
   `tokio` feature, as tokio does). That puts it at 17-22 ns, below tokio but above both.
 - **Contended `blocking_lock` (strict) against tokio's 10x** is a hand-off between two
-  threads that costs a cross-core wake per lock for both, and both figures are bimodal
-  on this machine: back-to-back criterion runs gave ownsync 74 and 240 ns, tokio 85 ns
-  and 1.5 us (an earlier machine had tokio at 11.3 us, hence a 0.03; one report's
-  three runs read 0.18, 5.76 and 0.01). The row says which mode each side fell into.
-  DESIGN.md's 10x assumes tokio's convoy (a sleep and a wake per lock, 1.5-14 us).
-  tokio is in it only some of the time here: in this report it stayed out of it in two
-  runs of three, and its median is 97 ns. A probe, two threads and 1,000,000 locks
-  each, medians of 7 interleaved runs, after they meet at `std::sync::Barrier` (as the
-  bench does):
-  ownsync 236 ns per lock, tokio 5.7 us (0.04). Let the threads spin until both have
-  arrived instead (both vCPUs running from the first lock), and tokio's hand-off stays
-  out of the convoy: 160-250 ns against ownsync's 54-409 ns. No strict FIFO hand-off
-  between two threads can be 10x faster than that, since each lock crosses cores. This
-  round made ownsync's hand-off cheaper. A thread's blocking waits now share one signal,
-  kept between waits, where each wait allocated its own. A wait that queues takes the
-  lot's lock once, not twice. Waking a thread that is still spinning is one swap: no
-  lock, no condvar signal. The probe above went from a median of 396 to 236 ns per lock,
-  and this report's median from 496 to 295 ns. The opt-in eventually fair mode is the
-  answer for threads (above).
+  threads that costs a cross-core wake per lock for both. DESIGN.md's 10x assumes
+  tokio's convoy (a sleep and a wake per lock, 1.5-23 us); tokio was in it in all three
+  runs of this report (1.9-23 us) and out of it in some earlier ones (85-250 ns). The
+  row says which mode each side fell into. ownsync fell into the same convoy when the
+  machine's wakes were slow: a thread granted the lock while asleep needs a futex wake
+  (several us on this VM), and its waker, re-locking at once, queued behind it, spun
+  for 2.5 us and slept too before the other woke, so every lock cost a sleep and a wake
+  (2.9-3.5 us per lock in a report earlier the same day; the report before read 295
+  ns, with faster wakes). A blocked thread now yields up to 64 times between its spin
+  and its sleep, so the waker is still awake when its turn comes: 449 ns per lock in
+  this report (432-453 over its three runs). A probe, N threads meeting at
+  `std::sync::Barrier` as the bench does, 1,000,000 locks, medians of 7 interleaved
+  runs: 2 threads 2040 -> 462 ns per lock (the runs spread over 1027-3473 ns before,
+  420-529 after); 8 threads on the 2 CPUs 3319 -> 2368 ns. A longer pure spin broke
+  the convoy for 2 threads too, but made 8 threads worse (12 us per lock), by keeping
+  busy the CPU the grantee needed. Earlier this round a thread's blocking waits came to
+  share one signal, kept between waits; a wait that queues takes the lot's lock once;
+  waking a thread that is still spinning is one swap, no lock, no condvar signal (a
+  probe: 396 -> 236 ns per lock, with the fast wakes). 10x tokio is still not met when
+  tokio stays out of its convoy, and cannot be: no strict FIFO hand-off between two
+  threads can be 10x faster than tokio's 85-250 ns, since each lock crosses cores and
+  wakes the next holder. The opt-in eventually fair mode is the answer for threads
+  (above).
 - **Guards and permits within 16 bytes (Sizes, below).** Met for exclusive holds: one
   exists at a time, so its registration ticket (16 bytes: the owner record and the
   hold's slot in it) lives in its core, reached only by its guard as the data is, and
