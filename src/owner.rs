@@ -255,13 +255,30 @@ impl LocalHolds {
     }
 
     /// Takes the entry at `key` out of the slab: out of line, for the same reason as
-    /// [`drop_entry`].
+    /// [`drop_entry`]. If that leaves only the spare in a slab that a burst of holds
+    /// grew past [`KEPT_LIVE_SLAB_CAPACITY`], the spare moves to a new, small slab and
+    /// the large one is freed: a thread's record lives as long as the thread, and would
+    /// otherwise keep the room for its most holds at once for good.
     #[cold]
     #[inline(never)]
     fn remove_entry(&mut self, key: usize) -> Option<HoldEntry> {
-        Some(self.holds.remove(key))
+        let removed = self.holds.remove(key);
+        if self.holds.len() == 1
+            && self.holds.capacity() > KEPT_LIVE_SLAB_CAPACITY
+            && let Some(spare) = self.spare
+        {
+            let entry = self.holds.remove(spare);
+            // The old slab is empty now: freeing it drops no entry, so runs no user code.
+            self.holds = Slab::new();
+            self.spare = Some(self.holds.insert(entry));
+        }
+        Some(removed)
     }
 }
+
+/// A live record's hold slab keeps room for this many holds once they are released; a
+/// larger one, grown by a burst of holds, is freed (see [`LocalHolds::remove_entry`]).
+const KEPT_LIVE_SLAB_CAPACITY: usize = 64;
 
 /// Drops an entry let go of by [`LocalHolds::release`]: out of line, since it is rare (a
 /// task that alternates between primitives) and dropping an `Arc<dyn _>` is large.
@@ -1792,6 +1809,29 @@ mod tests {
         let capacity = unsafe { second.with_local(|local| local.holds.capacity()) };
         assert_eq!(capacity, Some(0), "a 40-entry slab is not kept for every later task");
         second.exit(AbandonReason::Exited);
+    }
+
+    /// A live record (a thread's lives as long as the thread) lets go of the room a
+    /// burst of holds grew once they are released, and keeps its spare entry.
+    #[test]
+    fn a_live_record_lets_a_burst_of_holds_room_go() {
+        let owner = OwnerInner::new_task();
+        let sink = CountAbandons::new();
+        let burst: Vec<_> =
+            (0..4 * KEPT_LIVE_SLAB_CAPACITY).map(|_| register_in(&owner, &sink, 1).unwrap()).collect();
+        let _scope = CurrentTaskScope::enter(&owner);
+        // SAFETY (both): in the owner's context, the only one that reaches its local holds.
+        let capacity = || unsafe { owner.with_local(|local| local.holds.capacity()) }.unwrap();
+        assert!(capacity() >= burst.len());
+        burst.into_iter().for_each(|ticket| assert_eq!(ticket.unregister(), Claim::Ours));
+        assert!(capacity() <= KEPT_LIVE_SLAB_CAPACITY, "kept room for {} holds", capacity());
+        let spare = unsafe { owner.with_local(|local| local.spare.map(|key| local.holds[key].permits)) };
+        assert_eq!(spare, Some(Some(1)), "the spare entry is kept, in the new slab");
+        let again = register_in(&owner, &sink, 1).unwrap();
+        assert_eq!(again.unregister(), Claim::Ours);
+        drop(_scope);
+        owner.exit(AbandonReason::Exited);
+        assert!(sink.seen().is_empty(), "nothing was abandoned");
     }
 
     #[test]

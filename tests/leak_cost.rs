@@ -77,8 +77,17 @@ fn bytes_left_per_task(tasks: usize, forget: bool) -> (f64, Option<f64>) {
     ((after - before) as f64 / tasks as f64, resident)
 }
 
+/// The heap is counted per thread, but the resident set is the process's: the tests
+/// run one at a time, so that none grows it while another measures.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn a_forgotten_hold_costs_its_owners_record_head_and_no_more() {
+    let _alone = alone();
     let (kept, _) = bytes_left_per_task(10_000, false);
     // Enough forgotten permits for the resident set to show them (with the allocator's
     // own overhead per block), which the issue measured; the heap count is exact.
@@ -100,6 +109,7 @@ fn a_forgotten_hold_costs_its_owners_record_head_and_no_more() {
 /// the room the burst grew once it empties), as tokio's intrusive queue does.
 #[test]
 fn a_mutex_gives_back_the_memory_of_a_burst_of_waiters() {
+    let _alone = alone();
     use std::future::Future;
     use std::task::{Context, Poll, Waker};
     const WAITERS: usize = 10_000;
@@ -128,4 +138,28 @@ fn a_mutex_gives_back_the_memory_of_a_burst_of_waiters() {
     );
     assert!(during - before >= (WAITERS * 32) as isize, "the counter sees the queue grow");
     assert!(after - before <= 4096, "the served burst left {} bytes", after - before);
+}
+
+/// A thread that held many permits at once (blocking acquires, so its own record answers
+/// for them, for as long as the thread lives) keeps no room for them once they are
+/// released.
+#[test]
+fn a_thread_gives_back_the_memory_of_a_burst_of_holds() {
+    let _alone = alone();
+    const HOLDS: usize = 10_000;
+    let sem = Semaphore::new(HOLDS);
+    drop(sem.blocking_acquire().expect("free")); // the thread's record, made once
+    let before = live();
+    let permits: Vec<_> = (0..HOLDS).map(|_| sem.blocking_acquire().expect("free")).collect();
+    let during = live();
+    drop(permits);
+    let after = live();
+    assert_eq!(sem.available_permits(), HOLDS);
+    println!(
+        "heap bytes for {HOLDS} permits held by a thread: {} while held, {} once released",
+        during - before,
+        after - before
+    );
+    assert!(during - before >= (HOLDS * 32) as isize, "the counter sees the holds registered");
+    assert!(after - before <= 4096, "the released holds left {} bytes", after - before);
 }
