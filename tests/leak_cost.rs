@@ -109,9 +109,9 @@ fn a_forgotten_hold_costs_its_owners_record_head_and_no_more() {
 /// the room the burst grew once it empties), as tokio's intrusive queue does.
 #[test]
 fn a_mutex_gives_back_the_memory_of_a_burst_of_waiters() {
-    let _alone = alone();
     use std::future::Future;
     use std::task::{Context, Poll, Waker};
+    let _alone = alone();
     const WAITERS: usize = 10_000;
     let mutex = ownsync::Mutex::new(0u64);
     let mut cx = Context::from_waker(Waker::noop());
@@ -131,13 +131,7 @@ fn a_mutex_gives_back_the_memory_of_a_burst_of_waiters() {
     }
     let after = live();
     assert_eq!(*mutex.try_lock().expect("free again"), WAITERS as u64);
-    println!(
-        "heap bytes for {WAITERS} queued waiters: {} while queued, {} once served",
-        during - before,
-        after - before
-    );
-    assert!(during - before >= (WAITERS * 32) as isize, "the counter sees the queue grow");
-    assert!(after - before <= 4096, "the served burst left {} bytes", after - before);
+    check_burst(WAITERS, "queued waiters", ["queued", "served"], [before, during, after]);
 }
 
 /// A thread that held many permits at once (blocking acquires, so its own record answers
@@ -155,11 +149,14 @@ fn a_thread_gives_back_the_memory_of_a_burst_of_holds() {
     drop(permits);
     let after = live();
     assert_eq!(sem.available_permits(), HOLDS);
-    println!(
-        "heap bytes for {HOLDS} permits held by a thread: {} while held, {} once released",
-        during - before,
-        after - before
-    );
-    assert!(during - before >= (HOLDS * 32) as isize, "the counter sees the holds registered");
-    assert!(after - before <= 4096, "the released holds left {} bytes", after - before);
+    check_burst(HOLDS, "permits held by a thread", ["held", "released"], [before, during, after]);
+}
+
+/// Prints what a burst of `count` `what` took from the heap while it lasted and what it
+/// left once over (`benches/report.py` reads the line), and holds what it left to 4 KiB.
+fn check_burst(count: usize, what: &str, [lasting, over]: [&str; 2], [before, during, after]: [isize; 3]) {
+    let (took, left) = (during - before, after - before);
+    println!("heap bytes for {count} {what}: {took} while {lasting}, {left} once {over}");
+    assert!(took >= (count * 32) as isize, "the counter sees the burst grow: {took} bytes");
+    assert!(left <= 4096, "the burst left {left} bytes");
 }
