@@ -537,6 +537,8 @@ impl WaitQueue {
         }
     }
 
+    /// [`WaitQueue::free_burst_room`]'s rare part. The slab and list are empty, so
+    /// freeing them drops no waker: no user code runs under the caller's lock.
     #[cold]
     #[inline(never)]
     fn free_slots(&mut self) {

@@ -4,7 +4,8 @@
 //! permit's registration ticket still points at. This measures the live heap bytes left
 //! per forgotten permit with a counting allocator, prints it, and holds it to the
 //! target, 32 bytes, so it cannot grow unnoticed; it prints the resident set growth too.
-//! It also holds a mutex's queue to giving back what a burst of waiters grew.
+//! It also holds a mutex's queue, and a thread's owner record, to giving back what a
+//! burst (of waiters, of holds) grew once it is over.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
