@@ -1819,7 +1819,7 @@ mod tests {
         let sink = CountAbandons::new();
         let burst: Vec<_> =
             (0..4 * KEPT_LIVE_SLAB_CAPACITY).map(|_| register_in(&owner, &sink, 1).unwrap()).collect();
-        let _scope = CurrentTaskScope::enter(&owner);
+        let scope = CurrentTaskScope::enter(&owner);
         // SAFETY (both): in the owner's context, the only one that reaches its local holds.
         let capacity = || unsafe { owner.with_local(|local| local.holds.capacity()) }.unwrap();
         assert!(capacity() >= burst.len());
@@ -1829,7 +1829,7 @@ mod tests {
         assert_eq!(spare, Some(Some(1)), "the spare entry is kept, in the new slab");
         let again = register_in(&owner, &sink, 1).unwrap();
         assert_eq!(again.unregister(), Claim::Ours);
-        drop(_scope);
+        drop(scope);
         owner.exit(AbandonReason::Exited);
         assert!(sink.seen().is_empty(), "nothing was abandoned");
     }
