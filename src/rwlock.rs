@@ -7,8 +7,9 @@
 //! What is new against the mutex is only which holds are *exclusive* (a writer's): those
 //! record their holder, break the lock when dropped in a panic that began in their
 //! section, and always break it when abandoned. A leaked read guard of a known owner
-//! breaks the lock too by default, since it would starve every writer for ever; with
-//! [`AbandonPolicy::Reclaim`] its permit is returned instead.
+//! breaks the lock too, since it would starve every writer for ever, and under any
+//! policy: its permit is never returned, because the guard may still be reachable (see
+//! [`RwLock::with_policy`]).
 
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -49,7 +50,7 @@ const MAX_READS: u32 = u32::MAX >> 3;
 ///
 /// With `with_max_readers(_, 1)` a read hold takes the one permit a write hold takes,
 /// so it is treated as exclusive too (its holder is recorded; dropped in a panic, or
-/// abandoned, it breaks the lock even under `Reclaim`).
+/// abandoned, it breaks the lock, as every abandoned hold of an RwLock does).
 pub struct RwLock<T: ?Sized> {
     core: Arc<SemCore>,
     max_readers: u32,
@@ -101,17 +102,26 @@ impl<T> RwLock<T> {
         Self::build(value, MAX_READS, Some(name.into()), AbandonPolicy::Break)
     }
 
-    /// A new RwLock whose abandoned *read* holds follow `policy`: with
-    /// [`AbandonPolicy::Reclaim`], a reader that leaks its guard gives its permit back
-    /// (counted in `statistics().abandoned()`) instead of breaking the lock. An abandoned
-    /// write hold always breaks it: its data may be half-updated.
+    /// A new RwLock with the given abandon policy, which for an RwLock changes nothing:
+    /// a primitive that guards data never reclaims. [`AbandonPolicy::Reclaim`] applies
+    /// to [`Semaphore`](crate::Semaphore) and [`CapacityLimiter`](crate::CapacityLimiter)
+    /// only; on an RwLock an abandoned read hold breaks the lock, as an abandoned write
+    /// hold does (its data may be half-updated). Why: no program can tell a read guard
+    /// that was forgotten (`mem::forget`) from one that is still reachable and in use
+    /// (returned from its task, returned through a thread's `join`, `Box::leak`ed);
+    /// giving its permit back would let a writer get `&mut T` while that `&T` still
+    /// reads, a data race and a use-after-free. Each abandonment is counted in
+    /// `statistics().abandoned()` whatever the policy. (Kept so that code choosing a
+    /// policy per primitive compiles alike for every kind.)
     ///
     /// ```
     /// use ownsync::{AbandonPolicy, RwLock, tracked};
     /// # futures::executor::block_on(async {
     /// let lock = RwLock::with_policy(0, AbandonPolicy::Reclaim);
     /// tracked(async { std::mem::forget(lock.read().await.unwrap()) }).await;
-    /// assert!(lock.try_write().is_ok()); // the leaked read hold was reclaimed
+    /// // The leaked read guard broke the lock: its permit is not reclaimed.
+    /// assert!(lock.is_broken() && lock.try_write().is_err());
+    /// assert_eq!(lock.statistics().abandoned().count(), 1);
     /// # });
     /// ```
     pub fn with_policy(value: T, policy: AbandonPolicy) -> Self {

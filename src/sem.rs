@@ -60,7 +60,10 @@ pub enum AbandonPolicy {
     Break,
     /// The abandoned permits return to the pool and waiters are served; the event is
     /// counted in `statistics()`. For a server that must keep its capacity even when a
-    /// handler leaks. (Semaphore and CapacityLimiter only: a mutex's data may be torn.)
+    /// handler leaks. Semaphore and CapacityLimiter only, which guard no data: a
+    /// primitive that guards data never reclaims (an `RwLock` built with it breaks on an
+    /// abandoned read hold as on a write hold: the leaked read guard may still be in use,
+    /// and a writer let in beside it would alias it).
     Reclaim,
 }
 
@@ -1197,13 +1200,13 @@ impl SemCore {
         !taken_while_panicking && std::thread::panicking()
     }
 
-    /// The guard of a hold its owner's exit abandoned is dropped. If that abandonment
-    /// broke the primitive (rather than reclaiming the permits), the permits come back
-    /// into the broken primitive's count, so that a repair can tell when no guard of it
-    /// is left (see [`SemCore::try_begin_repair`]).
+    /// The guard of a hold its owner's exit abandoned is dropped. A primitive that guards
+    /// data was broken by that abandonment (it never reclaims): the permits come back
+    /// into its count, so that a repair can tell when no guard of it is left (see
+    /// [`SemCore::try_begin_repair`]). A counted primitive's count does not change.
     #[cold]
     fn dead_guard_dropped(&self, permits: usize) {
-        if self.repairable() && (permits == self.exclusive || self.policy == AbandonPolicy::Break) {
+        if self.repairable() {
             self.return_after_break(permits);
         }
     }
@@ -1374,6 +1377,12 @@ impl SemCore {
     /// so the permits of guards dropped after it are counted back. A counted primitive
     /// keeps tokio-like counts: a broken one's count no longer changes.
     fn repairable(&self) -> bool {
+        self.guards_data()
+    }
+
+    /// Whether the primitive guards data (a mutex, an RwLock: it has exclusive holds). Its
+    /// abandoned holds always break it, whatever its policy (see `abandon`).
+    fn guards_data(&self) -> bool {
         self.exclusive != NOT_EXCLUSIVE
     }
 
@@ -1820,8 +1829,12 @@ impl Abandon for SemCore {
             let mut shared = self.shared.lock();
             shared.abandoned.count += 1;
             shared.abandoned.last = Some((owner.id, reason));
-            // An exclusive hold's data may be half-updated: it always breaks.
-            let policy = if permits == self.exclusive { AbandonPolicy::Break } else { self.policy };
+            // A primitive that guards data (a mutex, an RwLock) never reclaims: an
+            // exclusive hold's data may be half-updated, and a shared (read) hold's guard
+            // may still be reachable and deref'ing (returned from its task, `Box::leak`ed:
+            // no program can tell it from a forgotten one), so a writer let in beside it
+            // would alias it. Only counted primitives (no data) follow their policy.
+            let policy = if self.guards_data() { AbandonPolicy::Break } else { self.policy };
             match policy {
                 AbandonPolicy::Break => {
                     let already_broken = shared.broken.is_some();
