@@ -22,7 +22,7 @@ use crate::error::AcquireError;
 use crate::loom::Mutex as LotMutex;
 use crate::lot::{Outcome, Settlement, WaitMeta, WaitQueue, WakeList};
 use crate::mutex::{Mutex, MutexGuard};
-use crate::owner::{Caller, Site, caller_site, identity_for};
+use crate::owner::{Caller, OwnerId, Site, caller_site, identity_for};
 use crate::sem::{BreakHook, SemCore};
 
 /// A condition variable for a [`Mutex`](crate::Mutex), as in Trio: [`wait`] gives the
@@ -123,8 +123,17 @@ impl Condition {
     /// ```
     #[track_caller]
     pub fn wait<'a, T: ?Sized>(&'a self, guard: MutexGuard<'a, T>) -> ConditionWait<'a, T> {
+        self.wait_as(guard, Caller::Async)
+    }
+
+    /// [`wait`](Self::wait) for an entry point of the `caller` kind: whose the mutex is
+    /// again if the guard's owner is gone by then (see `ConditionWait`'s `owner`).
+    #[track_caller]
+    fn wait_as<'a, T: ?Sized>(&'a self, guard: MutexGuard<'a, T>, caller: Caller) -> ConditionWait<'a, T> {
         ConditionWait {
             site: caller_site(),
+            caller,
+            owner: None,
             condition: self,
             guard: Some(guard),
             mutex: None,
@@ -160,7 +169,7 @@ impl Condition {
         &'a self,
         guard: MutexGuard<'a, T>,
     ) -> Result<MutexGuard<'a, T>, AcquireError> {
-        crate::lot::block_on(self.wait(guard))
+        crate::lot::block_on(self.wait_as(guard, Caller::Blocking))
     }
 
     /// Wakes the first waiter, if any (moves it onto the mutex's queue).
@@ -261,6 +270,13 @@ impl ConditionStatistics {
 pub struct ConditionWait<'a, T: ?Sized> {
     /// Where `wait` was called: the site of the hold it returns.
     site: Site,
+    /// The kind of entry point (`wait`: async; `blocking_wait`: blocking): who answers for
+    /// the hold it returns if the guard's owner is gone by then.
+    caller: Caller,
+    /// Who answered for the guard given up (`None`: nobody, it was anonymous). The hold
+    /// returned is registered to it again, so the guard comes back exactly as it was:
+    /// the same owner, whose exit with it breaks the mutex.
+    owner: Option<OwnerId>,
     condition: &'a Condition,
     /// The guard given up, until the first poll parks and releases it.
     guard: Option<MutexGuard<'a, T>>,
@@ -306,7 +322,7 @@ impl<'a, T: ?Sized> Future for ConditionWait<'a, T> {
                 Outcome::Granted => {
                     this.key = None;
                     this.mutex = None;
-                    let hold = mutex.core().register_granted(this.site);
+                    let hold = mutex.core().register_granted(this.owner, this.caller, this.site);
                     return Poll::Ready(Ok(MutexGuard::from_hold(mutex, hold)));
                 }
                 Outcome::Failed => {
@@ -332,16 +348,17 @@ impl<'a, T: ?Sized> ConditionWait<'a, T> {
     ) -> Poll<Result<MutexGuard<'a, T>, AcquireError>> {
         let (mutex, hold) = MutexGuard::into_parts(guard);
         self.mutex = Some(mutex);
+        self.owner = hold.answering_owner();
         let core = mutex.core();
         {
             #[cfg_attr(not(feature = "diagnostics"), allow(unused_mut))]
-            let mut meta = WaitMeta::new(identity_for(Caller::Async), self.site);
+            let mut meta = WaitMeta::new(self.owner.or_else(|| identity_for(self.caller)), self.site);
             // Read before the condition is locked (it takes the owner's record lock),
             // without the mutex given up just below.
             #[cfg(feature = "diagnostics")]
             {
                 let mutex_identity = Arc::as_ptr(core).cast::<()>() as usize;
-                let mut holding = crate::owner::holds_of_current(Caller::Async);
+                let mut holding = crate::owner::holds_of_current(self.caller);
                 holding.retain(|held| held.identity != mutex_identity);
                 meta.holding = holding.into_boxed_slice();
             }

@@ -1362,9 +1362,28 @@ impl SemCore {
         granted
     }
 
-    /// Registers a mutex hold granted to a condition waiter, to the current owner.
-    pub(crate) fn register_granted(self: &Arc<Self>, site: Site) -> Hold {
-        self.register(1, Caller::Async, self, false, site)
+    /// Registers a mutex hold granted to a condition waiter, to `owner`, who answered for
+    /// the guard the waiter gave up (the guard comes back as it was); to the owner of the
+    /// `caller` kind of entry point if there was none (anonymous, in async code outside
+    /// any tracked task), or if `owner` is gone by now.
+    pub(crate) fn register_granted(
+        self: &Arc<Self>,
+        owner: Option<OwnerId>,
+        caller: Caller,
+        site: Site,
+    ) -> Hold {
+        if let Some(owner) = owner
+            && owner_id_for(caller) != Some(owner)
+            && let Ok(hold) = Hold::registered_to(owner, 1, self.clone(), site)
+        {
+            // Handed to another owner before the wait (`hand_to`): it answers for it again.
+            if std::thread::panicking() {
+                self.taken_while_panicking.store(true, Relaxed);
+            }
+            self.record_holder(owner, site);
+            return hold;
+        }
+        self.register(1, caller, self, false, site)
     }
 
     /// The error of a waiter the queue failed (or granted, then broken): the break, now

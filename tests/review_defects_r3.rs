@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use futures::executor::block_on;
 use ownsync::{
-    AbandonPolicy, AbandonReason, AcquireError, BrokenResourceError, RwLock, RwLockReadGuard, tracked,
+    AbandonPolicy, AbandonReason, AcquireError, BrokenResourceError, Condition, Mutex, MutexGuard, OwnerId,
+    RwLock, RwLockReadGuard, TryLockError, current_owner, tracked,
 };
 
 /// The error of an acquire that must have failed with `Broken`.
@@ -101,4 +102,120 @@ fn leaked_read_guard_fix_leaves_a_reclaim_semaphore_reclaiming() {
     }));
     assert!(!sem.is_broken());
     assert_eq!(sem.available_permits(), 1, "the abandoned permit was reclaimed");
+}
+
+// Item 2: `Condition::blocking_wait` (and `wait`) returns the guard owned as it was before
+// the wait, so its owner's exit with it breaks the mutex instead of hanging every waiter.
+
+/// Tells `locked` that the waiter holds the mutex, then waits on `cond` with `guard`
+/// until the flag it guards is set, blocking or not. Returns the guard and how many
+/// waits it took.
+fn wait_for_flag<'a>(
+    cond: &'a Condition,
+    mut guard: MutexGuard<'a, bool>,
+    locked: std::sync::mpsc::Sender<()>,
+    blocking: bool,
+) -> impl std::future::Future<Output = (MutexGuard<'a, bool>, usize)> {
+    async move {
+        locked.send(()).unwrap();
+        let mut waits = 0;
+        while !*guard {
+            guard = if blocking { cond.blocking_wait(guard) } else { cond.wait(guard).await }.unwrap();
+            waits += 1;
+        }
+        (guard, waits)
+    }
+}
+
+/// Once the waiter holds the mutex (`locked`), sets the flag and notifies: the waiter
+/// holds the mutex until it waits, so this lock is granted only then.
+fn set_and_notify(mutex: &Mutex<bool>, cond: &Condition, locked: std::sync::mpsc::Receiver<()>) {
+    locked.recv().unwrap();
+    *mutex.blocking_lock().unwrap() = true;
+    cond.notify_all();
+}
+
+/// What the waiter saw after its wait: who it is, how many waits it took, and whom the
+/// mutex named as its owner.
+struct AfterWait {
+    me: OwnerId,
+    waits: usize,
+    owner_after_wait: Option<OwnerId>,
+}
+
+/// The mutex after its waiter leaked the guard and ended: broken in `waiter.me`'s name.
+fn assert_broken_by(mutex: &Mutex<bool>, waiter: &AfterWait) {
+    assert_eq!(waiter.waits, 1, "the waiter waited, once");
+    assert_eq!(waiter.owner_after_wait, Some(waiter.me), "the guard came back owned by its waiter");
+    match mutex.try_lock() {
+        Err(TryLockError::Broken(err)) => assert_eq!(err.owner(), waiter.me),
+        Err(other) => panic!("expected Broken, got {other:?} (the leaked guard is held by nobody)"),
+        Ok(_) => panic!("expected Broken, got the lock"),
+    }
+    let err = broken(block_on(mutex.lock()));
+    assert_eq!((err.owner(), err.reason()), (waiter.me, AbandonReason::Exited));
+}
+
+#[test]
+fn condition_blocking_wait_returns_the_guard_owned_by_its_thread() {
+    let (mutex, cond) = (Arc::new(Mutex::new(false)), Arc::new(Condition::new()));
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn({
+        let (mutex, cond) = (mutex.clone(), cond.clone());
+        move || {
+            let (guard, waits) = block_on(wait_for_flag(&cond, mutex.blocking_lock().unwrap(), locked, true));
+            let seen = AfterWait { me: current_owner(), waits, owner_after_wait: mutex.owner() };
+            std::mem::forget(guard); // and the thread ends holding it
+            seen
+        }
+    });
+    set_and_notify(&mutex, &cond, is_locked);
+    let seen = waiter.join().unwrap();
+    assert!(seen.me.is_thread());
+    assert_broken_by(&mutex, &seen);
+}
+
+#[test]
+fn condition_async_wait_returns_the_guard_owned_by_its_task() {
+    let (mutex, cond) = (Arc::new(Mutex::new(false)), Arc::new(Condition::new()));
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn({
+        let (mutex, cond) = (mutex.clone(), cond.clone());
+        move || {
+            block_on(tracked(async move {
+                let (guard, waits) = wait_for_flag(&cond, mutex.lock().await.unwrap(), locked, false).await;
+                let seen = AfterWait { me: current_owner(), waits, owner_after_wait: mutex.owner() };
+                std::mem::forget(guard); // and the task ends holding it
+                seen
+            }))
+        }
+    });
+    set_and_notify(&mutex, &cond, is_locked);
+    let seen = waiter.join().unwrap();
+    assert!(!seen.me.is_thread());
+    assert_broken_by(&mutex, &seen);
+}
+
+/// A guard handed to another owner before the wait comes back still handed to it: that
+/// owner's exit with it breaks the mutex, in its name.
+#[test]
+fn condition_blocking_wait_keeps_a_handed_over_guard_with_its_new_owner() {
+    let (mutex, cond) = (Arc::new(Mutex::new(false)), Arc::new(Condition::new()));
+    let receiver = tracked(async {}); // an owner from now on, until dropped
+    let mut guard = mutex.blocking_lock().unwrap();
+    MutexGuard::hand_to(&mut guard, receiver.owner()).unwrap();
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let notifier = std::thread::spawn({
+        let (mutex, cond) = (mutex.clone(), cond.clone());
+        move || set_and_notify(&mutex, &cond, is_locked)
+    });
+    let (guard, waits) = block_on(wait_for_flag(&cond, guard, locked, true));
+    notifier.join().unwrap();
+    assert_eq!(waits, 1);
+    assert_eq!(mutex.owner(), Some(receiver.owner()), "was None: an anonymous guard");
+    let receiver_id = receiver.owner();
+    drop(receiver); // the owner it was handed to goes away with it: cancelled
+    let err = broken(block_on(mutex.lock()));
+    assert_eq!((err.owner(), err.reason()), (receiver_id, AbandonReason::Cancelled));
+    drop(guard);
 }
