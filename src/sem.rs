@@ -476,9 +476,11 @@ pub(crate) struct SemCore {
     /// Where the current exclusive hold was taken (null: none, or unknown). Only ever a
     /// `&'static Location` or null.
     holder_site: AtomicPtr<std::panic::Location<'static>>,
-    /// A mutex whose current hold was taken while its thread was already unwinding: a
-    /// panic that did not begin inside the critical section, so dropping the guard
-    /// during it is no abandonment (std's poisoning rule). Written only by the holder.
+    /// Whether the current exclusive hold was taken while its thread was already
+    /// unwinding: a panic that did not begin inside the critical section, so dropping the
+    /// guard during it is no abandonment (std's poisoning rule). It describes that one
+    /// hold: recomputed by every exclusive hold that registers, cleared when one ends
+    /// (dropped, or downgraded to a shared hold). Written only by the holder.
     taken_while_panicking: AtomicBool,
     /// The registration of the current exclusive hold (a mutex's, an RwLock writer's),
     /// kept here rather than in its guard, so that such a guard is one pointer (tokio's
@@ -646,6 +648,8 @@ impl SemCore {
         if self.holder.load(Relaxed) != 0 {
             self.holder.store(0, Relaxed);
         }
+        // The write hold ends here: its mark must not pass to the next writer's.
+        self.end_panicking_mark();
         // The permits let go are registered nowhere; if the owner's exit abandoned the
         // whole hold already (the lock is broken), nothing is released.
         if let Some(released) = hold.split_off(keep, permits - keep, || primitive.clone() as Arc<dyn Abandon>)
@@ -1078,8 +1082,8 @@ impl SemCore {
         if permits == 0 {
             return Hold::default();
         }
-        if permits == self.exclusive && std::thread::panicking() {
-            self.taken_while_panicking.store(true, Relaxed);
+        if permits == self.exclusive {
+            self.begin_panicking_mark();
         }
         // Registration fails only if the owner already exited, which the code running now
         // cannot be, except when a `Tracked` is polled again after its poll panicked: such
@@ -1198,6 +1202,26 @@ impl SemCore {
             self.taken_while_panicking.store(false, Relaxed);
         }
         !taken_while_panicking && std::thread::panicking()
+    }
+
+    /// An exclusive hold begins: its mark says whether its thread unwinds now. Set or
+    /// cleared, whatever an earlier hold left (one that ended without a drop, as a
+    /// downgrade or a leaked guard does, must not lend its mark to this one). Stored only
+    /// when it changes: the common case, no panic and no mark, is one load.
+    #[inline(always)]
+    fn begin_panicking_mark(&self) {
+        let panicking = std::thread::panicking();
+        if self.taken_while_panicking.load(Relaxed) != panicking {
+            self.taken_while_panicking.store(panicking, Relaxed);
+        }
+    }
+
+    /// An exclusive hold ends without its guard's drop (a downgrade): its mark goes.
+    #[inline]
+    fn end_panicking_mark(&self) {
+        if self.taken_while_panicking.load(Relaxed) {
+            self.taken_while_panicking.store(false, Relaxed);
+        }
     }
 
     /// The guard of a hold its owner's exit abandoned is dropped. A primitive that guards
@@ -1377,9 +1401,7 @@ impl SemCore {
             && let Ok(hold) = Hold::registered_to(owner, 1, self.clone(), site)
         {
             // Handed to another owner before the wait (`hand_to`): it answers for it again.
-            if std::thread::panicking() {
-                self.taken_while_panicking.store(true, Relaxed);
-            }
+            self.begin_panicking_mark();
             self.record_holder(owner, site);
             return hold;
         }

@@ -219,3 +219,66 @@ fn condition_blocking_wait_keeps_a_handed_over_guard_with_its_new_owner() {
     assert_eq!((err.owner(), err.reason()), (receiver_id, AbandonReason::Cancelled));
     drop(guard);
 }
+
+// Item 3: the "taken while panicking" mark belongs to the hold: a write hold taken during
+// an unrelated unwind and then downgraded leaves no mark for the next, ordinary writer.
+
+/// A `Drop` that runs a whole write section during an unwind, ending it by a downgrade.
+struct WriteAndDowngradeOnDrop<'a> {
+    lock: &'a RwLock<i32>,
+    owned: Option<Arc<RwLock<i32>>>,
+}
+
+impl Drop for WriteAndDowngradeOnDrop<'_> {
+    fn drop(&mut self) {
+        assert!(std::thread::panicking(), "runs during the unwind");
+        let mut write = self.lock.try_write().unwrap();
+        *write += 1; // a complete section: nothing half-written
+        drop(write.downgrade());
+        if let Some(owned) = self.owned.take() {
+            let mut write = owned.try_write_owned().unwrap();
+            *write += 1;
+            drop(write.downgrade());
+        }
+    }
+}
+
+/// An ordinary writer of `lock` that panics half-way through its section.
+fn writer_panics_in_its_section(lock: &RwLock<i32>) {
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut write = lock.try_write().unwrap();
+        *write = -1;
+        panic!("half-way through an update");
+    }));
+    assert!(unwound.is_err());
+}
+
+fn downgrade_during_an_unrelated_unwind(lock: &RwLock<i32>, owned: Option<Arc<RwLock<i32>>>) {
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _section = WriteAndDowngradeOnDrop { lock, owned };
+        panic!("an unrelated panic");
+    }));
+    assert!(unwound.is_err());
+}
+
+#[test]
+fn taken_while_panicking_mark_ends_with_a_downgraded_write_hold() {
+    let lock = RwLock::new(0);
+    downgrade_during_an_unrelated_unwind(&lock, None);
+    assert!(!lock.is_broken(), "a complete section run during an unwind breaks nothing");
+    assert_eq!(*lock.try_read().unwrap(), 1);
+    writer_panics_in_its_section(&lock);
+    let reason = lock.statistics().broken().map(BrokenResourceError::reason);
+    assert_eq!(reason, Some(AbandonReason::Panicked), "the half-written data was passed on as whole");
+    assert!(matches!(block_on(lock.read()), Err(AcquireError::Broken(_))));
+}
+
+#[test]
+fn taken_while_panicking_mark_ends_with_a_downgraded_owned_write_hold() {
+    let (lock, owned) = (RwLock::new(0), Arc::new(RwLock::new(0)));
+    downgrade_during_an_unrelated_unwind(&lock, Some(owned.clone()));
+    assert!(!owned.is_broken());
+    writer_panics_in_its_section(&owned);
+    let reason = owned.statistics().broken().map(BrokenResourceError::reason);
+    assert_eq!(reason, Some(AbandonReason::Panicked));
+}
