@@ -450,7 +450,8 @@ impl Mutex<()> {
     ///
     /// # Errors
     /// [`ReleaseError::NotOwner`] if another owner holds it; [`ReleaseError::NotHeld`] if
-    /// no manual hold exists. Either way the hold is untouched.
+    /// no manual hold exists (also once an owner that exited without releasing broke the
+    /// lock: the break settled that hold). Either way the hold is untouched.
     ///
     /// ```
     /// use ownsync::{Lock, ReleaseError};

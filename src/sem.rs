@@ -1769,6 +1769,28 @@ impl SemCore {
         debug_assert!(previous.is_none(), "a mutex has one holder");
     }
 
+    /// A `Lock`'s manual hold whose owner has exited, taken out of the broken mutex (call
+    /// it with the lot locked, after the break): the hold being abandoned now. A mutex has
+    /// one hold at a time, and an abandoned one keeps its permit out until the break, so
+    /// while an abandonment is settled no other manual hold can be stored. No guard of it
+    /// exists anywhere, so its permit is counted back into the broken count at once, as a
+    /// dead guard's is when dropped: a repair can begin, and a `release` says `NotHeld`
+    /// (rather than `NotOwner` naming the exited owner, for ever). Returns the hold, whose
+    /// dead ticket the caller gives back once the lot is unlocked.
+    fn settle_abandoned_manual(&self, shared: &mut Shared) -> Option<Hold> {
+        // Its owner's exit detached the owner's body before abandoning, so nobody answers
+        // for it any more (an anonymous manual hold has no owner to exit: never here).
+        let exited = |hold: &Hold| hold.ticket.is_some() && hold.answering_owner().is_none();
+        if !shared.manual.as_ref().is_some_and(|(_, hold)| exited(hold)) {
+            return None;
+        }
+        let (_, hold) = shared.manual.take().expect("checked above");
+        debug_assert!(shared.broken.is_some(), "settled by its break");
+        self.state.fetch_add(self.exclusive << SHIFT, AcqRel);
+        self.end_panicking_mark();
+        Some(hold)
+    }
+
     /// Takes a `Lock`'s manual hold back for `caller`, checking it is the holder.
     pub(crate) fn take_manual(&self, caller: OwnerId) -> Result<Hold, ReleaseError> {
         let mut shared = self.shared.lock();
@@ -1866,6 +1888,9 @@ impl Abandon for SemCore {
     fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize, site: Site) {
         let mut wakes = WakeList::default();
         let mut hooks: Vec<Arc<dyn BreakHook>> = Vec::new();
+        // A `Lock`'s manual hold settled by this break: its dead ticket is given back after
+        // the lock (giving back takes its owner record's lock).
+        let mut settled_manual = None;
         {
             let mut shared = self.shared.lock();
             shared.abandoned.count += 1;
@@ -1883,6 +1908,7 @@ impl Abandon for SemCore {
                     self.break_locked(&mut shared, owner, reason, site, &mut wakes);
                     // The abandoned hold is never given back: it is held by nobody now.
                     shared.held_no_more(permits);
+                    settled_manual = self.settle_abandoned_manual(&mut shared);
                     if !already_broken {
                         self.trace(owner, reason, Aftermath::Broke { waiters });
                         hooks = shared.break_hooks.iter().filter_map(Weak::upgrade).collect();
@@ -1894,6 +1920,7 @@ impl Abandon for SemCore {
                 }
             }
         }
+        drop(settled_manual);
         // Every waiter is woken even if a wake (or a hook's) panics: run_all goes on.
         crate::lot::run_all(
             [Box::new(move || wakes.wake_all()) as Box<dyn FnOnce()>].into_iter().chain(

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use futures::executor::block_on;
 use ownsync::{
-    AbandonPolicy, AbandonReason, AcquireError, BrokenResourceError, Condition, Mutex, MutexGuard, OwnerId,
-    RwLock, RwLockReadGuard, TryLockError, current_owner, tracked,
+    AbandonPolicy, AbandonReason, AcquireError, BrokenResourceError, Condition, Lock, Mutex, MutexGuard,
+    OwnerId, ReleaseError, RepairError, RwLock, RwLockReadGuard, TryLockError, current_owner, tracked,
 };
 
 /// The error of an acquire that must have failed with `Broken`.
@@ -281,4 +281,76 @@ fn taken_while_panicking_mark_ends_with_a_downgraded_owned_write_hold() {
     writer_panics_in_its_section(&owned);
     let reason = owned.statistics().broken().map(BrokenResourceError::reason);
     assert_eq!(reason, Some(AbandonReason::Panicked));
+}
+
+// Item 4: the manual hold of a `Lock` whose owner exited without `release` is settled by
+// the break: no guard exists, so the lock can be repaired, and `release` is `NotHeld`.
+
+/// `lock` was manually acquired by `owner`, which exited (`reason`) without releasing:
+/// broken in its name, repairable at once, and usable again once marked consistent.
+fn abandoned_manual_hold_is_settled(lock: &Lock, owner: OwnerId, reason: AbandonReason) {
+    let err = broken(block_on(lock.acquire()));
+    assert_eq!((err.owner(), err.reason()), (owner, reason));
+    assert_eq!(lock.release(), Err(ReleaseError::NotHeld), "was NotOwner naming the exited owner");
+    let repair = lock.try_repair().expect("was InUse { guards_out: 1 } for ever: there is no guard");
+    assert!(lock.is_broken(), "broken until marked consistent");
+    repair.mark_consistent();
+    assert!(!lock.is_broken());
+    assert_eq!(lock.release(), Err(ReleaseError::NotHeld), "repaired, and not held by anyone");
+    // It works again: acquired and released (here anonymously), by anyone, once.
+    block_on(lock.acquire()).unwrap();
+    lock.release().unwrap();
+    assert_eq!(lock.release(), Err(ReleaseError::NotHeld));
+    lock.try_acquire().unwrap();
+    assert!(matches!(lock.try_acquire(), Err(TryLockError::WouldBlock)));
+    lock.release().unwrap();
+}
+
+#[test]
+fn abandoned_manual_lock_of_an_exited_task_can_be_repaired() {
+    let lock = Arc::new(Lock::default());
+    let owner = block_on(tracked({
+        let lock = lock.clone();
+        async move {
+            lock.acquire().await.unwrap();
+            current_owner() // and exits without `release`
+        }
+    }));
+    abandoned_manual_hold_is_settled(&lock, owner, AbandonReason::Exited);
+}
+
+#[test]
+fn abandoned_manual_lock_of_an_ended_thread_can_be_repaired() {
+    let lock = Arc::new(Lock::default());
+    let owner = std::thread::spawn({
+        let lock = lock.clone();
+        move || {
+            lock.blocking_acquire().unwrap();
+            current_owner()
+        }
+    })
+    .join()
+    .unwrap();
+    abandoned_manual_hold_is_settled(&lock, owner, AbandonReason::Exited);
+}
+
+/// Acquired in a nested scope that completes: the hold goes on to the enclosing task,
+/// whose cancellation abandons it (named after that task).
+#[test]
+fn abandoned_manual_lock_of_a_nested_scope_can_be_repaired() {
+    let lock = Arc::new(Lock::default());
+    let (acquired, is_acquired) = std::sync::mpsc::channel();
+    let mut task = Box::pin(tracked({
+        let lock = lock.clone();
+        async move {
+            tracked(async { lock.acquire().await.unwrap() }).await;
+            acquired.send(current_owner()).unwrap();
+            std::future::pending::<()>().await
+        }
+    }));
+    assert!(futures::FutureExt::now_or_never(task.as_mut()).is_none());
+    let owner = is_acquired.recv().unwrap();
+    assert_eq!(lock.try_repair().err(), Some(RepairError::NotBroken), "held, by a live owner");
+    drop(task); // cancelled, still holding it
+    abandoned_manual_hold_is_settled(&lock, owner, AbandonReason::Cancelled);
 }
