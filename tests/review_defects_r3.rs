@@ -110,21 +110,19 @@ fn leaked_read_guard_fix_leaves_a_reclaim_semaphore_reclaiming() {
 /// Tells `locked` that the waiter holds the mutex, then waits on `cond` with `guard`
 /// until the flag it guards is set, blocking or not. Returns the guard and how many
 /// waits it took.
-fn wait_for_flag<'a>(
+async fn wait_for_flag<'a>(
     cond: &'a Condition,
     mut guard: MutexGuard<'a, bool>,
     locked: std::sync::mpsc::Sender<()>,
     blocking: bool,
-) -> impl std::future::Future<Output = (MutexGuard<'a, bool>, usize)> {
-    async move {
-        locked.send(()).unwrap();
-        let mut waits = 0;
-        while !*guard {
-            guard = if blocking { cond.blocking_wait(guard) } else { cond.wait(guard).await }.unwrap();
-            waits += 1;
-        }
-        (guard, waits)
+) -> (MutexGuard<'a, bool>, usize) {
+    locked.send(()).unwrap();
+    let mut waits = 0;
+    while !*guard {
+        guard = if blocking { cond.blocking_wait(guard) } else { cond.wait(guard).await }.unwrap();
+        waits += 1;
     }
+    (guard, waits)
 }
 
 /// Once the waiter holds the mutex (`locked`), sets the flag and notifies: the waiter
