@@ -202,6 +202,7 @@ pub(crate) struct Held {
 }
 
 #[cfg(feature = "diagnostics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "diagnostics")))]
 pub use crate::snapshot::{PrimitiveSnapshot, Snapshot, WaitCycle, WaitStep, snapshot};
 
 /// Adds a primitive to the process-wide registry (feature `diagnostics`; nothing

@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
+// On docs.rs (`--cfg docsrs`): a badge names the feature each gated item needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod clock;
 mod condition;
@@ -21,8 +23,10 @@ mod semaphore;
 #[cfg(feature = "diagnostics")]
 mod snapshot;
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
 #[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
 mod tracked;
 
