@@ -14,6 +14,7 @@ mod limiter;
 mod loom;
 mod lot;
 mod mutex;
+mod notify;
 mod owner;
 mod repair;
 mod runtime;
@@ -40,6 +41,7 @@ pub use limiter::{CapacityLimiter, CapacityToken, LimiterStatistics};
 pub use mutex::{
     Lock, MappedMutexGuard, Mutex, MutexGuard, MutexStatistics, OwnedMappedMutexGuard, OwnedMutexGuard,
 };
+pub use notify::{Notified, Notify};
 pub use owner::{OwnerId, current_owner};
 pub use repair::RepairGuard;
 pub use rwlock::{
