@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per contended hand-off, counted by callgrind (deterministic, unlike time
 # on a shared machine): two tasks handing one mutex to each other on a current-thread
-# runtime (examples/handoff.rs), tokio's scheduling included. Each count is
+# runtime (benches/examples/handoff.rs), tokio's scheduling included. Each count is
 # (instructions at 2N locks per task - at N) / 2N, so start-up and shutdown cancel out.
 # ownsync is built with default features and then with `tokio`; tokio's and
 # futures-intrusive's mutexes do not depend on that. Needs valgrind.
@@ -13,10 +13,10 @@ count() {
 }
 for features in default tokio; do
     if [ "$features" = default ]; then
-        cargo build --quiet --release --example handoff
+        cargo build --quiet --release -p ownsync-benches --example handoff
         mutexes="ownsync tokio futures-intrusive"
     else
-        cargo build --quiet --release --example handoff --features tokio
+        cargo build --quiet --release -p ownsync-benches --example handoff --features tokio
         mutexes="ownsync"
     fi
     for mutex in $mutexes; do

@@ -4,7 +4,7 @@
 //! Uncontended cases poll each future once with a no-op waker (no executor in the
 //! measurement); contended cases run 2, 8 or 64 tasks that re-lock at once (nothing
 //! between locks) on tokio's multi-thread runtime with 2 workers and on its
-//! current-thread runtime, or 2 plain threads for `blocking_lock`. `cargo bench --bench locks`; quick: `cargo bench --bench locks -- --quick`.
+//! current-thread runtime, or 2 plain threads for `blocking_lock`. `cargo bench -p ownsync-benches --bench locks`; quick: `cargo bench -p ownsync-benches --bench locks -- --quick`.
 
 use std::future::Future;
 use std::hint::black_box;

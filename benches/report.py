@@ -359,9 +359,10 @@ def met(value, limit):
     return "yes" if value <= limit else "**no**"
 
 
-def test_output(name):
-    """What `cargo test --test <name> -- --nocapture` prints, without the harness's lines."""
-    run = subprocess.run(["cargo", "test", "-q", "--release", "--test", name, "--", "--nocapture"],
+def test_output(name, package="ownsync"):
+    """What `cargo test -p <package> --test <name> -- --nocapture` prints, without the
+    harness's lines."""
+    run = subprocess.run(["cargo", "test", "-q", "--release", "-p", package, "--test", name, "--", "--nocapture"],
                          cwd=ROOT, capture_output=True, text=True)
     # `-q` prints a dot per test without a line break: a test's own line may follow one.
     lines = [line.lstrip(".") for line in run.stdout.splitlines()]
@@ -370,9 +371,9 @@ def test_output(name):
 
 
 def sizes():
-    """The tables tests/sizes.rs and tests/leak_cost.rs print: sizes beside tokio's and
+    """The tables benches/tests/sizes.rs and tests/leak_cost.rs print: sizes beside tokio's and
     async-lock's, then issue 15's item 5 (hold sizes and leak cost) against its targets."""
-    printed = test_output("sizes")
+    printed = test_output("sizes", "ownsync-benches")
     table = [line for line in printed if not line.startswith("target ")]
     if not table:
         return []
@@ -480,7 +481,7 @@ def main():
         lines.append(f"| {group}/{bench} | {fmt(off)} | {fmt(on)} | {'n/a' if r is None else f'{r:.2f}'} |")
     size_table = sizes()
     if size_table:
-        lines += ["", "## Sizes (`cargo test --test sizes -- --nocapture`)", ""] + size_table
+        lines += ["", "## Sizes (`cargo test -p ownsync-benches --test sizes -- --nocapture`)", ""] + size_table
     lines += ["", "## Side by side (medians)", "",
               "| workload | " + " | ".join(name for name, _ in PEERS) + " |",
               "|---" * (len(PEERS) + 1) + "|"]

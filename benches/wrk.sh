@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Drives the server example (examples/server.rs) with `wrk`, a load generator nobody here
+# Drives the server example (benches/examples/server.rs) with `wrk`, a load generator nobody here
 # wrote, on loopback and bounded in time: first well-behaved requests only, then a mix
 # with the misbehaving routes (leaked tokens, panics, work past the deadline, a ledger
 # that breaks). Afterwards it reads /stats and fails unless the limiter's capacity is
@@ -18,7 +18,7 @@ if ! command -v wrk >/dev/null; then
     exit 2
 fi
 
-cargo build --release --example server
+cargo build --release -p ownsync-benches --example server
 target/release/examples/server --listen "$addr" 2>/dev/null &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT

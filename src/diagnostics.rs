@@ -1,8 +1,9 @@
 //! What ownsync tells about holds and waits that may never end.
 //!
-//! Under DESIGN.md 2b a wait is never refused on a guess: a self-wait (an owner parked
-//! on a hold it owns itself) or a wait-for cycle between owners may still resolve, since
-//! a sibling sub-future of a waiting task can release. So instead of errors, ownsync
+//! ownsync never errors where tokio would succeed, so a wait is never refused on a
+//! guess: a self-wait (an owner parked on a hold it owns itself) or a wait-for cycle
+//! between owners may still resolve, since a sibling sub-future of a waiting task can
+//! release. So instead of errors, ownsync
 //! shows what it knows, for a person (or a health check) to judge:
 //!
 //! - each primitive's `statistics()` lists its exclusive hold, its waiters and its
@@ -201,6 +202,7 @@ pub(crate) struct Held {
 }
 
 #[cfg(feature = "diagnostics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "diagnostics")))]
 pub use crate::snapshot::{PrimitiveSnapshot, Snapshot, WaitCycle, WaitStep, snapshot};
 
 /// Adds a primitive to the process-wide registry (feature `diagnostics`; nothing
@@ -239,7 +241,7 @@ impl WaitInfo {
         self.waited_for
     }
     /// Whether it waits for an exclusive hold its own owner has: fine if a sibling
-    /// sub-future of that owner will release it, a futurelock if none will (DESIGN.md 2b).
+    /// sub-future of that owner will release it, a futurelock if none will.
     pub fn is_self_wait(&self) -> bool {
         self.self_wait
     }

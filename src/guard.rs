@@ -79,7 +79,7 @@ macro_rules! hold_guard {
         docs: ($hand_doc:expr, $adopt_doc:expr)
     ) => {
         impl<$($lt,)? $($param: ?Sized),*> $guard<$($lt,)? $($param),*> {
-            /// Hands this guard's hold to `owner` (DESIGN.md 2b): from now on that owner
+            /// Hands this guard's hold to `owner`: from now on that owner
             /// answers for it, so if it exits (or panics) with the guard the primitive
             /// breaks, naming it. For a guard that moves to another task or thread.
             /// An associated function, so that it never shadows a method of the data.

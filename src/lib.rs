@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
+// On docs.rs (`--cfg docsrs`): a badge names the feature each gated item needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod clock;
 mod condition;
@@ -12,6 +14,7 @@ mod limiter;
 mod loom;
 mod lot;
 mod mutex;
+mod notify;
 mod owner;
 mod repair;
 mod runtime;
@@ -21,8 +24,10 @@ mod semaphore;
 #[cfg(feature = "diagnostics")]
 mod snapshot;
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
 #[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
 mod tracked;
 
@@ -36,6 +41,7 @@ pub use limiter::{CapacityLimiter, CapacityToken, LimiterStatistics};
 pub use mutex::{
     Lock, MappedMutexGuard, Mutex, MutexGuard, MutexStatistics, OwnedMappedMutexGuard, OwnedMutexGuard,
 };
+pub use notify::{Notified, Notify};
 pub use owner::{OwnerId, current_owner};
 pub use repair::RepairGuard;
 pub use rwlock::{

@@ -2,7 +2,7 @@
 //!
 //! One token per explicit borrower (`acquire_on_behalf_of`): a borrower that already
 //! holds a token, *or already waits for one*, gets `WouldDeadlock` at once (Trio checks
-//! holders only). `acquire()` borrows for the call (DESIGN.md 2b): sub-futures of one
+//! holders only). `acquire()` borrows for the call: sub-futures of one
 //! task each take a token of their own, all tied to the task's exit. A token is handed to a
 //! waiter at wake time by the core, from what is actually free, never from a delta
 //! (anyio's over-grant bug). Shrinking the total never revokes: the core keeps the
@@ -439,8 +439,8 @@ impl CapacityLimiter {
         Ok(self.record(&mut borrowers, key, hold))
     }
 
-    /// Borrows a token for this call, waiting in FIFO order (DESIGN.md 2b: a limiter's
-    /// `acquire()` borrows for the call). Inside a tracked task the token is tied to the
+    /// Borrows a token for this call, waiting in FIFO order (a limiter's `acquire()`
+    /// borrows for the call, not for the task). Inside a tracked task the token is tied to the
     /// task's exit, and its borrower is the task (`current_owner()`) unless the task
     /// already borrows here (a sibling sub-future): then the call borrows under an id
     /// of its own, still tied to the task. Outside a tracked task the borrow is
@@ -869,7 +869,7 @@ impl CapacityToken<'_> {
     pub fn into_owned(mut self) -> CapacityToken<'static> {
         let limiter = (*self.limiter).clone();
         // A `'static` token may move: its acquirer's exit orphans it from now on instead
-        // of abandoning it (DESIGN.md 2b). An unnamed borrow has no owner to exit.
+        // of abandoning it, since it may have moved. An unnamed borrow has no owner to exit.
         if self.borrow.name().is_some() {
             let (slot, generation) = self.borrow.place();
             limiter.with_hold(slot, generation, |hold, primitive| {
@@ -882,7 +882,7 @@ impl CapacityToken<'_> {
 }
 
 impl CapacityToken<'_> {
-    /// Hands this token to `owner` (DESIGN.md 2b): from now on that owner answers for it,
+    /// Hands this token to `owner`: from now on that owner answers for it,
     /// so if it exits holding the token the limiter breaks (or, with
     /// [`AbandonPolicy::Reclaim`], takes it back). The borrower id stays as it is.
     ///

@@ -142,7 +142,7 @@ impl SettlementPtr {
     }
 }
 
-/// Who waits, where and since when: what diagnostics show of a waiter (DESIGN.md 6).
+/// Who waits, where and since when: what diagnostics show of a waiter.
 /// Packed (24 bytes without the `diagnostics` feature) to keep a slot in one cache line.
 pub(crate) struct WaitMeta {
     /// Who waits, if known (a tracked task, a thread, or a runtime task id): an
@@ -613,9 +613,7 @@ pub(crate) fn run_all<T>(items: impl IntoIterator<Item = T>, mut f: impl FnMut(T
             first_panic.get_or_insert(panic);
         }
     }
-    if let Some(panic) = first_panic
-        && !std::thread::panicking()
-    {
+    if let Some(panic) = first_panic.filter(|_| !std::thread::panicking()) {
         std::panic::resume_unwind(panic);
     }
 }

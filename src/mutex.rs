@@ -350,7 +350,7 @@ impl<T: ?Sized> Mutex<T> {
         self.core.name()
     }
 
-    /// Starts repairing a broken mutex (DESIGN.md section 6; POSIX's
+    /// Starts repairing a broken mutex (as POSIX's
     /// `pthread_mutex_consistent`, std's `clear_poison`): the data for a program that
     /// knows how to restore it, then [`RepairGuard::mark_consistent`] makes the mutex
     /// usable again. Dropping the repair guard without it leaves the mutex broken.

@@ -182,8 +182,8 @@ pub(crate) trait Abandon: Send + Sync {
     /// `owner` went away (`reason`) while certainly holding `permits` of this primitive,
     /// taken at `site`.
     fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize, site: Site);
-    /// `owner` went away while an owned hold it acquired, and that may have moved
-    /// (DESIGN.md 2b), was still registered to it: no evidence of abandonment, so it is
+    /// `owner` went away while an owned hold it acquired, and that may have moved,
+    /// was still registered to it: no evidence of abandonment, so it is
     /// only counted as orphaned until it is released or adopted ([`Claim::Orphaned`]).
     fn orphan(&self, owner: &Abandoner, permits: usize, site: Site, tag: OrphanTag);
     /// The orphaned hold `tag` (see [`HoldTicket::orphan_tag`]) was released or adopted.
@@ -263,9 +263,8 @@ impl LocalHolds {
     #[inline(never)]
     fn remove_entry(&mut self, key: usize) -> Option<HoldEntry> {
         let removed = self.holds.remove(key);
-        if self.holds.len() == 1
-            && self.holds.capacity() > KEPT_LIVE_SLAB_CAPACITY
-            && let Some(spare) = self.spare
+        if let Some(spare) =
+            self.spare.filter(|_| self.holds.len() == 1 && self.holds.capacity() > KEPT_LIVE_SLAB_CAPACITY)
         {
             let entry = self.holds.remove(spare);
             // The old slab is empty now: freeing it drops no entry, so runs no user code.
@@ -687,8 +686,8 @@ impl OwnerInner {
 
     /// The owner's future completed, polled by `enclosing`'s context (null if none): its
     /// exit, or, if it still holds something and an enclosing tracked scope polled it,
-    /// a hand-over of all of it to that scope (DESIGN.md 2b: a scope's output carries its
-    /// holds to whoever polled it). Call it from the owner's context, as its last act.
+    /// a hand-over of all of it to that scope (a scope's output carries its holds to
+    /// whoever polled it). Call it from the owner's context, as its last act.
     ///
     /// The holds' tickets point at this record, so they are not moved: the record itself
     /// is registered to the enclosing owner as one entry, a [`ForwardedScope`], whose
@@ -1391,7 +1390,7 @@ pub(crate) enum Caller {
     /// A blocking entry point: owned by the current tracked task, else by the thread.
     Blocking,
     /// `Async` through an identity API (a manual `Lock::acquire`): its owner asking for
-    /// what it already holds is a certain deadlock (DESIGN.md 2b).
+    /// what it already holds is a certain deadlock.
     ManualAsync,
     /// `Blocking` through an identity API.
     ManualBlocking,
@@ -1441,7 +1440,7 @@ fn with_owner<R>(caller: Caller, f: impl FnOnce(RecordRef<'_>) -> R) -> Option<R
 /// Registers `permits` just acquired from `caller` to its owner, if it has one. Returns
 /// the owner, and the ticket unless the owner already exited (a `Tracked` polled again
 /// after a poll panicked), in which case the hold stays anonymous. `moves`: an owned
-/// hold, orphaned rather than abandoned if the owner exits with it (DESIGN.md 2b).
+/// hold, orphaned rather than abandoned if the owner exits with it.
 #[inline(always)]
 pub(crate) fn register_hold<P: Abandon + 'static>(
     caller: Caller,
@@ -1542,7 +1541,7 @@ pub(crate) enum HandedOver {
 }
 
 /// Re-registers a hold of `permits` (registered with `previous`, or anonymous) to the
-/// live owner `target`, as certainly owned (DESIGN.md 2b).
+/// live owner `target`, as certainly owned.
 ///
 /// The hold is never registered to two owners at once: two exits could then both
 /// abandon the same permits (a double reclaim). So the old registration is given back
@@ -1557,9 +1556,7 @@ pub(crate) fn hand_over(
     primitive: &dyn Fn() -> Arc<dyn Abandon>,
     fallback_site: Site,
 ) -> HandedOver {
-    if let Some(ticket) = previous.as_ref()
-        && !ticket.is_live()
-    {
+    if previous.as_ref().is_some_and(|ticket| !ticket.is_live()) {
         return HandedOver::Abandoned(previous.expect("just matched"));
     }
     let Some(target_record) = live_record(target) else { return HandedOver::TargetGone(previous) };

@@ -1,4 +1,4 @@
-//! Repair after a break (DESIGN.md section 6): the recovery path of POSIX robust mutexes
+//! Repair after a break: the recovery path of POSIX robust mutexes
 //! (`EOWNERDEAD`, then `pthread_mutex_consistent`) and of std's `clear_poison`.
 //!
 //! What we took: from POSIX, the state machine: a broken lock stays broken (sticky, as

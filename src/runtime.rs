@@ -118,7 +118,8 @@ pub(crate) fn assert_can_block() {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(probe.blocking_lock()))).is_ok();
         assert!(
             allowed,
-            "a blocking ownsync call (`blocking_lock`, `blocking_acquire`, `blocking_read`, \
+            "Cannot block the current thread from within a runtime. This happens because a \
+             blocking ownsync call (`blocking_lock`, `blocking_acquire`, `blocking_read`, \
              `blocking_wait`, ...) was made on a thread that drives async tasks: it would \
              block the runtime (for good on a current-thread runtime). In async code, await \
              the async form (`lock().await`); for code that must block, run it in \

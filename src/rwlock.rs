@@ -270,7 +270,7 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     /// Like [`read`](Self::read), with a guard that keeps the lock alive (`'static`).
-    /// Owned guards move (DESIGN.md 2b): their acquirer's exit breaks nothing; hand one
+    /// Owned guards may move to another task: their acquirer's exit breaks nothing; hand one
     /// over ([`OwnedRwLockReadGuard::hand_to`]) to make a task answer for it.
     ///
     /// ```

@@ -224,8 +224,8 @@ impl Hold {
         }
     }
 
-    /// Registers this hold of `permits` to the live owner `owner`, as certainly owned
-    /// (DESIGN.md 2b): from now on that owner's exit with it breaks the primitive. An
+    /// Registers this hold of `permits` to the live owner `owner`, as certainly owned:
+    /// from now on that owner's exit with it breaks the primitive. An
     /// exit of either owner racing this is decided once ([`crate::owner::hand_over`]).
     /// `site`: where the hand-over was called, the hold's site from now on if its own is
     /// not known (an anonymous hold: it becomes certainly owned here).
@@ -306,7 +306,7 @@ struct Shared {
     held_when_broken: usize,
     abandoned: Abandonments,
     /// Owned holds whose acquirer exited while they were registered to it, not released
-    /// or adopted since (DESIGN.md 2b: visible, never silent).
+    /// or adopted since (visible, never silent).
     orphans: Vec<OrphanInfo>,
     /// Orphans adopted before they were counted: an owner's exit claims a moved hold
     /// under its record's lock and counts it here only after, so the hold's release
@@ -803,17 +803,14 @@ impl SemCore {
     #[inline(never)]
     fn find_overdue(&self, shared: &mut Shared) -> Option<Overdue> {
         let mut overdue = Overdue::default();
-        if shared.queue.has_self_waits()
-            && let Some(threshold) = crate::diagnostics::self_wait_warning()
+        if let Some(threshold) =
+            shared.queue.has_self_waits().then(crate::diagnostics::self_wait_warning).flatten()
         {
             overdue.self_waits = shared.queue.lasting_self_waits(threshold, self.holder());
         }
         if let Some(threshold) = crate::diagnostics::long_wait_warning() {
             overdue.waits = shared.queue.long_waits(threshold);
-            if let Some(since) = shared.hold_since
-                && !shared.hold_warned
-                && since.elapsed() >= threshold
-            {
+            if shared.hold_since.is_some_and(|since| !shared.hold_warned && since.elapsed() >= threshold) {
                 shared.hold_warned = true;
                 let state = self.state.load(Acquire);
                 overdue.hold = self.exclusive_hold(shared, state).map(|hold| (hold, shared.queue.len()));
@@ -989,7 +986,7 @@ impl SemCore {
         shared.fair_releases % 2 == 1
     }
 
-    /// Would waiting certainly deadlock (DESIGN.md 2b)? Only a mutex's holder asking
+    /// Would waiting certainly deadlock (a wait is refused only then)? Only a mutex's holder asking
     /// again through an identity API (`Lock::acquire`: a manual hold is never a sibling
     /// sub-future's), or any self-wait on a strict mutex. An RAII re-lock by the same
     /// task waits, as in tokio: a sibling sub-future may hold the guard.
@@ -1068,7 +1065,7 @@ impl SemCore {
     /// Records `permits` just acquired as held by the caller's owner, if it has one.
     /// `primitive` is what the owner's exit will hand the hold back to.
     /// `moves`: an owned hold (owned guard or permit), which its acquirer's exit orphans
-    /// rather than abandons (DESIGN.md 2b).
+    /// rather than abandons (it may have moved).
     #[inline(always)]
     pub(crate) fn register<P: Abandon + 'static>(
         &self,
@@ -1089,8 +1086,7 @@ impl SemCore {
         // cannot be, except when a `Tracked` is polled again after its poll panicked: such
         // a hold is kept anonymous (released on drop) rather than failing the acquire.
         let Some((owner, ticket)) = register_hold(caller, permits, primitive, moves, site) else {
-            if permits == self.exclusive
-                && let Some(identity) = crate::runtime::task_identity()
+            if let Some(identity) = (permits == self.exclusive).then(crate::runtime::task_identity).flatten()
             {
                 self.record_holder(identity, site);
             }
@@ -1587,9 +1583,7 @@ impl SemCore {
     /// which cannot try, is granted instead). Call with the lot locked.
     fn wake_waiter(&self, shared: &mut Shared, wakes: &mut WakeList) {
         let state = self.state.load(Acquire);
-        if let Some(wanted) = shared.queue.front_wants()
-            && state & BROKEN == 0
-            && state >> SHIFT >= wanted
+        if shared.queue.front_wants().is_some_and(|wanted| state & BROKEN == 0 && state >> SHIFT >= wanted)
             && !shared.queue.wake_front(wakes)
         {
             return self.grant_waiters(shared, wakes);

@@ -434,7 +434,7 @@ macro_rules! permit_common {
                 self.permits = 0;
             }
 
-            /// Hands these permits to `owner` (DESIGN.md 2b): from now on that owner
+            /// Hands these permits to `owner`: from now on that owner
             /// answers for them, so if it exits with them the semaphore breaks (or, with
             /// [`AbandonPolicy::Reclaim`](crate::AbandonPolicy::Reclaim), takes them
             /// back). For permits that move to another task or thread.

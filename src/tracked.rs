@@ -53,7 +53,7 @@ pub fn tracked<F: Future>(future: F) -> Tracked<F> {
     Tracked { owner: OwnerInner::new_task(), future: ManuallyDrop::new(future), state: State::Running }
 }
 
-/// Something that can be handed to an owner (DESIGN.md 2b): every guard, permit and
+/// Something that can be handed to an owner (it then answers for it): every guard, permit and
 /// token type, and `Vec`s and pairs of them. [`tracked_with`] (and, with the `tokio`
 /// feature, `ownsync::tokio::spawn_with`) use it to hand holds to a new task before it
 /// can run.
@@ -97,8 +97,8 @@ impl<A: HandOver, B: HandOver> HandOver for (A, B) {
 /// [`tracked`]`(make(hold))`, with `hold` handed to the new task before it is made, so
 /// before it can run: the task answers for it from its first poll on, and its exit
 /// with it (a leak, a cancellation, a panic) breaks the primitive. The way to move an
-/// owned guard or permit into a task and keep DESIGN.md's "every certain abandonment
-/// breaks" for it. A hold already abandoned by its previous owner's exit stays as it
+/// owned guard or permit into a task and keep "every certain abandonment breaks"
+/// for it (see [Tasks, sub-futures and moving holds](https://github.com/ownsync/ownsync/blob/main/README.md#tasks-sub-futures-and-moving-holds)). A hold already abandoned by its previous owner's exit stays as it
 /// is (its drop releases nothing).
 ///
 /// ```

@@ -94,18 +94,22 @@ fn task_on<T: Send + 'static>(
     Task { join: async move { done_rx.await.ok().flatten() }.boxed(), abort: Box::new(move || abort.abort()) }
 }
 
-/// smol's executor (async-executor), run by 2 threads, with smol's `block_on`: the
-/// runtime-agnostic claim, on a third executor.
-pub struct Smol(Arc<smol::Executor<'static>>);
+/// smol's executor (async-executor, the crate smol re-exports it from, without the rest
+/// of smol), run by 2 threads: the runtime-agnostic claim, on a third executor. Its
+/// futures need no reactor, so any `block_on` drives them.
+pub struct Smol(Arc<async_executor::Executor<'static>>);
 
 impl Smol {
     pub fn new() -> Self {
-        static EXECUTOR: std::sync::OnceLock<Arc<smol::Executor<'static>>> = std::sync::OnceLock::new();
+        static EXECUTOR: std::sync::OnceLock<Arc<async_executor::Executor<'static>>> =
+            std::sync::OnceLock::new();
         let executor = EXECUTOR.get_or_init(|| {
-            let executor = Arc::new(smol::Executor::new());
+            let executor = Arc::new(async_executor::Executor::new());
             for _ in 0..2 {
                 let executor = executor.clone();
-                std::thread::spawn(move || smol::block_on(executor.run(std::future::pending::<()>())));
+                std::thread::spawn(move || {
+                    futures::executor::block_on(executor.run(std::future::pending::<()>()))
+                });
             }
             executor
         });
@@ -115,7 +119,7 @@ impl Smol {
 
 impl Rt for Smol {
     fn block_on<F: Future>(&self, future: F) -> F::Output {
-        smol::block_on(future)
+        futures::executor::block_on(future)
     }
     fn spawn<T: Send + 'static>(&self, future: impl Future<Output = T> + Send + 'static) -> Task<T> {
         task_on(|task| self.0.spawn(task).detach(), future)

@@ -15,9 +15,9 @@
 //!   cycles); without it, the limiter's and the ledger's own statistics.
 //!
 //! Each handler runs inside `ownsync::tracked`, so the request is the owner of what it
-//! takes. Run `cargo run --example server` to serve on 127.0.0.1:3000 (`-- --listen ADDR`
+//! takes. Run `cargo run -p ownsync-benches --example server` to serve on 127.0.0.1:3000 (`-- --listen ADDR`
 //! elsewhere; `benches/wrk.sh` drives it with `wrk`), or
-//! `cargo run --example server -- --load-test 400` to serve on a free port, drive it with
+//! `cargo run -p ownsync-benches --example server -- --load-test 400` to serve on a free port, drive it with
 //! 400 requests (every kind, 32 at a time, with client disconnects), and check that no
 //! request hung and the limiter is back to full capacity.
 

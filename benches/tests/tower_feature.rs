@@ -4,6 +4,7 @@
 //! limited service is `Sync`, so axum's `Router::layer` takes it.
 #![cfg(feature = "tower")]
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::convert::Infallible;

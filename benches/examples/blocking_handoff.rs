@@ -8,8 +8,8 @@
 //! at a barrier first, as the bench's do.
 //!
 //! ```text
-//! cargo run --release --example blocking_handoff -- ownsync 2 500000
-//! cargo run --release --example blocking_handoff -- ownsync 8 125000
+//! cargo run --release -p ownsync-benches --example blocking_handoff -- ownsync 2 500000
+//! cargo run --release -p ownsync-benches --example blocking_handoff -- ownsync 8 125000
 //! ```
 //!
 //! Arguments: the mutex (`ownsync`, strict FIFO; `ownsync-fair`, eventually fair;

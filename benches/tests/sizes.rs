@@ -1,6 +1,6 @@
 //! DESIGN.md section 5: `Mutex<()>` and `Semaphore` no larger than tokio's. Prints the
 //! table of sizes, and the holds' sizes against issue 15's target
-//! (`cargo test --test sizes -- --nocapture`).
+//! (`cargo test -p ownsync-benches --test sizes -- --nocapture`).
 
 use std::mem::size_of;
 

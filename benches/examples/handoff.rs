@@ -9,8 +9,8 @@
 //! instructions of one hand-off.
 //!
 //! ```text
-//! cargo run --release --example handoff --features tokio -- ownsync 8 400000
-//! cargo run --release --example handoff -- futures-intrusive 2 100000 current-thread
+//! cargo run --release -p ownsync-benches --example handoff --features tokio -- ownsync 8 400000
+//! cargo run --release -p ownsync-benches --example handoff -- futures-intrusive 2 100000 current-thread
 //! ```
 //!
 //! Arguments: the mutex (`ownsync`, `tokio` or `futures-intrusive`, fair), the number of
