@@ -1081,16 +1081,26 @@ impl SemCore {
         // Registration fails only if the owner already exited, which the code running now
         // cannot be, except when a `Tracked` is polled again after its poll panicked: such
         // a hold is kept anonymous (released on drop) rather than failing the acquire.
+        // The holder is recorded only for a hold its owner certainly has (a borrowed
+        // guard): an owned hold may move to another task at once, and its acquirer
+        // would then be taken for the holder (a false `WouldDeadlock` on a strict mutex).
+        // A grant recorded the grantee already (see `grant_front`): cleared for it.
         let Some((owner, ticket)) = register_hold(caller, permits, primitive, moves, site) else {
-            if permits == self.exclusive
-                && let Some(identity) = crate::runtime::task_identity()
-            {
-                self.record_holder(identity, site);
+            if permits == self.exclusive {
+                if moves {
+                    self.clear_holder();
+                } else if let Some(identity) = crate::runtime::task_identity() {
+                    self.record_holder(identity, site);
+                }
             }
             return Hold::default();
         };
         if permits == self.exclusive {
-            self.record_holder(owner, site);
+            if moves {
+                self.clear_holder();
+            } else {
+                self.record_holder(owner, site);
+            }
         }
         Hold { ticket }
     }
