@@ -193,6 +193,13 @@ pub(crate) trait Abandon: Send + Sync {
     fn as_forwarded_scope(&self) -> Option<&ForwardedScope> {
         None
     }
+    /// A hold of this primitive registered to the nested scope `from` now belongs to
+    /// `to`, the scope that polled it (see [`OwnerInner::complete`]): if `from` is the
+    /// recorded holder, `to` is from now on. Only a primitive that records its holder
+    /// does anything.
+    fn forward_holder(&self, from: OwnerId, to: OwnerId) {
+        let _ = (from, to);
+    }
 }
 
 /// Names an orphaned hold: see [`HoldTicket::orphan_tag`].
@@ -685,6 +692,32 @@ impl OwnerInner {
         self.live_holds()
     }
 
+    /// Tells every primitive this record holds (also through the nested scopes passed
+    /// to it) that the holds recorded as `from`'s are `to`'s now: see
+    /// [`Abandon::forward_holder`]. In this record's context, or (a forwarded scope's)
+    /// its enclosing owner's.
+    fn forward_holders(&self, from: OwnerId, to: OwnerId) {
+        // SAFETY: the callers are in the context that alone reaches `local`.
+        let Ok(body) = (unsafe { self.body() }) else { return };
+        // SAFETY: as above; the closure only clones `Arc`s, and the primitives are told
+        // after it.
+        let primitives: Vec<Arc<dyn Abandon>> = unsafe {
+            body.with_local(|local| {
+                let shared = body.shared.lock();
+                local
+                    .holds
+                    .iter()
+                    .filter(|(key, _)| Some(*key) != local.spare && !shared.released_local.contains(key))
+                    .map(|(_, entry)| entry.primitive.clone())
+                    .chain(shared.holds.iter().map(|(_, entry)| entry.primitive.clone()))
+                    .collect()
+            })
+        };
+        for primitive in primitives {
+            primitive.forward_holder(from, to);
+        }
+    }
+
     /// The owner's future completed, polled by `enclosing`'s context (null if none): its
     /// exit, or, if it still holds something and an enclosing tracked scope polled it,
     /// a hand-over of all of it to that scope (DESIGN.md 2b: a scope's output carries its
@@ -699,6 +732,10 @@ impl OwnerInner {
     /// that exit, or by the pruning in this function, which lets entries whose holds
     /// were all released go, so that a loop of nested scopes does not grow its owner.
     pub(crate) fn complete(self: &Arc<Self>, enclosing: *const OwnerInner) {
+        // Nested scopes this one passed holds to, whose holds are all released since, are
+        // let go first: otherwise they would count as its live holds, and this scope
+        // would be passed on, spent, to its own enclosing scope, for good.
+        ForwardedScope::prune_spent(RecordRef::of(self));
         if enclosing.is_null() || self.live_holds() == 0 {
             return self.exit(AbandonReason::Exited);
         }
@@ -720,6 +757,11 @@ impl OwnerInner {
             // Exited already: it has nothing left to pass on.
             Err(_) => return,
         }
+        // Its exclusive holds are the enclosing owner's now, and so is being their
+        // recorded holder (a re-lock there is a self-wait).
+        // SAFETY: the enclosing owner's context (asserted above).
+        let parent_id = unsafe { parent.id_here() };
+        self.forward_holders(self.id(), parent_id);
         ForwardedScope::prune_spent(parent);
         let scope = Arc::new(ForwardedScope { record: self.clone(), ticket: Mutex::new(None) });
         match parent.register(scope.clone(), 0, false, None) {
@@ -840,32 +882,33 @@ pub(crate) struct ForwardedScope {
 
 impl ForwardedScope {
     /// Lets go of the forwarded scopes registered to `owner` whose holds were all
-    /// released. In `owner`'s context.
+    /// released, at every depth: a forwarded scope's own spent forwards go first, so
+    /// that one which holds nothing else is spent too. In `owner`'s context (a completed
+    /// scope's is its enclosing owner's: see [`OwnerInner::complete`]).
     fn prune_spent(owner: RecordRef<'_>) {
-        // SAFETY: in the owner's context (see `complete`). The closure reads the forwarded
-        // records' counts, reaching their local slabs from the enclosing context, which
-        // is theirs now (see `complete`), and clones `Arc`s; it drops and gives back
-        // nothing.
-        let spent: Vec<Arc<dyn Abandon>> = unsafe {
+        // SAFETY: in the owner's context (see `complete`). The closure only clones `Arc`s;
+        // it reads no other record, drops and gives back nothing.
+        let forwarded: Vec<Arc<dyn Abandon>> = unsafe {
             owner.with_local(|local| {
                 local
                     .holds
                     .iter()
                     .filter(|(key, _)| Some(*key) != local.spare)
-                    .filter(|(_, entry)| {
-                        entry
-                            .primitive
-                            .as_forwarded_scope()
-                            .is_some_and(|scope| scope.record.live_holds() == 0)
-                    })
+                    .filter(|(_, entry)| entry.primitive.as_forwarded_scope().is_some())
                     .map(|(_, entry)| entry.primitive.clone())
                     .collect()
             })
         }
         .unwrap_or_default();
-        for entry in spent {
-            let ticket = entry.as_forwarded_scope().and_then(|scope| scope.ticket.lock().take());
-            drop(ticket);
+        for entry in forwarded {
+            let Some(scope) = entry.as_forwarded_scope() else { continue };
+            // The forwarded record's context is its enclosing owner's, so `owner`'s: its
+            // local slab is reached from here (see `complete`).
+            Self::prune_spent(RecordRef::of(&scope.record));
+            if scope.record.live_holds() == 0 {
+                let ticket = scope.ticket.lock().take();
+                drop(ticket);
+            }
         }
     }
 }
@@ -883,6 +926,11 @@ impl Abandon for ForwardedScope {
     fn adopt_orphan(&self, _: OrphanTag) {}
     fn as_forwarded_scope(&self) -> Option<&ForwardedScope> {
         Some(self)
+    }
+    fn forward_holder(&self, from: OwnerId, to: OwnerId) {
+        // The scope's holds were passed on to `from` (its enclosing owner, completing
+        // now), and recorded as held by it then.
+        self.record.forward_holders(from, to);
     }
 }
 

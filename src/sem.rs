@@ -1811,6 +1811,12 @@ impl Abandon for SemCore {
         shared.orphans.push(OrphanInfo { acquirer: owner.id, permits, site, tag });
     }
 
+    fn forward_holder(&self, from: OwnerId, to: OwnerId) {
+        // Only if `from` holds it still: its guard may have been dropped elsewhere, and
+        // the mutex taken by someone else, meanwhile.
+        let _ = self.holder.compare_exchange(from.as_u64(), to.as_u64(), Relaxed, Relaxed);
+    }
+
     fn adopt_orphan(&self, tag: OrphanTag) {
         let mut shared = self.shared.lock();
         match shared.orphans.iter().position(|orphan| orphan.tag == tag) {

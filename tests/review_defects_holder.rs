@@ -5,9 +5,10 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Arc;
+use std::task::Poll;
 
 use futures::executor::block_on;
-use ownsync::{Mutex, TryLockError, current_owner, tracked};
+use ownsync::{AcquireError, Mutex, TryLockError, current_owner, tracked};
 
 /// Counts this thread's live heap bytes, as `tests/leak_cost.rs` does.
 struct Counting;
@@ -71,4 +72,73 @@ fn defect_5_strict_mutex_owned_guard_sent_away_is_no_self_wait() {
         assert_eq!(mutex.owner(), Some(current_owner()));
         assert!(matches!(mutex.try_lock(), Err(TryLockError::WouldDeadlock)));
     }));
+}
+
+/// Defect 6: a guard returned from a nested tracked scope is the enclosing task's: its
+/// re-lock of a strict mutex is `WouldDeadlock` (it hung), and, not strict, a self-wait.
+#[test]
+fn defect_6_guard_forwarded_from_a_nested_scope_is_the_enclosing_tasks() {
+    let mutex = Mutex::new(0).strict();
+    block_on(tracked(async {
+        let guard = tracked(async { mutex.lock().await.unwrap() }).await;
+        assert_eq!(mutex.owner(), Some(current_owner()), "was the completed scope's id");
+        assert!(matches!(mutex.try_lock(), Err(TryLockError::WouldDeadlock)));
+        let mut relock = std::pin::pin!(mutex.lock());
+        assert!(
+            matches!(futures::poll!(relock.as_mut()), Poll::Ready(Err(AcquireError::WouldDeadlock))),
+            "was Pending: a certain self-deadlock"
+        );
+        drop(guard);
+    }));
+
+    let mutex = Mutex::new(0);
+    block_on(tracked(async {
+        let guard = tracked(async { mutex.lock().await.unwrap() }).await;
+        let mut relock = std::pin::pin!(mutex.lock());
+        assert!(futures::poll!(relock.as_mut()).is_pending());
+        assert_eq!(mutex.statistics().self_waits(), 1, "was 0");
+        drop(guard);
+        assert!(futures::poll!(relock.as_mut()).is_ready());
+    }));
+}
+
+/// Defect 10: a long-running task that runs two levels of nested scopes, the inner one
+/// returning a guard, in a loop, keeps no owner record, forwarded scope or slab entry
+/// per iteration: its live heap is back to what it was after the first iterations.
+#[test]
+fn defect_10_nested_scopes_in_a_loop_do_not_grow_the_task() {
+    let mutex = Mutex::new(0u64);
+    let mutex = &mutex;
+    block_on(tracked(async {
+        let iterate = |n: usize| async move {
+            for _ in 0..n {
+                let mut guard = tracked(async { tracked(async { mutex.lock().await.unwrap() }).await }).await;
+                *guard += 1;
+            }
+        };
+        // The inner guard dropped inside the outer scope: that completes holding only
+        // the spent inner scope's entry.
+        let iterate_dropped_inside = |n: usize| async move {
+            for _ in 0..n {
+                tracked(async {
+                    let mut guard = tracked(async { mutex.lock().await.unwrap() }).await;
+                    *guard += 1;
+                })
+                .await;
+            }
+        };
+        iterate(100).await; // warm up: thread-locals, the task's slab, spare bodies
+        iterate_dropped_inside(100).await;
+        let before = live();
+        iterate(10_000).await;
+        let grown = live() - before;
+        // Without the fix: two records, a forwarded scope and a slab entry per iteration
+        // (8.8 MB here).
+        assert!(grown <= 1024, "the task grew by {grown} bytes over 10,000 iterations");
+        let before = live();
+        iterate_dropped_inside(10_000).await;
+        let grown = live() - before;
+        assert!(grown <= 1024, "the task grew by {grown} bytes over 10,000 iterations (dropped inside)");
+    }));
+    assert_eq!(*mutex.try_lock().unwrap(), 20_200);
 }
