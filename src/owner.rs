@@ -188,6 +188,14 @@ pub(crate) trait Abandon: Send + Sync {
     fn orphan(&self, owner: &Abandoner, permits: usize, site: Site, tag: OrphanTag);
     /// The orphaned hold `tag` (see [`HoldTicket::orphan_tag`]) was released or adopted.
     fn adopt_orphan(&self, tag: OrphanTag);
+    /// An orphaned hold was split (see [`OrphanSplit`]): both halves stay orphans.
+    fn split_orphan(&self, split: OrphanSplit) {
+        let _ = split;
+    }
+    /// The orphaned hold `tag` has `permits` now (another hold was merged into it).
+    fn resize_orphan(&self, tag: OrphanTag, permits: usize) {
+        let _ = (tag, permits);
+    }
     /// The completed nested scope this entry stands for, if it is one (see
     /// [`OwnerInner::complete`]); every primitive answers `None`.
     fn as_forwarded_scope(&self) -> Option<&ForwardedScope> {
@@ -204,6 +212,17 @@ pub(crate) trait Abandon: Send + Sync {
 
 /// Names an orphaned hold: see [`HoldTicket::orphan_tag`].
 pub(crate) type OrphanTag = (usize, usize);
+
+/// An orphaned hold `tag` split in two ([`Abandon::split_orphan`]): it keeps `kept`
+/// permits, and the orphan `piece` ([`HoldTicket::orphan_piece`]) has the `taken`
+/// others; `acquirer` is the exited owner both were registered to.
+pub(crate) struct OrphanSplit {
+    pub(crate) tag: OrphanTag,
+    pub(crate) kept: usize,
+    pub(crate) piece: OrphanTag,
+    pub(crate) taken: usize,
+    pub(crate) acquirer: OwnerId,
+}
 
 struct HoldEntry {
     primitive: Arc<dyn Abandon>,
@@ -1059,6 +1078,12 @@ const MOVES: usize = 1 << (usize::BITS - 2);
 /// touches its record again, and anything asked of it answers "not ours".
 const DEAD: usize = 1 << (usize::BITS - 3);
 const SLOT_KEY: usize = !(SHARED_SLOT | MOVES | DEAD);
+/// The keys of the pieces split off an orphan ([`HoldTicket::orphan_piece`]): above any
+/// slab key, so that their tags never name a hold the exit claimed.
+const PIECE_KEYS: usize = 1 << (usize::BITS - 4);
+/// The next piece's key, below [`PIECE_KEYS`] (unique per record and run, but for a
+/// wrap-around after 2^60 splits on 64-bit targets).
+static NEXT_PIECE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn moves_flag(moves: bool) -> usize {
     if moves { MOVES } else { 0 }
@@ -1321,6 +1346,28 @@ impl HoldTicket {
             }
             None => false,
         }
+    }
+
+    /// Whether this is an owned hold's ticket that its owner's exit claimed, so orphaned
+    /// (the record has exited; a live moving ticket is never abandoned). Then
+    /// [`HoldTicket::set_permits`] fails, and the hold is the caller's still.
+    pub(crate) fn is_orphaned(&self) -> bool {
+        self.is_live() && self.moves() && self.record().with_body(|body| body.is_err())
+    }
+
+    /// A ticket for a piece split off this orphaned hold ([`HoldTicket::is_orphaned`]):
+    /// an orphan of the same exited owner, with a tag of its own, which gives back its
+    /// own count of the record (taken here) and says `Orphaned` when given back, as the
+    /// exit's claim of a moving hold does.
+    pub(crate) fn orphan_piece(&self) -> HoldTicket {
+        debug_assert!(self.is_orphaned());
+        let key = PIECE_KEYS | (NEXT_PIECE.fetch_add(1, Relaxed) & (PIECE_KEYS - 1));
+        // SAFETY: this live ticket of an exited record holds a strong count of it (the
+        // exit took one for it), so the record is alive; the count taken here is the new
+        // ticket's, given back once by its `give_back` (`return_exit_count`): a shared
+        // slot of an exited record always finds the hold claimed.
+        unsafe { Arc::increment_strong_count(self.owner.as_ptr().cast_const()) };
+        HoldTicket { owner: self.owner, slot: key | SHARED_SLOT | MOVES }
     }
 
     /// Registers another hold, on the same primitive, to the same owner, of the same kind.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use futures::executor::block_on;
-use ownsync::{AcquireError, Mutex, TryLockError, current_owner, tracked};
+use ownsync::{AcquireError, Mutex, Semaphore, TryLockError, current_owner, tracked};
 
 /// Counts this thread's live heap bytes, as `tests/leak_cost.rs` does.
 struct Counting;
@@ -100,6 +100,44 @@ fn defect_6_guard_forwarded_from_a_nested_scope_is_the_enclosing_tasks() {
         drop(guard);
         assert!(futures::poll!(relock.as_mut()).is_ready());
     }));
+}
+
+/// Defect 7: splitting an orphaned permit keeps both halves counted as orphaned (the
+/// count is of holds), merging them back gives one orphan, and each release un-counts.
+#[test]
+fn defect_7_splitting_an_orphan_keeps_both_halves_orphaned() {
+    let sem = Arc::new(Semaphore::new(4));
+    let orphan = |n: u32| {
+        let sem = sem.clone();
+        block_on(tracked(async move { sem.acquire_many_owned(n).await.unwrap() }))
+    };
+
+    let mut permit = orphan(3);
+    assert_eq!(sem.statistics().orphaned(), 1);
+    let piece = permit.split(1).unwrap();
+    assert_eq!((permit.num_permits(), piece.num_permits()), (2, 1));
+    assert_eq!(sem.statistics().orphaned(), 2, "was 0: the split adopted the orphan");
+    let permits: Vec<usize> = sem.statistics().orphans().iter().map(|orphan| orphan.permits()).collect();
+    assert_eq!(permits, [2, 1]);
+    drop(piece);
+    assert_eq!(sem.statistics().orphaned(), 1);
+    assert_eq!(sem.available_permits(), 2);
+    drop(permit);
+    assert_eq!(sem.statistics().orphaned(), 0);
+    assert_eq!(sem.available_permits(), 4);
+
+    // Merged back, the two halves are one orphan again, un-counted by its release.
+    let mut permit = orphan(3);
+    let piece = permit.split(2).unwrap();
+    assert_eq!(sem.statistics().orphaned(), 2);
+    permit.merge(piece);
+    assert_eq!(permit.num_permits(), 3);
+    assert_eq!(sem.statistics().orphaned(), 1);
+    assert_eq!(sem.statistics().orphans()[0].permits(), 3);
+    drop(permit);
+    assert_eq!(sem.statistics().orphaned(), 0);
+    assert_eq!(sem.available_permits(), 4);
+    assert!(!sem.is_broken());
 }
 
 /// Defect 10: a long-running task that runs two levels of nested scopes, the inner one
