@@ -790,8 +790,12 @@ impl SemCore {
     fn clear_holder(&self) {
         // Only if one was recorded: an anonymous hold leaves it 0, and a store just
         // before the release's CAS would make that CAS wait for it to drain.
+        // A swap, not a store: a scope's forward (`forward_holder`) may move the holder
+        // meanwhile, and a plain store after a load of the old value may be ordered
+        // before that compare-exchange, leaving the forward's owner recorded (loom's
+        // `a_scopes_forward_races_a_release_elsewhere`).
         if self.holder.load(Relaxed) != 0 {
-            self.holder.store(0, Relaxed);
+            self.holder.swap(0, Relaxed);
             self.holder_site.store(std::ptr::null_mut(), Relaxed);
         }
     }
