@@ -188,15 +188,41 @@ pub(crate) trait Abandon: Send + Sync {
     fn orphan(&self, owner: &Abandoner, permits: usize, site: Site, tag: OrphanTag);
     /// The orphaned hold `tag` (see [`HoldTicket::orphan_tag`]) was released or adopted.
     fn adopt_orphan(&self, tag: OrphanTag);
+    /// An orphaned hold was split (see [`OrphanSplit`]): both halves stay orphans.
+    fn split_orphan(&self, split: OrphanSplit) {
+        let _ = split;
+    }
+    /// The orphaned hold `tag` has `permits` now (another hold was merged into it).
+    fn resize_orphan(&self, tag: OrphanTag, permits: usize) {
+        let _ = (tag, permits);
+    }
     /// The completed nested scope this entry stands for, if it is one (see
     /// [`OwnerInner::complete`]); every primitive answers `None`.
     fn as_forwarded_scope(&self) -> Option<&ForwardedScope> {
         None
     }
+    /// A hold of this primitive registered to the nested scope `from` now belongs to
+    /// `to`, the scope that polled it (see [`OwnerInner::complete`]): if `from` is the
+    /// recorded holder, `to` is from now on. Only a primitive that records its holder
+    /// does anything.
+    fn forward_holder(&self, from: OwnerId, to: OwnerId) {
+        let _ = (from, to);
+    }
 }
 
 /// Names an orphaned hold: see [`HoldTicket::orphan_tag`].
 pub(crate) type OrphanTag = (usize, usize);
+
+/// An orphaned hold `tag` split in two ([`Abandon::split_orphan`]): it keeps `kept`
+/// permits, and the orphan `piece` ([`HoldTicket::orphan_piece`]) has the `taken`
+/// others; `acquirer` is the exited owner both were registered to.
+pub(crate) struct OrphanSplit {
+    pub(crate) tag: OrphanTag,
+    pub(crate) kept: usize,
+    pub(crate) piece: OrphanTag,
+    pub(crate) taken: usize,
+    pub(crate) acquirer: OwnerId,
+}
 
 struct HoldEntry {
     primitive: Arc<dyn Abandon>,
@@ -684,6 +710,32 @@ impl OwnerInner {
         self.live_holds()
     }
 
+    /// Tells every primitive this record holds (also through the nested scopes passed
+    /// to it) that the holds recorded as `from`'s are `to`'s now: see
+    /// [`Abandon::forward_holder`]. In this record's context, or (a forwarded scope's)
+    /// its enclosing owner's.
+    fn forward_holders(&self, from: OwnerId, to: OwnerId) {
+        // SAFETY: the callers are in the context that alone reaches `local`.
+        let Ok(body) = (unsafe { self.body() }) else { return };
+        // SAFETY: as above; the closure only clones `Arc`s, and the primitives are told
+        // after it.
+        let primitives: Vec<Arc<dyn Abandon>> = unsafe {
+            body.with_local(|local| {
+                let shared = body.shared.lock();
+                local
+                    .holds
+                    .iter()
+                    .filter(|(key, _)| Some(*key) != local.spare && !shared.released_local.contains(key))
+                    .map(|(_, entry)| entry.primitive.clone())
+                    .chain(shared.holds.iter().map(|(_, entry)| entry.primitive.clone()))
+                    .collect()
+            })
+        };
+        for primitive in primitives {
+            primitive.forward_holder(from, to);
+        }
+    }
+
     /// The owner's future completed, polled by `enclosing`'s context (null if none): its
     /// exit, or, if it still holds something and an enclosing tracked scope polled it,
     /// a hand-over of all of it to that scope (a scope's output carries its holds to
@@ -698,6 +750,10 @@ impl OwnerInner {
     /// that exit, or by the pruning in this function, which lets entries whose holds
     /// were all released go, so that a loop of nested scopes does not grow its owner.
     pub(crate) fn complete(self: &Arc<Self>, enclosing: *const OwnerInner) {
+        // Nested scopes this one passed holds to, whose holds are all released since, are
+        // let go first: otherwise they would count as its live holds, and this scope
+        // would be passed on, spent, to its own enclosing scope, for good.
+        ForwardedScope::prune_spent(RecordRef::of(self));
         if enclosing.is_null() || self.live_holds() == 0 {
             return self.exit(AbandonReason::Exited);
         }
@@ -719,6 +775,11 @@ impl OwnerInner {
             // Exited already: it has nothing left to pass on.
             Err(_) => return,
         }
+        // Its exclusive holds are the enclosing owner's now, and so is being their
+        // recorded holder (a re-lock there is a self-wait).
+        // SAFETY: the enclosing owner's context (asserted above).
+        let parent_id = unsafe { parent.id_here() };
+        self.forward_holders(self.id(), parent_id);
         ForwardedScope::prune_spent(parent);
         let scope = Arc::new(ForwardedScope { record: self.clone(), ticket: Mutex::new(None) });
         match parent.register(scope.clone(), 0, false, None) {
@@ -839,32 +900,33 @@ pub(crate) struct ForwardedScope {
 
 impl ForwardedScope {
     /// Lets go of the forwarded scopes registered to `owner` whose holds were all
-    /// released. In `owner`'s context.
+    /// released, at every depth: a forwarded scope's own spent forwards go first, so
+    /// that one which holds nothing else is spent too. In `owner`'s context (a completed
+    /// scope's is its enclosing owner's: see [`OwnerInner::complete`]).
     fn prune_spent(owner: RecordRef<'_>) {
-        // SAFETY: in the owner's context (see `complete`). The closure reads the forwarded
-        // records' counts, reaching their local slabs from the enclosing context, which
-        // is theirs now (see `complete`), and clones `Arc`s; it drops and gives back
-        // nothing.
-        let spent: Vec<Arc<dyn Abandon>> = unsafe {
+        // SAFETY: in the owner's context (see `complete`). The closure only clones `Arc`s;
+        // it reads no other record, drops and gives back nothing.
+        let forwarded: Vec<Arc<dyn Abandon>> = unsafe {
             owner.with_local(|local| {
                 local
                     .holds
                     .iter()
                     .filter(|(key, _)| Some(*key) != local.spare)
-                    .filter(|(_, entry)| {
-                        entry
-                            .primitive
-                            .as_forwarded_scope()
-                            .is_some_and(|scope| scope.record.live_holds() == 0)
-                    })
+                    .filter(|(_, entry)| entry.primitive.as_forwarded_scope().is_some())
                     .map(|(_, entry)| entry.primitive.clone())
                     .collect()
             })
         }
         .unwrap_or_default();
-        for entry in spent {
-            let ticket = entry.as_forwarded_scope().and_then(|scope| scope.ticket.lock().take());
-            drop(ticket);
+        for entry in forwarded {
+            let Some(scope) = entry.as_forwarded_scope() else { continue };
+            // The forwarded record's context is its enclosing owner's, so `owner`'s: its
+            // local slab is reached from here (see `complete`).
+            Self::prune_spent(RecordRef::of(&scope.record));
+            if scope.record.live_holds() == 0 {
+                let ticket = scope.ticket.lock().take();
+                drop(ticket);
+            }
         }
     }
 }
@@ -882,6 +944,11 @@ impl Abandon for ForwardedScope {
     fn adopt_orphan(&self, _: OrphanTag) {}
     fn as_forwarded_scope(&self) -> Option<&ForwardedScope> {
         Some(self)
+    }
+    fn forward_holder(&self, from: OwnerId, to: OwnerId) {
+        // The scope's holds were passed on to `from` (its enclosing owner, completing
+        // now), and recorded as held by it then.
+        self.record.forward_holders(from, to);
     }
 }
 
@@ -1010,6 +1077,12 @@ const MOVES: usize = 1 << (usize::BITS - 2);
 /// touches its record again, and anything asked of it answers "not ours".
 const DEAD: usize = 1 << (usize::BITS - 3);
 const SLOT_KEY: usize = !(SHARED_SLOT | MOVES | DEAD);
+/// The keys of the pieces split off an orphan ([`HoldTicket::orphan_piece`]): above any
+/// slab key, so that their tags never name a hold the exit claimed.
+const PIECE_KEYS: usize = 1 << (usize::BITS - 4);
+/// The next piece's key, below [`PIECE_KEYS`] (unique per record and run, but for a
+/// wrap-around after 2^60 splits on 64-bit targets).
+static NEXT_PIECE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn moves_flag(moves: bool) -> usize {
     if moves { MOVES } else { 0 }
@@ -1272,6 +1345,28 @@ impl HoldTicket {
             }
             None => false,
         }
+    }
+
+    /// Whether this is an owned hold's ticket that its owner's exit claimed, so orphaned
+    /// (the record has exited; a live moving ticket is never abandoned). Then
+    /// [`HoldTicket::set_permits`] fails, and the hold is the caller's still.
+    pub(crate) fn is_orphaned(&self) -> bool {
+        self.is_live() && self.moves() && self.record().with_body(|body| body.is_err())
+    }
+
+    /// A ticket for a piece split off this orphaned hold ([`HoldTicket::is_orphaned`]):
+    /// an orphan of the same exited owner, with a tag of its own, which gives back its
+    /// own count of the record (taken here) and says `Orphaned` when given back, as the
+    /// exit's claim of a moving hold does.
+    pub(crate) fn orphan_piece(&self) -> HoldTicket {
+        debug_assert!(self.is_orphaned());
+        let key = PIECE_KEYS | (NEXT_PIECE.fetch_add(1, Relaxed) & (PIECE_KEYS - 1));
+        // SAFETY: this live ticket of an exited record holds a strong count of it (the
+        // exit took one for it), so the record is alive; the count taken here is the new
+        // ticket's, given back once by its `give_back` (`return_exit_count`): a shared
+        // slot of an exited record always finds the hold claimed.
+        unsafe { Arc::increment_strong_count(self.owner.as_ptr().cast_const()) };
+        HoldTicket { owner: self.owner, slot: key | SHARED_SLOT | MOVES }
     }
 
     /// Registers another hold, on the same primitive, to the same owner, of the same kind.

@@ -30,8 +30,8 @@ use crate::error::{
 use crate::loom::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, SPIN_LIMIT, UnsafeCell, spin_hint};
 use crate::lot::{Outcome, Parked, Settlement, WaitMeta, WaitQueue, WakeList};
 use crate::owner::{
-    Abandon, Abandoner, Caller, Claim, HandedOver, HoldTicket, OrphanTag, OwnerId, Site, current_abandoner,
-    hand_over, identity_for, is_live_owner, owner_id_for, register_hold, register_to,
+    Abandon, Abandoner, Caller, Claim, HandedOver, HoldTicket, OrphanSplit, OrphanTag, OwnerId, Site,
+    current_abandoner, hand_over, identity_for, is_live_owner, owner_id_for, register_hold, register_to,
 };
 use crate::runtime;
 
@@ -148,18 +148,11 @@ impl Hold {
         self.ticket.as_ref().is_some_and(|ticket| !ticket.is_live())
     }
 
-    /// After `set_permits` failed: an orphaned (moving) hold is still ours, so it goes on
-    /// anonymous (`true`); an abandoned one is dead (`false`, the dead ticket is kept so
-    /// that nothing releases it).
-    fn after_claimed_by_exit(&mut self, primitive: impl FnOnce() -> Arc<dyn Abandon>) -> bool {
-        let ticket = self.ticket.as_mut().expect("only after a registered hold's set_permits");
-        let tag = ticket.orphan_tag();
-        if ticket.moves() && ticket.give_back() == Claim::Orphaned {
-            primitive().adopt_orphan(tag);
-            self.ticket = None;
-            return true;
-        }
-        false
+    /// Whether this hold is an orphan (see [`HoldTicket::is_orphaned`]): after
+    /// `set_permits` failed, it is still ours, and stays an orphan; else it is dead (its
+    /// owner's exit abandoned it).
+    fn is_orphaned(&self) -> bool {
+        self.ticket.as_ref().is_some_and(HoldTicket::is_orphaned)
     }
 
     /// Moves `taken` of this hold's permits into a new hold registered to the same owner,
@@ -183,7 +176,21 @@ impl Hold {
             return Some(Hold::default());
         }
         if !ticket.set_permits(remaining, &primitive) {
-            return self.after_claimed_by_exit(&primitive).then(Hold::default);
+            // An orphan splits into two orphans: nobody answers for either half, so
+            // both are counted until each is released or adopted.
+            if !self.is_orphaned() {
+                return None;
+            }
+            let ticket = self.ticket.as_ref().expect("an orphan is registered");
+            let piece = ticket.orphan_piece();
+            primitive().split_orphan(OrphanSplit {
+                tag: ticket.orphan_tag(),
+                kept: remaining,
+                piece: piece.orphan_tag(),
+                taken,
+                acquirer: ticket.owner_id().expect("an orphan's ticket is live"),
+            });
+            return Some(Hold { ticket: Some(piece) });
         }
         // `None` if the owner exited since: it abandoned (or orphaned) `remaining`, and
         // the `taken` permits, registered nowhere, are released by the new hold's drop.
@@ -213,8 +220,13 @@ impl Hold {
         };
         self.ticket = Some(kept);
         let kept = self.ticket.as_mut().expect("just stored");
-        // Still registered, or an orphan (still ours, now anonymous): both sides count.
-        if kept.set_permits(covered + other_live, &primitive) || self.after_claimed_by_exit(&primitive) {
+        // Still registered, or an orphan (still ours, and still an orphan, of both
+        // sides' permits: two orphan halves merge back into one): both sides count.
+        if kept.set_permits(covered + other_live, &primitive) {
+            covered + other_live
+        } else if self.is_orphaned() {
+            let tag = self.ticket.as_ref().expect("an orphan is registered").orphan_tag();
+            primitive().resize_orphan(tag, covered + other_live);
             covered + other_live
         } else {
             // Abandoned by its owner's exit: its permits are gone; the other side's live
@@ -312,6 +324,9 @@ struct Shared {
     /// under its record's lock and counts it here only after, so the hold's release
     /// elsewhere can come in between. The count then skips it (see `Abandon::orphan`).
     adopted_before_counted: Vec<OrphanTag>,
+    /// Orphans split or merged before they were counted (the same race): the permits
+    /// each has now, for the count to use (see `Abandon::orphan`).
+    resized_before_counted: Vec<(OrphanTag, usize)>,
     /// At least since when the current exclusive hold is held, from when it was first
     /// seen with a waiter behind it: stamped when it is handed to a waiter while others
     /// still wait (a clock read at that hand-off), else, with no clock read of its own,
@@ -414,6 +429,10 @@ macro_rules! common_statistics {
             /// exited while they were still out, and that nobody has released or
             /// adopted since: they may be in use elsewhere, or leaked. They never break
             /// the primitive; hand them over to make their next owner answer for them.
+            /// Counted by holds, not permits: an orphaned permit split in two is two
+            /// orphans (each half answered for by nobody) until each is released,
+            /// adopted or merged into another hold; two orphans merged are one. The
+            /// permits of each are in [`Self::orphans`].
             pub fn orphaned(&self) -> usize {
                 self.core.orphans.len()
             }
@@ -778,8 +797,12 @@ impl SemCore {
     fn clear_holder(&self) {
         // Only if one was recorded: an anonymous hold leaves it 0, and a store just
         // before the release's CAS would make that CAS wait for it to drain.
+        // A swap, not a store: a scope's forward (`forward_holder`) may move the holder
+        // meanwhile, and a plain store after a load of the old value may be ordered
+        // before that compare-exchange, leaving the forward's owner recorded (loom's
+        // `a_scopes_forward_races_a_release_elsewhere`).
         if self.holder.load(Relaxed) != 0 {
-            self.holder.store(0, Relaxed);
+            self.holder.swap(0, Relaxed);
             self.holder_site.store(std::ptr::null_mut(), Relaxed);
         }
     }
@@ -1085,15 +1108,26 @@ impl SemCore {
         // Registration fails only if the owner already exited, which the code running now
         // cannot be, except when a `Tracked` is polled again after its poll panicked: such
         // a hold is kept anonymous (released on drop) rather than failing the acquire.
+        // The holder is recorded only for a hold its owner certainly has (a borrowed
+        // guard): an owned hold may move to another task at once, and its acquirer
+        // would then be taken for the holder (a false `WouldDeadlock` on a strict mutex).
+        // A grant recorded the grantee already (see `grant_front`): cleared for it.
         let Some((owner, ticket)) = register_hold(caller, permits, primitive, moves, site) else {
-            if let Some(identity) = (permits == self.exclusive).then(crate::runtime::task_identity).flatten()
-            {
-                self.record_holder(identity, site);
+            if permits == self.exclusive {
+                if moves {
+                    self.clear_holder();
+                } else if let Some(identity) = crate::runtime::task_identity() {
+                    self.record_holder(identity, site);
+                }
             }
             return Hold::default();
         };
         if permits == self.exclusive {
-            self.record_holder(owner, site);
+            if moves {
+                self.clear_holder();
+            } else {
+                self.record_holder(owner, site);
+            }
         }
         Hold { ticket }
     }
@@ -1856,15 +1890,57 @@ impl SemCore {
     }
 }
 
+/// Notes that the orphan `tag`, claimed by an exit that has not counted it yet, has
+/// `permits` now: the count will use them (see `Abandon::orphan`).
+fn resize_uncounted(shared: &mut Shared, tag: OrphanTag, permits: usize) {
+    match shared.resized_before_counted.iter_mut().find(|(early, _)| *early == tag) {
+        Some((_, resized)) => *resized = permits,
+        None => shared.resized_before_counted.push((tag, permits)),
+    }
+}
+
 impl Abandon for SemCore {
     fn orphan(&self, owner: &Abandoner, permits: usize, site: Site, tag: OrphanTag) {
         let mut shared = self.shared.lock();
+        let resized = shared.resized_before_counted.iter().position(|&(early, _)| early == tag);
+        let permits = resized.map_or(permits, |index| shared.resized_before_counted.swap_remove(index).1);
         // Released (and adopted) already, after the exit claimed it: nothing to count.
         if let Some(index) = shared.adopted_before_counted.iter().position(|&early| early == tag) {
             shared.adopted_before_counted.swap_remove(index);
             return;
         }
         shared.orphans.push(OrphanInfo { acquirer: owner.id, permits, site, tag });
+    }
+
+    fn split_orphan(&self, split: OrphanSplit) {
+        let mut shared = self.shared.lock();
+        let site = match shared.orphans.iter_mut().find(|orphan| orphan.tag == split.tag) {
+            Some(orphan) => {
+                orphan.permits = split.kept;
+                orphan.site
+            }
+            // Claimed by an exit that has not counted it yet: it will, with `kept`.
+            None => {
+                resize_uncounted(&mut shared, split.tag, split.kept);
+                None
+            }
+        };
+        let piece = OrphanInfo { acquirer: split.acquirer, permits: split.taken, site, tag: split.piece };
+        shared.orphans.push(piece);
+    }
+
+    fn resize_orphan(&self, tag: OrphanTag, permits: usize) {
+        let mut shared = self.shared.lock();
+        match shared.orphans.iter_mut().find(|orphan| orphan.tag == tag) {
+            Some(orphan) => orphan.permits = permits,
+            None => resize_uncounted(&mut shared, tag, permits),
+        }
+    }
+
+    fn forward_holder(&self, from: OwnerId, to: OwnerId) {
+        // Only if `from` holds it still: its guard may have been dropped elsewhere, and
+        // the mutex taken by someone else, meanwhile.
+        let _ = self.holder.compare_exchange(from.as_u64(), to.as_u64(), Relaxed, Relaxed);
     }
 
     fn adopt_orphan(&self, tag: OrphanTag) {
@@ -2404,6 +2480,25 @@ mod tests {
         core.adopt_orphan((3, 4));
         let shared = core.shared.lock();
         assert!(shared.orphans.is_empty() && shared.adopted_before_counted.is_empty());
+    }
+
+    /// The same race for a split (issue 29, defect 7): an orphan split between the exit's
+    /// claim and its count is counted as its two halves, each of its own permits, and
+    /// either half's release un-counts only that half.
+    #[test]
+    fn an_orphan_split_before_it_is_counted_is_counted_as_two() {
+        let core = core(3);
+        let id = crate::current_owner();
+        let owner = Abandoner { id, name: None };
+        let split = OrphanSplit { tag: (1, 2), kept: 2, piece: (1, 9), taken: 1, acquirer: id };
+        core.split_orphan(split); // split between the exit's claim and its count
+        core.orphan(&owner, 3, None, (1, 2));
+        let counted: Vec<_> = core.shared.lock().orphans.iter().map(|o| (o.tag, o.permits)).collect();
+        assert_eq!(counted, [((1, 9), 1), ((1, 2), 2)]);
+        core.adopt_orphan((1, 9));
+        core.adopt_orphan((1, 2));
+        let shared = core.shared.lock();
+        assert!(shared.orphans.is_empty() && shared.resized_before_counted.is_empty());
     }
 
     /// A mutex handed to a waiter while others still wait is a new hold seen with waiters

@@ -389,6 +389,18 @@ mod tests {
         assert!(!mutex.is_broken());
     }
 
+    /// Issue 29, defect 10: a scope whose nested scope passed it a guard, released since,
+    /// completes holding nothing: it exits, and is not passed on, spent, to its own
+    /// enclosing task.
+    #[test]
+    fn a_scope_whose_passed_holds_were_released_completes_holding_nothing() {
+        let mutex = Mutex::new(0);
+        futures::executor::block_on(tracked(async {
+            tracked(async { drop(tracked(async { mutex.lock().await }).await.unwrap()) }).await;
+            assert_eq!(crate::owner::live_holds_of_current(), 0, "was 1: the spent scope, passed on");
+        }));
+    }
+
     /// C2 for the same: the enclosing task that leaks the guard it was passed breaks
     /// the mutex when it exits, and the error names it, with its reason.
     #[test]
