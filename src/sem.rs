@@ -1426,14 +1426,14 @@ impl SemCore {
         caller: Caller,
         site: Site,
     ) -> Hold {
-        if let Some(owner) = owner
-            && owner_id_for(caller) != Some(owner)
-            && let Ok(hold) = Hold::registered_to(owner, 1, self.clone(), site)
-        {
-            // Handed to another owner before the wait (`hand_to`): it answers for it again.
-            self.begin_panicking_mark();
-            self.record_holder(owner, site);
-            return hold;
+        // Handed to another owner before the wait (`hand_to`): it answers for it again.
+        let elsewhere = owner.filter(|&owner| owner_id_for(caller) != Some(owner));
+        if let Some(owner) = elsewhere {
+            if let Ok(hold) = Hold::registered_to(owner, 1, self.clone(), site) {
+                self.begin_panicking_mark();
+                self.record_holder(owner, site);
+                return hold;
+            }
         }
         self.register(1, caller, self, false, site)
     }
