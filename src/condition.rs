@@ -18,12 +18,12 @@ use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
+use crate::core::{BreakHook, SemCore};
 use crate::error::AcquireError;
 use crate::loom::Mutex as LotMutex;
 use crate::lot::{Outcome, Settlement, WaitMeta, WaitQueue, WakeList};
 use crate::mutex::{Mutex, MutexGuard};
 use crate::owner::{Caller, OwnerId, Site, caller_site, identity_for};
-use crate::sem::{BreakHook, SemCore};
 
 /// A condition variable for a [`Mutex`](crate::Mutex), as in Trio: [`wait`] gives the
 /// mutex up and parks until notified, then returns holding it again. Use one condition

@@ -8,10 +8,10 @@
 use std::fmt;
 use std::future::Future;
 
+use crate::core::{AbandonPolicy, SemCore};
 use crate::error::PrimitiveKind;
 use crate::lot::block_on;
 use crate::owner::{Caller, caller_site};
-use crate::sem::{AbandonPolicy, SemCore};
 
 /// A one-shot event: [`set`](Event::set) wakes every task [`wait`](Event::wait)ing for
 /// it, and every later `wait` returns at once.

@@ -1,4 +1,4 @@
-//! What every guard is: a pointer to its data, a [`Hold`](crate::sem::Hold) on its
+//! What every guard is: a pointer to its data, a [`Hold`](crate::core::Hold) on its
 //! primitive's core, and a `Drop` that ends the hold. Written once here for the mutex
 //! and RwLock guards (nine types), so hand-over, adoption, deref and the panic-aware
 //! release behave the same for all of them.
@@ -7,7 +7,7 @@
 //! exclusive hold's (a mutex's, a writer's) is in its core ([`InCore`]), since there is
 //! one at a time, so those guards are one pointer, as tokio's are.
 
-use crate::sem::{Hold, SemCore};
+use crate::core::{Hold, SemCore};
 
 /// Where a guard keeps its hold's registration.
 pub(crate) trait HoldSlot {
@@ -93,7 +93,7 @@ macro_rules! hold_guard {
             #[doc = $hand_doc]
             #[track_caller]
             pub fn hand_to(this: &mut Self, owner: crate::OwnerId) -> Result<(), crate::HandOverError> {
-                let core: std::sync::Arc<crate::sem::SemCore> = {
+                let core: std::sync::Arc<crate::core::SemCore> = {
                     let $core_this = &*this;
                     std::sync::Arc::clone($core)
                 };
@@ -140,7 +140,7 @@ macro_rules! hold_guard {
             fn drop(&mut self) {
                 let mut slot = std::mem::take(&mut self.hold);
                 let permits = { let $permits_this = &*self; $permits };
-                let core: &crate::sem::SemCore = { let $core_this = &*self; $core };
+                let core: &crate::core::SemCore = { let $core_this = &*self; $core };
                 let hold = crate::guard::HoldSlot::take_hold(&mut slot, core);
                 core.end_hold(hold, permits);
             }

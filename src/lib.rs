@@ -6,6 +6,7 @@
 
 mod clock;
 mod condition;
+mod core;
 pub mod diagnostics;
 mod error;
 mod event;
@@ -19,7 +20,6 @@ mod owner;
 mod repair;
 mod runtime;
 mod rwlock;
-mod sem;
 mod semaphore;
 #[cfg(feature = "diagnostics")]
 mod snapshot;
@@ -31,6 +31,7 @@ pub mod tokio;
 pub mod tower;
 mod tracked;
 
+pub use crate::core::{AbandonPolicy, Abandonments};
 pub use condition::{Condition, ConditionStatistics, ConditionWait};
 pub use error::{
     AbandonReason, AcquireError, BrokenResourceError, HandOverError, PrimitiveKind, ReleaseError,
@@ -48,6 +49,5 @@ pub use rwlock::{
     OwnedRwLockMappedWriteGuard, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock, RwLockMappedWriteGuard,
     RwLockReadGuard, RwLockStatistics, RwLockWriteGuard,
 };
-pub use sem::{AbandonPolicy, Abandonments};
 pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit, SemaphoreStatistics};
 pub use tracked::{HandOver, Tracked, tracked, tracked_with};

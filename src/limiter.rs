@@ -20,6 +20,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::core::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_permits, common_statistics};
 use crate::error::AbandonReason;
 use crate::error::HandOverError;
 use crate::error::{AcquireError, PrimitiveKind, ReleaseError, TryAcquireError};
@@ -29,7 +30,6 @@ use crate::owner::{
     Abandon, Abandoner, Caller, OrphanTag, OwnerGone, OwnerId, Site, caller_site, can_exit, is_live_owner,
     owner_id_for,
 };
-use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_permits, common_statistics};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 enum Borrow {

@@ -10,11 +10,11 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::core::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_hold, common_statistics};
 use crate::error::{AcquireError, PrimitiveKind, ReleaseError, RepairError, TryLockError};
 use crate::guard::{HoldSlot, InCore, guard_deref_mut, hold_guard, owned_into_parts};
 use crate::owner::{Caller, OwnerId, Site, caller_site, current_owner};
 use crate::repair::RepairGuard;
-use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_hold, common_statistics};
 
 /// An async mutex that knows who holds it.
 ///

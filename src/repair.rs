@@ -16,8 +16,8 @@
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
+use crate::core::SemCore;
 use crate::error::RepairError;
-use crate::sem::SemCore;
 
 /// Exclusive access to a broken mutex's or RwLock's data, to restore it. Made by
 /// `Mutex::try_repair` and `RwLock::try_repair`. [`mark_consistent`] makes the lock

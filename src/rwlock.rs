@@ -17,11 +17,11 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::core::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_hold, common_statistics};
 use crate::error::{AcquireError, PrimitiveKind, RepairError, TryLockError};
 use crate::guard::{HoldSlot, InCore, guard_deref_mut, hold_guard, owned_into_parts};
 use crate::owner::{Caller, OwnerId, Site, caller_site};
 use crate::repair::RepairGuard;
-use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_hold, common_statistics};
 
 /// The most readers an [`RwLock`] admits at once (tokio's limit: `u32::MAX >> 3`).
 const MAX_READS: u32 = u32::MAX >> 3;

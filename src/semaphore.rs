@@ -9,9 +9,9 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::core::{AbandonPolicy, CoreSnapshot, Hold, MAX_PERMITS, SemCore, acquire_hold, common_statistics};
 use crate::error::{AcquireError, HandOverError, PrimitiveKind, TryAcquireError};
 use crate::owner::{Abandon, Caller, Site, caller_site};
-use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, MAX_PERMITS, SemCore, acquire_hold, common_statistics};
 
 /// A counting semaphore that knows who holds its permits.
 ///

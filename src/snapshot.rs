@@ -21,9 +21,9 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 
 use crate::OwnerId;
+use crate::core::SemCore;
 use crate::diagnostics::{Held, HoldInfo, OrphanInfo, ShowDuration, ShowSite, Site, WaitInfo};
 use crate::error::{BrokenResourceError, PrimitiveKind};
-use crate::sem::SemCore;
 
 /// A primitive the registry can reach: its counted core, and the identity its holds are
 /// registered under (the `Arc` the owner's exit hands them back to).

@@ -1,0 +1,62 @@
+//! What an owner tells a primitive when it goes away holding some of it ([`Abandon`]),
+//! and who it names ([`Abandoner`]).
+
+use std::sync::Arc;
+
+use super::id::{OwnerId, Site};
+use super::scope::ForwardedScope;
+use crate::error::AbandonReason;
+
+/// Who abandoned a hold: what a broken primitive's error and the events name.
+pub(crate) struct Abandoner {
+    pub(crate) id: OwnerId,
+    /// A thread's name, kept so errors can name a thread after it ended.
+    pub(crate) name: Option<Arc<str>>,
+}
+
+/// What a primitive does when an owner goes away holding something of it.
+pub(crate) trait Abandon: Send + Sync {
+    /// `owner` went away (`reason`) while certainly holding `permits` of this primitive,
+    /// taken at `site`.
+    fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize, site: Site);
+    /// `owner` went away while an owned hold it acquired, and that may have moved,
+    /// was still registered to it: no evidence of abandonment, so it is
+    /// only counted as orphaned until it is released or adopted ([`Claim::Orphaned`]).
+    fn orphan(&self, owner: &Abandoner, permits: usize, site: Site, tag: OrphanTag);
+    /// The orphaned hold `tag` (see [`HoldTicket::orphan_tag`]) was released or adopted.
+    fn adopt_orphan(&self, tag: OrphanTag);
+    /// An orphaned hold was split (see [`OrphanSplit`]): both halves stay orphans.
+    fn split_orphan(&self, split: OrphanSplit) {
+        let _ = split;
+    }
+    /// The orphaned hold `tag` has `permits` now (another hold was merged into it).
+    fn resize_orphan(&self, tag: OrphanTag, permits: usize) {
+        let _ = (tag, permits);
+    }
+    /// The completed nested scope this entry stands for, if it is one (see
+    /// [`OwnerInner::complete`]); every primitive answers `None`.
+    fn as_forwarded_scope(&self) -> Option<&ForwardedScope> {
+        None
+    }
+    /// A hold of this primitive registered to the nested scope `from` now belongs to
+    /// `to`, the scope that polled it (see [`OwnerInner::complete`]): if `from` is the
+    /// recorded holder, `to` is from now on. Only a primitive that records its holder
+    /// does anything.
+    fn forward_holder(&self, from: OwnerId, to: OwnerId) {
+        let _ = (from, to);
+    }
+}
+
+/// Names an orphaned hold: see [`HoldTicket::orphan_tag`].
+pub(crate) type OrphanTag = (usize, usize);
+
+/// An orphaned hold `tag` split in two ([`Abandon::split_orphan`]): it keeps `kept`
+/// permits, and the orphan `piece` ([`HoldTicket::orphan_piece`]) has the `taken`
+/// others; `acquirer` is the exited owner both were registered to.
+pub(crate) struct OrphanSplit {
+    pub(crate) tag: OrphanTag,
+    pub(crate) kept: usize,
+    pub(crate) piece: OrphanTag,
+    pub(crate) taken: usize,
+    pub(crate) acquirer: OwnerId,
+}
