@@ -21,11 +21,12 @@ use std::task::{Context, Poll};
 use crate::core::{BreakHook, SemCore};
 use crate::error::AcquireError;
 use crate::loom::Mutex as LotMutex;
-use crate::lot::{Outcome, Settlement, WaitMeta, WaitQueue, WakeList};
+use crate::lot::{Outcome, Settlement, WaitMeta, WaitQueue};
 use crate::mutex::{Mutex, MutexGuard};
 use crate::owner::{Caller, OwnerId, Site, caller_site, identity_for};
+use crate::wake::WakeList;
 
-/// A condition variable for a [`Mutex`](crate::Mutex), as in Trio: [`wait`] gives the
+/// A condition variable for a [`Mutex`](crate::mutex::Mutex), as in Trio: [`wait`] gives the
 /// mutex up and parks until notified, then returns holding it again. Use one condition
 /// with one mutex (the first it waits with); waiting with another panics.
 ///
@@ -169,7 +170,7 @@ impl Condition {
         &'a self,
         guard: MutexGuard<'a, T>,
     ) -> Result<MutexGuard<'a, T>, AcquireError> {
-        crate::lot::block_on(self.wait_as(guard, Caller::Blocking))
+        crate::block::block_on(self.wait_as(guard, Caller::Blocking))
     }
 
     /// Wakes the first waiter, if any (moves it onto the mutex's queue).

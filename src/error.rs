@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::owner::OwnerId;
+use crate::id::OwnerId;
 
 /// How an owner went away while it still held something.
 ///
@@ -43,15 +43,15 @@ impl fmt::Display for AbandonReason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PrimitiveKind {
-    /// [`Mutex`](crate::Mutex) or [`Lock`](crate::Lock).
+    /// [`Mutex`](crate::mutex::Mutex) or [`Lock`](crate::mutex::Lock).
     Mutex,
-    /// [`Semaphore`](crate::Semaphore).
+    /// [`Semaphore`](crate::semaphore::Semaphore).
     Semaphore,
-    /// [`CapacityLimiter`](crate::CapacityLimiter).
+    /// [`CapacityLimiter`](crate::limiter::CapacityLimiter).
     CapacityLimiter,
-    /// [`RwLock`](crate::RwLock).
+    /// [`RwLock`](crate::rwlock::RwLock).
     RwLock,
-    /// [`Event`](crate::Event) (never broken: it has no holder).
+    /// [`Event`](crate::event::Event) (never broken: it has no holder).
     Event,
 }
 
@@ -314,7 +314,7 @@ impl From<TryAcquireError> for TryLockError {
 pub enum HandOverError {
     /// No live owner has this id: it has exited, it names no owner (an anonymous
     /// borrower, a runtime task id), or it was never given out by [`Tracked::owner`]
-    /// or [`current_owner`](crate::current_owner). The hold stays where it was.
+    /// or [`current_owner`](crate::owner::current_owner). The hold stays where it was.
     ///
     /// [`Tracked::owner`]: crate::Tracked::owner
     #[error(
@@ -326,12 +326,6 @@ pub enum HandOverError {
     /// registered, and dropping the hold releases nothing.
     #[error("cannot hand over: the hold was already abandoned by its previous owner's exit")]
     Abandoned,
-}
-
-impl From<crate::owner::OwnerGone> for HandOverError {
-    fn from(crate::owner::OwnerGone(id): crate::owner::OwnerGone) -> Self {
-        HandOverError::OwnerGone(id)
-    }
 }
 
 /// Why a broken mutex or RwLock cannot be repaired now (see `Mutex::try_repair`).

@@ -8,9 +8,9 @@
 use std::fmt;
 use std::future::Future;
 
+use crate::block::block_on;
 use crate::core::{AbandonPolicy, SemCore};
 use crate::error::PrimitiveKind;
-use crate::lot::block_on;
 use crate::owner::{Caller, caller_site};
 
 /// A one-shot event: [`set`](Event::set) wakes every task [`wait`](Event::wait)ing for

@@ -66,7 +66,7 @@ impl HoldSlot for InCore {
     }
 }
 
-/// Implements a guard's hand-over (`hand_to`, `adopt`, [`HandOver`](crate::HandOver)),
+/// Implements a guard's hand-over (`hand_to`, `adopt`, [`HandOver`](crate::tracked::HandOver)),
 /// `Deref`, `Drop` (ending its hold of `permits`), `Debug` and `Display`. `docs` are
 /// the examples of `hand_to` and `adopt` for this family. A guard of an exclusive hold
 /// adds [`guard_deref_mut!`].
@@ -92,7 +92,7 @@ macro_rules! hold_guard {
             ///
             #[doc = $hand_doc]
             #[track_caller]
-            pub fn hand_to(this: &mut Self, owner: crate::OwnerId) -> Result<(), crate::HandOverError> {
+            pub fn hand_to(this: &mut Self, owner: crate::id::OwnerId) -> Result<(), crate::error::HandOverError> {
                 let core: std::sync::Arc<crate::core::SemCore> = {
                     let $core_this = &*this;
                     std::sync::Arc::clone($core)
@@ -114,14 +114,14 @@ macro_rules! hold_guard {
             ///
             #[doc = $adopt_doc]
             #[track_caller]
-            pub fn adopt(this: &mut Self) -> Result<(), crate::HandOverError> {
-                Self::hand_to(this, crate::current_owner())
+            pub fn adopt(this: &mut Self) -> Result<(), crate::error::HandOverError> {
+                Self::hand_to(this, crate::owner::current_owner())
             }
         }
 
         impl<$($lt,)? $($param: ?Sized),*> crate::tracked::HandOver for $guard<$($lt,)? $($param),*> {
             #[track_caller]
-            fn hand_to(&mut self, owner: crate::OwnerId) -> Result<(), crate::HandOverError> {
+            fn hand_to(&mut self, owner: crate::id::OwnerId) -> Result<(), crate::error::HandOverError> {
                 Self::hand_to(self, owner)
             }
         }

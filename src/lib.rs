@@ -4,6 +4,7 @@
 // On docs.rs (`--cfg docsrs`): a badge names the feature each gated item needs.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod block;
 mod clock;
 mod condition;
 mod core;
@@ -11,6 +12,8 @@ pub mod diagnostics;
 mod error;
 mod event;
 mod guard;
+mod id;
+mod info;
 mod limiter;
 mod loom;
 mod lot;
@@ -30,6 +33,7 @@ pub mod tokio;
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
 mod tracked;
+mod wake;
 
 pub use crate::core::{AbandonPolicy, Abandonments};
 pub use condition::{Condition, ConditionStatistics, ConditionWait};
@@ -38,12 +42,13 @@ pub use error::{
     RepairError, TryAcquireError, TryLockError,
 };
 pub use event::{Event, EventStatistics};
+pub use id::OwnerId;
 pub use limiter::{CapacityLimiter, CapacityToken, LimiterStatistics};
 pub use mutex::{
     Lock, MappedMutexGuard, Mutex, MutexGuard, MutexStatistics, OwnedMappedMutexGuard, OwnedMutexGuard,
 };
 pub use notify::{Notified, Notify};
-pub use owner::{OwnerId, current_owner};
+pub use owner::current_owner;
 pub use repair::RepairGuard;
 pub use rwlock::{
     OwnedRwLockMappedWriteGuard, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock, RwLockMappedWriteGuard,

@@ -20,12 +20,12 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::block::block_on;
 use crate::core::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_permits, common_statistics};
 use crate::error::AbandonReason;
 use crate::error::HandOverError;
 use crate::error::{AcquireError, PrimitiveKind, ReleaseError, TryAcquireError};
 use crate::loom::{AtomicU64, AtomicUsize, Mutex};
-use crate::lot::block_on;
 use crate::owner::{
     Abandon, Abandoner, Caller, OrphanTag, OwnerGone, OwnerId, Site, caller_site, can_exit, is_live_owner,
     owner_id_for,
@@ -924,7 +924,7 @@ impl CapacityToken<'_> {
     /// ```
     #[track_caller]
     pub fn adopt(&mut self) -> Result<(), HandOverError> {
-        self.hand_to(crate::current_owner())
+        self.hand_to(crate::owner::current_owner())
     }
 
     /// The owner answering for this token: the task or thread that borrowed it (or the

@@ -866,7 +866,7 @@ impl<'a, T: ?Sized> MappedMutexGuard<'a, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracked;
+    use crate::tracked::tracked;
     use std::future::Future;
     use std::task::{Context, Waker};
 

@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use crate::loom::Mutex;
-use crate::lot::run_all;
+use crate::wake::run_all;
 
 /// Notifies one task, or every waiting task, to wake up: `tokio::sync::Notify`'s API
 /// and semantics.

@@ -115,7 +115,7 @@ impl<T: ?Sized + std::fmt::Debug> std::fmt::Debug for RepairGuard<'_, T> {
 /// Reaches the `unsafe` derefs of this file, so Miri checks them.
 #[cfg(test)]
 mod tests {
-    use crate::Mutex;
+    use crate::mutex::Mutex;
 
     #[test]
     fn a_repair_reaches_the_data_alone_and_marks_it_consistent() {

@@ -16,7 +16,7 @@
 
 use std::task::{Context, Poll};
 
-use crate::owner::OwnerId;
+use crate::id::OwnerId;
 
 /// Budget taken by one acquire poll; [`Progress::made_progress`] keeps it spent,
 /// dropping it without that gives it back (the poll did not get anywhere).

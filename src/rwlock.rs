@@ -104,7 +104,7 @@ impl<T> RwLock<T> {
 
     /// A new RwLock with the given abandon policy, which for an RwLock changes nothing:
     /// a primitive that guards data never reclaims. [`AbandonPolicy::Reclaim`] applies
-    /// to [`Semaphore`](crate::Semaphore) and [`CapacityLimiter`](crate::CapacityLimiter)
+    /// to [`Semaphore`](crate::semaphore::Semaphore) and [`CapacityLimiter`](crate::limiter::CapacityLimiter)
     /// only; on an RwLock an abandoned read hold breaks the lock, as an abandoned write
     /// hold does (its data may be half-updated). Why: no program can tell a read guard
     /// that was forgotten (`mem::forget`) from one that is still reachable and in use

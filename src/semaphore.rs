@@ -454,7 +454,7 @@ macro_rules! permit_common {
             /// assert!(sem.is_broken());
             /// ```
             #[track_caller]
-            pub fn hand_to(&mut self, owner: crate::OwnerId) -> Result<(), HandOverError> {
+            pub fn hand_to(&mut self, owner: crate::id::OwnerId) -> Result<(), HandOverError> {
                 let sem: &Semaphore = { let $this = &*self; $sem };
                 let primitive = sem.primitive();
                 self.hold.hand_to(owner, self.permits, || primitive.clone(), caller_site())
@@ -475,13 +475,13 @@ macro_rules! permit_common {
             /// ```
             #[track_caller]
             pub fn adopt(&mut self) -> Result<(), HandOverError> {
-                self.hand_to(crate::current_owner())
+                self.hand_to(crate::owner::current_owner())
             }
 
             /// The owner answering for these permits: a tracked task or thread that took
             /// them borrowed or was handed them; for an owned permit not handed over,
             /// its acquirer. `None` if anonymous, or once abandoned.
-            pub fn owner(&self) -> Option<crate::OwnerId> {
+            pub fn owner(&self) -> Option<crate::id::OwnerId> {
                 self.hold.answering_owner()
             }
 
@@ -528,7 +528,7 @@ macro_rules! permit_common {
 
         impl $(<$lt>)? crate::tracked::HandOver for $permit $(<$lt>)? {
             #[track_caller]
-            fn hand_to(&mut self, owner: crate::OwnerId) -> Result<(), HandOverError> {
+            fn hand_to(&mut self, owner: crate::id::OwnerId) -> Result<(), HandOverError> {
                 $permit::hand_to(self, owner)
             }
         }

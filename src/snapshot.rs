@@ -20,10 +20,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Weak};
 
-use crate::OwnerId;
 use crate::core::SemCore;
-use crate::diagnostics::{Held, HoldInfo, OrphanInfo, ShowDuration, ShowSite, Site, WaitInfo};
 use crate::error::{BrokenResourceError, PrimitiveKind};
+use crate::id::OwnerId;
+use crate::info::{Held, HoldInfo, OrphanInfo, ShowDuration, ShowSite, Site, WaitInfo};
 
 /// A primitive the registry can reach: its counted core, and the identity its holds are
 /// registered under (the `Arc` the owner's exit hands them back to).

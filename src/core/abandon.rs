@@ -5,10 +5,10 @@
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::sync::{Arc, Weak};
 
-use crate::diagnostics::OrphanInfo;
 use crate::error::{AbandonReason, AcquireError, Broken, BrokenResourceError, RepairError};
-use crate::lot::WakeList;
+use crate::info::OrphanInfo;
 use crate::owner::{Abandon, Abandoner, OrphanSplit, OrphanTag, OwnerId, Site};
+use crate::wake::WakeList;
 
 use super::{BROKEN, CLOSED, FLAGS, NOT_EXCLUSIVE, SHIFT, SLOW, SemCore, Shared};
 
@@ -334,7 +334,7 @@ impl Abandon for SemCore {
         }
         drop(settled_manual);
         // Every waiter is woken even if a wake (or a hook's) panics: run_all goes on.
-        crate::lot::run_all(
+        crate::wake::run_all(
             [Box::new(move || wakes.wake_all()) as Box<dyn FnOnce()>].into_iter().chain(
                 hooks.into_iter().map(|hook| Box::new(move || hook.primitive_broke()) as Box<dyn FnOnce()>),
             ),

@@ -12,9 +12,10 @@ use std::task::{Context, Poll, ready};
 use crate::clock::Stamp;
 use crate::error::{AcquireError, TryAcquireError};
 use crate::loom::{SPIN_LIMIT, spin_hint};
-use crate::lot::{Outcome, Settlement, WaitMeta, WakeList};
+use crate::lot::{Outcome, Settlement, WaitMeta};
 use crate::owner::{Caller, Site, identity_for};
 use crate::runtime;
+use crate::wake::WakeList;
 
 use super::{BROKEN, CLOSED, Hold, SHIFT, SLOW, SemCore};
 
@@ -78,7 +79,7 @@ impl SemCore {
     ) -> Result<Hold, AcquireError> {
         crate::runtime::assert_can_block();
         if self.try_take(permits).is_err() {
-            crate::lot::block_on(self.acquire(permits, caller, site))?;
+            crate::block::block_on(self.acquire(permits, caller, site))?;
         }
         Ok(self.register(permits, caller, self, moves, site))
     }

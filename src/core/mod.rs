@@ -27,8 +27,8 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::{Arc, Weak};
 
 use crate::clock::Stamp;
-use crate::diagnostics::OrphanInfo;
 use crate::error::{BrokenResourceError, PrimitiveKind};
+use crate::info::OrphanInfo;
 use crate::loom::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, UnsafeCell};
 use crate::lot::WaitQueue;
 use crate::owner::{OrphanTag, OwnerId};

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use crate::clock::Stamp;
 use crate::error::TryAcquireError;
-use crate::lot::{Outcome, Parked, Settlement, WakeList};
+use crate::lot::{Outcome, Parked, Settlement};
 use crate::owner::Caller;
 use crate::runtime;
+use crate::wake::WakeList;
 
 use super::{BROKEN, CLOSED, FLAGS, MAX_PERMITS, SHIFT, SLOW, SemCore, Shared};
 

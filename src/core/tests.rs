@@ -61,7 +61,7 @@ fn a_break_fails_every_waiter_through_its_settlement() {
     for waiter in &mut waiters {
         assert!(waiter.as_mut().now_or_never().is_none());
     }
-    let owner = Abandoner { id: crate::current_owner(), name: None };
+    let owner = Abandoner { id: crate::owner::current_owner(), name: None };
     std::thread::scope(|scope| {
         scope.spawn(|| core.abandon(&owner, AbandonReason::Exited, 1, None)).join().unwrap()
     });
@@ -91,7 +91,7 @@ fn debt_is_paid_before_permits_return() {
 fn the_holders_site_round_trips_and_clears() {
     let core = SemCore::new(1, PrimitiveKind::Mutex, None, AbandonPolicy::Break);
     let site = crate::owner::caller_site();
-    core.record_holder(crate::current_owner(), site);
+    core.record_holder(crate::owner::current_owner(), site);
     assert_eq!(core.holder_site(), site);
     assert_eq!(core.holder_site().unwrap().line(), line!() - 3);
     core.clear_holder();
@@ -199,7 +199,7 @@ fn a_release_to_a_big_head_also_serves_the_next_from_free_permits() {
 #[test]
 fn an_orphan_adopted_before_it_is_counted_is_never_counted() {
     let core = core(1);
-    let owner = Abandoner { id: crate::current_owner(), name: None };
+    let owner = Abandoner { id: crate::owner::current_owner(), name: None };
     core.adopt_orphan((1, 2)); // released between the exit's claim and its count
     core.orphan(&owner, 1, None, (1, 2));
     core.orphan(&owner, 1, None, (3, 4)); // counted, then released
@@ -215,7 +215,7 @@ fn an_orphan_adopted_before_it_is_counted_is_never_counted() {
 #[test]
 fn an_orphan_split_before_it_is_counted_is_counted_as_two() {
     let core = core(3);
-    let id = crate::current_owner();
+    let id = crate::owner::current_owner();
     let owner = Abandoner { id, name: None };
     let split = OrphanSplit { tag: (1, 2), kept: 2, piece: (1, 9), taken: 1, acquirer: id };
     core.split_orphan(split); // split between the exit's claim and its count

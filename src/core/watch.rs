@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering::Acquire;
 use std::time::Duration;
 
 use crate::clock::Stamp;
-use crate::diagnostics::{HoldInfo, OrphanInfo, ShowDuration, ShowSite, WaitInfo};
 use crate::error::{BrokenResourceError, PrimitiveKind};
+use crate::info::{HoldInfo, OrphanInfo, ShowDuration, ShowSite, WaitInfo};
 #[cfg(feature = "tracing")]
 use crate::owner::Site;
 use crate::owner::{Caller, OwnerId};
@@ -46,18 +46,18 @@ macro_rules! common_statistics {
             }
             /// The exclusive hold (a mutex's, a writer's), with its owner, site and how
             /// long it has been held; empty when there is none (counted holds are only
-            /// counted here: see [`crate::diagnostics::HoldInfo`]).
-            pub fn holds(&self) -> &[crate::diagnostics::HoldInfo] {
+            /// counted here: see [`crate::info::HoldInfo`]).
+            pub fn holds(&self) -> &[crate::info::HoldInfo] {
                 &self.core.holds
             }
             /// The queued waiters in queue order, with their owners, sites, how long
             /// each has waited, and which are self-waits.
-            pub fn waits(&self) -> &[crate::diagnostics::WaitInfo] {
+            pub fn waits(&self) -> &[crate::info::WaitInfo] {
                 &self.core.waits
             }
             /// The orphaned owned holds (see [`Self::orphaned`]), with their acquirers
             /// and sites.
-            pub fn orphans(&self) -> &[crate::diagnostics::OrphanInfo] {
+            pub fn orphans(&self) -> &[crate::info::OrphanInfo] {
                 &self.core.orphans
             }
         }
@@ -162,7 +162,7 @@ impl SemCore {
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     pub(super) fn overdue(&self, shared: &mut Shared) -> Option<Overdue> {
         #[cfg(feature = "tracing")]
-        if shared.queue.has_self_waits() || crate::diagnostics::long_wait_warning().is_some() {
+        if shared.queue.has_self_waits() || crate::info::long_wait_warning().is_some() {
             return self.find_overdue(shared);
         }
         None
@@ -173,12 +173,11 @@ impl SemCore {
     #[inline(never)]
     fn find_overdue(&self, shared: &mut Shared) -> Option<Overdue> {
         let mut overdue = Overdue::default();
-        if let Some(threshold) =
-            shared.queue.has_self_waits().then(crate::diagnostics::self_wait_warning).flatten()
+        if let Some(threshold) = shared.queue.has_self_waits().then(crate::info::self_wait_warning).flatten()
         {
             overdue.self_waits = shared.queue.lasting_self_waits(threshold, self.holder());
         }
-        if let Some(threshold) = crate::diagnostics::long_wait_warning() {
+        if let Some(threshold) = crate::info::long_wait_warning() {
             overdue.waits = shared.queue.long_waits(threshold);
             if shared.hold_since.is_some_and(|since| !shared.hold_warned && since.elapsed() >= threshold) {
                 shared.hold_warned = true;

@@ -1,11 +1,12 @@
 //! What an owner tells a primitive when it goes away holding some of it ([`Abandon`]),
 //! and who it names ([`Abandoner`]).
 
+use std::any::Any;
 use std::sync::Arc;
 
-use super::id::{OwnerId, Site};
-use super::scope::ForwardedScope;
 use crate::error::AbandonReason;
+
+use crate::id::{OwnerId, Site};
 
 /// Who abandoned a hold: what a broken primitive's error and the events name.
 pub(crate) struct Abandoner {
@@ -33,9 +34,10 @@ pub(crate) trait Abandon: Send + Sync {
     fn resize_orphan(&self, tag: OrphanTag, permits: usize) {
         let _ = (tag, permits);
     }
-    /// The completed nested scope this entry stands for, if it is one (see
-    /// [`OwnerInner::complete`]); every primitive answers `None`.
-    fn as_forwarded_scope(&self) -> Option<&ForwardedScope> {
+    /// The completed nested scope this entry stands for, if it is one (a
+    /// `ForwardedScope`: see `scope.rs`); every primitive answers `None`. As `Any`, so
+    /// that this trait, below the scopes, need not name their type.
+    fn as_forwarded_scope(&self) -> Option<&dyn Any> {
         None
     }
     /// A hold of this primitive registered to the nested scope `from` now belongs to

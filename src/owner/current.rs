@@ -1,33 +1,19 @@
 //! Whose context the code running now is in: the tracked task being polled, else the
 //! thread; how an acquire finds its owner ([`Caller`]), and registers to it.
 
-use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::abandon::{Abandon, Abandoner};
-use super::id::{OwnerId, Site, THREAD_NAMES};
-use super::record::OwnerInner;
-#[cfg(feature = "diagnostics")]
-use super::slabs::HoldEntry;
-use super::ticket::{HoldTicket, RecordRef};
 use crate::error::AbandonReason;
 use crate::loom::owned_thread_local;
 
-#[cfg(not(loom))]
-std::thread_local! {
-    /// The tracked task being polled on this thread, if any. Set by `Tracked::poll` for
-    /// the length of one poll, from an `Arc` that the `Tracked` keeps alive that long.
-    static CURRENT_TASK: Cell<*const OwnerInner> = const { Cell::new(std::ptr::null()) };
-    /// This thread's own owner record while it exists (see `THREAD_OWNER`), for the
-    /// cheap "is this the owner's thread?" check.
-    static THREAD_RECORD: Cell<*const OwnerInner> = const { Cell::new(std::ptr::null()) };
-}
-#[cfg(loom)]
-loom::thread_local! {
-    static CURRENT_TASK: Cell<*const OwnerInner> = Cell::new(std::ptr::null());
-    static THREAD_RECORD: Cell<*const OwnerInner> = Cell::new(std::ptr::null());
-}
+use super::abandon::{Abandon, Abandoner};
+use super::record::{CURRENT_TASK, THREAD_RECORD};
+use super::record::{OwnerInner, RecordRef, current_task_ptr};
+#[cfg(feature = "diagnostics")]
+use super::slabs::HoldEntry;
+use super::ticket::HoldTicket;
+use crate::id::{OwnerId, Site, THREAD_NAMES};
 
 owned_thread_local! {
     /// This thread's own owner record, made on first use; its exit runs when the thread's
@@ -112,19 +98,6 @@ impl Caller {
     }
 }
 
-#[inline(always)]
-pub(super) fn current_task_ptr() -> *const OwnerInner {
-    CURRENT_TASK.try_with(Cell::get).unwrap_or(std::ptr::null())
-}
-
-/// The record whose context the code running now is in: the innermost tracked task
-/// being polled on this thread, else this thread's record if it has one (else null).
-#[inline(always)]
-pub(super) fn current_context_ptr() -> *const OwnerInner {
-    let task = current_task_ptr();
-    if task.is_null() { THREAD_RECORD.try_with(Cell::get).unwrap_or(std::ptr::null()) } else { task }
-}
-
 /// Runs `f` on the record of the owner an acquire from `caller` belongs to, if it has
 /// one. `f` runs in that owner's context.
 pub(super) fn with_owner<R>(caller: Caller, f: impl FnOnce(RecordRef<'_>) -> R) -> Option<R> {
@@ -178,8 +151,8 @@ pub(crate) fn register_hold<P: Abandon + 'static>(
 /// what a waiter's owner has when it queues, for the wait-for graph (feature
 /// `diagnostics`). Holds forwarded from a completed nested scope are not included.
 #[cfg(feature = "diagnostics")]
-pub(crate) fn holds_of_current(caller: Caller) -> Vec<crate::diagnostics::Held> {
-    use crate::diagnostics::Held;
+pub(crate) fn holds_of_current(caller: Caller) -> Vec<crate::info::Held> {
+    use crate::info::Held;
     let held = |entry: &HoldEntry| Held {
         identity: Arc::as_ptr(&entry.primitive).cast::<()>() as usize,
         permits: entry.permits,
@@ -245,4 +218,10 @@ pub fn current_owner() -> OwnerId {
         // rather than panic.
         OwnerId::next_thread()
     })
+}
+
+/// How many holds the owner whose context this is has registered.
+#[cfg(test)]
+pub(crate) fn live_holds_of_current() -> usize {
+    with_owner(Caller::Blocking, |owner| owner.live_holds()).unwrap_or(0)
 }

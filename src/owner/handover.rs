@@ -1,12 +1,14 @@
 //! Owners found by id: a hold handed to another owner, a token borrowed on a live
 //! owner's behalf.
 
-use super::abandon::Abandon;
-use super::current::current_context_ptr;
-use super::id::{ANONYMOUS_BIT, OwnerId, RUNTIME_BIT, Site};
-use super::record::{OwnerInner, REGISTRY};
-use super::ticket::{Claim, HoldTicket, RecordRef};
 use std::sync::Arc;
+
+use crate::error::HandOverError;
+
+use super::abandon::Abandon;
+use super::record::{OwnerInner, REGISTRY, RecordRef, current_context_ptr};
+use super::ticket::{Claim, HoldTicket};
+use crate::id::{ANONYMOUS_BIT, OwnerId, RUNTIME_BIT, Site};
 
 /// The record of a live owner with this id: the owner whose context the code running
 /// now is in, or a published one ([`OwnerInner::publish`]). `None` for an owner that
@@ -112,4 +114,10 @@ pub(crate) struct OwnerGone(pub(crate) OwnerId);
 /// anonymous borrower or a runtime task id.
 pub(crate) fn can_exit(id: OwnerId) -> bool {
     id.0 & (RUNTIME_BIT | ANONYMOUS_BIT) == 0 || id.is_thread()
+}
+
+impl From<OwnerGone> for HandOverError {
+    fn from(OwnerGone(id): OwnerGone) -> Self {
+        HandOverError::OwnerGone(id)
+    }
 }

@@ -28,7 +28,7 @@
 mod abandon;
 mod current;
 mod handover;
-pub(crate) mod id;
+
 mod record;
 mod scope;
 mod slabs;
@@ -36,17 +36,17 @@ mod slabs;
 mod tests;
 mod ticket;
 
+pub use crate::id::OwnerId;
+pub(crate) use crate::id::{Site, caller_site};
 pub(crate) use abandon::{Abandon, Abandoner, OrphanSplit, OrphanTag};
 pub use current::current_owner;
 #[cfg(feature = "diagnostics")]
 pub(crate) use current::holds_of_current;
+#[cfg(test)]
+pub(crate) use current::live_holds_of_current;
 pub(crate) use current::{
     Caller, CurrentTaskScope, current_abandoner, identity_for, owner_id_for, register_hold,
 };
 pub(crate) use handover::{HandedOver, OwnerGone, can_exit, hand_over, is_live_owner, register_to};
-pub use id::OwnerId;
-pub(crate) use id::{Site, caller_site};
 pub(crate) use record::OwnerInner;
-#[cfg(test)]
-pub(crate) use record::live_holds_of_current;
 pub(crate) use ticket::{Claim, HoldTicket};

@@ -2,7 +2,9 @@
 //! slabs), the stripes that keep a body alive for other contexts, the exit that claims
 //! every hold still registered, and a nested scope's completion.
 
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::Weak;
@@ -10,16 +12,12 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use slab::Slab;
 
-use super::abandon::{Abandon, Abandoner, OrphanTag};
-use super::current::current_context_ptr;
-#[cfg(test)]
-use super::current::{Caller, with_owner};
-use super::id::{OwnerId, THREAD_BIT};
-use super::scope::ForwardedScope;
-use super::slabs::{HoldEntry, LocalHolds, SharedHolds};
-use super::ticket::{RecordRef, SHARED_SLOT};
 use crate::error::AbandonReason;
 use crate::loom::{AtomicBool, AtomicPtr, Mutex, UnsafeCell};
+
+use super::abandon::{Abandon, Abandoner, OrphanTag};
+use super::slabs::{HoldEntry, LocalHolds, SHARED_SLOT, SharedHolds};
+use crate::id::{OwnerId, THREAD_BIT};
 
 /// Published owners (see [`OwnerInner::publish`]) by raw id, for hand-overs by id. Not
 /// part of any race the loom models check: what decides a hand-over racing an exit is
@@ -390,7 +388,7 @@ impl OwnerInner {
             // Every hold was claimed above, so each must be settled here even if one
             // primitive's `abandon` panics (a waker's `wake` may): a claimed hold that is
             // not abandoned is neither broken nor released, and its waiters would hang.
-            crate::lot::run_all(abandoned, |(tag, hold)| {
+            crate::wake::run_all(abandoned, |(tag, hold)| {
                 if hold.moves {
                     hold.primitive.orphan(abandoner, hold.permits, hold.site, tag);
                 } else {
@@ -438,60 +436,6 @@ impl OwnerInner {
         };
         for primitive in primitives {
             primitive.forward_holder(from, to);
-        }
-    }
-
-    /// The owner's future completed, polled by `enclosing`'s context (null if none): its
-    /// exit, or, if it still holds something and an enclosing tracked scope polled it,
-    /// a hand-over of all of it to that scope (a scope's output carries its holds to
-    /// whoever polled it). Call it from the owner's context, as its last act.
-    ///
-    /// The holds' tickets point at this record, so they are not moved: the record itself
-    /// is registered to the enclosing owner as one entry, a [`ForwardedScope`], whose
-    /// abandonment (the enclosing owner's exit) exits this record with the same reason,
-    /// naming the enclosing owner. Nobody's context is this record's any more (its
-    /// `Tracked` is never polled again), so every release of its holds takes the locked
-    /// path, and its local slab is reached only from the enclosing owner's context: by
-    /// that exit, or by the pruning in this function, which lets entries whose holds
-    /// were all released go, so that a loop of nested scopes does not grow its owner.
-    pub(crate) fn complete(self: &Arc<Self>, enclosing: *const OwnerInner) {
-        // Nested scopes this one passed holds to, whose holds are all released since, are
-        // let go first: otherwise they would count as its live holds, and this scope
-        // would be passed on, spent, to its own enclosing scope, for good.
-        ForwardedScope::prune_spent(RecordRef::of(self));
-        if enclosing.is_null() || self.live_holds() == 0 {
-            return self.exit(AbandonReason::Exited);
-        }
-        // SAFETY: a non-null enclosing pointer is the CURRENT_TASK this scope's poll
-        // replaced: set from `Arc::as_ptr` of the enclosing `Tracked`'s record, which
-        // that `Tracked` keeps alive while it polls us, and its context is the code
-        // running now.
-        let parent = unsafe { RecordRef::from_raw(enclosing) };
-        debug_assert!(parent.is_current());
-        let was_published = self.with_body(|body| {
-            body.map(|body| {
-                body.forwarded.store(true, Relaxed);
-                body.published.swap(false, Relaxed).then_some(body.id)
-            })
-        });
-        match was_published {
-            Ok(Some(id)) => unpublish(id),
-            Ok(None) => {}
-            // Exited already: it has nothing left to pass on.
-            Err(_) => return,
-        }
-        // Its exclusive holds are the enclosing owner's now, and so is being their
-        // recorded holder (a re-lock there is a self-wait).
-        // SAFETY: the enclosing owner's context (asserted above).
-        let parent_id = unsafe { parent.id_here() };
-        self.forward_holders(self.id(), parent_id);
-        ForwardedScope::prune_spent(parent);
-        let scope = Arc::new(ForwardedScope { record: self.clone(), ticket: Mutex::new(None) });
-        match parent.register(scope.clone(), 0, false, None) {
-            Ok(ticket) => *scope.ticket.lock() = Some(ticket),
-            // The enclosing owner has exited (polled again after a panicking poll): this
-            // scope has nobody to pass its holds to.
-            Err(_) => self.exit(AbandonReason::Exited),
         }
     }
 }
@@ -589,12 +533,6 @@ impl Drop for OwnerInner {
     }
 }
 
-/// How many holds the owner whose context this is has registered.
-#[cfg(test)]
-pub(crate) fn live_holds_of_current() -> usize {
-    with_owner(Caller::Blocking, |owner| owner.live_holds()).unwrap_or(0)
-}
-
 /// Drops the local holds released elsewhere from `body`'s slab, so their keys are reused.
 /// In the owner's context.
 #[cold]
@@ -605,4 +543,75 @@ pub(super) fn sweep_released_elsewhere(body: &OwnerBody) {
     let released =
         unsafe { body.with_local(|local| body.take_released_elsewhere(local, &mut body.shared.lock())) };
     drop(released);
+}
+
+/// A borrowed owner record, as the raw pointer its `Arc` gave (`Arc::as_ptr`): a ticket
+/// made from it may give a strong count back through it, which a pointer taken from a
+/// plain `&OwnerInner` may not.
+#[derive(Clone, Copy)]
+pub(super) struct RecordRef<'a> {
+    pub(super) ptr: NonNull<OwnerInner>,
+    pub(super) life: PhantomData<&'a OwnerInner>,
+}
+
+impl<'a> RecordRef<'a> {
+    pub(super) fn of(record: &'a Arc<OwnerInner>) -> Self {
+        // SAFETY: `Arc::as_ptr` is never null, and the record lives as long as the `Arc`.
+        unsafe { Self::from_raw(Arc::as_ptr(record)) }
+    }
+
+    /// # Safety
+    /// `ptr` comes from `Arc::as_ptr` of a record that stays alive for `'a`.
+    pub(super) unsafe fn from_raw(ptr: *const OwnerInner) -> Self {
+        // SAFETY: the caller passes a non-null pointer from `Arc::as_ptr`.
+        RecordRef { ptr: unsafe { NonNull::new_unchecked(ptr.cast_mut()) }, life: PhantomData }
+    }
+
+    /// A strong count of the record, for what must keep or downgrade it (a hand-over's
+    /// target, the lookup table's weak reference).
+    pub(super) fn to_arc(self) -> Arc<OwnerInner> {
+        let ptr = self.ptr.as_ptr().cast_const();
+        // SAFETY: a `RecordRef` holds a pointer from `Arc::as_ptr` of a record alive for
+        // `'a` (see `from_raw`), so a strong count may be taken through it and owned.
+        unsafe {
+            Arc::increment_strong_count(ptr);
+            Arc::from_raw(ptr)
+        }
+    }
+}
+
+impl std::ops::Deref for RecordRef<'_> {
+    type Target = OwnerInner;
+    fn deref(&self) -> &OwnerInner {
+        // SAFETY: the record is alive for the borrow's lifetime (see `from_raw`).
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    /// The tracked task being polled on this thread, if any. Set by `Tracked::poll` for
+    /// the length of one poll, from an `Arc` that the `Tracked` keeps alive that long.
+    pub(super) static CURRENT_TASK: Cell<*const OwnerInner> = const { Cell::new(std::ptr::null()) };
+    /// This thread's own owner record while it exists (see `THREAD_OWNER`), for the
+    /// cheap "is this the owner's thread?" check.
+    pub(super) static THREAD_RECORD: Cell<*const OwnerInner> = const { Cell::new(std::ptr::null()) };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    pub(super) static CURRENT_TASK: Cell<*const OwnerInner> = Cell::new(std::ptr::null());
+    pub(super) static THREAD_RECORD: Cell<*const OwnerInner> = Cell::new(std::ptr::null());
+}
+
+#[inline(always)]
+pub(super) fn current_task_ptr() -> *const OwnerInner {
+    CURRENT_TASK.try_with(Cell::get).unwrap_or(std::ptr::null())
+}
+
+/// The record whose context the code running now is in: the innermost tracked task
+/// being polled on this thread, else this thread's record if it has one (else null).
+#[inline(always)]
+pub(super) fn current_context_ptr() -> *const OwnerInner {
+    let task = current_task_ptr();
+    if task.is_null() { THREAD_RECORD.try_with(Cell::get).unwrap_or(std::ptr::null()) } else { task }
 }

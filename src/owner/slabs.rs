@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use super::abandon::Abandon;
-use super::id::Site;
 use slab::Slab;
+
+use super::abandon::Abandon;
+use crate::id::Site;
 
 pub(super) struct HoldEntry {
     pub(super) primitive: Arc<dyn Abandon>,
@@ -104,3 +105,6 @@ pub(super) struct SharedHolds {
     /// Keys of local holds released elsewhere, for the owner to drop from its slab.
     pub(super) released_local: Vec<usize>,
 }
+
+/// Marks a ticket's slot as one in the record's shared slab.
+pub(super) const SHARED_SLOT: usize = 1 << (usize::BITS - 1);

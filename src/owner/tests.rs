@@ -4,9 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::record::{OwnerBody, read_word, spare_body};
+use super::record::{OwnerBody, RecordRef, read_word, spare_body};
 use super::slabs::KEPT_LIVE_SLAB_CAPACITY;
-use super::ticket::RecordRef;
 use super::*;
 use crate::error::AbandonReason;
 

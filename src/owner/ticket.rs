@@ -2,51 +2,18 @@
 //! that decides, once, whether a release or the owner's exit got the hold ([`Claim`]).
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::abandon::{Abandon, Abandoner, OrphanTag};
-use super::id::{OwnerId, Site};
-use super::record::{OwnerInner, sweep_released_elsewhere};
-use super::slabs::{HoldEntry, drop_entry};
 use crate::error::AbandonReason;
 
-/// A borrowed owner record, as the raw pointer its `Arc` gave (`Arc::as_ptr`): a ticket
-/// made from it may give a strong count back through it, which a pointer taken from a
-/// plain `&OwnerInner` may not.
-#[derive(Clone, Copy)]
-pub(super) struct RecordRef<'a> {
-    pub(super) ptr: NonNull<OwnerInner>,
-    pub(super) life: PhantomData<&'a OwnerInner>,
-}
+use super::abandon::{Abandon, Abandoner, OrphanTag};
+use super::record::{OwnerInner, RecordRef, sweep_released_elsewhere};
+use super::slabs::{HoldEntry, SHARED_SLOT, drop_entry};
+use crate::id::{OwnerId, Site};
 
-impl<'a> RecordRef<'a> {
-    pub(super) fn of(record: &'a Arc<OwnerInner>) -> Self {
-        // SAFETY: `Arc::as_ptr` is never null, and the record lives as long as the `Arc`.
-        unsafe { Self::from_raw(Arc::as_ptr(record)) }
-    }
-
-    /// # Safety
-    /// `ptr` comes from `Arc::as_ptr` of a record that stays alive for `'a`.
-    pub(super) unsafe fn from_raw(ptr: *const OwnerInner) -> Self {
-        // SAFETY: the caller passes a non-null pointer from `Arc::as_ptr`.
-        RecordRef { ptr: unsafe { NonNull::new_unchecked(ptr.cast_mut()) }, life: PhantomData }
-    }
-
-    /// A strong count of the record, for what must keep or downgrade it (a hand-over's
-    /// target, the lookup table's weak reference).
-    pub(super) fn to_arc(self) -> Arc<OwnerInner> {
-        let ptr = self.ptr.as_ptr().cast_const();
-        // SAFETY: a `RecordRef` holds a pointer from `Arc::as_ptr` of a record alive for
-        // `'a` (see `from_raw`), so a strong count may be taken through it and owned.
-        unsafe {
-            Arc::increment_strong_count(ptr);
-            Arc::from_raw(ptr)
-        }
-    }
-
+impl RecordRef<'_> {
     /// Registers a hold from the owner's own context; returns the owner's id with the
     /// ticket. Fails with the exit reason if the owner already exited (the caller must
     /// then treat the hold as anonymous). `identity` is the address of the primitive that
@@ -110,16 +77,6 @@ impl<'a> RecordRef<'a> {
     }
 }
 
-impl std::ops::Deref for RecordRef<'_> {
-    type Target = OwnerInner;
-    fn deref(&self) -> &OwnerInner {
-        // SAFETY: the record is alive for the borrow's lifetime (see `from_raw`).
-        unsafe { self.ptr.as_ref() }
-    }
-}
-
-/// Marks a ticket's slot as one in the record's shared slab.
-pub(super) const SHARED_SLOT: usize = 1 << (usize::BITS - 1);
 /// Marks a ticket of an owned hold that may move: orphaned, not abandoned, at the exit.
 pub(super) const MOVES: usize = 1 << (usize::BITS - 2);
 /// Marks a ticket already given back (claimed by the exit, or unregistered): it never
