@@ -26,7 +26,7 @@ use crate::mutex::{Mutex, MutexGuard};
 use crate::owner::{Caller, OwnerId, Site, caller_site, identity_for};
 use crate::wake::WakeList;
 
-/// A condition variable for a [`Mutex`](crate::mutex::Mutex), as in Trio: [`wait`] gives the
+/// A condition variable for a [`Mutex`], as in Trio: [`wait`] gives the
 /// mutex up and parks until notified, then returns holding it again. Use one condition
 /// with one mutex (the first it waits with); waiting with another panics.
 ///

@@ -1,4 +1,4 @@
-//! What every guard is: a pointer to its data, a [`Hold`](crate::core::Hold) on its
+//! What every guard is: a pointer to its data, a [`Hold`] on its
 //! primitive's core, and a `Drop` that ends the hold. Written once here for the mutex
 //! and RwLock guards (nine types), so hand-over, adoption, deref and the panic-aware
 //! release behave the same for all of them.

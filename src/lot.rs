@@ -12,7 +12,7 @@
 //! Wakers are collected in a [`WakeList`] and woken after that lock is released (tokio
 //! #5429).
 //!
-//! Blocking callers do not get a second wait loop: [`block_on`] polls the same future
+//! Blocking callers do not get a second wait loop: [`block_on`](crate::block::block_on) polls the same future
 //! with a waker that unparks the thread.
 
 use std::ptr::NonNull;

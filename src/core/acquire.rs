@@ -119,7 +119,7 @@ impl Future for TakeUncontended<'_> {
 /// it after it was granted passes the permits on, so nothing is lost.
 ///
 /// While queued it is pinned, and the queue writes its outcome into `settlement` (see
-/// [`WaitQueue::park`]), so a woken acquire collects its grant without the lot's lock.
+/// [`WaitQueue::park`](crate::lot::WaitQueue::park)), so a woken acquire collects its grant without the lot's lock.
 pub(crate) struct AcquireFuture<'a> {
     core: &'a SemCore,
     permits: usize,

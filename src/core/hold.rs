@@ -1,3 +1,51 @@
+//! The hold lifecycle, written once. A *hold* is some permits of one core, taken by one
+//! acquire; its registration ([`Hold`], around an `Option<HoldTicket>`) says who answers
+//! for it. Every guard, permit and token wraps one, and every state a hold can be in and
+//! every event that moves it is in the table below, each transition one function. The
+//! reference model in the test tree (`tests/reference_model/`) mirrors this table.
+//!
+//! **States.**
+//!
+//! | state | what it is | its ticket |
+//! |---|---|---|
+//! | *anonymous* | taken outside any owner (async, untracked), 0 permits, or refused because the owner had exited; released on drop, never abandoned | `None` |
+//! | *borrowed* | certainly owned: a borrowed guard, permit or token of a tracked task or thread, or any hold handed over explicitly; its owner's exit is an abandonment | live, no `MOVES` |
+//! | *moving* | an owned guard or permit (`lock_owned`, `acquire_owned`, `into_owned`): may have moved, so its acquirer's exit is no evidence | live, `MOVES` |
+//! | *forwarded* | a borrowed or moving hold of a nested scope that completed holding it: the scope's record is registered to the enclosing owner as one entry, whose exit decides | unchanged (the scope's record) |
+//! | *orphaned* | a moving hold whose acquirer exited: counted in `statistics().orphaned()`, never broken, never reclaimed; its release or hand-over un-counts it | claimed as orphaned |
+//! | *dead* | a borrowed hold whose owner's exit claimed and abandoned it: its drop releases nothing | claimed (`DEAD`) |
+//! | *manual* | a `Lock::acquire` without a guard, kept in the core with its owner until `release` | as borrowed, kept in `Shared::manual` |
+//!
+//! **Events.** Under `Break` an abandonment breaks the primitive (every waiter, now and
+//! later, gets `Broken` naming owner, reason and site); under `Reclaim` (Semaphore,
+//! CapacityLimiter only: a primitive that guards data never reclaims) its permits return.
+//!
+//! | event | from -> to | function |
+//! |---|---|---|
+//! | acquire | none -> anonymous, borrowed or moving | [`SemCore::register`] (owner found by `owner::register_hold`); to a named live owner: [`Hold::registered_to`] |
+//! | a condition waiter gets the mutex back | none -> as the guard it gave up | [`SemCore::register_granted`] |
+//! | release (guard, permit or token dropped) | anonymous, borrowed, moving -> gone | [`SemCore::end_hold`] -> `HoldTicket::unregister` (`Claim::Ours`) -> [`SemCore::release`] |
+//! | release of an orphan | orphaned -> gone (un-counted) | [`SemCore::end_hold`] -> `ended_after_claim` -> `settle_claim` (`Claim::Orphaned`) |
+//! | release of a dead hold | dead -> gone, nothing released | `settle_claim` (`Claim::Abandoned`) -> `dead_guard_dropped` (a lock with data counts it back, for repair) |
+//! | exclusive guard dropped in a panic that began in its section | any -> gone, the primitive broken (`Panicked`) | `end_hold_in_panic` |
+//! | split (`split`, a downgrade's rest) | borrowed/moving -> two; orphaned -> two orphans; dead -> nothing | [`Hold::split_off`]; a writer's downgrade: [`SemCore::downgrade`] |
+//! | merge | two -> one; a dead side brings no permits; two orphans -> one | [`Hold::merge`] |
+//! | hand over / adopt | any live -> borrowed by the target; dead -> `Err(Abandoned)`; target gone -> `Err(OwnerGone)`, unchanged | [`Hold::hand_to`] (`owner::hand_over`) |
+//! | made `'static` (`CapacityToken::into_owned`) | borrowed -> moving | [`Hold::make_moving`] |
+//! | forget (`SemaphorePermit::forget`) | registered -> gone, permits kept out | [`Hold::forget`] |
+//! | owner exits: completed, cancelled, panicked | borrowed -> dead (abandoned); moving -> orphaned | `OwnerInner::exit_as` (owner/record.rs) -> [`Abandon::abandon`](crate::owner::Abandon) / `Abandon::orphan` -> `SemCore::abandon` / `SemCore::orphan` (abandon.rs) |
+//! | exit with a manual hold | manual -> settled (the break counts it back; `release` says `NotHeld`) | `SemCore::abandon` -> [`SemCore::settle_abandoned_manual`] |
+//! | nested scope completes holding | borrowed/moving -> forwarded | `OwnerInner::complete` (owner/scope.rs) |
+//! | enclosing owner exits | forwarded -> as an exit of the scope, naming the enclosing owner | `ForwardedScope::abandon` -> `OwnerInner::exit_as` |
+//! | repair (`try_repair`, `mark_consistent`) | broken core, no guard left -> whole | `SemCore::try_begin_repair`, `SemCore::end_repair` (abandon.rs) |
+//!
+//! The race every row must survive is an exit in the owner's context against a
+//! release, split or hand-over elsewhere. It is decided once by the record's locks
+//! (`HoldTicket::give_back`, owner/ticket.rs): either the release gets the hold
+//! (`Claim::Ours`) or the exit did (`Abandoned`, `Orphaned`). An exit claims a hold under
+//! its record's lock and breaks the primitive only after, so a guard dropped in between
+//! leaves its permits in `Shared::returned_before_break` for the break to count in.
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 

@@ -163,7 +163,7 @@ pub(crate) struct SemCore {
     strict: AtomicBool,
     /// Eventual fairness (opt-in): a release puts its permits back for anyone to take
     /// and wakes the head waiter to try again, except for a fair hand-off at least every
-    /// [`FAIR_INTERVAL`]. See [`SemCore::set_eventually_fair`].
+    /// [`FAIR_INTERVAL`](permits::FAIR_INTERVAL). See [`SemCore::set_eventually_fair`].
     barging: AtomicBool,
     /// How many permits an exclusive hold takes: 1 for a mutex, every permit for an
     /// RwLock's writer; [`NOT_EXCLUSIVE`] for counted primitives. An exclusive hold
@@ -216,7 +216,7 @@ impl SemCore {
     /// Turns eventual fairness on: an acquire may take free permits while others wait
     /// (barging), a release wakes the head waiter to try again instead of handing the
     /// permits to it, and a release hands them over strictly (FIFO) when
-    /// [`FAIR_INTERVAL`] has passed since the last such hand-off, so no waiter starves.
+    /// [`FAIR_INTERVAL`](permits::FAIR_INTERVAL) has passed since the last such hand-off, so no waiter starves.
     /// parking_lot's rule; it spares two threads a cross-core wake per lock.
     pub(crate) fn set_eventually_fair(&self) {
         self.barging.store(true, Relaxed);

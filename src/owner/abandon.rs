@@ -22,9 +22,9 @@ pub(crate) trait Abandon: Send + Sync {
     fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize, site: Site);
     /// `owner` went away while an owned hold it acquired, and that may have moved,
     /// was still registered to it: no evidence of abandonment, so it is
-    /// only counted as orphaned until it is released or adopted ([`Claim::Orphaned`]).
+    /// only counted as orphaned until it is released or adopted ([`Claim::Orphaned`](super::ticket::Claim::Orphaned)).
     fn orphan(&self, owner: &Abandoner, permits: usize, site: Site, tag: OrphanTag);
-    /// The orphaned hold `tag` (see [`HoldTicket::orphan_tag`]) was released or adopted.
+    /// The orphaned hold `tag` (see [`HoldTicket::orphan_tag`](super::ticket::HoldTicket::orphan_tag)) was released or adopted.
     fn adopt_orphan(&self, tag: OrphanTag);
     /// An orphaned hold was split (see [`OrphanSplit`]): both halves stay orphans.
     fn split_orphan(&self, split: OrphanSplit) {
@@ -41,7 +41,7 @@ pub(crate) trait Abandon: Send + Sync {
         None
     }
     /// A hold of this primitive registered to the nested scope `from` now belongs to
-    /// `to`, the scope that polled it (see [`OwnerInner::complete`]): if `from` is the
+    /// `to`, the scope that polled it (see [`OwnerInner::complete`](super::record::OwnerInner::complete)): if `from` is the
     /// recorded holder, `to` is from now on. Only a primitive that records its holder
     /// does anything.
     fn forward_holder(&self, from: OwnerId, to: OwnerId) {
@@ -49,11 +49,11 @@ pub(crate) trait Abandon: Send + Sync {
     }
 }
 
-/// Names an orphaned hold: see [`HoldTicket::orphan_tag`].
+/// Names an orphaned hold: see [`HoldTicket::orphan_tag`](super::ticket::HoldTicket::orphan_tag).
 pub(crate) type OrphanTag = (usize, usize);
 
 /// An orphaned hold `tag` split in two ([`Abandon::split_orphan`]): it keeps `kept`
-/// permits, and the orphan `piece` ([`HoldTicket::orphan_piece`]) has the `taken`
+/// permits, and the orphan `piece` ([`HoldTicket::orphan_piece`](super::ticket::HoldTicket::orphan_piece)) has the `taken`
 /// others; `acquirer` is the exited owner both were registered to.
 pub(crate) struct OrphanSplit {
     pub(crate) tag: OrphanTag,

@@ -248,7 +248,7 @@ impl OwnerInner {
         Some(unsafe { body.with_local(f) })
     }
 
-    /// Makes the record findable by its id ([`live_record`]) until it exits: done when
+    /// Makes the record findable by its id ([`live_record`](super::handover::live_record)) until it exits: done when
     /// the id is given out (`Tracked::owner`, `current_owner`), so only owners whose id
     /// can be named pay for the lookup table.
     pub(crate) fn publish(self: &Arc<Self>) {
@@ -326,7 +326,7 @@ impl OwnerInner {
     /// Idempotent: only the first exit counts.
     ///
     /// Each abandoned hold's ticket keeps a strong count of the record's head from here
-    /// on (see [`HoldTicket`]), so a guard that outlives its owner can still ask it what
+    /// on (see [`HoldTicket`](super::ticket::HoldTicket)), so a guard that outlives its owner can still ask it what
     /// happened; the body is freed here.
     ///
     /// Call it only in the owner's context: from its `Tracked`'s poll or drop, or from
