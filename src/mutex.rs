@@ -10,7 +10,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::core::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_hold, common_statistics};
+use crate::core::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_permits, common_statistics};
 use crate::error::{AcquireError, PrimitiveKind, ReleaseError, RepairError, TryLockError};
 use crate::guard::{HoldSlot, InCore, guard_deref_mut, hold_guard, owned_into_parts};
 use crate::owner::{Caller, OwnerId, Site, caller_site, current_owner};
@@ -201,7 +201,8 @@ impl<T: ?Sized> Mutex<T> {
     pub fn lock(&self) -> impl Future<Output = Result<MutexGuard<'_, T>, AcquireError>> {
         let site = caller_site();
         async move {
-            let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: false, site: site);
+            acquire_permits!(self.core, 1, Caller::Async, site);
+            let hold = self.core.register(1, Caller::Async, &self.core, false, site);
             Ok(MutexGuard::from_hold(self, hold))
         }
     }
@@ -267,7 +268,8 @@ impl<T: ?Sized> Mutex<T> {
     pub fn lock_owned(self: Arc<Self>) -> impl Future<Output = Result<OwnedMutexGuard<T>, AcquireError>> {
         let site = caller_site();
         async move {
-            let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: true, site: site);
+            acquire_permits!(self.core, 1, Caller::Async, site);
+            let hold = self.core.register(1, Caller::Async, &self.core, true, site);
             Ok(OwnedMutexGuard::from_hold(self, hold))
         }
     }
@@ -412,7 +414,8 @@ impl Mutex<()> {
     pub fn acquire(&self) -> impl Future<Output = Result<(), AcquireError>> {
         let site = caller_site();
         async move {
-            let hold = acquire_hold!(self.core, 1, Caller::ManualAsync, &self.core, moves: false, site: site);
+            acquire_permits!(self.core, 1, Caller::ManualAsync, site);
+            let hold = self.core.register(1, Caller::ManualAsync, &self.core, false, site);
             self.core.store_manual(hold);
             Ok(())
         }

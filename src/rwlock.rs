@@ -17,7 +17,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::core::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_hold, common_statistics};
+use crate::core::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_permits, common_statistics};
 use crate::error::{AcquireError, PrimitiveKind, RepairError, TryLockError};
 use crate::guard::{HoldSlot, InCore, guard_deref_mut, hold_guard, owned_into_parts};
 use crate::owner::{Caller, OwnerId, Site, caller_site};
@@ -176,7 +176,8 @@ impl<T: ?Sized> RwLock<T> {
     pub fn read(&self) -> impl Future<Output = Result<RwLockReadGuard<'_, T>, AcquireError>> {
         let site = caller_site();
         async move {
-            let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: false, site: site);
+            acquire_permits!(self.core, 1, Caller::Async, site);
+            let hold = self.core.register(1, Caller::Async, &self.core, false, site);
             Ok(self.read_guard(hold))
         }
     }
@@ -200,7 +201,8 @@ impl<T: ?Sized> RwLock<T> {
     pub fn write(&self) -> impl Future<Output = Result<RwLockWriteGuard<'_, T>, AcquireError>> {
         let site = caller_site();
         async move {
-            let hold = acquire_hold!(self.core, self.write_permits(), Caller::Async, &self.core, moves: false, site: site);
+            acquire_permits!(self.core, self.write_permits(), Caller::Async, site);
+            let hold = self.core.register(self.write_permits(), Caller::Async, &self.core, false, site);
             Ok(RwLockWriteGuard::from_hold(self, hold))
         }
     }
@@ -287,7 +289,8 @@ impl<T: ?Sized> RwLock<T> {
     ) -> impl Future<Output = Result<OwnedRwLockReadGuard<T>, AcquireError>> {
         let site = caller_site();
         async move {
-            let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: true, site: site);
+            acquire_permits!(self.core, 1, Caller::Async, site);
+            let hold = self.core.register(1, Caller::Async, &self.core, true, site);
             let data = self.data.get();
             Ok(OwnedRwLockReadGuard { lock: self, data, hold })
         }
@@ -309,7 +312,8 @@ impl<T: ?Sized> RwLock<T> {
     ) -> impl Future<Output = Result<OwnedRwLockWriteGuard<T>, AcquireError>> {
         let site = caller_site();
         async move {
-            let hold = acquire_hold!(self.core, self.write_permits(), Caller::Async, &self.core, moves: true, site: site);
+            acquire_permits!(self.core, self.write_permits(), Caller::Async, site);
+            let hold = self.core.register(self.write_permits(), Caller::Async, &self.core, true, site);
             Ok(OwnedRwLockWriteGuard::from_hold(self, hold))
         }
     }

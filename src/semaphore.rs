@@ -9,7 +9,9 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::core::{AbandonPolicy, CoreSnapshot, Hold, MAX_PERMITS, SemCore, acquire_hold, common_statistics};
+use crate::core::{
+    AbandonPolicy, CoreSnapshot, Hold, MAX_PERMITS, SemCore, acquire_permits, common_statistics,
+};
 use crate::error::{AcquireError, HandOverError, PrimitiveKind, TryAcquireError};
 use crate::owner::{Abandon, Caller, Site, caller_site};
 
@@ -152,7 +154,8 @@ impl Semaphore {
     pub fn acquire(&self) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> {
         let site = caller_site();
         async move {
-            let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: false, site: site);
+            acquire_permits!(self.core, 1, Caller::Async, site);
+            let hold = self.core.register(1, Caller::Async, &self.core, false, site);
             Ok(SemaphorePermit { sem: self, permits: 1, hold })
         }
     }
@@ -172,7 +175,8 @@ impl Semaphore {
         let site = caller_site();
         async move {
             let permits = n as usize;
-            let hold = acquire_hold!(self.core, permits, Caller::Async, &self.core, moves: false, site: site);
+            acquire_permits!(self.core, permits, Caller::Async, site);
+            let hold = self.core.register(permits, Caller::Async, &self.core, false, site);
             Ok(SemaphorePermit { sem: self, permits, hold })
         }
     }
@@ -243,7 +247,8 @@ impl Semaphore {
     ) -> impl Future<Output = Result<OwnedSemaphorePermit, AcquireError>> {
         let site = caller_site();
         async move {
-            let hold = acquire_hold!(self.core, 1, Caller::Async, &self.core, moves: true, site: site);
+            acquire_permits!(self.core, 1, Caller::Async, site);
+            let hold = self.core.register(1, Caller::Async, &self.core, true, site);
             Ok(OwnedSemaphorePermit { sem: self, permits: 1, hold })
         }
     }
@@ -264,7 +269,8 @@ impl Semaphore {
         let site = caller_site();
         async move {
             let permits = n as usize;
-            let hold = acquire_hold!(self.core, permits, Caller::Async, &self.core, moves: true, site: site);
+            acquire_permits!(self.core, permits, Caller::Async, site);
+            let hold = self.core.register(permits, Caller::Async, &self.core, true, site);
             Ok(OwnedSemaphorePermit { sem: self, permits, hold })
         }
     }

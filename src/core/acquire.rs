@@ -19,11 +19,14 @@ use crate::wake::WakeList;
 
 use super::{BROKEN, CLOSED, Hold, SHIFT, SLOW, SemCore};
 
-/// Acquires `$permits` of `$core` for `$caller` inside the calling `async fn`, `?`-ing
+/// Acquires `$permits` of `$core` for `$caller` inside the calling `async` block, `?`-ing
 /// the error: the one-CAS [`TakeUncontended`] first, the queued [`AcquireFuture`] only if
-/// that fails. A macro rather than an `async fn` because each `async fn` layer between a
-/// public acquire and the core costs more than the fast path saves (measured: 4-6 ns
-/// uncontended, ~15 ns per contended hand-off).
+/// that fails. The permits are then held anonymously; the caller registers them
+/// ([`SemCore::register`], or a limiter's borrow). The crate's one acquire macro, and a
+/// macro rather than an `async fn` because each `async fn` layer between a public
+/// acquire and the core costs more than the fast path saves (measured: 4-6 ns
+/// uncontended, ~15 ns per contended hand-off). Every public acquire reads the same:
+/// `acquire_permits!(core, n, caller, site); let hold = core.register(..);`.
 macro_rules! acquire_permits {
     ($core:expr, $permits:expr, $caller:expr, $site:expr) => {
         if !$core.take_uncontended($permits).await {
@@ -32,16 +35,6 @@ macro_rules! acquire_permits {
     };
 }
 pub(crate) use acquire_permits;
-
-/// [`acquire_permits!`], then registers them: evaluates to the [`Hold`]. `$primitive`
-/// is the `Arc` the owner's exit hands the hold back to; `moves` is true for owned holds.
-macro_rules! acquire_hold {
-    ($core:expr, $permits:expr, $caller:expr, $primitive:expr, moves: $moves:expr, site: $site:expr) => {{
-        crate::core::acquire_permits!($core, $permits, $caller, $site);
-        $core.register($permits, $caller, $primitive, $moves, $site)
-    }};
-}
-pub(crate) use acquire_hold;
 
 /// How many spin steps a thread waiting on an eventually fair primitive tries for the
 /// permits before it queues (a few microseconds): the longer it stays out of the queue,
@@ -65,7 +58,7 @@ impl SemCore {
         }
     }
 
-    /// [`acquire_hold!`] for a blocking entry point, blocking the thread. The uncontended
+    /// [`acquire_permits!`] and [`SemCore::register`] for a blocking entry point, blocking the thread. The uncontended
     /// case is the same one CAS as an async acquire's, without a future to poll or a
     /// cooperative budget to spend (a blocked thread has none); the rest waits exactly
     /// as an async acquire does.

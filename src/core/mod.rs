@@ -44,7 +44,7 @@ mod watch;
 
 pub(crate) use abandon::BreakHook;
 pub use abandon::{AbandonPolicy, Abandonments};
-pub(crate) use acquire::{acquire_hold, acquire_permits};
+pub(crate) use acquire::acquire_permits;
 pub(crate) use hold::Hold;
 use holder::HoldWords;
 pub(crate) use watch::{CoreSnapshot, common_statistics};
