@@ -352,6 +352,11 @@ struct Shared {
     returned_before_break: usize,
     /// The latest break's error, kept after a repair for the waiters it failed.
     last_break: Option<BrokenResourceError>,
+    /// Permits released or abandoned since a counted primitive broke (every call of
+    /// [`Shared::held_no_more`]): the ones its repair gives back to the pool (see
+    /// [`SemCore::repair_counted`]). A primitive with data counts its permits back in its
+    /// state word instead and never reads this.
+    given_back_while_broken: usize,
     /// Who else must hear of a break: the conditions used with this mutex, whose
     /// waiters are not in this queue until notified.
     break_hooks: Vec<Weak<dyn BreakHook>>,
@@ -375,6 +380,7 @@ impl Shared {
     /// `held_when_broken`).
     fn held_no_more(&mut self, permits: usize) {
         self.held_when_broken = self.held_when_broken.saturating_sub(permits);
+        self.given_back_while_broken = self.given_back_while_broken.saturating_add(permits);
     }
 }
 
@@ -1544,9 +1550,14 @@ impl SemCore {
 
     /// Permits given back to a broken pool, which grants them to nobody: they are no
     /// longer held (see [`Shared::held_when_broken`]).
+    ///
+    /// Decided again under the lot lock, as `release_locked` does: a repair may have
+    /// ended the break since the caller looked, and then the permits go to the pool.
     #[cold]
     fn released_while_broken(&self, permits: usize) {
-        self.shared.lock().held_no_more(permits);
+        let mut wakes = WakeList::default();
+        self.release_locked(&mut self.shared.lock(), permits, &mut wakes);
+        wakes.wake_all();
     }
 
     #[track_caller]
@@ -1839,6 +1850,39 @@ impl SemCore {
                 }
             }
         }
+    }
+}
+
+impl SemCore {
+    /// Repairs a broken counted primitive (a semaphore, a limiter: no data). Every
+    /// permit abandoned or released since the break goes back to the pool, and acquires
+    /// succeed again. An abandoned permit is given back even if its permit object still
+    /// exists somewhere (leaked, or moved away and alive): nothing tells that apart from a
+    /// forgotten one, and it guards no data; its drop releases nothing, so it is never
+    /// counted twice. The waiters the break failed keep their error (they are no longer
+    /// queued); holds live at the break keep their permits and release them as usual.
+    /// Returns how many permits went back.
+    pub(crate) fn repair_counted(&self) -> Result<usize, RepairError> {
+        debug_assert!(!self.repairable(), "a primitive with data repairs through RepairGuard");
+        let mut wakes = WakeList::default();
+        let given_back = {
+            let mut shared = self.shared.lock();
+            if shared.broken.is_none() {
+                return Err(RepairError::NotBroken);
+            }
+            shared.broken = None;
+            shared.held_when_broken = 0;
+            let given_back = std::mem::take(&mut shared.given_back_while_broken);
+            // Under the lot lock, as every change of `BROKEN`: a release that saw it set
+            // decides again under this lock (`released_while_broken`). The break failed
+            // every waiter and a broken core queues none, so this reaches the pool (and
+            // pays a debt first); its last CAS clears a `SLOW` the break left.
+            self.state.fetch_and(!BROKEN, AcqRel);
+            self.release_locked(&mut shared, given_back, &mut wakes);
+            given_back
+        };
+        wakes.wake_all();
+        Ok(given_back)
     }
 }
 
