@@ -32,6 +32,9 @@ use crate::owner::{
 use crate::sem::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_permits, common_statistics};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
+#[cfg(feature = "tower")]
+pub(crate) mod request;
+
 enum Borrow {
     /// Waiting for a token.
     Pending,
