@@ -16,7 +16,7 @@
 //!
 //! Two modes, told apart by type:
 //! - **[`Reclaiming`]** (the default): the layer's own tokens use
-//!   [`AbandonPolicy::Reclaim`](crate::AbandonPolicy::Reclaim): they guard no data, so a
+//!   [`AbandonPolicy::Reclaim`]: they guard no data, so a
 //!   token abandoned by a panicking request goes back to the pool, with a `WARN`. The
 //!   layer cannot fail, so the service's error is the inner service's.
 //! - **[`Breaking`]** (`.break_on_abandon()`, or a limiter of your own with
@@ -590,7 +590,8 @@ impl<F: Future<Output = Result<T, E>>, T, E: Into<BoxError>> Future for Response
 
 impl<F: Future, M> fmt::Debug for ResponseFuture<F, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").field("owner", &self.request.owner()).finish()
+        // The scope's `Debug` names its owner without publishing it (no side effect).
+        f.debug_struct("ResponseFuture").field("request", &self.request).finish()
     }
 }
 

@@ -219,10 +219,8 @@ fn a_handler_that_moves_an_owned_permit_away_breaks_nothing() {
             Ok("moved")
         })
     }));
-    let worker = std::thread::spawn(move || {
-        let permit = permits.recv().unwrap();
-        permit // kept past the request's end
-    });
+    // The worker receives the permit and keeps it past the request's end.
+    let worker = std::thread::spawn(move || permits.recv().unwrap());
     let response = start(&mut limited);
     assert_eq!(block_on(response).unwrap(), "moved");
     let permit = worker.join().unwrap();

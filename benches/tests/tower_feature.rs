@@ -167,7 +167,7 @@ fn misbehaving_routes(ledger: &Arc<ownsync::Mutex<u32>>) -> axum::Router {
                 "unreachable"
             }),
         )
-        .route("/slow", get(|| std::future::pending::<&str>()))
+        .route("/slow", get(std::future::pending::<&str>))
 }
 
 /// Always true; keeps the panicking handler's return type a response.
