@@ -341,7 +341,8 @@ pub enum RepairError {
     /// It is not broken: there is nothing to repair.
     #[error("not broken: nothing to repair")]
     NotBroken,
-    /// Guards of it are still out: the abandoned hold's own guard (moved elsewhere, or
+    /// Guards of it are still out (a `Mutex` or `RwLock` only: a `Semaphore` or
+    /// `CapacityLimiter` guards no data and is repaired with permits still out): the abandoned hold's own guard (moved elsewhere, or
     /// leaked with `mem::forget`), another holder's, or another repairer's. A repair
     /// needs every one of them dropped, so that nothing else reaches the data.
     #[error("{guards_out} permit(s) still held by guards that were not dropped (a leaked guard never is)")]

@@ -24,13 +24,16 @@ use crate::block::block_on;
 use crate::core::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_permits, common_statistics};
 use crate::error::AbandonReason;
 use crate::error::HandOverError;
-use crate::error::{AcquireError, PrimitiveKind, ReleaseError, TryAcquireError};
+use crate::error::{AcquireError, PrimitiveKind, ReleaseError, RepairError, TryAcquireError};
 use crate::loom::{AtomicU64, AtomicUsize, Mutex};
 use crate::owner::{
     Abandon, Abandoner, Caller, OrphanTag, OwnerGone, OwnerId, Site, caller_site, can_exit, is_live_owner,
     owner_id_for,
 };
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+#[cfg(feature = "tower")]
+pub(crate) mod request;
 
 enum Borrow {
     /// Waiting for a token.
@@ -448,7 +451,8 @@ impl CapacityLimiter {
     /// rule is [`acquire_on_behalf_of`](Self::acquire_on_behalf_of)'s.
     ///
     /// # Errors
-    /// `Broken` if a borrower abandoned its token (with the default policy).
+    /// `Broken` if a borrower abandoned its token (with the default policy), until
+    /// [`try_repair`](Self::try_repair).
     ///
     /// ```
     /// # futures::executor::block_on(ownsync::tracked(async {
@@ -649,13 +653,42 @@ impl CapacityLimiter {
         total.saturating_sub(borrowed)
     }
 
-    /// Whether a borrower abandoned its token and broke the limiter. Permanent.
+    /// Whether a borrower abandoned its token and broke the limiter. It stays broken
+    /// until [`try_repair`](Self::try_repair).
     ///
     /// ```
     /// assert!(!ownsync::CapacityLimiter::new(1).is_broken());
     /// ```
     pub fn is_broken(&self) -> bool {
         self.inner.core.is_broken()
+    }
+
+    /// Makes a broken limiter work again, and returns how many tokens went back to it.
+    ///
+    /// Every token abandoned since the break (its borrower exited holding it) is **given
+    /// back**, not written off, and so is every token returned while it was broken. An
+    /// abandoned token whose borrower is gone is gone for good; one leaked but still
+    /// reachable cannot be told apart from it, and a limiter guards no data, so giving
+    /// it back is safe: that token's drop returns nothing, so it is never counted twice.
+    /// Tokens borrowed by live borrowers at the break stay theirs. Acquires succeed
+    /// again from now on; the waiters the break woke keep their `Broken` error.
+    ///
+    /// # Errors
+    /// [`RepairError::NotBroken`] if the limiter is not broken (nothing is changed).
+    ///
+    /// ```
+    /// use ownsync::{CapacityLimiter, RepairError, tracked};
+    /// # futures::executor::block_on(async {
+    /// let limiter = CapacityLimiter::new(1);
+    /// tracked(async { limiter.acquire().await.unwrap().detach() }).await; // a leak
+    /// assert!(limiter.is_broken());
+    /// assert_eq!(limiter.try_repair(), Ok(1));
+    /// assert_eq!(limiter.available_tokens(), 1);
+    /// assert_eq!(limiter.try_repair(), Err(RepairError::NotBroken));
+    /// # });
+    /// ```
+    pub fn try_repair(&self) -> Result<usize, RepairError> {
+        self.inner.core.repair_counted()
     }
 
     /// The abandon policy chosen at construction.

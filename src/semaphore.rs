@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::core::{
     AbandonPolicy, CoreSnapshot, Hold, MAX_PERMITS, SemCore, acquire_permits, common_statistics,
 };
-use crate::error::{AcquireError, HandOverError, PrimitiveKind, TryAcquireError};
+use crate::error::{AcquireError, HandOverError, PrimitiveKind, RepairError, TryAcquireError};
 use crate::owner::{Abandon, Caller, Site, caller_site};
 
 /// A counting semaphore that knows who holds its permits.
@@ -111,8 +111,8 @@ impl Semaphore {
         self.core.available()
     }
 
-    /// Adds `n` permits, handing them to queued waiters first (FIFO). No effect on a
-    /// broken semaphore.
+    /// Adds `n` permits, handing them to queued waiters first (FIFO). On a broken
+    /// semaphore they are kept for its [`try_repair`](Self::try_repair).
     ///
     /// # Panics
     /// If the total would exceed [`Semaphore::MAX_PERMITS`].
@@ -141,7 +141,10 @@ impl Semaphore {
     /// Acquires one permit, waiting in FIFO order. Cancel-safe.
     ///
     /// # Errors
-    /// `Closed` after [`close`](Self::close); `Broken` if a holder abandoned permits.
+    /// `Closed` after [`close`](Self::close); `Broken` if a holder abandoned permits
+    /// (with the default [`AbandonPolicy::Break`]), until [`try_repair`](Self::try_repair).
+    /// Where tokio's acquire fails only once closed, this one can also fail with
+    /// `Broken`: code ported with `.unwrap()` should handle it (or use `Reclaim`).
     ///
     /// ```
     /// # futures::executor::block_on(async {
@@ -232,6 +235,11 @@ impl Semaphore {
     }
 
     /// Like [`acquire`](Self::acquire), with a permit that keeps the semaphore alive.
+    ///
+    /// # Errors
+    /// As [`acquire`](Self::acquire): `Closed`, or `Broken` until
+    /// [`try_repair`](Self::try_repair), so `acquire_owned().await.unwrap()`, which
+    /// cannot fail on tokio's semaphore unless closed, can fail here.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -348,13 +356,53 @@ impl Semaphore {
         self.core.is_closed()
     }
 
-    /// Whether a holder abandoned permits and broke the semaphore. Permanent.
+    /// Whether a holder abandoned permits and broke the semaphore. It stays broken until
+    /// [`try_repair`](Self::try_repair).
     ///
     /// ```
     /// assert!(!ownsync::Semaphore::new(1).is_broken());
     /// ```
     pub fn is_broken(&self) -> bool {
         self.core.is_broken()
+    }
+
+    /// Makes a broken semaphore work again, and returns how many permits went back to
+    /// the pool.
+    ///
+    /// Every permit abandoned since the break (its owner exited holding it) is **given
+    /// back**, not written off, and so is every permit released while it was broken
+    /// (a broken semaphore grants nothing, so those were kept aside). An abandoned permit
+    /// whose owner is gone is gone for good; one that was leaked but is still reachable
+    /// cannot be told apart from it, and a semaphore guards no data, so giving it back
+    /// is safe: that permit's drop releases nothing, so it is never counted twice.
+    /// Permits held by live holders at the break stay theirs and come back when
+    /// released. Acquires succeed again from now on; the waiters the break woke keep
+    /// their `Broken` error. A semaphore broken again later can be repaired again.
+    ///
+    /// # Errors
+    /// [`RepairError::NotBroken`] if the semaphore is not broken (nothing is changed).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use ownsync::{RepairError, Semaphore, tracked};
+    /// # futures::executor::block_on(async {
+    /// let pool = Arc::new(Semaphore::new(2));
+    /// // A task leaks a permit: the semaphore breaks.
+    /// tracked(async { pool.acquire().await.unwrap().forget() }).await;
+    /// tracked({
+    ///     let pool = pool.clone();
+    ///     async move { std::mem::forget(pool.acquire().await.unwrap()) }
+    /// })
+    /// .await;
+    /// assert!(pool.is_broken() && pool.try_acquire().is_err());
+    /// assert_eq!(pool.try_repair(), Ok(1)); // the leaked permit is back
+    /// assert_eq!(pool.available_permits(), 1); // the forgotten one stays forgotten
+    /// assert!(pool.acquire().await.is_ok());
+    /// assert_eq!(pool.try_repair(), Err(RepairError::NotBroken));
+    /// # });
+    /// ```
+    pub fn try_repair(&self) -> Result<usize, RepairError> {
+        self.core.repair_counted()
     }
 
     /// The abandon policy chosen at construction.

@@ -10,6 +10,10 @@
 //!   (the data may be half-written), and every later ledger request fails fast with 503
 //!   and a message naming the request that broke it.
 //! - `GET /stats`: the limiter's statistics.
+//! - `GET /limited/ownsync?ms=N` and `GET /limited/tower?ms=N`: N ms of work (default 0)
+//!   behind `ownsync::tower::CapacityLimitLayer::new(16)` or tower's
+//!   `ConcurrencyLimitLayer::new(16)`, the same handler: `benches/wrk-layers.sh` compares
+//!   their throughput.
 //! - `GET /debug/locks`: who holds and who waits, with acquire sites. With the
 //!   `diagnostics` feature, the process-wide snapshot (every primitive, and wait-for
 //!   cycles); without it, the limiter's and the ledger's own statistics.
@@ -133,6 +137,18 @@ async fn debug_locks(State(app): State<Arc<App>>) -> Reply {
     (StatusCode::OK, body)
 }
 
+/// The handler behind both concurrency-limit layers: `ms` of work, then a short answer.
+async fn limited(Query(query): Query<HashMap<String, String>>) -> &'static str {
+    let ms = query.get("ms").and_then(|ms| ms.parse().ok()).unwrap_or(0);
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    "done\n"
+}
+
+/// How many requests each of the two layers lets in at once.
+const LAYER_LIMIT: usize = 16;
+
 fn router() -> Router {
     let app = Arc::new(App {
         limiter: CapacityLimiter::with_name_and_policy(TOKENS, "handlers", AbandonPolicy::Reclaim),
@@ -145,6 +161,16 @@ fn router() -> Router {
         .route("/ledger", get(ledger))
         .route("/stats", get(stats))
         .route("/debug/locks", get(debug_locks))
+        .merge(
+            Router::new()
+                .route("/limited/ownsync", get(limited))
+                .layer(ownsync::tower::CapacityLimitLayer::new(LAYER_LIMIT)),
+        )
+        .merge(
+            Router::new()
+                .route("/limited/tower", get(limited))
+                .layer(tower::limit::ConcurrencyLimitLayer::new(LAYER_LIMIT)),
+        )
         .with_state(app)
 }
 

@@ -13,6 +13,11 @@ use common::Polled;
 use futures::executor::block_on;
 use ownsync::tower::{CapacityLimit, CapacityLimitLayer, GlobalCapacityLimitLayer};
 use ownsync::{AbandonReason, AcquireError, CapacityLimiter, tracked};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::routing::get;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
 fn echo() -> impl Service<u32, Response = u32, Error = Infallible, Future: Send> + Clone {
@@ -113,25 +118,144 @@ fn new_limits_each_service_and_the_global_layer_limits_them_together() {
     assert_eq!(global.limiter().borrowed_tokens(), 1);
 }
 
-/// axum 0.8's `Router::layer` needs a `Sync` service: the limited service is `Sync`, and
-/// an app with the layer (behind `HandleErrorLayer`, as for tower's) builds and serves.
+/// axum 0.8's `Router::layer` takes the default layer as it takes tower's
+/// `ConcurrencyLimitLayer`: no error handler, since its error is the route's own
+/// (`Infallible`); the limited service is `Sync`; the app serves.
 #[test]
-fn an_axum_router_takes_the_layer_and_serves() {
+fn an_axum_router_takes_the_layer_as_it_takes_towers_and_serves() {
     fn assert_sync<T: Sync>(_: &T) {}
     assert_sync(&tower::Layer::layer(&CapacityLimitLayer::new(1), echo()));
-    let app = axum::Router::new().route("/", axum::routing::get(|| async { "hello" })).layer(
-        ServiceBuilder::new()
-            .layer(axum::error_handling::HandleErrorLayer::new(|_: ownsync::tower::BoxError| async {
-                axum::http::StatusCode::SERVICE_UNAVAILABLE
-            }))
-            .layer(CapacityLimitLayer::new(2)),
-    );
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let response =
-        runtime.block_on(app.oneshot(axum::http::Request::new(axum::body::Body::empty()))).unwrap();
-    assert_eq!(response.status(), axum::http::StatusCode::OK);
+    let ours = axum::Router::new().route("/", get(|| async { "hello" })).layer(CapacityLimitLayer::new(2));
+    let towers = axum::Router::new()
+        .route("/", get(|| async { "hello" }))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(2));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    for app in [ours, towers] {
+        let (status, body) = runtime.block_on(request(app, "/"));
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "hello"));
+    }
 }
 
+/// One GET through `app`: the status and the body.
+async fn request(app: axum::Router, path: &str) -> (StatusCode, String) {
+    let request = axum::http::Request::get(path).body(axum::body::Body::empty()).unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// An axum app's misbehaving routes: `/leak` leaks a guard of the app's ledger, `/panic`
+/// panics, `/slow` waits for ever (an outer timeout cuts it short), `/` serves.
+fn misbehaving_routes(ledger: &Arc<ownsync::Mutex<u32>>) -> axum::Router {
+    let leaker = ledger.clone();
+    axum::Router::new()
+        .route("/", get(|| async { "hello" }))
+        .route(
+            "/leak",
+            get(move || async move {
+                std::mem::forget(leaker.lock().await.unwrap()); // the bug
+                "leaked"
+            }),
+        )
+        .route(
+            "/panic",
+            get(|| async {
+                if ledger_is_fine() {
+                    panic!("a bug in the handler");
+                }
+                "unreachable"
+            }),
+        )
+        .route("/slow", get(std::future::pending::<&str>))
+}
+
+/// Always true; keeps the panicking handler's return type a response.
+fn ledger_is_fine() -> bool {
+    std::hint::black_box(true)
+}
+
+/// Sends `path` to `app`, expecting the handler to panic.
+fn request_that_panics(runtime: &tokio::runtime::Runtime, app: &axum::Router, path: &str) {
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(request(app.clone(), path));
+    }));
+    assert!(unwound.is_err(), "{path} panics");
+}
+
+/// Sends `path` to `app` under a timeout that cuts it short.
+fn request_cut_short(runtime: &tokio::runtime::Runtime, app: &axum::Router, path: &str) {
+    let cut = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_millis(1), request(app.clone(), path)).await });
+    assert!(cut.is_err(), "{path} was cut short");
+}
+
+/// The default layer in an axum app: a leak, a panic and a timeout are each caught per
+/// request, and the next requests are served (the leaked ledger is broken, naming the
+/// request; the panicking request's token is reclaimed; the cut-short one's comes back).
+#[test]
+fn in_axum_the_default_layer_catches_each_request_and_keeps_serving() {
+    let ledger = Arc::new(ownsync::Mutex::new(0));
+    let app: axum::Router = misbehaving_routes(&ledger).layer(CapacityLimitLayer::new(1)).with_state(());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+
+    assert_eq!(runtime.block_on(request(app.clone(), "/leak")).1, "leaked");
+    let broken = match ledger.try_lock() {
+        Err(ownsync::TryLockError::Broken(broken)) => broken,
+        other => panic!("the leaked ledger must be broken, got {other:?}"),
+    };
+    assert!(broken.owner().is_task(), "named by the request's own scope");
+    assert_eq!(broken.reason(), AbandonReason::Exited);
+
+    for _ in 0..2 {
+        request_that_panics(&runtime, &app, "/panic");
+        request_cut_short(&runtime, &app, "/slow");
+    }
+    // Every route, the misbehaving ones again included, still has its one token.
+    assert_eq!(runtime.block_on(request(app.clone(), "/")), (StatusCode::OK, "hello".to_owned()));
+    request_cut_short(&runtime, &app, "/slow");
+    request_that_panics(&runtime, &app, "/panic");
+}
+
+/// The breaking layer in an axum app, with `unavailable` as the error handler: the
+/// panicking request breaks its route's limiter, and the next requests to it get 503 with
+/// the error's text naming the request; a timeout breaks nothing; the limiter, reached
+/// through the layer, is repaired and serves again.
+#[test]
+fn in_axum_the_breaking_layer_answers_503_after_a_panic_until_repaired() {
+    let ledger = Arc::new(ownsync::Mutex::new(0));
+    let layer = CapacityLimitLayer::new(1).break_on_abandon();
+    let app = misbehaving_routes(&ledger).layer(
+        ServiceBuilder::new()
+            .layer(axum::error_handling::HandleErrorLayer::new(ownsync::tower::unavailable))
+            .layer(layer.clone()),
+    );
+    // Made into routes once (as `axum::serve` does), not per request: one limiter per route.
+    let app: axum::Router = app.with_state(());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+
+    request_cut_short(&runtime, &app, "/slow");
+    assert!(layer.limiters().iter().all(|limiter| !limiter.is_broken()), "a timeout breaks nothing");
+    assert_eq!(runtime.block_on(request(app.clone(), "/leak")).1, "leaked", "a leaked guard of the app's");
+
+    request_that_panics(&runtime, &app, "/panic");
+    for _ in 0..2 {
+        let (status, text) = runtime.block_on(request(app.clone(), "/panic"));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(text.contains("broken") && text.contains("panicked"), "the error's text: {text}");
+    }
+    assert_eq!(
+        runtime.block_on(request(app.clone(), "/")),
+        (StatusCode::OK, "hello".to_owned()),
+        "other routes serve"
+    );
+
+    let broken: Vec<_> = layer.limiters().into_iter().filter(CapacityLimiter::is_broken).collect();
+    assert_eq!(broken.len(), 1, "the /panic route's limiter");
+    assert_eq!(broken[0].try_repair(), Ok(1));
+    request_that_panics(&runtime, &app, "/panic"); // admitted again, and it breaks it again
+    assert!(broken[0].is_broken());
+}
 /// The reported reproduction, with tower's own mock services: `new(1)` limits each
 /// service separately (the second is ready too), as `ConcurrencyLimitLayer::new(1)`.
 #[test]

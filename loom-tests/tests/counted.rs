@@ -113,6 +113,33 @@ fn an_unnamed_release_races_the_break() {
     });
 }
 
+/// A permit released while its semaphore is broken races the repair: released before
+/// the repair, the repair gives it back; after, it goes to the pool as usual; in between
+/// (the release saw the break, the repair ended it before the release took the lock),
+/// it is decided again under the lock. Never lost, never counted twice.
+#[test]
+fn a_release_races_a_repair() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(2));
+        let live = sem.clone().try_acquire_owned().unwrap();
+        let mut task = Box::pin(ownsync::tracked({
+            let sem = sem.clone();
+            async move {
+                std::mem::forget(sem.acquire().await.unwrap());
+                std::future::pending::<()>().await
+            }
+        }));
+        assert!(task.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+        drop(task); // exits holding its permit: broken
+        assert!(sem.is_broken());
+        let releaser = thread::spawn(move || drop(live));
+        let repaired = sem.try_repair().unwrap();
+        releaser.join().unwrap();
+        assert!((1..=2).contains(&repaired));
+        assert_eq!(sem.available_permits(), 2, "every permit back, once");
+    });
+}
+
 /// A re-poll with a new waker races the release that wakes the waiter: if the re-poll
 /// still saw `Pending`, the new waker is the one woken; no wake-up is lost.
 #[test]

@@ -132,6 +132,37 @@ impl SemCore {
         }
     }
 
+    /// Repairs a broken counted primitive (a semaphore, a limiter: no data). Every
+    /// permit abandoned or released since the break goes back to the pool, and acquires
+    /// succeed again. An abandoned permit is given back even if its permit object still
+    /// exists somewhere (leaked, or moved away and alive): nothing tells that apart from a
+    /// forgotten one, and it guards no data; its drop releases nothing, so it is never
+    /// counted twice. The waiters the break failed keep their error (they are no longer
+    /// queued); holds live at the break keep their permits and release them as usual.
+    /// Returns how many permits went back.
+    pub(crate) fn repair_counted(&self) -> Result<usize, RepairError> {
+        debug_assert!(!self.repairable(), "a primitive with data repairs through RepairGuard");
+        let mut wakes = WakeList::default();
+        let given_back = {
+            let mut shared = self.shared.lock();
+            if shared.broken.is_none() {
+                return Err(RepairError::NotBroken);
+            }
+            shared.broken = None;
+            shared.held_when_broken = 0;
+            let given_back = std::mem::take(&mut shared.given_back_while_broken);
+            // Under the lot lock, as every change of `BROKEN`: a release that saw it set
+            // decides again under this lock (`released_while_broken`). The break failed
+            // every waiter and a broken core queues none, so this reaches the pool (and
+            // pays a debt first); its last CAS clears a `SLOW` the break left.
+            self.state.fetch_and(!BROKEN, AcqRel);
+            self.release_locked(&mut shared, given_back, &mut wakes);
+            given_back
+        };
+        wakes.wake_all();
+        Ok(given_back)
+    }
+
     /// Ends a repair: marked consistent, the primitive is whole again with all `total`
     /// permits free (its waiters were failed by the break, so nobody is queued); given
     /// up, it stays broken, with the permits back for another repair.

@@ -37,7 +37,8 @@
 //! | exit with a manual hold | manual -> settled (the break counts it back; `release` says `NotHeld`) | `SemCore::abandon` -> [`SemCore::settle_abandoned_manual`] |
 //! | nested scope completes holding | borrowed/moving -> forwarded | `OwnerInner::complete` (owner/scope.rs) |
 //! | enclosing owner exits | forwarded -> as an exit of the scope, naming the enclosing owner | `ForwardedScope::abandon` -> `OwnerInner::exit_as` |
-//! | repair (`try_repair`, `mark_consistent`) | broken core, no guard left -> whole | `SemCore::try_begin_repair`, `SemCore::end_repair` (abandon.rs) |
+//! | repair of a lock with data (`try_repair`, `mark_consistent`) | broken core, no guard left -> whole | `SemCore::try_begin_repair`, `SemCore::end_repair` (abandon.rs) |
+//! | repair of a counted primitive (`Semaphore::try_repair`, `CapacityLimiter::try_repair`) | broken core -> whole: every permit abandoned, released or added since the break goes back; dead holds stay dead (their drop releases nothing) | `SemCore::repair_counted` (abandon.rs); a release racing it decides again under the lot lock (`released_while_broken`) |
 //!
 //! The race every row must survive is an exit in the owner's context against a
 //! release, split or hand-over elsewhere. It is decided once by the record's locks

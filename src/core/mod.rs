@@ -108,6 +108,11 @@ struct Shared {
     returned_before_break: usize,
     /// The latest break's error, kept after a repair for the waiters it failed.
     last_break: Option<BrokenResourceError>,
+    /// Permits released or abandoned since a counted primitive broke (every call of
+    /// [`Shared::held_no_more`]): the ones its repair gives back to the pool (see
+    /// [`SemCore::repair_counted`]). A primitive with data counts its permits back in its
+    /// state word instead and never reads this.
+    given_back_while_broken: usize,
     /// Who else must hear of a break: the conditions used with this mutex, whose
     /// waiters are not in this queue until notified.
     break_hooks: Vec<Weak<dyn BreakHook>>,
@@ -131,6 +136,7 @@ impl Shared {
     /// `held_when_broken`).
     pub(super) fn held_no_more(&mut self, permits: usize) {
         self.held_when_broken = self.held_when_broken.saturating_sub(permits);
+        self.given_back_while_broken = self.given_back_while_broken.saturating_add(permits);
     }
 }
 

@@ -225,9 +225,14 @@ impl SemCore {
 
     /// Permits given back to a broken pool, which grants them to nobody: they are no
     /// longer held (see [`Shared::held_when_broken`]).
+    ///
+    /// Decided again under the lot lock, as `release_locked` does: a repair may have
+    /// ended the break since the caller looked, and then the permits go to the pool.
     #[cold]
     fn released_while_broken(&self, permits: usize) {
-        self.shared.lock().held_no_more(permits);
+        let mut wakes = WakeList::default();
+        self.release_locked(&mut self.shared.lock(), permits, &mut wakes);
+        wakes.wake_all();
     }
 
     #[track_caller]
