@@ -1722,12 +1722,24 @@ impl SemCore {
             let mut shared = self.shared.lock();
             let old = std::mem::replace(&mut shared.pool_total, total);
             if total > old {
-                self.release_locked(&mut shared, total - old, &mut wakes);
+                self.grow_pool_locked(&mut shared, total - old, &mut wakes);
             } else {
                 self.shrink_locked(&mut shared, old - total);
             }
         }
         wakes.wake_all();
+    }
+
+    /// Adds `permits` new permits to the pool (a limiter's growth): to the waiters and the
+    /// pool as a release would, but on a broken pool nothing: a release there means "no
+    /// longer held" (see [`Shared::held_when_broken`]), and new permits were never held,
+    /// so counting them as returned would hide live borrows. `BROKEN` changes only under
+    /// the lot's lock, held here.
+    fn grow_pool_locked(&self, shared: &mut Shared, permits: usize, wakes: &mut WakeList) {
+        if self.state.load(Relaxed) & BROKEN != 0 && !self.repairable() {
+            return;
+        }
+        self.release_locked(shared, permits, wakes);
     }
 
     /// The pool's total and how many of its permits are held: taken and not given back
