@@ -154,19 +154,31 @@ impl crate::diagnostics::Tracked for LimiterInner {
 
 impl Abandon for LimiterInner {
     fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize, site: Site) {
-        // The owner's exit claimed one of its certainly owned borrows here: forget one
-        // (its ticket is given back outside our lock; which one does not matter, this
-        // exit claimed them all), then let the core break or reclaim as its policy says.
-        let borrow = {
+        // Not named (no exit calls this: see `abandon_hold`): the core alone.
+        self.core.abandon(owner, reason, permits, site);
+    }
+
+    fn abandon_hold(
+        &self,
+        owner: &Abandoner,
+        reason: AbandonReason,
+        permits: usize,
+        site: Site,
+        hold: Option<OrphanTag>,
+    ) {
+        // An exit claimed the borrow whose ticket is `tag`: forget that entry (its ticket is
+        // given back outside our lock). By the ticket, not by `owner`: a nested scope's
+        // borrow is abandoned in the name of the enclosing owner that exited with it,
+        // while its ticket still names the scope. `None` is a hand-over that found both
+        // owners gone: its caller holds this set's lock and keeps the (now dead) hold.
+        let borrow = hold.and_then(|tag| {
             let mut borrowers = self.borrowers.lock();
             let key = borrowers.slots.iter().find_map(|(key, (_, borrow))| match borrow {
-                Borrow::Holding { hold, .. } if !hold.moves() && hold.owner_id() == Some(owner.id) => {
-                    Some(key)
-                }
+                Borrow::Holding { hold, .. } if hold.ticket_tag() == Some(tag) => Some(key),
                 _ => None,
             });
             key.map(|key| borrowers.remove(key))
-        };
+        });
         drop(borrow);
         self.core.abandon(owner, reason, permits, site);
     }

@@ -208,6 +208,24 @@ pub(crate) trait Abandon: Send + Sync {
     fn forward_holder(&self, from: OwnerId, to: OwnerId) {
         let _ = (from, to);
     }
+    /// [`abandon`](Self::abandon) of one hold, named: `Some(tag)` for the hold whose ticket
+    /// has that [`HoldTicket::orphan_tag`] (an exit claimed it: `owner` may be an
+    /// enclosing owner, not the record the ticket names), `None` for a hold no ticket
+    /// names (a hand-over found both owners gone: the caller, which holds the hold, runs
+    /// under its primitive's locks). A primitive that keeps its holds in a set of its
+    /// own (a limiter's borrowers) finds the entry by the tag, and takes no lock of its
+    /// own for `None`.
+    fn abandon_hold(
+        &self,
+        owner: &Abandoner,
+        reason: AbandonReason,
+        permits: usize,
+        site: Site,
+        hold: Option<OrphanTag>,
+    ) {
+        let _ = hold;
+        self.abandon(owner, reason, permits, site);
+    }
 }
 
 /// Names an orphaned hold: see [`HoldTicket::orphan_tag`].
@@ -689,7 +707,7 @@ impl OwnerInner {
                 if hold.moves {
                     hold.primitive.orphan(abandoner, hold.permits, hold.site, tag);
                 } else {
-                    hold.primitive.abandon(abandoner, reason, hold.permits, hold.site);
+                    hold.primitive.abandon_hold(abandoner, reason, hold.permits, hold.site, Some(tag));
                 }
             });
         }
@@ -1677,7 +1695,7 @@ pub(crate) fn hand_over(
         // anonymous.
         Err(_) if moves => HandedOver::TargetGone(None),
         Err(reason) => {
-            primitive().abandon(&old.abandoner(), reason, permits, site);
+            primitive().abandon_hold(&old.abandoner(), reason, permits, site, None);
             HandedOver::TargetGone(Some(HoldTicket::dead()))
         }
     }

@@ -138,11 +138,6 @@ impl Hold {
         Ok(Hold { ticket: Some(register_to(owner, primitive, permits, site)?) })
     }
 
-    /// An owned hold whose acquirer's exit is no evidence (it is orphaned, not abandoned).
-    pub(crate) fn moves(&self) -> bool {
-        self.ticket.as_ref().is_some_and(HoldTicket::moves)
-    }
-
     /// Whether its owner's exit abandoned it: dropping it releases nothing.
     fn is_dead(&self) -> bool {
         self.ticket.as_ref().is_some_and(|ticket| !ticket.is_live())
@@ -299,6 +294,15 @@ impl Hold {
         if let Some(ticket) = self.ticket {
             give_back(ticket, primitive);
         }
+    }
+}
+
+impl Hold {
+    /// What names this hold's registration: its ticket's [`HoldTicket::orphan_tag`], the
+    /// tag an exit passes to [`Abandon::abandon_hold`] when it claims the hold; `None`
+    /// if anonymous or given back.
+    pub(crate) fn ticket_tag(&self) -> Option<OrphanTag> {
+        self.ticket.as_ref().filter(|ticket| ticket.is_live()).map(HoldTicket::orphan_tag)
     }
 }
 
