@@ -304,6 +304,24 @@ impl Hold {
     pub(crate) fn ticket_tag(&self) -> Option<OrphanTag> {
         self.ticket.as_ref().filter(|ticket| ticket.is_live()).map(HoldTicket::orphan_tag)
     }
+
+    /// Leaves this hold `keep` of its permits, registered as it is (a downgrade). Whether
+    /// the rest are the caller's to release: yes if it is anonymous, still registered, or
+    /// an orphan (still ours; the orphan counts `keep` from now on); no if its owner's
+    /// exit abandoned it whole. Nothing else is registered meanwhile, so an exit racing
+    /// this abandons one hold.
+    pub(crate) fn shrink_to(&mut self, keep: usize, primitive: impl Fn() -> Arc<dyn Abandon>) -> bool {
+        let Some(ticket) = self.ticket.as_mut() else { return true };
+        if ticket.set_permits(keep, &primitive) {
+            return true;
+        }
+        if !self.is_orphaned() {
+            return false;
+        }
+        let tag = self.ticket.as_ref().expect("an orphan is registered").orphan_tag();
+        primitive().resize_orphan(tag, keep);
+        true
+    }
 }
 
 #[derive(Default)]
@@ -673,12 +691,15 @@ impl SemCore {
         }
         // The write hold ends here: its mark must not pass to the next writer's.
         self.end_panicking_mark();
-        // The permits let go are registered nowhere; if the owner's exit abandoned the
-        // whole hold already (the lock is broken), nothing is released.
-        if let Some(released) = hold.split_off(keep, permits - keep, || primitive.clone() as Arc<dyn Abandon>)
-        {
-            released.forget(|| primitive.clone() as Arc<dyn Abandon>);
+        // The permits let go are never registered (an exit racing this abandons one
+        // hold, of `keep` or of all). If the owner's exit abandoned the whole hold already
+        // (the lock is broken), nothing is released, but the permits let go are counted
+        // back as a dead guard's would be, so that once the read guard is dropped too a
+        // repair finds no guard left.
+        if hold.shrink_to(keep, || primitive.clone() as Arc<dyn Abandon>) {
             self.release(permits - keep);
+        } else {
+            self.dead_guard_dropped(permits - keep);
         }
     }
 
