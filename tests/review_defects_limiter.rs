@@ -43,7 +43,11 @@ fn growing_a_broken_limiter_keeps_its_borrowed_tokens() {
 /// (a leak: nobody will release it) and exits.
 fn leak_a_forwarded_token(limiter: &CapacityLimiter, own_token_too: bool) {
     block_on(tracked(async {
-        let own = if own_token_too { Some(limiter.acquire_on_behalf_of(current_owner()).await.unwrap()) } else { None };
+        let own = if own_token_too {
+            Some(limiter.acquire_on_behalf_of(current_owner()).await.unwrap())
+        } else {
+            None
+        };
         let forwarded = tracked(async { limiter.acquire().await.unwrap() }).await;
         forwarded.detach();
         if let Some(own) = own {
@@ -107,7 +111,9 @@ mod hand_off {
     use std::task::{Context, Poll};
 
     use futures::task::noop_waker;
-    use ownsync::{AcquireError, CapacityLimiter, CapacityToken, OwnerId, ReleaseError, TryAcquireError, tracked};
+    use ownsync::{
+        AcquireError, CapacityLimiter, CapacityToken, OwnerId, ReleaseError, TryAcquireError, tracked,
+    };
 
     type Acquire<'a> = Pin<Box<dyn Future<Output = Result<CapacityToken<'a>, AcquireError>> + 'a>>;
 
