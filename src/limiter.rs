@@ -26,6 +26,7 @@ use crate::error::AbandonReason;
 use crate::error::HandOverError;
 use crate::error::{AcquireError, PrimitiveKind, ReleaseError, RepairError, TryAcquireError};
 use crate::loom::{AtomicU64, AtomicUsize, Mutex};
+use crate::lot::GrantClaim;
 use crate::owner::{
     Abandon, Abandoner, Caller, OrphanTag, OwnerGone, OwnerId, Site, caller_site, can_exit, is_live_owner,
     owner_id_for,
@@ -36,8 +37,9 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 pub(crate) mod request;
 
 enum Borrow {
-    /// Waiting for a token.
-    Pending,
+    /// Waiting for a token; the claim says whether the queue granted it one already
+    /// (see [`GrantClaim`]): then the borrower holds it, before its acquire returns.
+    Pending(Arc<GrantClaim>),
     /// Holding one; `generation` tells this borrow from a later one in the same slot.
     Holding { generation: u64, hold: Hold },
 }
@@ -85,9 +87,26 @@ struct Borrowers {
 }
 
 impl Borrowers {
-    /// The borrowers holding a token (not those still waiting for one).
+    /// The borrowers holding a token (not those still waiting for one): also those
+    /// granted one whose acquire has not returned yet.
     fn holding(&self) -> impl Iterator<Item = OwnerId> + '_ {
-        self.slots.iter().filter(|(_, (_, b))| matches!(b, Borrow::Holding { .. })).map(|(_, (id, _))| *id)
+        self.slots.iter().filter(|(_, (_, borrow))| borrow.holds()).map(|(_, (id, _))| *id)
+    }
+
+    /// Whether slot `key` is still the waiting borrow that `claim` belongs to (a release
+    /// on its behalf may have ended it, and the slot gone to another borrow).
+    fn is_pending_with(&self, key: usize, claim: &Arc<GrantClaim>) -> bool {
+        matches!(self.slots.get(key), Some((_, Borrow::Pending(mine))) if Arc::ptr_eq(mine, claim))
+    }
+
+    /// Takes the token granted to the waiting borrow in slot `key` and ends the borrow, if
+    /// it was granted one not collected yet: the caller releases it.
+    fn take_granted(&mut self, key: usize) -> bool {
+        let granted = matches!(self.slots.get(key), Some((_, Borrow::Pending(claim))) if claim.take_grant());
+        if granted {
+            self.remove(key);
+        }
+        granted
     }
     /// The slot of `id`'s borrow, if it has one.
     fn find(&self, id: OwnerId) -> Option<usize> {
@@ -138,7 +157,17 @@ impl Borrowers {
         self.holding_at(key, generation)?;
         match self.remove(key) {
             Borrow::Holding { hold, .. } => Some(hold),
-            Borrow::Pending => unreachable!("holding_at found it holding"),
+            Borrow::Pending(_) => unreachable!("holding_at found it holding"),
+        }
+    }
+}
+
+impl Borrow {
+    /// Whether the borrower holds a token: collected, or granted and not collected yet.
+    fn holds(&self) -> bool {
+        match self {
+            Borrow::Holding { .. } => true,
+            Borrow::Pending(claim) => claim.is_granted(),
         }
     }
 }
@@ -157,19 +186,31 @@ impl crate::diagnostics::Tracked for LimiterInner {
 
 impl Abandon for LimiterInner {
     fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize, site: Site) {
-        // The owner's exit claimed one of its certainly owned borrows here: forget one
-        // (its ticket is given back outside our lock; which one does not matter, this
-        // exit claimed them all), then let the core break or reclaim as its policy says.
-        let borrow = {
+        // Not named (no exit calls this: see `abandon_hold`): the core alone.
+        self.core.abandon(owner, reason, permits, site);
+    }
+
+    fn abandon_hold(
+        &self,
+        owner: &Abandoner,
+        reason: AbandonReason,
+        permits: usize,
+        site: Site,
+        hold: Option<OrphanTag>,
+    ) {
+        // An exit claimed the borrow whose ticket is `tag`: forget that entry (its ticket is
+        // given back outside our lock). By the ticket, not by `owner`: a nested scope's
+        // borrow is abandoned in the name of the enclosing owner that exited with it,
+        // while its ticket still names the scope. `None` is a hand-over that found both
+        // owners gone: its caller holds this set's lock and keeps the (now dead) hold.
+        let borrow = hold.and_then(|tag| {
             let mut borrowers = self.borrowers.lock();
             let key = borrowers.slots.iter().find_map(|(key, (_, borrow))| match borrow {
-                Borrow::Holding { hold, .. } if !hold.moves() && hold.owner_id() == Some(owner.id) => {
-                    Some(key)
-                }
+                Borrow::Holding { hold, .. } if hold.ticket_tag() == Some(tag) => Some(key),
                 _ => None,
             });
             key.map(|key| borrowers.remove(key))
-        };
+        });
         drop(borrow);
         self.core.abandon(owner, reason, permits, site);
     }
@@ -306,11 +347,14 @@ impl CapacityLimiter {
             TryAcquireError::OwnerGone(id) => AcquireError::OwnerGone(id),
             _ => AcquireError::WouldDeadlock,
         })?;
-        let slot = borrowers.insert(key, Borrow::Pending);
-        Ok(PendingBorrow { limiter: self, borrower: key, slot, armed: true })
+        let claim = Arc::new(GrantClaim::new());
+        let slot = borrowers.insert(key, Borrow::Pending(claim.clone()));
+        Ok(PendingBorrow { limiter: self, borrower: key, slot, claim, armed: true })
     }
 
-    /// The token is ours: register it and record the borrow.
+    /// The token is ours (taken at once, or granted): register it and record the borrow.
+    /// If it was released on the borrower's behalf since the grant, the token returned
+    /// is already given back (its drop releases nothing).
     fn finish(
         &self,
         mut pending: PendingBorrow<'_>,
@@ -318,16 +362,33 @@ impl CapacityLimiter {
         caller: Caller,
         site: Site,
     ) -> Result<CapacityToken<'_>, AcquireError> {
-        let hold = match self.hold_for(borrower, caller, site) {
+        let hold = self.hold_for(borrower, caller, site);
+        pending.armed = false;
+        let mut borrowers = self.inner.borrowers.lock();
+        if !borrowers.is_pending_with(pending.slot, &pending.claim) {
+            // Granted, then released on the borrower's behalf: nothing is ours to keep.
+            drop(borrowers);
+            let gone = BorrowRef::named(pending.borrower, pending.slot, GONE);
+            return match hold {
+                Ok(hold) => {
+                    hold.forget(|| self.inner.clone() as Arc<dyn Abandon>);
+                    Ok(CapacityToken { limiter: LimiterRef::Borrowed(self), borrow: gone })
+                }
+                Err(gone) => Err(AcquireError::OwnerGone(gone.0)),
+            };
+        }
+        // Ours from here: taken from the queue's grant (if it came that way) for good.
+        pending.claim.take_grant();
+        let hold = match hold {
             Ok(hold) => hold,
             Err(gone) => {
                 // The borrower exited while we waited: give the token back untouched.
+                borrowers.remove(pending.slot);
+                drop(borrowers);
                 self.inner.core.release(1);
                 return Err(AcquireError::OwnerGone(gone.0));
             }
         };
-        pending.armed = false;
-        let mut borrowers = self.inner.borrowers.lock();
         let generation = Self::next_generation(&mut borrowers);
         borrowers.slots[pending.slot].1 = Borrow::Holding { generation, hold };
         Ok(CapacityToken {
@@ -420,7 +481,11 @@ impl CapacityLimiter {
             return self.acquire_unnamed(caller, site).await;
         }
         let pending = self.begin(borrower, caller)?;
-        acquire_permits!(self.inner.core, 1, caller, site);
+        // As `acquire_permits!`, with the grant claimed by the borrow's entry.
+        let core = &self.inner.core;
+        if !core.take_uncontended(1).await {
+            core.acquire(1, caller, site).claimed_by(pending.claim.clone()).await?;
+        }
         self.finish(pending, borrower, caller, site)
     }
 
@@ -555,7 +620,10 @@ impl CapacityLimiter {
     }
 
     /// Releases `borrower`'s token (one kept with [`CapacityToken::detach`], or one whose
-    /// guard is still alive: the guard's drop then does nothing).
+    /// guard is still alive: the guard's drop then does nothing). A token handed to a
+    /// queued borrower is its borrower's from the hand-off, so it can be released here
+    /// before the borrower's acquire runs again; that acquire then returns a token already
+    /// given back (as a released guard's, its drop does nothing).
     ///
     /// # Errors
     /// [`ReleaseError::NotHeld`] if `borrower` holds no token here.
@@ -573,7 +641,13 @@ impl CapacityLimiter {
         let hold = {
             let mut borrowers = self.inner.borrowers.lock();
             let slot = borrowers.find(borrower).ok_or(ReleaseError::NotHeld)?;
-            borrowers.take_holding(slot, None).ok_or(ReleaseError::NotHeld)?
+            match borrowers.take_holding(slot, None) {
+                Some(hold) => hold,
+                // Granted a token its acquire has not collected yet: it is the
+                // borrower's, so released here; the acquire returns a spent token.
+                None if borrowers.take_granted(slot) => Hold::default(),
+                None => return Err(ReleaseError::NotHeld),
+            }
         };
         self.inner.core.end_hold(hold, 1);
         Ok(())
@@ -713,7 +787,9 @@ impl CapacityLimiter {
     ///
     /// `borrowers()` lists every borrower with an id: tasks, threads, explicit
     /// borrowers, and anonymous borrows (outside any owner) once their id has been asked
-    /// for; `borrowed_tokens()` counts every token.
+    /// for; `borrowed_tokens()` counts every token. A queued borrower is listed from the
+    /// moment a release (or `set_total_tokens`) hands it a token, before its acquire
+    /// returns.
     ///
     /// ```
     /// let limiter = ownsync::CapacityLimiter::new(2);
@@ -749,22 +825,34 @@ impl fmt::Debug for CapacityLimiter {
     }
 }
 
-/// Removes a borrower's `Pending` entry if its acquire fails or is dropped.
+/// Removes a borrower's `Pending` entry if its acquire fails or is dropped, giving back
+/// a token granted to it meanwhile.
 struct PendingBorrow<'a> {
     limiter: &'a CapacityLimiter,
     borrower: OwnerId,
     /// Its slot in the borrower set, `Pending` until the token is taken.
     slot: usize,
+    /// Shared with the entry and the wait (see [`GrantClaim`]).
+    claim: Arc<GrantClaim>,
     armed: bool,
 }
 
 impl Drop for PendingBorrow<'_> {
     fn drop(&mut self) {
-        if self.armed {
+        if !self.armed {
+            return;
+        }
+        let granted = {
             let mut borrowers = self.limiter.inner.borrowers.lock();
-            if let Some((_, Borrow::Pending)) = borrowers.slots.get(self.slot) {
+            if borrowers.is_pending_with(self.slot, &self.claim) {
                 borrowers.remove(self.slot);
             }
+            // No grant yet: a later one is the wait's own to pass on. Else ours to give
+            // back, unless released on the borrower's behalf already.
+            !self.claim.give_up() && self.claim.take_grant()
+        };
+        if granted {
+            self.limiter.inner.core.release(1);
         }
     }
 }

@@ -16,6 +16,7 @@
 //! with a waker that unparks the thread.
 
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Waker;
 use std::time::Duration;
@@ -85,21 +86,39 @@ const WOKEN: usize = 4;
 /// The queue writes it once, under the owner's lock, as the last thing it does with the
 /// waiter; the future reads it with no lock (`Acquire` pairs with the queue's
 /// `Release`, so everything the granter did before is visible).
-pub(crate) struct Settlement(AtomicUsize);
+///
+/// A waiter whose grant a named borrow answers for (a limiter's borrower set) carries a
+/// [`GrantClaim`] beside the word, marked as the grant is settled.
+pub(crate) struct Settlement {
+    word: AtomicUsize,
+    claim: Option<Arc<GrantClaim>>,
+}
 
 impl Settlement {
     pub(crate) fn new() -> Self {
-        Settlement(AtomicUsize::new(WAITING))
+        Settlement { word: AtomicUsize::new(WAITING), claim: None }
+    }
+
+    /// A settlement whose grant `claim` answers for (see [`GrantClaim`]).
+    pub(crate) fn claimed_by(claim: Arc<GrantClaim>) -> Self {
+        Settlement { word: AtomicUsize::new(WAITING), claim: Some(claim) }
+    }
+
+    /// Whether the waiter itself passes on a grant it will not collect (dropped, or
+    /// failed after the grant): yes, unless a claim answers for the grant (see
+    /// [`GrantClaim::passes_on_grant`]).
+    pub(crate) fn passes_on_grant(&self) -> bool {
+        self.claim.as_ref().is_none_or(|claim| claim.passes_on_grant())
     }
 
     /// Back to `Waiting`, to queue again after an [`Outcome::Woken`]. Only while no
     /// queue has a pointer to it.
     pub(crate) fn reset(&self) {
-        self.0.store(WAITING, Ordering::Relaxed);
+        self.word.store(WAITING, Ordering::Relaxed);
     }
 
     pub(crate) fn outcome(&self) -> Outcome {
-        match self.0.load(Ordering::Acquire) {
+        match self.word.load(Ordering::Acquire) {
             WAITING => Outcome::Waiting,
             GRANTED => Outcome::Granted,
             FAILED => Outcome::Failed,
@@ -124,7 +143,7 @@ impl SettlementPtr {
     fn mark_requeued(&self, key: usize) {
         // SAFETY: as in `settle`: the waiter is still queued (in the new queue, under the
         // same owner's lock that is held now), so its settlement is alive and in place.
-        unsafe { self.0.as_ref() }.0.store(REQUEUED | (key << TAG_BITS), Ordering::Release);
+        unsafe { self.0.as_ref() }.word.store(REQUEUED | (key << TAG_BITS), Ordering::Release);
     }
 
     /// Writes the outcome: the queue's last touch of the waiter's memory.
@@ -132,8 +151,66 @@ impl SettlementPtr {
         // SAFETY: `park`'s contract: the settlement stays where it is until it reads a
         // settled outcome or its slot is removed. Neither has happened (the slot is
         // being settled now, under the owner's lock), and nothing touches it after this
-        // store, which lets the future finish and free it.
-        unsafe { self.0.as_ref() }.0.store(outcome, Ordering::Release);
+        // store, which lets the future finish and free it. A claim is marked first, so
+        // the grant is its borrower's before the waiter can see it.
+        let settlement = unsafe { self.0.as_ref() };
+        if outcome == GRANTED {
+            if let Some(claim) = &settlement.claim {
+                claim.grant();
+            }
+        }
+        settlement.word.store(outcome, Ordering::Release);
+    }
+}
+
+const CLAIM_WAITING: usize = 0;
+const CLAIM_GRANTED: usize = 1;
+const CLAIM_TAKEN: usize = 2;
+const CLAIM_DROPPED: usize = 3;
+
+/// Who answers for a grant to a named borrow's waiter: the borrow's entry in its
+/// limiter's borrower set, which shares this with the waiter's [`Settlement`].
+///
+/// The queue marks it granted as it settles the waiter, under the lot's lock: from that
+/// moment the borrow is its borrower's, listed and releasable on its behalf, before the
+/// woken future runs again (as a mutex names its new holder at the hand-off), and the
+/// waiter's future no longer passes the grant on if it is dropped: the borrow's entry
+/// does, once. Each state changes once: `WAITING -> GRANTED -> TAKEN` (the borrower set
+/// took the grant: collected, released on the borrower's behalf, or given back by a
+/// dropped acquire), or `WAITING -> DROPPED` (the borrow gave up before any grant: a
+/// grant after that is the waiter's own, to pass on as any other).
+pub(crate) struct GrantClaim(AtomicUsize);
+
+impl GrantClaim {
+    pub(crate) fn new() -> Self {
+        GrantClaim(AtomicUsize::new(CLAIM_WAITING))
+    }
+    /// The queue granted the waiter (under the lot's lock).
+    fn grant(&self) {
+        let _ = self.0.compare_exchange(CLAIM_WAITING, CLAIM_GRANTED, Ordering::AcqRel, Ordering::Acquire);
+    }
+    /// Granted and not taken yet: the borrower holds the token, uncollected.
+    pub(crate) fn is_granted(&self) -> bool {
+        self.0.load(Ordering::Acquire) == CLAIM_GRANTED
+    }
+    /// Takes a granted, untaken grant: the caller now answers for the permit (to keep
+    /// or release). `false` if there is none to take.
+    pub(crate) fn take_grant(&self) -> bool {
+        self.0.compare_exchange(CLAIM_GRANTED, CLAIM_TAKEN, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+    /// The borrow gives up its wait. `true` if no grant came before (nothing to
+    /// release: a later grant is the waiter's to pass on); `false` if one did (see
+    /// [`take_grant`](Self::take_grant)).
+    pub(crate) fn give_up(&self) -> bool {
+        matches!(
+            self.0.compare_exchange(CLAIM_WAITING, CLAIM_DROPPED, Ordering::AcqRel, Ordering::Acquire),
+            Ok(_) | Err(CLAIM_DROPPED)
+        )
+    }
+    /// Whether a grant not collected is the waiter's to pass on (the borrow gave up
+    /// before it came), not the borrow's entry's.
+    fn passes_on_grant(&self) -> bool {
+        self.0.load(Ordering::Acquire) == CLAIM_DROPPED
     }
 }
 

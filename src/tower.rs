@@ -5,7 +5,7 @@
 //! requests beyond the limit wait in FIFO order; `Router::layer(CapacityLimitLayer::new(n))`
 //! takes it as it takes tower's layer, since the error type is the inner service's.
 //!
-//! What it adds: **each request runs as a tracked scope** ([`tracked`](crate::tracked)),
+//! What it adds: **each request runs as a tracked scope** ([`tracked`](fn@crate::tracked)),
 //! the owner of what its handler takes, and the request's token is registered to that
 //! scope. So a handler that leaks a guard or a token of any ownsync primitive is caught
 //! when its request ends (that primitive breaks, or reclaims, naming the request), a

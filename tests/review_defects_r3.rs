@@ -352,3 +352,41 @@ fn abandoned_manual_lock_of_a_nested_scope_can_be_repaired() {
     drop(task); // cancelled, still holding it
     abandoned_manual_hold_is_settled(&lock, owner, AbandonReason::Cancelled);
 }
+
+// Found by the loom model of a downgrade racing its owner's exit (loom-tests rwlock.rs,
+// `downgrade_races_the_owners_exit`): a write guard whose owner's exit abandoned it, then
+// downgraded, lost the permits the downgrade let go: once every guard was dropped,
+// `try_repair` still said `InUse` for ever.
+
+#[test]
+fn downgrading_an_abandoned_write_guard_leaves_the_lock_repairable() {
+    let lock = Arc::new(RwLock::with_max_readers(0usize, 4));
+    let task = tracked(std::future::pending::<()>());
+    let mut guard = lock.clone().try_write_owned().unwrap();
+    ownsync::OwnedRwLockWriteGuard::hand_to(&mut guard, task.owner()).unwrap();
+    *guard = 7;
+    drop(task); // the task answers for the write hold: broken, the hold abandoned whole
+    assert!(lock.is_broken());
+    let read = guard.downgrade();
+    assert_eq!(*read, 7);
+    assert!(matches!(lock.try_repair(), Err(RepairError::InUse { guards_out: 1 })), "the read guard");
+    drop(read);
+    lock.try_repair().expect("no guard is left").mark_consistent();
+    assert_eq!(*block_on(lock.read()).unwrap(), 7);
+}
+
+#[test]
+fn downgrading_an_orphaned_write_guard_keeps_one_orphan_of_its_read_hold() {
+    let lock = Arc::new(RwLock::with_max_readers(0usize, 4));
+    let guard = block_on(tracked({
+        let lock = lock.clone();
+        async move { lock.write_owned().await.unwrap() }
+    })); // an owned guard outlives its acquirer: orphaned, not abandoned
+    assert_eq!(lock.statistics().orphaned(), 1);
+    let read = guard.downgrade();
+    assert_eq!(lock.statistics().orphaned(), 1, "the read hold is still the orphan");
+    assert!(lock.try_read().is_ok(), "the write permits were let go");
+    drop(read);
+    assert_eq!(lock.statistics().orphaned(), 0);
+    assert!(lock.try_write().is_ok(), "every permit is back");
+}

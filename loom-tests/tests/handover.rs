@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use loom::thread;
 use loom_tests::model;
-use ownsync::{AbandonPolicy, HandOverError, Mutex, OwnedMutexGuard, Semaphore, tracked};
+use ownsync::{AbandonPolicy, CapacityLimiter, HandOverError, Mutex, OwnedMutexGuard, Semaphore, tracked};
 
 /// A tracked task that never finishes by itself: dropping it is its exit (`Cancelled`).
 fn idle_task() -> std::pin::Pin<Box<ownsync::Tracked<std::future::Pending<()>>>> {
@@ -127,6 +127,34 @@ fn a_hand_over_races_both_owners_exits() {
         assert_eq!(sem.available_permits(), 1, "{handed:?}: a permit lost or returned twice");
         drop(permit);
         assert_eq!(sem.available_permits(), 1, "{handed:?}: the drop released it again");
+        assert!(matches!(handed, Ok(()) | Err(HandOverError::Abandoned | HandOverError::OwnerGone(_))));
+    });
+}
+
+/// [`a_hand_over_races_both_owners_exits`] with a limiter's token, whose hold lives in
+/// the limiter's borrower set and is handed over under that set's lock. When the new
+/// owner is gone and the old one exited meanwhile, the hand-over abandons the token in
+/// the old owner's name from inside that lock: the limiter must not take the lock again
+/// (it once did, through its exit hook: a deadlock, which loom reports). Reclaimed
+/// exactly once, and no borrower is left once the token is dropped.
+#[test]
+fn a_tokens_hand_over_races_both_owners_exits() {
+    model(|| {
+        let limiter = CapacityLimiter::with_policy(1, AbandonPolicy::Reclaim);
+        let (old, new) = (idle_task(), idle_task());
+        let (old_id, new_id) = (old.owner(), new.owner());
+        let mut token = limiter.try_acquire().unwrap().into_owned();
+        token.hand_to(old_id).unwrap();
+        let old_exit = thread::spawn(move || drop(old));
+        let new_exit = thread::spawn(move || drop(new));
+        let handed = token.hand_to(new_id);
+        old_exit.join().unwrap();
+        new_exit.join().unwrap();
+        assert_eq!(limiter.statistics().abandoned().count(), 1, "{handed:?}");
+        assert_eq!(limiter.available_tokens(), 1, "{handed:?}: a token lost or returned twice");
+        drop(token);
+        assert_eq!(limiter.available_tokens(), 1, "{handed:?}: the drop released it again");
+        assert_eq!(limiter.statistics().borrowers(), [], "{handed:?}: a stale borrower");
         assert!(matches!(handed, Ok(()) | Err(HandOverError::Abandoned | HandOverError::OwnerGone(_))));
     });
 }

@@ -80,3 +80,34 @@ fn a_break_races_a_parked_reader() {
         holder.join().unwrap();
     });
 }
+
+/// A write guard its task answers for (handed over) is downgraded on one thread while
+/// the task exits on another. Whichever comes first, the task abandoned a hold of the
+/// lock: it breaks, once, in the task's name (a read hold breaks an RwLock too: its
+/// guard may still be read), the downgraded guard still reads the write, and once it is
+/// dropped every permit is back, so a repair finds no guard left.
+#[test]
+fn downgrade_races_the_owners_exit() {
+    model(|| {
+        let lock = Arc::new(RwLock::with_max_readers(0usize, 2));
+        let task = Box::pin(ownsync::tracked(std::future::pending::<()>()));
+        let task_id = task.owner();
+        let mut guard = lock.clone().try_write_owned().unwrap();
+        ownsync::OwnedRwLockWriteGuard::hand_to(&mut guard, task_id).unwrap();
+        *guard = 1;
+        let exit = thread::spawn(move || drop(task));
+        let read = guard.downgrade();
+        exit.join().unwrap();
+        assert_eq!(*read, 1, "a writer got in between");
+        let broken = match lock.try_write() {
+            Err(ownsync::TryLockError::Broken(err)) => err,
+            other => panic!("the exit abandoned nothing: {other:?}"),
+        };
+        assert_eq!(broken.owner(), task_id);
+        assert_eq!(lock.statistics().abandoned().count(), 1, "abandoned exactly once");
+        assert!(lock.try_repair().is_err(), "the read guard is still out");
+        drop(read);
+        lock.try_repair().expect("every guard is gone").mark_consistent();
+        assert_eq!(*lock.try_read().unwrap(), 1);
+    });
+}

@@ -12,7 +12,7 @@ use std::task::{Context, Poll, ready};
 use crate::clock::Stamp;
 use crate::error::{AcquireError, TryAcquireError};
 use crate::loom::{SPIN_LIMIT, spin_hint};
-use crate::lot::{Outcome, Settlement, WaitMeta};
+use crate::lot::{GrantClaim, Outcome, Settlement, WaitMeta};
 use crate::owner::{Caller, Site, identity_for};
 use crate::runtime;
 use crate::wake::WakeList;
@@ -191,8 +191,11 @@ impl AcquireFuture<'_> {
                 Outcome::Granted if !core.is_broken() => return Poll::Ready(Ok(())),
                 Outcome::Granted => {
                     // Granted, then broken before we ran: the permits go back (counted in
-                    // by a repairable primitive, so a repair does not wait for them for ever).
-                    core.pass_on_grant(self.permits);
+                    // by a repairable primitive, so a repair does not wait for them for ever),
+                    // by us unless a claim answers for them.
+                    if self.settlement.passes_on_grant() {
+                        core.pass_on_grant(self.permits);
+                    }
                     return Poll::Ready(Err(core.failure()));
                 }
                 _ => return Poll::Ready(Err(core.failure())),
@@ -308,6 +311,17 @@ impl AcquireFuture<'_> {
     }
 }
 
+impl AcquireFuture<'_> {
+    /// The same acquire, whose grant `claim` answers for (a limiter's named borrow: see
+    /// [`GrantClaim`]): the queue marks it as it grants, and a grant this future does
+    /// not collect is passed on by the claim's holder, not by this future. Before the
+    /// first poll.
+    pub(crate) fn claimed_by(mut self, claim: Arc<GrantClaim>) -> Self {
+        self.settlement = Settlement::claimed_by(claim);
+        self
+    }
+}
+
 impl Drop for AcquireFuture<'_> {
     #[inline]
     fn drop(&mut self) {
@@ -337,21 +351,22 @@ impl AcquireFuture<'_> {
                         core.grant_waiters(&mut shared, &mut wakes);
                     }
                     // Granted while we took the lock, never returned: pass it on.
-                    Outcome::Granted => {
+                    Outcome::Granted if self.settlement.passes_on_grant() => {
                         core.forget_grantee(self.permits);
                         core.release_locked(&mut shared, self.permits, &mut wakes)
                     }
                     // Woken to try again while we took the lock: pass the wake on.
                     Outcome::Woken => core.wake_waiter(&mut shared, &mut wakes),
-                    // (`Requeued` is a condition waiter's, never an acquire's.)
-                    Outcome::Failed | Outcome::Requeued(_) => {}
+                    // (`Requeued` is a condition waiter's, never an acquire's; a claimed
+                    // grant is its claim's to pass on.)
+                    Outcome::Granted | Outcome::Failed | Outcome::Requeued(_) => {}
                 }
             }
-            // Granted but never returned: pass the permits on.
-            Outcome::Granted => core.pass_on_grant(self.permits),
+            // Granted but never returned: pass the permits on (unless claimed).
+            Outcome::Granted if self.settlement.passes_on_grant() => core.pass_on_grant(self.permits),
             // Woken to try again, never to: whoever is at the front now tries instead.
             Outcome::Woken => core.wake_waiter(&mut core.shared.lock(), &mut wakes),
-            Outcome::Failed | Outcome::Requeued(_) => {}
+            Outcome::Granted | Outcome::Failed | Outcome::Requeued(_) => {}
         }
         // Wake the granted first: if dropping our waker panics, nobody is left asleep.
         wakes.wake_all();

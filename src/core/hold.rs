@@ -28,13 +28,16 @@
 //! | release of an orphan | orphaned -> gone (un-counted) | [`SemCore::end_hold`] -> `ended_after_claim` -> `settle_claim` (`Claim::Orphaned`) |
 //! | release of a dead hold | dead -> gone, nothing released | `settle_claim` (`Claim::Abandoned`) -> `dead_guard_dropped` (a lock with data counts it back, for repair) |
 //! | exclusive guard dropped in a panic that began in its section | any -> gone, the primitive broken (`Panicked`) | `end_hold_in_panic` |
-//! | split (`split`, a downgrade's rest) | borrowed/moving -> two; orphaned -> two orphans; dead -> nothing | [`Hold::split_off`]; a writer's downgrade: [`SemCore::downgrade`] |
+//! | split (`split`) | borrowed/moving -> two; orphaned -> two orphans; dead -> nothing | [`Hold::split_off`] |
+//! | a writer's downgrade | the same hold, fewer permits (a racing exit abandons one hold); abandoned whole -> the let-go permits counted back for a repair | [`SemCore::downgrade`] -> [`Hold::shrink_to`] |
 //! | merge | two -> one; a dead side brings no permits; two orphans -> one | [`Hold::merge`] |
 //! | hand over / adopt | any live -> borrowed by the target; dead -> `Err(Abandoned)`; target gone -> `Err(OwnerGone)`, unchanged | [`Hold::hand_to`] (`owner::hand_over`) |
 //! | made `'static` (`CapacityToken::into_owned`) | borrowed -> moving | [`Hold::make_moving`] |
 //! | forget (`SemaphorePermit::forget`) | registered -> gone, permits kept out | [`Hold::forget`] |
 //! | owner exits: completed, cancelled, panicked | borrowed -> dead (abandoned); moving -> orphaned | `OwnerInner::exit_as` (owner/record.rs) -> [`Abandon::abandon`](crate::owner::Abandon) / `Abandon::orphan` -> `SemCore::abandon` / `SemCore::orphan` (abandon.rs) |
 //! | exit with a manual hold | manual -> settled (the break counts it back; `release` says `NotHeld`) | `SemCore::abandon` -> [`SemCore::settle_abandoned_manual`] |
+//! | a limiter's grant to a queued named borrow | waiting -> held by its borrower before its acquire returns | `WaitQueue::grant_front` marks the `GrantClaim` (lot.rs); `CapacityLimiter::finish` registers it, or `release_on_behalf_of` / a dropped acquire's `PendingBorrow` releases it (limiter.rs) |
+//! | a limiter's borrow abandoned | the borrower set's entry -> gone, then as any abandonment | `OwnerInner::exit_as` -> `LimiterInner::abandon_hold(.., Some(tag))`, the entry found by [`Hold::ticket_tag`] |
 //! | nested scope completes holding | borrowed/moving -> forwarded | `OwnerInner::complete` (owner/scope.rs) |
 //! | enclosing owner exits | forwarded -> as an exit of the scope, naming the enclosing owner | `ForwardedScope::abandon` -> `OwnerInner::exit_as` |
 //! | repair of a lock with data (`try_repair`, `mark_consistent`) | broken core, no guard left -> whole | `SemCore::try_begin_repair`, `SemCore::end_repair` (abandon.rs) |
@@ -102,11 +105,6 @@ impl Hold {
         site: Site,
     ) -> Result<Hold, crate::owner::OwnerGone> {
         Ok(Hold { ticket: Some(register_to(owner, primitive, permits, site)?) })
-    }
-
-    /// An owned hold whose acquirer's exit is no evidence (it is orphaned, not abandoned).
-    pub(crate) fn moves(&self) -> bool {
-        self.ticket.as_ref().is_some_and(HoldTicket::moves)
     }
 
     /// Whether its owner's exit abandoned it: dropping it releases nothing.
@@ -266,6 +264,31 @@ impl Hold {
             give_back(ticket, primitive);
         }
     }
+
+    /// What names this hold's registration: its ticket's [`HoldTicket::orphan_tag`], the
+    /// tag an exit passes to [`Abandon::abandon_hold`] when it claims the hold; `None`
+    /// if anonymous or given back.
+    pub(crate) fn ticket_tag(&self) -> Option<OrphanTag> {
+        self.ticket.as_ref().filter(|ticket| ticket.is_live()).map(HoldTicket::orphan_tag)
+    }
+
+    /// Leaves this hold `keep` of its permits, registered as it is (a downgrade). Whether
+    /// the rest are the caller's to release: yes if it is anonymous, still registered, or
+    /// an orphan (still ours; the orphan counts `keep` from now on); no if its owner's
+    /// exit abandoned it whole. Nothing else is registered meanwhile, so an exit racing
+    /// this abandons one hold.
+    pub(crate) fn shrink_to(&mut self, keep: usize, primitive: impl Fn() -> Arc<dyn Abandon>) -> bool {
+        let Some(ticket) = self.ticket.as_mut() else { return true };
+        if ticket.set_permits(keep, &primitive) {
+            return true;
+        }
+        if !self.is_orphaned() {
+            return false;
+        }
+        let tag = self.ticket.as_ref().expect("an orphan is registered").orphan_tag();
+        primitive().resize_orphan(tag, keep);
+        true
+    }
 }
 
 impl SemCore {
@@ -282,12 +305,15 @@ impl SemCore {
         }
         // The write hold ends here: its mark must not pass to the next writer's.
         self.end_panicking_mark();
-        // The permits let go are registered nowhere; if the owner's exit abandoned the
-        // whole hold already (the lock is broken), nothing is released.
-        if let Some(released) = hold.split_off(keep, permits - keep, || primitive.clone() as Arc<dyn Abandon>)
-        {
-            released.forget(|| primitive.clone() as Arc<dyn Abandon>);
+        // The permits let go are never registered (an exit racing this abandons one
+        // hold, of `keep` or of all). If the owner's exit abandoned the whole hold already
+        // (the lock is broken), nothing is released, but the permits let go are counted
+        // back as a dead guard's would be, so that once the read guard is dropped too a
+        // repair finds no guard left.
+        if hold.shrink_to(keep, || primitive.clone() as Arc<dyn Abandon>) {
             self.release(permits - keep);
+        } else {
+            self.dead_guard_dropped(permits - keep);
         }
     }
 

@@ -390,6 +390,18 @@ impl SemCore {
         }
     }
 
+    /// Adds `permits` new permits to the pool (a limiter's growth): to the waiters and the
+    /// pool as a release would, but on a broken pool nothing: a release there means "no
+    /// longer held" (see [`Shared::held_when_broken`]), and new permits were never held,
+    /// so counting them as returned would hide live borrows. `BROKEN` changes only under
+    /// the lot's lock, held here.
+    fn grow_pool_locked(&self, shared: &mut Shared, permits: usize, wakes: &mut WakeList) {
+        if self.state.load(Relaxed) & BROKEN != 0 && !self.repairable() {
+            return;
+        }
+        self.release_locked(shared, permits, wakes);
+    }
+
     /// Makes the pool's total `total` (a limiter's `set_total_tokens`): growing hands the
     /// new permits to waiters in FIFO order, shrinking takes free ones and owes the rest
     /// (never revokes). Under the lot's lock with the count, so [`SemCore::pool`] never
@@ -408,7 +420,7 @@ impl SemCore {
             let mut shared = self.shared.lock();
             let old = std::mem::replace(&mut shared.pool_total, total);
             if total > old {
-                self.release_locked(&mut shared, total - old, &mut wakes);
+                self.grow_pool_locked(&mut shared, total - old, &mut wakes);
             } else {
                 self.shrink_locked(&mut shared, old - total);
             }

@@ -20,6 +20,24 @@ pub(crate) trait Abandon: Send + Sync {
     /// `owner` went away (`reason`) while certainly holding `permits` of this primitive,
     /// taken at `site`.
     fn abandon(&self, owner: &Abandoner, reason: AbandonReason, permits: usize, site: Site);
+    /// [`abandon`](Self::abandon) of one hold, named: `Some(tag)` for the hold whose ticket
+    /// has that [`HoldTicket::orphan_tag`](super::ticket::HoldTicket::orphan_tag) (an exit
+    /// claimed it: `owner` may be an enclosing owner, not the record the ticket names),
+    /// `None` for a hold no ticket names (a hand-over found both owners gone: the caller,
+    /// which holds the hold, runs under its primitive's locks). A primitive that keeps its
+    /// holds in a set of its own (a limiter's borrowers) finds the entry by the tag, and
+    /// takes no lock of its own for `None`.
+    fn abandon_hold(
+        &self,
+        owner: &Abandoner,
+        reason: AbandonReason,
+        permits: usize,
+        site: Site,
+        hold: Option<OrphanTag>,
+    ) {
+        let _ = hold;
+        self.abandon(owner, reason, permits, site);
+    }
     /// `owner` went away while an owned hold it acquired, and that may have moved,
     /// was still registered to it: no evidence of abandonment, so it is
     /// only counted as orphaned until it is released or adopted ([`Claim::Orphaned`](super::ticket::Claim::Orphaned)).

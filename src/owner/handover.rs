@@ -95,7 +95,7 @@ pub(crate) fn hand_over(
         // anonymous.
         Err(_) if moves => HandedOver::TargetGone(None),
         Err(reason) => {
-            primitive().abandon(&old.abandoner(), reason, permits, site);
+            primitive().abandon_hold(&old.abandoner(), reason, permits, site, None);
             HandedOver::TargetGone(Some(HoldTicket::dead()))
         }
     }

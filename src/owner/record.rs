@@ -392,7 +392,7 @@ impl OwnerInner {
                 if hold.moves {
                     hold.primitive.orphan(abandoner, hold.permits, hold.site, tag);
                 } else {
-                    hold.primitive.abandon(abandoner, reason, hold.permits, hold.site);
+                    hold.primitive.abandon_hold(abandoner, reason, hold.permits, hold.site, Some(tag));
                 }
             });
         }
