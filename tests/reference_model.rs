@@ -1,0 +1,965 @@
+//! The reference-model property test: random sequences of operations on a Mutex (with
+//! the manual `Lock` pair), an RwLock, a Semaphore and a CapacityLimiter, under
+//! `AbandonPolicy::Break` or `Reclaim`, by tracked tasks, nested tracked scopes (one or
+//! two levels) and anonymous callers, run against ownsync and against the sequential
+//! model in `reference_model/model.rs`; after every step every observable must match:
+//! the step's result (ok, pending, busy, closed, broken with owner and reason, would
+//! deadlock, not held, not owner, owner gone, repair results), available counts,
+//! broken or not and why, abandonments, orphans, borrowers, the recorded holder,
+//! self-waits, waiters. At the end of each case, with every hold and owner gone, the
+//! heap this thread allocated must be back to where it was: no owner record, slab entry
+//! or borrower entry is left behind.
+//!
+//! Deterministic: owners are real `tracked` futures polled by hand (`reference_model/
+//! real.rs`), no runtime, no threads. Case count: `PROPTEST_CASES` (default 64, which
+//! keeps this file to seconds in debug builds); failures found are kept in
+//! `tests/reference_model.proptest-regressions`.
+
+#[path = "reference_model/model.rs"]
+mod model;
+#[path = "reference_model/real.rs"]
+mod real;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use ownsync::{
+    AbandonPolicy, AbandonReason, CapacityLimiter, Mutex, OwnerId, RepairError, RwLock, Semaphore, tracked,
+};
+use proptest::prelude::*;
+
+use model::{Borrower, Model, Prim, RW_MAX, Seen, What};
+use real::{
+    Acquiring, Prims, RealHold, RealOwner, seen_acquire, seen_hand_over, seen_try_acquire, seen_try_lock,
+};
+
+// ---------------- a per-thread heap counter, for the memory check ----------------
+
+struct Counting;
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn count(bytes: isize) {
+    let _ = LIVE.try_with(|live| live.set(live.get() + bytes));
+}
+
+fn live() -> isize {
+    LIVE.with(Cell::get)
+}
+
+// SAFETY: every call is passed straight to the system allocator; the counter only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size() as isize);
+        // SAFETY: the caller's contract for `alloc` is passed on unchanged.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        count(-(layout.size() as isize));
+        // SAFETY: the caller's contract for `dealloc` is passed on unchanged.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+// ---------------- operations ----------------
+
+const OWNERS: usize = 3;
+/// The pending slot of acquires made outside every owner (anonymous).
+const OUTSIDE: usize = OWNERS;
+
+#[derive(Clone, Copy, Debug)]
+enum Who {
+    Owner(usize),
+    /// A nested tracked scope, one or two levels deep, in owner `.0`'s poll: it tries
+    /// once and completes, holding what it got.
+    Nested(usize, u8),
+    /// Outside every owner's poll: an anonymous hold (or the manager of a borrow on
+    /// behalf of an owner).
+    Outside,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum ExitHow {
+    Completes,
+    Cancelled,
+    Panics,
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Acquire {
+        who: Who,
+        what: What,
+        owned: bool,
+        wait: bool,
+    },
+    /// Polls the pending acquires of a slot (an owner's, in its poll; or the outside ones).
+    Poll(usize),
+    Cancel(usize, usize),
+    /// Drops hold `.0` inside owner `.1`'s poll, or outside every poll.
+    Release(usize, Option<usize>),
+    Leak(usize),
+    /// Owner `.0`'s poll panics while hold `.1` is alive in it.
+    PanicDrop(usize, usize),
+    Split(usize),
+    Merge(usize),
+    Forget(usize),
+    /// Hands hold `.0` to owner `.1`, or to an owner that exited.
+    HandTo(usize, Option<usize>),
+    Adopt(usize, usize),
+    IntoOwned(usize),
+    Downgrade(usize),
+    Exit(usize, ExitHow),
+    ManualAcquire(usize),
+    ManualRelease(Option<usize>),
+    ReleaseOnBehalf(usize),
+    Repair(Prim, bool),
+    SetTotal(usize),
+    AddPermits(usize),
+    ForgetPermits(usize),
+    Close,
+}
+
+fn what() -> impl Strategy<Value = What> {
+    prop_oneof![
+        Just(What::Lock),
+        Just(What::Read),
+        Just(What::Write),
+        (1..=3u32).prop_map(What::Permits),
+        Just(What::Token),
+        (0..OWNERS).prop_map(What::TokenFor),
+    ]
+}
+
+fn who() -> impl Strategy<Value = Who> {
+    prop_oneof![
+        3 => (0..OWNERS).prop_map(Who::Owner),
+        1 => (0..OWNERS, 1..=2u8).prop_map(|(o, depth)| Who::Nested(o, depth)),
+        1 => Just(Who::Outside),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let owner = 0..OWNERS;
+    let hold = 0..8usize;
+    prop_oneof![
+        8 => (who(), what(), any::<bool>(), any::<bool>())
+            .prop_map(|(who, what, owned, wait)| Op::Acquire { who, what, owned, wait }),
+        3 => (0..=OUTSIDE).prop_map(Op::Poll),
+        1 => (0..=OUTSIDE, 0..3usize).prop_map(|(o, i)| Op::Cancel(o, i)),
+        4 => (hold.clone(), prop::option::of(owner.clone())).prop_map(|(h, o)| Op::Release(h, o)),
+        2 => hold.clone().prop_map(Op::Leak),
+        1 => (owner.clone(), hold.clone()).prop_map(|(o, h)| Op::PanicDrop(o, h)),
+        1 => hold.clone().prop_map(Op::Split),
+        1 => hold.clone().prop_map(Op::Merge),
+        1 => hold.clone().prop_map(Op::Forget),
+        2 => (hold.clone(), prop::option::weighted(0.9, owner.clone())).prop_map(|(h, o)| Op::HandTo(h, o)),
+        1 => (hold.clone(), owner.clone()).prop_map(|(h, o)| Op::Adopt(h, o)),
+        1 => hold.clone().prop_map(Op::IntoOwned),
+        1 => hold.clone().prop_map(Op::Downgrade),
+        3 => (owner.clone(), prop_oneof![Just(ExitHow::Completes), Just(ExitHow::Cancelled), Just(ExitHow::Panics)])
+            .prop_map(|(o, how)| Op::Exit(o, how)),
+        1 => owner.clone().prop_map(Op::ManualAcquire),
+        1 => prop::option::of(owner.clone()).prop_map(Op::ManualRelease),
+        1 => owner.prop_map(Op::ReleaseOnBehalf),
+        1 => (prop_oneof![Just(Prim::Mutex), Just(Prim::RwLock)], any::<bool>()).prop_map(|(p, m)| Op::Repair(p, m)),
+        1 => (0..=4usize).prop_map(Op::SetTotal),
+        1 => (1..=3usize).prop_map(Op::AddPermits),
+        1 => (1..=2usize).prop_map(Op::ForgetPermits),
+        1 => Just(Op::Close),
+    ]
+}
+
+// ---------------- one case ----------------
+
+/// A queued acquire: the real future, the model's ticket, who it registers to, and
+/// whether it is owned.
+struct Waiting<'p> {
+    future: Acquiring<'p>,
+    ticket: u64,
+    owner: Option<OwnerId>,
+    moves: bool,
+}
+
+struct Run<'p> {
+    prims: &'p Prims,
+    owners: Vec<RealOwner<'p>>,
+    /// Per owner slot, and `OUTSIDE`.
+    waiting: Vec<Vec<Waiting<'p>>>,
+    holds: Vec<RealHold<'p>>,
+    leaked: Vec<RealHold<'p>>,
+    /// Tokens released on their borrower's behalf: dropping them releases nothing.
+    spent: Vec<RealHold<'p>>,
+    /// Owners that exited, newest last.
+    gone: Vec<OwnerId>,
+    model: Model,
+    /// The test thread's owner id (who calls outside every poll).
+    here: OwnerId,
+}
+
+/// Makes the acquire future (or the try) of `what` on `prims`.
+fn acquire_future<'p>(prims: &'p Prims, what: What, owned: bool, borrower: Option<OwnerId>) -> Acquiring<'p> {
+    match (what, owned) {
+        (What::Lock, false) => {
+            Box::pin(async move { prims.mutex.lock().await.map(RealHold::Mutex).map_err(seen_acquire) })
+        }
+        (What::Lock, true) => Box::pin(async move {
+            prims.mutex.clone().lock_owned().await.map(RealHold::MutexOwned).map_err(seen_acquire)
+        }),
+        (What::Read, false) => {
+            Box::pin(async move { prims.rwlock.read().await.map(RealHold::Read).map_err(seen_acquire) })
+        }
+        (What::Read, true) => Box::pin(async move {
+            prims.rwlock.clone().read_owned().await.map(RealHold::ReadOwned).map_err(seen_acquire)
+        }),
+        (What::Write, false) => {
+            Box::pin(async move { prims.rwlock.write().await.map(RealHold::Write).map_err(seen_acquire) })
+        }
+        (What::Write, true) => Box::pin(async move {
+            prims.rwlock.clone().write_owned().await.map(RealHold::WriteOwned).map_err(seen_acquire)
+        }),
+        (What::Permits(n), false) => Box::pin(async move {
+            prims.semaphore.acquire_many(n).await.map(RealHold::Permit).map_err(seen_acquire)
+        }),
+        (What::Permits(n), true) => Box::pin(async move {
+            prims
+                .semaphore
+                .clone()
+                .acquire_many_owned(n)
+                .await
+                .map(RealHold::PermitOwned)
+                .map_err(seen_acquire)
+        }),
+        (What::Token, _) => Box::pin(async move {
+            let token = prims.limiter.acquire().await.map_err(seen_acquire)?;
+            Ok(RealHold::Token(if owned { token.into_owned() } else { token }))
+        }),
+        (What::TokenFor(_), _) => Box::pin(async move {
+            let borrower = borrower.expect("an explicit borrower");
+            let token = prims.limiter.acquire_on_behalf_of(borrower).await.map_err(seen_acquire)?;
+            Ok(RealHold::Token(if owned { token.into_owned() } else { token }))
+        }),
+    }
+}
+
+fn try_acquire<'p>(
+    prims: &'p Prims,
+    what: What,
+    owned: bool,
+    borrower: Option<OwnerId>,
+) -> Result<RealHold<'p>, Seen> {
+    match (what, owned) {
+        (What::Lock, false) => prims.mutex.try_lock().map(RealHold::Mutex).map_err(seen_try_lock),
+        (What::Lock, true) => {
+            prims.mutex.clone().try_lock_owned().map(RealHold::MutexOwned).map_err(seen_try_lock)
+        }
+        (What::Read, false) => prims.rwlock.try_read().map(RealHold::Read).map_err(seen_try_lock),
+        (What::Read, true) => {
+            prims.rwlock.clone().try_read_owned().map(RealHold::ReadOwned).map_err(seen_try_lock)
+        }
+        (What::Write, false) => prims.rwlock.try_write().map(RealHold::Write).map_err(seen_try_lock),
+        (What::Write, true) => {
+            prims.rwlock.clone().try_write_owned().map(RealHold::WriteOwned).map_err(seen_try_lock)
+        }
+        (What::Permits(n), false) => {
+            prims.semaphore.try_acquire_many(n).map(RealHold::Permit).map_err(seen_try_acquire)
+        }
+        (What::Permits(n), true) => prims
+            .semaphore
+            .clone()
+            .try_acquire_many_owned(n)
+            .map(RealHold::PermitOwned)
+            .map_err(seen_try_acquire),
+        (What::Token, _) => {
+            let token = prims.limiter.try_acquire().map_err(seen_try_acquire)?;
+            Ok(RealHold::Token(if owned { token.into_owned() } else { token }))
+        }
+        (What::TokenFor(_), _) => {
+            let borrower = borrower.expect("an explicit borrower");
+            let token = prims.limiter.try_acquire_on_behalf_of(borrower).map_err(seen_try_acquire)?;
+            Ok(RealHold::Token(if owned { token.into_owned() } else { token }))
+        }
+    }
+}
+
+fn noop_cx() -> Context<'static> {
+    Context::from_waker(Waker::noop())
+}
+
+impl<'p> Run<'p> {
+    fn new(prims: &'p Prims, semaphore: usize, limiter: usize, reclaim: bool) -> Self {
+        Run {
+            prims,
+            owners: (0..OWNERS).map(|_| RealOwner::new()).collect(),
+            waiting: (0..=OWNERS).map(|_| Vec::new()).collect(),
+            holds: Vec::new(),
+            leaked: Vec::new(),
+            spent: Vec::new(),
+            gone: Vec::new(),
+            model: Model::new(semaphore, limiter, reclaim),
+            here: ownsync::current_owner(),
+        }
+    }
+
+    fn id(&self, o: usize) -> OwnerId {
+        self.owners[o].id()
+    }
+
+    /// Runs one step on both; `None` if the step does not apply (it is skipped).
+    fn step(&mut self, op: &Op) -> Option<(Vec<Seen>, Vec<Seen>)> {
+        let prims = self.prims;
+        let pick = |len: usize, i: usize| if len == 0 { None } else { Some(i % len) };
+        Some(match *op {
+            Op::Acquire { who, what, owned, wait } => {
+                let explicit = match what {
+                    What::TokenFor(o) => {
+                        // A borrow on an owner's behalf is made by a manager, outside.
+                        if !matches!(who, Who::Outside) {
+                            return None;
+                        }
+                        Some(self.id(o))
+                    }
+                    _ => None,
+                };
+                match who {
+                    Who::Outside => {
+                        let key = self.model.borrow_key(what, explicit);
+                        let expected = match key {
+                            Err(refused) => (refused, None),
+                            Ok(key) => self.model.acquire(what, explicit, key, owned, wait),
+                        };
+                        let real = if wait {
+                            let mut future = acquire_future(prims, what, owned, explicit);
+                            match future.as_mut().poll(&mut noop_cx()) {
+                                Poll::Pending => {
+                                    let ticket = expected.1.unwrap_or(u64::MAX);
+                                    self.waiting[OUTSIDE].push(Waiting {
+                                        future,
+                                        ticket,
+                                        owner: explicit,
+                                        moves: owned,
+                                    });
+                                    Seen::Pending
+                                }
+                                Poll::Ready(result) => self.keep(result),
+                            }
+                        } else {
+                            let result = try_acquire(prims, what, owned, explicit);
+                            self.keep(result)
+                        };
+                        (vec![real], vec![expected.0])
+                    }
+                    Who::Owner(o) => {
+                        let id = self.id(o);
+                        let key = self.model.borrow_key(what, Some(id));
+                        let expected = match key {
+                            Err(refused) => (refused, None),
+                            Ok(key) => self.model.acquire(what, Some(id), key, owned, wait),
+                        };
+                        let result = self.owners[o].within(move |cx| {
+                            if wait {
+                                let mut future = acquire_future(prims, what, owned, None);
+                                match future.as_mut().poll(cx) {
+                                    Poll::Pending => Err(future),
+                                    Poll::Ready(result) => Ok(result),
+                                }
+                            } else {
+                                Ok(try_acquire(prims, what, owned, None))
+                            }
+                        });
+                        let real = match result {
+                            Err(future) => {
+                                let ticket = expected.1.unwrap_or(u64::MAX);
+                                self.waiting[o].push(Waiting {
+                                    future,
+                                    ticket,
+                                    owner: Some(id),
+                                    moves: owned,
+                                });
+                                Seen::Pending
+                            }
+                            Ok(result) => self.keep(result),
+                        };
+                        (vec![real], vec![expected.0])
+                    }
+                    Who::Nested(o, depth) => {
+                        // KNOWN DEFECT (issue 29, defect 9): a token forwarded from a
+                        // nested scope and leaked leaves a stale borrower; nested scopes
+                        // take no limiter tokens here until it is fixed.
+                        if matches!(what, What::Token | What::TokenFor(_)) {
+                            return None;
+                        }
+                        let enclosing = self.id(o);
+                        let inner = tracked(async move { try_acquire(prims, what, owned, None) });
+                        let inner_id = inner.owner();
+                        let (result, middle_id) = if depth == 1 {
+                            let mut scope = Box::pin(inner);
+                            (self.owners[o].within(move |cx| expect_ready(scope.as_mut().poll(cx))), None)
+                        } else {
+                            let middle = tracked(inner);
+                            let middle_id = middle.owner();
+                            let mut scope = Box::pin(middle);
+                            (
+                                self.owners[o].within(move |cx| expect_ready(scope.as_mut().poll(cx))),
+                                Some(middle_id),
+                            )
+                        };
+                        let expected = self.model.acquire(what, Some(inner_id), None, owned, false).0;
+                        match middle_id {
+                            None => self.model.on_scope_complete(inner_id, enclosing),
+                            Some(middle) => {
+                                self.model.on_scope_complete(inner_id, middle);
+                                self.model.on_scope_complete(middle, enclosing);
+                            }
+                        }
+                        let real = self.keep(result);
+                        (vec![real], vec![expected])
+                    }
+                }
+            }
+            Op::Poll(slot) => {
+                let waiting = std::mem::take(&mut self.waiting[slot]);
+                let mut real = Vec::new();
+                let mut expected = Vec::new();
+                let mut still = Vec::new();
+                let mut done = Vec::new();
+                let polled: Vec<(Waiting<'p>, Poll<Result<RealHold<'p>, Seen>>)> = if slot == OUTSIDE {
+                    waiting
+                        .into_iter()
+                        .map(|mut w| {
+                            let poll = w.future.as_mut().poll(&mut noop_cx());
+                            (w, poll)
+                        })
+                        .collect()
+                } else {
+                    self.owners[slot].within(move |cx| {
+                        waiting
+                            .into_iter()
+                            .map(|mut w| {
+                                let poll = w.future.as_mut().poll(cx);
+                                (w, poll)
+                            })
+                            .collect()
+                    })
+                };
+                for (w, poll) in polled {
+                    expected.push(self.model.poll_acquire(w.ticket, w.owner, w.moves));
+                    match poll {
+                        Poll::Pending => {
+                            real.push(Seen::Pending);
+                            still.push(w);
+                        }
+                        Poll::Ready(result) => {
+                            done.push(w.future);
+                            real.push(self.keep(result));
+                        }
+                    }
+                }
+                self.waiting[slot] = still;
+                drop(done);
+                (real, expected)
+            }
+            Op::Cancel(slot, i) => {
+                let i = pick(self.waiting[slot].len(), i)?;
+                let w = self.waiting[slot].remove(i);
+                self.model.cancel(w.ticket);
+                if slot == OUTSIDE {
+                    drop(w);
+                } else {
+                    self.owners[slot].within(move |_| drop(w));
+                }
+                (vec![], vec![])
+            }
+            Op::Release(h, at) => {
+                let h = pick(self.holds.len(), h)?;
+                let hold = self.holds.remove(h);
+                self.model.on_release(h);
+                match at {
+                    None => drop(hold),
+                    Some(o) => self.owners[o].within(move |_| drop(hold)),
+                }
+                (vec![], vec![])
+            }
+            Op::Leak(h) => {
+                let h = pick(self.holds.len(), h)?;
+                self.leaked.push(self.holds.remove(h));
+                self.model.leak(h);
+                (vec![], vec![])
+            }
+            Op::PanicDrop(o, h) => {
+                let h = pick(self.holds.len(), h)?;
+                let id = self.id(o);
+                self.cancel_waiting(o);
+                let hold = self.holds.remove(h);
+                self.model.on_panic_drop(h, id);
+                self.owners[o].panic_holding(Some(hold));
+                self.model.on_exit(id, AbandonReason::Panicked);
+                self.replace_owner(o, id);
+                (vec![], vec![])
+            }
+            Op::Split(h) => {
+                let h = pick(self.holds.len(), h)?;
+                if !self.holds[h].is_permit() || self.model.holds[h].permits < 2 {
+                    return None;
+                }
+                let split = self.model.on_split(h, 1);
+                let part = self.holds[h].split();
+                prop_assert_eq_opt(split, part.is_some())?;
+                self.holds.extend(part);
+                (vec![], vec![])
+            }
+            Op::Merge(h) => {
+                let h = pick(self.holds.len(), h)?;
+                if !self.holds[h].is_permit() {
+                    return None;
+                }
+                let other =
+                    (0..self.holds.len()).find(|&j| j != h && self.holds[j].same_kind(&self.holds[h]))?;
+                let taken = self.holds.remove(other);
+                let into = if other < h { h - 1 } else { h };
+                assert!(self.holds[into].merge(taken).is_ok(), "same kind");
+                self.model.on_merge(h, other);
+                (vec![], vec![])
+            }
+            Op::Forget(h) => {
+                let h = pick(self.holds.len(), h)?;
+                let forgotten = match self.holds.remove(h) {
+                    RealHold::Permit(p) => {
+                        p.forget();
+                        true
+                    }
+                    RealHold::PermitOwned(p) => {
+                        p.forget();
+                        true
+                    }
+                    other => {
+                        self.holds.insert(h, other);
+                        false
+                    }
+                };
+                if !forgotten {
+                    return None;
+                }
+                self.model.on_forget(h);
+                (vec![], vec![])
+            }
+            Op::HandTo(h, to) => {
+                let h = pick(self.holds.len(), h)?;
+                let target = match to {
+                    Some(o) => self.id(o),
+                    None => *self.gone.last()?,
+                };
+                let mut real = seen_hand_over(self.holds[h].hand_to(target));
+                let expected = self.model.on_hand_to(h, target);
+                if expected == Seen::DeadToGone && matches!(real, Seen::OwnerGone | Seen::HandOverAbandoned) {
+                    real = Seen::DeadToGone;
+                }
+                (vec![real], vec![expected])
+            }
+            Op::Adopt(h, o) => {
+                let h = pick(self.holds.len(), h)?;
+                let id = self.id(o);
+                let mut hold = self.holds.remove(h);
+                let (hold, real) = self.owners[o].within(move |_| {
+                    let result = hold.adopt();
+                    (hold, seen_hand_over(result))
+                });
+                self.holds.insert(h, hold);
+                (vec![real], vec![self.model.on_hand_to(h, id)])
+            }
+            Op::IntoOwned(h) => {
+                let h = pick(self.holds.len(), h)?;
+                match self.holds.remove(h) {
+                    RealHold::Token(t) => self.holds.insert(h, RealHold::Token(t.into_owned())),
+                    other => {
+                        self.holds.insert(h, other);
+                        return None;
+                    }
+                }
+                self.model.on_into_owned(h);
+                (vec![], vec![])
+            }
+            Op::Downgrade(h) => {
+                let h = pick(self.holds.len(), h)?;
+                match self.holds.remove(h) {
+                    RealHold::Write(g) => self.holds.insert(h, RealHold::Read(g.downgrade())),
+                    RealHold::WriteOwned(g) => self.holds.insert(h, RealHold::ReadOwned(g.downgrade())),
+                    other => {
+                        self.holds.insert(h, other);
+                        return None;
+                    }
+                }
+                self.model.on_downgrade(h);
+                (vec![], vec![])
+            }
+            Op::Exit(o, how) => {
+                let id = self.id(o);
+                self.cancel_waiting(o);
+                let reason = match how {
+                    ExitHow::Completes => {
+                        self.owners[o].complete();
+                        AbandonReason::Exited
+                    }
+                    ExitHow::Cancelled => {
+                        self.owners[o].cancel();
+                        AbandonReason::Cancelled
+                    }
+                    ExitHow::Panics => {
+                        self.owners[o].panic_holding(None);
+                        AbandonReason::Panicked
+                    }
+                };
+                self.model.on_exit(id, reason);
+                self.replace_owner(o, id);
+                (vec![], vec![])
+            }
+            Op::ManualAcquire(o) => {
+                let id = self.id(o);
+                let real = self.owners[o].within(move |_| match prims.mutex.try_acquire() {
+                    Ok(()) => Seen::Ok,
+                    Err(err) => seen_try_lock(err),
+                });
+                (vec![real], vec![self.model.manual_try_acquire(id)])
+            }
+            Op::ManualRelease(who) => {
+                let (real, caller) = match who {
+                    None => (prims.mutex.release(), self.here),
+                    Some(o) => (self.owners[o].within(move |_| prims.mutex.release()), self.id(o)),
+                };
+                let real = match real {
+                    Ok(()) => Seen::Ok,
+                    Err(ownsync::ReleaseError::NotHeld) => Seen::NotHeld,
+                    Err(ownsync::ReleaseError::NotOwner { .. }) => Seen::NotOwner,
+                    Err(other) => panic!("unexpected {other:?}"),
+                };
+                (vec![real], vec![self.model.manual_release(caller)])
+            }
+            Op::ReleaseOnBehalf(o) => {
+                let id = self.id(o);
+                // KNOWN DEFECT (issue 29, defect 11): a borrower granted a token whose
+                // future has not run since is `NotHeld` in the crate; skipped until fixed.
+                if self.model.granted_uncollected().contains(&Borrower::Owner(id)) {
+                    return None;
+                }
+                let real = match prims.limiter.release_on_behalf_of(id) {
+                    Ok(()) => Seen::Ok,
+                    Err(ownsync::ReleaseError::NotHeld) => Seen::NotHeld,
+                    Err(ownsync::ReleaseError::NotOwner { .. }) => Seen::NotOwner,
+                    Err(other) => panic!("unexpected {other:?}"),
+                };
+                let (expected, index) = self.model.release_on_behalf_of(id);
+                if let Some(index) = index {
+                    // Its token object releases nothing from now on.
+                    self.spent.push(self.holds.remove(index));
+                }
+                (vec![real], vec![expected])
+            }
+            Op::Repair(prim, mark) => {
+                let real = match prim {
+                    Prim::Mutex => repaired(prims.mutex.try_repair().map(|guard| {
+                        if mark {
+                            guard.mark_consistent();
+                        }
+                    })),
+                    _ => repaired(prims.rwlock.try_repair().map(|guard| {
+                        if mark {
+                            guard.mark_consistent();
+                        }
+                    })),
+                };
+                (vec![real], vec![self.model.on_repair(prim, mark)])
+            }
+            Op::SetTotal(total) => {
+                // KNOWN DEFECT (issue 29, defect 8): a broken limiter that grows forgets
+                // what is borrowed; not done on a broken limiter until it is fixed.
+                if self.model.core(Prim::Limiter).broken.is_some() {
+                    return None;
+                }
+                prims.limiter.set_total_tokens(total);
+                self.model.set_total(total);
+                (vec![], vec![])
+            }
+            Op::AddPermits(n) => {
+                prims.semaphore.add_permits(n);
+                self.model.add_permits(n);
+                (vec![], vec![])
+            }
+            Op::ForgetPermits(n) => {
+                let real = prims.semaphore.forget_permits(n);
+                (vec![Seen::Took(real)], vec![Seen::Took(self.model.forget_permits(n))])
+            }
+            Op::Close => {
+                prims.semaphore.close();
+                self.model.close();
+                (vec![], vec![])
+            }
+        })
+    }
+
+    /// Keeps a successful acquire's hold; what the caller saw.
+    fn keep(&mut self, result: Result<RealHold<'p>, Seen>) -> Seen {
+        match result {
+            Ok(hold) => {
+                self.holds.push(hold);
+                Seen::Ok
+            }
+            Err(seen) => seen,
+        }
+    }
+
+    /// Drops owner `o`'s queued acquires, in its poll (what its exit does first).
+    fn cancel_waiting(&mut self, o: usize) {
+        let waiting = std::mem::take(&mut self.waiting[o]);
+        for w in &waiting {
+            self.model.cancel(w.ticket);
+        }
+        self.owners[o].within(move |_| drop(waiting));
+    }
+
+    fn replace_owner(&mut self, o: usize, id: OwnerId) {
+        self.gone.push(id);
+        self.owners[o] = RealOwner::new();
+    }
+}
+
+fn expect_ready<T>(poll: Poll<T>) -> T {
+    match poll {
+        Poll::Ready(value) => value,
+        Poll::Pending => panic!("a try in a nested scope completes at once"),
+    }
+}
+
+fn repaired(result: Result<(), RepairError>) -> Seen {
+    match result {
+        Ok(()) => Seen::Ok,
+        Err(RepairError::NotBroken) => Seen::NotBroken,
+        Err(RepairError::InUse { guards_out }) => Seen::InUse(guards_out),
+        Err(other) => panic!("unexpected {other:?}"),
+    }
+}
+
+fn prop_assert_eq_opt(model: bool, real: bool) -> Option<()> {
+    assert_eq!(model, real, "split");
+    Some(())
+}
+
+// ---------------- observables ----------------
+
+/// Everything a step must leave alike in the crate and the model.
+#[derive(Debug, PartialEq)]
+struct Observed {
+    mutex: (Option<(OwnerId, AbandonReason)>, Option<OwnerId>, bool, usize, usize, usize, u64),
+    rwlock: (Option<(OwnerId, AbandonReason)>, Option<OwnerId>, usize, usize, usize, usize, u64),
+    semaphore: (Option<(OwnerId, AbandonReason)>, usize, bool, usize, usize, u64),
+    limiter: (Option<(OwnerId, AbandonReason)>, usize, usize, usize, Vec<Borrower>, usize, usize, u64),
+}
+
+fn broken_of(err: Option<&ownsync::BrokenResourceError>) -> Option<(OwnerId, AbandonReason)> {
+    err.map(|err| (err.owner(), err.reason()))
+}
+
+fn real_observed(run: &Run<'_>) -> Observed {
+    let prims = run.prims;
+    let m = prims.mutex.statistics();
+    let r = prims.rwlock.statistics();
+    let s = prims.semaphore.statistics();
+    let l = prims.limiter.statistics();
+    let known = |id: OwnerId| {
+        run.owners.iter().any(|o| o.id() == id)
+            || run.gone.contains(&id)
+            || run.model.records.contains_key(&id)
+    };
+    let borrowers = l
+        .borrowers()
+        .iter()
+        .map(|&id| if known(id) { Borrower::Owner(id) } else { Borrower::Fresh })
+        .collect::<Vec<_>>();
+    let mut borrowers = borrowers;
+    borrowers.sort();
+    Observed {
+        mutex: (
+            broken_of(m.broken()),
+            m.holder(),
+            m.is_locked(),
+            m.waiters(),
+            m.self_waits(),
+            m.orphaned(),
+            m.abandoned().count(),
+        ),
+        rwlock: (
+            broken_of(r.broken()),
+            r.writer(),
+            r.readers(),
+            r.waiters(),
+            r.self_waits(),
+            r.orphaned(),
+            r.abandoned().count(),
+        ),
+        semaphore: (
+            broken_of(s.broken()),
+            prims.semaphore.available_permits(),
+            prims.semaphore.is_closed(),
+            s.waiters(),
+            s.orphaned(),
+            s.abandoned().count(),
+        ),
+        limiter: (
+            broken_of(l.broken()),
+            l.total_tokens(),
+            l.borrowed_tokens(),
+            prims.limiter.available_tokens(),
+            borrowers,
+            l.waiters(),
+            l.orphaned(),
+            l.abandoned().count(),
+        ),
+    }
+}
+
+fn model_observed(model: &Model) -> Observed {
+    let m = model.core(Prim::Mutex);
+    let r = model.core(Prim::RwLock);
+    let s = model.core(Prim::Semaphore);
+    let l = model.core(Prim::Limiter);
+    Observed {
+        mutex: (
+            m.broken,
+            m.holder,
+            m.available == 0,
+            m.queue.len(),
+            m.self_waits(),
+            model.orphans(Prim::Mutex),
+            m.abandoned,
+        ),
+        rwlock: (
+            r.broken,
+            r.holder,
+            RW_MAX - r.available,
+            r.queue.len(),
+            r.self_waits(),
+            model.orphans(Prim::RwLock),
+            r.abandoned,
+        ),
+        semaphore: (
+            s.broken,
+            s.available,
+            s.closed,
+            s.queue.len(),
+            model.orphans(Prim::Semaphore),
+            s.abandoned,
+        ),
+        // KNOWN DEFECT (issue 29, defect 11): a borrower granted a token is listed only
+        // once its future collects it; `Model::borrowers` lists collected tokens, and
+        // `Model::granted_uncollected` says which are left out until then.
+        limiter: (
+            l.broken,
+            l.total,
+            model.borrowed(),
+            // 0 once broken: no acquire can take a token then.
+            if l.broken.is_some() { 0 } else { l.available },
+            model.borrowers(),
+            l.queue.len(),
+            model.orphans(Prim::Limiter),
+            l.abandoned,
+        ),
+    }
+}
+
+// ---------------- the property ----------------
+
+fn check(semaphore: usize, limiter: usize, reclaim: bool, ops: &[Op]) -> Result<(), TestCaseError> {
+    warm_up();
+    fresh_spare_body();
+    let before = live();
+    {
+        let policy = if reclaim { AbandonPolicy::Reclaim } else { AbandonPolicy::Break };
+        let prims = Prims {
+            mutex: Arc::new(Mutex::new(())),
+            rwlock: Arc::new(RwLock::with_policy((), policy)),
+            semaphore: Arc::new(Semaphore::with_policy(semaphore, policy)),
+            limiter: CapacityLimiter::with_policy(limiter, policy),
+        };
+        let mut run = Run::new(&prims, semaphore, limiter, reclaim);
+        for (step, op) in ops.iter().enumerate() {
+            let Some((real, expected)) = run.step(op) else { continue };
+            prop_assert_eq!(&real, &expected, "step {}: {:?}", step, op);
+            prop_assert_eq!(real_observed(&run), model_observed(&run.model), "after step {}: {:?}", step, op);
+        }
+        // Everything goes: queued acquires, holds, leaked holds, owners (their exits
+        // settle what they still answer for), then the primitives.
+        let Run { owners, waiting, holds, leaked, spent, model, .. } = run;
+        drop(waiting);
+        drop(holds);
+        drop(leaked);
+        drop(spent);
+        drop(owners);
+        drop(model);
+    }
+    fresh_spare_body();
+    let after = live();
+    prop_assert_eq!(after - before, 0, "heap bytes left behind once every hold and owner is gone");
+    Ok(())
+}
+
+/// What a first use makes once per thread or process (this thread's owner record, a
+/// spare owner body, the table of published owner ids grown for a few owners at once),
+/// made before a case measures the heap.
+fn warm_up() {
+    thread_local! {
+        static DONE: Cell<bool> = const { Cell::new(false) };
+    }
+    if DONE.with(|done| done.replace(true)) {
+        return;
+    }
+    std::panic::set_hook({
+        let default = std::panic::take_hook();
+        Box::new(move |info| {
+            if !info.payload().is::<real::Quiet>() {
+                default(info);
+            }
+        })
+    });
+    let _ = ownsync::current_owner();
+    let mut tasks: Vec<_> = (0..64).map(|_| Box::pin(tracked(std::future::pending::<()>()))).collect();
+    for task in &mut tasks {
+        let _ = task.owner();
+        let _ = task.as_mut().poll(&mut noop_cx());
+    }
+    drop(tasks);
+}
+
+/// The thread keeps the body of its last exited owner record as a spare for the next
+/// one, with whatever room its slab grew to: two records made at once and ended in
+/// turn leave a fresh body there, so that a case is measured against the same spare.
+fn fresh_spare_body() {
+    let mut first = Box::pin(tracked(std::future::pending::<()>()));
+    let mut second = Box::pin(tracked(std::future::pending::<()>()));
+    let _ = first.as_mut().poll(&mut noop_cx());
+    let _ = second.as_mut().poll(&mut noop_cx());
+    drop(first);
+    drop(second);
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(64)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+    #[test]
+    fn every_primitive_matches_the_reference_model(
+        semaphore in 0..=4usize,
+        limiter in 0..=3usize,
+        reclaim in any::<bool>(),
+        ops in prop::collection::vec(op(), 1..60),
+    ) {
+        check(semaphore, limiter, reclaim, &ops)?;
+    }
+}

@@ -1,0 +1,917 @@
+//! The reference model: what every primitive must do, in plain sequential Rust.
+//!
+//! It is written to be read side by side with ARCHITECTURE.md section 2 (the hold
+//! lifecycle). A hold is in one [`HoldState`]; each event of that section's table is one
+//! function here (`on_register`, `on_release`, `on_split`, `on_merge`, `on_hand_to`,
+//! `on_into_owned`, `on_forget`, `on_exit`, `on_scope_complete`, `on_panic_drop`,
+//! `on_downgrade`, `on_repair`), and the policy columns (`Break` / `Reclaim`) are the one
+//! function [`Model::abandon`]. Where the model and the crate disagree on purpose, a
+//! comment marked `ON PURPOSE` says so; where the crate has a known defect being fixed
+//! elsewhere, a comment marked `KNOWN DEFECT` says what the model expects and how the
+//! property test keeps clear of it.
+
+use std::collections::{HashMap, VecDeque};
+
+use ownsync::{AbandonReason, OwnerId};
+
+/// The four primitives every case builds. `Lock` is the mutex's manual acquire/release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Prim {
+    Mutex,
+    RwLock,
+    Semaphore,
+    Limiter,
+}
+
+impl Prim {
+    pub fn index(self) -> usize {
+        self as usize
+    }
+    /// Mutex and RwLock guard data: they never reclaim, whatever their policy.
+    pub fn guards_data(self) -> bool {
+        matches!(self, Prim::Mutex | Prim::RwLock)
+    }
+}
+
+/// What an acquire asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum What {
+    Lock,
+    Read,
+    Write,
+    Permits(u32),
+    /// A limiter token for the call (`acquire()`); the borrower is the caller.
+    Token,
+    /// A limiter token on behalf of an owner slot (`acquire_on_behalf_of`).
+    TokenFor(usize),
+}
+
+impl What {
+    pub fn prim(self) -> Prim {
+        match self {
+            What::Lock => Prim::Mutex,
+            What::Read | What::Write => Prim::RwLock,
+            What::Permits(_) => Prim::Semaphore,
+            What::Token | What::TokenFor(_) => Prim::Limiter,
+        }
+    }
+}
+
+/// The RwLock's permits (tokio's `MAX_READS`): a writer takes them all.
+pub const RW_MAX: usize = (u32::MAX >> 3) as usize;
+
+/// What a step let the caller see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seen {
+    Ok,
+    Pending,
+    /// `WouldBlock` / `NoPermits`.
+    Busy,
+    Closed,
+    Broken(OwnerId, AbandonReason),
+    WouldDeadlock,
+    OwnerGone,
+    NotHeld,
+    NotOwner,
+    HandOverAbandoned,
+    /// A dead hold handed to an exited owner: `OwnerGone` or `Abandoned`.
+    DeadToGone,
+    NotBroken,
+    InUse(usize),
+    /// `forget_permits` took this many.
+    Took(usize),
+}
+
+/// ARCHITECTURE.md section 2, "Its registration ... is in one of these states".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HoldState {
+    /// `ticket: None`: nobody answers for it; dropping it releases.
+    Anonymous,
+    /// Registered, borrowed: its owner's exit is evidence of abandonment.
+    Borrowed(OwnerId),
+    /// Registered, moving (owned): its acquirer's exit orphans it.
+    Moving(OwnerId),
+    /// Its owner `scope` is a nested scope that completed while holding: registered to
+    /// the enclosing owner `to`, whose exit decides (as a borrowed or moving hold).
+    Forwarded { scope: OwnerId, to: OwnerId, moves: bool },
+    /// A moving hold whose acquirer exited: counted, never breaks, never reclaims.
+    Orphaned,
+    /// Claimed by its owner's exit and abandoned: dropping it releases nothing.
+    Dead,
+}
+
+/// A hold the model follows (the manual hold of the `Lock` is [`Core::manual`]).
+#[derive(Clone, Debug)]
+pub struct Hold {
+    pub what: What,
+    pub permits: usize,
+    pub state: HoldState,
+    /// A limiter token's entry in the borrower set: `None` for an unnamed anonymous call.
+    pub borrower: Option<Borrower>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Borrower {
+    Owner(OwnerId),
+    /// A fresh anonymous id (a call by an owner already listed): counted, not named.
+    Fresh,
+}
+
+/// A queued acquire.
+#[derive(Clone, Debug)]
+pub struct Waiter {
+    pub ticket: u64,
+    pub permits: usize,
+    /// The owner it waits as (self-waits are counted against the holder).
+    pub owner: Option<OwnerId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Queued,
+    Granted,
+    /// Failed by a break or a close: the waiter keeps this error, even after a repair.
+    Failed(Seen),
+}
+
+/// One primitive's core.
+#[derive(Clone, Debug)]
+pub struct Core {
+    pub prim: Prim,
+    pub reclaim: bool,
+    pub total: usize,
+    pub available: usize,
+    pub queue: VecDeque<Waiter>,
+    pub broken: Option<(OwnerId, AbandonReason)>,
+    pub closed: bool,
+    pub abandoned: u64,
+    pub last_abandoned: Option<(OwnerId, AbandonReason)>,
+    /// The recorded holder of the exclusive hold (mutex, writer).
+    pub holder: Option<OwnerId>,
+    /// The `Lock`'s manual hold: its owner.
+    pub manual: Option<OwnerId>,
+    /// Permits out above the total (a limiter shrunk below what is borrowed).
+    pub debt: usize,
+}
+
+impl Core {
+    fn new(prim: Prim, total: usize, reclaim: bool) -> Self {
+        Core {
+            prim,
+            reclaim: reclaim && !prim.guards_data(),
+            total,
+            available: total,
+            queue: VecDeque::new(),
+            broken: None,
+            closed: false,
+            abandoned: 0,
+            last_abandoned: None,
+            holder: None,
+            manual: None,
+            debt: 0,
+        }
+    }
+    fn exclusive(&self) -> usize {
+        match self.prim {
+            Prim::Mutex => 1,
+            Prim::RwLock => RW_MAX,
+            _ => usize::MAX,
+        }
+    }
+    /// An acquire refused before it could wait.
+    pub fn refusal(&self) -> Option<Seen> {
+        if let Some((owner, reason)) = self.broken {
+            Some(Seen::Broken(owner, reason))
+        } else if self.closed {
+            Some(Seen::Closed)
+        } else {
+            None
+        }
+    }
+    pub fn self_waits(&self) -> usize {
+        self.holder.map_or(0, |h| self.queue.iter().filter(|w| w.owner == Some(h)).count())
+    }
+}
+
+/// An owner record the model knows of.
+#[derive(Clone, Debug, Default)]
+pub struct Record {
+    pub exited: bool,
+    /// A nested scope that completed holding: the owner its holds went to.
+    pub forwarded_to: Option<OwnerId>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub cores: Vec<Core>,
+    pub holds: Vec<Hold>,
+    /// Holds that were leaked (kept out of reach until the case ends).
+    pub leaked: Vec<Hold>,
+    pub outcomes: HashMap<u64, (Outcome, What, Option<OwnerId>)>,
+    pub next_ticket: u64,
+    pub records: HashMap<OwnerId, Record>,
+    /// The limiter's queued borrows with a name (tickets and keys): listed in the
+    /// borrower set while they wait.
+    pub limiter_pending: Vec<(u64, Borrower)>,
+}
+
+impl Model {
+    pub fn new(semaphore: usize, limiter: usize, reclaim: bool) -> Self {
+        Model {
+            cores: vec![
+                Core::new(Prim::Mutex, 1, reclaim),
+                Core::new(Prim::RwLock, RW_MAX, reclaim),
+                Core::new(Prim::Semaphore, semaphore, reclaim),
+                Core::new(Prim::Limiter, limiter, reclaim),
+            ],
+            holds: Vec::new(),
+            leaked: Vec::new(),
+            outcomes: HashMap::new(),
+            next_ticket: 0,
+            records: HashMap::new(),
+            limiter_pending: Vec::new(),
+        }
+    }
+
+    pub fn core(&self, prim: Prim) -> &Core {
+        &self.cores[prim.index()]
+    }
+    fn core_mut(&mut self, prim: Prim) -> &mut Core {
+        &mut self.cores[prim.index()]
+    }
+
+    pub fn orphans(&self, prim: Prim) -> usize {
+        self.all_holds().filter(|h| h.what.prim() == prim && h.state == HoldState::Orphaned).count()
+    }
+    fn all_holds(&self) -> impl Iterator<Item = &Hold> {
+        self.holds.iter().chain(self.leaked.iter())
+    }
+    /// `statistics().borrowers()` of the limiter: every named borrow that holds a token
+    /// (its entry is gone once an exit abandoned it).
+    pub fn borrowers(&self) -> Vec<Borrower> {
+        let mut out: Vec<Borrower> =
+            self.all_holds().filter(|h| h.state != HoldState::Dead).filter_map(|h| h.borrower).collect();
+        out.sort();
+        out
+    }
+
+    // ------------------------------------------------------------------
+    // The pool: grants, releases and the two policy columns.
+    // ------------------------------------------------------------------
+
+    fn grant(&mut self, prim: Prim) {
+        loop {
+            let core = self.core_mut(prim);
+            let Some(front) = core.queue.front().cloned() else { break };
+            if core.broken.is_some() || core.available < front.permits {
+                break;
+            }
+            core.available -= front.permits;
+            core.queue.pop_front();
+            // ARCHITECTURE.md section 3: an exclusive hold is its grantee's at the grant.
+            if front.permits == core.exclusive() {
+                if let Some(owner) = front.owner {
+                    core.holder = Some(owner);
+                }
+            }
+            self.outcomes.get_mut(&front.ticket).expect("a waiter has an outcome").0 = Outcome::Granted;
+        }
+    }
+
+    /// Permits come back from a live hold.
+    fn give_back(&mut self, prim: Prim, permits: usize) {
+        let core = self.core_mut(prim);
+        if permits == core.exclusive() {
+            core.holder = None;
+        }
+        if core.broken.is_some() {
+            // A broken Mutex/RwLock counts its permits back so `try_repair` can tell no
+            // guard is left; a broken counted primitive keeps them out.
+            if core.prim.guards_data() {
+                core.available += permits;
+            }
+            return;
+        }
+        let paid = permits.min(core.debt);
+        core.debt -= paid;
+        core.available += permits - paid;
+        self.grant(prim);
+    }
+
+    /// The policy columns: a certain abandonment of `permits` of `prim` by `owner`.
+    fn abandon(&mut self, prim: Prim, owner: OwnerId, reason: AbandonReason, permits: usize) {
+        let core = self.core_mut(prim);
+        core.abandoned += 1;
+        core.last_abandoned = Some((owner, reason));
+        if core.reclaim {
+            // Reclaim (Semaphore, CapacityLimiter): the permits go back to the pool.
+            self.give_back(prim, permits);
+            return;
+        }
+        // Break: the first break names the owner; every waiter fails now and later.
+        if core.broken.is_none() {
+            core.broken = Some((owner, reason));
+            let failed: Vec<u64> = core.queue.drain(..).map(|w| w.ticket).collect();
+            for ticket in failed {
+                self.outcomes.get_mut(&ticket).expect("a waiter has an outcome").0 =
+                    Outcome::Failed(Seen::Broken(owner, reason));
+            }
+        }
+        let core = self.core_mut(prim);
+        // The `Lock`'s manual hold is settled by the break: `release()` says `NotHeld`,
+        // its permit is counted back for `try_repair`.
+        if core.manual.take().is_some() {
+            core.available += 1;
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Events (ARCHITECTURE.md section 2, one function per row).
+    // ------------------------------------------------------------------
+
+    /// register (acquire): none -> anonymous, borrowed or moving. `owner` is the record
+    /// the acquire ran in (`None`: outside any owner); `moves` for owned holds.
+    pub fn on_register(&mut self, what: What, permits: usize, owner: Option<OwnerId>, moves: bool) -> usize {
+        let state = match (owner, moves) {
+            (None, _) => HoldState::Anonymous,
+            (Some(o), false) => HoldState::Borrowed(o),
+            (Some(o), true) => HoldState::Moving(o),
+        };
+        let core = self.core_mut(what.prim());
+        if permits == core.exclusive() {
+            core.holder = if moves { None } else { owner.or(core.holder) };
+        }
+        self.holds.push(Hold { what, permits, state, borrower: None });
+        self.holds.len() - 1
+    }
+
+    /// Try-acquire: `Ok` and the hold registered, or why not.
+    pub fn try_acquire(&mut self, what: What, permits: usize, owner: Option<OwnerId>, moves: bool) -> Seen {
+        let core = self.core(what.prim());
+        if let Some(refused) = core.refusal() {
+            return refused;
+        }
+        if !core.queue.is_empty() || core.available < permits {
+            return Seen::Busy;
+        }
+        self.core_mut(what.prim()).available -= permits;
+        self.on_register(what, permits, owner, moves);
+        Seen::Ok
+    }
+
+    /// Queues an acquire that could not take its permits at once; its ticket.
+    pub fn enqueue(&mut self, what: What, permits: usize, owner: Option<OwnerId>) -> u64 {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.core_mut(what.prim()).queue.push_back(Waiter { ticket, permits, owner });
+        self.outcomes.insert(ticket, (Outcome::Queued, what, owner));
+        ticket
+    }
+
+    /// What polling a queued acquire returns: `Ok` once granted (the caller registers
+    /// it), `Broken` if the primitive broke meanwhile (even after a grant: the grantee
+    /// never got its guard), `Closed`, or still `Pending`.
+    pub fn poll(&mut self, ticket: u64) -> Seen {
+        let (outcome, what, _) = self.outcomes[&ticket].clone();
+        let core = self.core(what.prim());
+        let seen = match (core.broken, outcome) {
+            (_, Outcome::Failed(seen)) => seen,
+            (Some((owner, reason)), Outcome::Granted) => {
+                // Granted, then broken before it ran: its permits go back (counted in
+                // by a Mutex/RwLock, so that a repair does not wait for them for ever).
+                let permits = permits_of(what, core);
+                self.give_back(what.prim(), permits);
+                Seen::Broken(owner, reason)
+            }
+            (Some((owner, reason)), _) => Seen::Broken(owner, reason),
+            (None, Outcome::Granted) => Seen::Ok,
+            (None, Outcome::Queued) => Seen::Pending,
+        };
+        if seen != Seen::Pending {
+            self.outcomes.remove(&ticket);
+        }
+        seen
+    }
+
+    /// An acquire future dropped: leaves the queue, or passes its grant on.
+    pub fn on_cancel(&mut self, ticket: u64) {
+        let Some((outcome, what, _)) = self.outcomes.remove(&ticket) else { return };
+        let outcome = outcome.clone();
+        let prim = what.prim();
+        match outcome {
+            Outcome::Queued => {
+                self.core_mut(prim).queue.retain(|w| w.ticket != ticket);
+                self.grant(prim);
+            }
+            Outcome::Granted => {
+                let permits = permits_of(what, self.core(prim));
+                self.give_back(prim, permits);
+            }
+            Outcome::Failed(_) => {}
+        }
+    }
+
+    /// release (guard, permit or token dropped), of a live, orphaned or dead hold.
+    pub fn on_release(&mut self, index: usize) {
+        let hold = self.holds.remove(index);
+        self.release_hold(&hold);
+    }
+
+    fn release_hold(&mut self, hold: &Hold) {
+        let prim = hold.what.prim();
+        match hold.state {
+            // A dead hold releases nothing; a Mutex/RwLock counts it back for repair.
+            HoldState::Dead => {
+                if prim.guards_data() && self.core(prim).broken.is_some() {
+                    self.core_mut(prim).available += hold.permits;
+                }
+            }
+            // Live or orphaned (the orphan is un-counted by leaving the list).
+            _ => self.give_back(prim, hold.permits),
+        }
+    }
+
+    /// An exclusive guard dropped in a panic that began in its section breaks
+    /// (Mutex, RwLock writer), naming its owner (for an owned or anonymous hold: who
+    /// panics). Other holds are released as usual.
+    pub fn on_panic_drop(&mut self, index: usize, panicking: OwnerId) {
+        let hold = self.holds.remove(index);
+        let prim = hold.what.prim();
+        let exclusive = hold.permits == self.core(prim).exclusive();
+        match hold.state {
+            HoldState::Dead => self.release_hold(&hold),
+            _ if exclusive => {
+                // ON PURPOSE: a hold forwarded from a completed scope names whoever
+                // panics, not the enclosing owner it was forwarded to (the scope's
+                // record does not know that owner); they are one owner when the guard
+                // stays in its task, the common case.
+                let named = match hold.state {
+                    HoldState::Borrowed(o) => o,
+                    _ => panicking,
+                };
+                self.abandon(prim, named, AbandonReason::Panicked, hold.permits);
+                // The abandoned permit is counted back for repair.
+                self.core_mut(prim).available += hold.permits;
+            }
+            _ => self.release_hold(&hold),
+        }
+    }
+
+    pub fn has_exited(&self, id: OwnerId) -> bool {
+        self.records.get(&id).is_some_and(|r| r.exited)
+    }
+
+    /// The owner that answers for a record now: itself, or the enclosing owner a
+    /// completed nested scope forwarded to.
+    fn answering(&self, mut id: OwnerId) -> OwnerId {
+        while let Some(to) = self.records.get(&id).and_then(|r| r.forwarded_to) {
+            id = to;
+        }
+        id
+    }
+
+    /// split (`SemaphorePermit::split`): registered -> two registered; an orphan -> two
+    /// orphans (both halves answered for by nobody); dead -> two empty anonymous holds.
+    pub fn on_split(&mut self, index: usize, n: usize) -> bool {
+        let hold = &mut self.holds[index];
+        if hold.permits <= n {
+            return false;
+        }
+        // A dead permit splits into two empty, unregistered ones: nothing left to
+        // release or to abandon.
+        let dead = hold.state == HoldState::Dead;
+        if dead {
+            hold.state = HoldState::Anonymous;
+        }
+        hold.permits = if dead { 0 } else { hold.permits - n };
+        let n = if dead { 0 } else { n };
+        let mut part = hold.clone();
+        part.permits = n;
+        if let What::Permits(_) = part.what {
+            part.what = What::Permits(n as u32);
+        }
+        self.holds.push(part);
+        true
+    }
+
+    /// merge (`SemaphorePermit::merge`): two -> one (registered as the first); a dead
+    /// side brings no permits. Two orphans merged are one orphan; an orphan merged into
+    /// a live hold is adopted by it.
+    pub fn on_merge(&mut self, into: usize, from: usize) {
+        let other = self.holds.remove(from);
+        let into = if from < into { into - 1 } else { into };
+        if other.state != HoldState::Dead {
+            let hold = &mut self.holds[into];
+            if hold.state == HoldState::Dead {
+                // ON PURPOSE: the live side's permits merged into a dead hold are kept
+                // out with it (a dead hold releases nothing).
+            } else {
+                hold.permits += other.permits;
+                if let What::Permits(_) = hold.what {
+                    hold.what = What::Permits(hold.permits as u32);
+                }
+            }
+        }
+    }
+
+    /// `hand_to` / `adopt`: any live -> borrowed to the target; dead -> `Abandoned`;
+    /// an exited target -> `OwnerGone` (the hold is untouched).
+    pub fn on_hand_to(&mut self, index: usize, target: OwnerId) -> Seen {
+        let hold = &mut self.holds[index];
+        if hold.what == What::Token && hold.borrower.is_none() && hold.state != HoldState::Dead {
+            // An unnamed token handed over is named first (a fresh id, listed from now
+            // on), whether or not the hand-over then succeeds; the target answers for it.
+            hold.borrower = Some(Borrower::Fresh);
+        }
+        let dead = self.holds[index].state == HoldState::Dead;
+        let gone = self.records.get(&target).is_some_and(|r| r.exited);
+        if dead && gone {
+            // ON PURPOSE: a dead hold handed to an exited owner may say either error
+            // (the crate checks whichever it learns of first); both leave it as it was.
+            return Seen::DeadToGone;
+        }
+        if dead {
+            return Seen::HandOverAbandoned;
+        }
+        if gone {
+            return Seen::OwnerGone;
+        }
+        let hold = &mut self.holds[index];
+        if hold.permits == 0 {
+            // Nothing held, nothing to abandon: an empty piece stays unregistered.
+            return Seen::Ok;
+        }
+        hold.state = HoldState::Borrowed(target);
+        let permits = hold.permits;
+        let core = self.core_mut(hold_prim(&self.holds[index]));
+        if permits == core.exclusive() {
+            core.holder = Some(target);
+        }
+        Seen::Ok
+    }
+
+    /// `into_owned` (a token made `'static`): borrowed -> moving.
+    pub fn on_into_owned(&mut self, index: usize) {
+        let hold = &mut self.holds[index];
+        hold.state = match hold.state {
+            HoldState::Borrowed(o) => HoldState::Moving(o),
+            HoldState::Forwarded { scope, to, .. } => HoldState::Forwarded { scope, to, moves: true },
+            other => other,
+        };
+    }
+
+    /// `forget` (`SemaphorePermit::forget`): registered -> gone, permits kept out.
+    pub fn on_forget(&mut self, index: usize) {
+        self.holds.remove(index);
+    }
+
+    /// downgrade (an RwLock writer becomes a reader): the holder is no longer recorded,
+    /// the other permits return, the read hold stays registered alike.
+    pub fn on_downgrade(&mut self, index: usize) {
+        let hold = &mut self.holds[index];
+        let dead = hold.state == HoldState::Dead;
+        hold.what = What::Read;
+        hold.permits = 1;
+        // The holder is no longer recorded, even for a dead writer (it named who broke
+        // the lock until now).
+        self.core_mut(Prim::RwLock).holder = None;
+        if dead {
+            // A dead write hold downgraded gives nothing back: the exit abandoned it.
+            return;
+        }
+        self.give_back_shared(RW_MAX - 1);
+    }
+
+    fn give_back_shared(&mut self, permits: usize) {
+        let core = self.core_mut(Prim::RwLock);
+        if core.broken.is_some() {
+            core.available += permits;
+        } else {
+            core.available += permits;
+            self.grant(Prim::RwLock);
+        }
+    }
+
+    /// scope completion: a nested scope completes holding: registered -> forwarded
+    /// (and the recorded holder moves to the enclosing owner).
+    pub fn on_scope_complete(&mut self, scope: OwnerId, enclosing: OwnerId) {
+        let record = self.records.entry(scope).or_default();
+        record.forwarded_to = Some(enclosing);
+        for hold in self.holds.iter_mut().chain(self.leaked.iter_mut()) {
+            hold.state = match hold.state {
+                HoldState::Borrowed(o) if o == scope => {
+                    HoldState::Forwarded { scope, to: enclosing, moves: false }
+                }
+                HoldState::Moving(o) if o == scope => {
+                    HoldState::Forwarded { scope, to: enclosing, moves: true }
+                }
+                HoldState::Forwarded { scope: s, to, moves } if to == scope => {
+                    HoldState::Forwarded { scope: s, to: enclosing, moves }
+                }
+                other => other,
+            };
+        }
+        for core in &mut self.cores {
+            if core.holder == Some(scope) {
+                core.holder = Some(enclosing);
+            }
+        }
+    }
+
+    /// owner exit (normal, cancelled, panicking): borrowed -> dead (abandoned, naming
+    /// the exiting owner); moving -> orphaned; forwarded to it -> as its own.
+    pub fn on_exit(&mut self, owner: OwnerId, reason: AbandonReason) {
+        self.records.entry(owner).or_default().exited = true;
+        let mut abandoned = Vec::new();
+        for hold in self.holds.iter_mut().chain(self.leaked.iter_mut()) {
+            let (mine, moves) = match hold.state {
+                HoldState::Borrowed(o) => (o == owner, false),
+                HoldState::Moving(o) => (o == owner, true),
+                HoldState::Forwarded { to, moves, .. } => (to == owner, moves),
+                _ => (false, false),
+            };
+            if !mine {
+                continue;
+            }
+            if moves {
+                hold.state = HoldState::Orphaned;
+            } else {
+                hold.state = HoldState::Dead;
+                abandoned.push((hold.what.prim(), hold.permits));
+                // The limiter forgets the abandoned borrow's entry.
+                hold.borrower = None;
+            }
+        }
+        for (prim, permits) in abandoned {
+            // The recorded holder stays: `statistics().holder()` is who broke it.
+            self.abandon(prim, owner, reason, permits);
+        }
+        let mutex = self.core(Prim::Mutex);
+        if mutex.manual == Some(owner) {
+            // owner exit with a manual hold: manual -> settled (breaks; counted back).
+            self.abandon(Prim::Mutex, owner, reason, 1);
+        }
+    }
+
+    /// `Lock::acquire` / `try_acquire` by `owner`.
+    pub fn manual_try_acquire(&mut self, owner: OwnerId) -> Seen {
+        let core = self.core(Prim::Mutex);
+        if let Some(refused) = core.refusal() {
+            return refused;
+        }
+        if core.manual == Some(owner) || core.holder == Some(owner) {
+            return Seen::WouldDeadlock;
+        }
+        if !core.queue.is_empty() || core.available == 0 {
+            return Seen::Busy;
+        }
+        let core = self.core_mut(Prim::Mutex);
+        core.available = 0;
+        core.manual = Some(owner);
+        core.holder = Some(owner);
+        Seen::Ok
+    }
+
+    /// `Lock::release` by `caller`: its own manual hold is released; another's is
+    /// `NotOwner`; with no manual hold, a mutex locked through a guard that is not the
+    /// caller's is `NotOwner` too (naming the guard's holder), otherwise `NotHeld`.
+    pub fn manual_release(&mut self, caller: OwnerId) -> Seen {
+        let core = self.core(Prim::Mutex);
+        match core.manual {
+            Some(owner) if owner != caller => Seen::NotOwner,
+            Some(_) => {
+                self.core_mut(Prim::Mutex).manual = None;
+                self.give_back(Prim::Mutex, 1);
+                Seen::Ok
+            }
+            None if core.available == 0 && core.holder != Some(caller) => Seen::NotOwner,
+            None => Seen::NotHeld,
+        }
+    }
+
+    /// repair (`try_repair`, then `mark_consistent` or give up).
+    pub fn on_repair(&mut self, prim: Prim, mark: bool) -> Seen {
+        let core = self.core(prim);
+        if core.broken.is_none() {
+            return Seen::NotBroken;
+        }
+        if core.available != core.total {
+            return Seen::InUse(core.total - core.available);
+        }
+        if mark {
+            let core = self.core_mut(prim);
+            core.broken = None;
+            core.holder = None;
+        }
+        Seen::Ok
+    }
+}
+
+impl Model {
+    /// Whether the limiter's borrower set has an entry for `id` (a token held, or a
+    /// borrow waiting for one).
+    pub fn listed(&self, id: OwnerId) -> bool {
+        self.all_holds().any(|h| h.state != HoldState::Dead && h.borrower == Some(Borrower::Owner(id)))
+            || self.limiter_pending.iter().any(|&(_, key)| key == Borrower::Owner(id))
+    }
+
+    /// The borrower-set key of a token acquire: `acquire()` by an owner borrows as that
+    /// owner (a fresh anonymous id if it is listed already: sub-futures of one task each
+    /// take their own token), outside any owner unnamed; `acquire_on_behalf_of(id)` as
+    /// `id`, or `WouldDeadlock` if `id` holds or waits for a token (Trio's rule).
+    pub fn borrow_key(&self, what: What, caller: Option<OwnerId>) -> Result<Option<Borrower>, Seen> {
+        match what {
+            What::TokenFor(_) => {
+                let id = caller.expect("an explicit borrower");
+                if self.listed(id) { Err(Seen::WouldDeadlock) } else { Ok(Some(Borrower::Owner(id))) }
+            }
+            What::Token => {
+                Ok(caller.map(|me| if self.listed(me) { Borrower::Fresh } else { Borrower::Owner(me) }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// An acquire of `what`, registered to `owner` if it succeeds at once, `moves` for
+    /// owned holds; `wait`: queue if it cannot take its permits now. The result, and the
+    /// ticket of a queued acquire.
+    pub fn acquire(
+        &mut self,
+        what: What,
+        owner: Option<OwnerId>,
+        key: Option<Borrower>,
+        moves: bool,
+        wait: bool,
+    ) -> (Seen, Option<u64>) {
+        let permits = permits_of(what, self.core(what.prim()));
+        match self.try_acquire(what, permits, owner, moves) {
+            Seen::Ok => {
+                self.holds.last_mut().expect("just registered").borrower = key;
+                (Seen::Ok, None)
+            }
+            Seen::Busy if wait => {
+                let ticket = self.enqueue(what, permits, owner);
+                if let Some(key) = key {
+                    self.limiter_pending.push((ticket, key));
+                }
+                (Seen::Pending, Some(ticket))
+            }
+            other => (other, None),
+        }
+    }
+
+    /// Polls a queued acquire; on `Ok` its hold is registered as `owner`'s.
+    pub fn poll_acquire(&mut self, ticket: u64, owner: Option<OwnerId>, moves: bool) -> Seen {
+        let what = self.outcomes[&ticket].1;
+        let seen = self.poll(ticket);
+        if seen == Seen::Pending {
+            return seen;
+        }
+        let key = self.take_pending_key(ticket);
+        if seen == Seen::Ok && matches!(what, What::TokenFor(_)) && owner.is_some_and(|o| self.has_exited(o))
+        {
+            // The explicit borrower exited while its borrow waited: the token goes back
+            // untouched. KNOWN DEFECT (issue 29, defect 11): once a grant names its
+            // borrower at once, that exit will abandon the granted token instead.
+            self.give_back(Prim::Limiter, 1);
+            return Seen::OwnerGone;
+        }
+        if seen == Seen::Ok {
+            let permits = permits_of(what, self.core(what.prim()));
+            let index = self.on_register(what, permits, owner, moves);
+            self.holds[index].borrower = key;
+        }
+        seen
+    }
+
+    /// A queued acquire dropped.
+    pub fn cancel(&mut self, ticket: u64) {
+        self.take_pending_key(ticket);
+        self.on_cancel(ticket);
+    }
+
+    fn take_pending_key(&mut self, ticket: u64) -> Option<Borrower> {
+        let at = self.limiter_pending.iter().position(|&(t, _)| t == ticket)?;
+        Some(self.limiter_pending.remove(at).1)
+    }
+
+    /// Explicit borrowers whose token was granted but not yet collected by their
+    /// future. KNOWN DEFECT (issue 29, defect 11): the crate names them only when the
+    /// future is next polled; the model lists them from the grant.
+    pub fn granted_uncollected(&self) -> Vec<Borrower> {
+        self.limiter_pending
+            .iter()
+            .filter(|(ticket, _)| self.outcomes.get(ticket).is_some_and(|o| o.0 == Outcome::Granted))
+            .map(|&(_, key)| key)
+            .collect()
+    }
+
+    /// `release_on_behalf_of(id)`: the token `id` borrows goes back; its token object,
+    /// if any, releases nothing when dropped later. `NotHeld` if `id` holds none.
+    pub fn release_on_behalf_of(&mut self, id: OwnerId) -> (Seen, Option<usize>) {
+        let found = self
+            .holds
+            .iter()
+            .position(|h| h.state != HoldState::Dead && h.borrower == Some(Borrower::Owner(id)));
+        if let Some(index) = found {
+            self.on_release(index);
+            return (Seen::Ok, Some(index));
+        }
+        // A leaked token too: the borrower set still knows it.
+        let leaked = self
+            .leaked
+            .iter()
+            .position(|h| h.state != HoldState::Dead && h.borrower == Some(Borrower::Owner(id)));
+        match leaked {
+            Some(index) => {
+                let hold = self.leaked.remove(index);
+                self.release_hold(&hold);
+                (Seen::Ok, None)
+            }
+            None => (Seen::NotHeld, None),
+        }
+    }
+
+    /// `set_total_tokens(total)`: growing wakes waiters; shrinking never revokes (the
+    /// tokens out above the new total are a debt paid by the next releases).
+    pub fn set_total(&mut self, total: usize) {
+        let core = self.core_mut(Prim::Limiter);
+        let out = core.total + core.debt - core.available;
+        core.total = total;
+        if total >= out {
+            core.available = total - out;
+            core.debt = 0;
+        } else {
+            core.available = 0;
+            core.debt = out - total;
+        }
+        self.grant(Prim::Limiter);
+    }
+
+    /// The limiter's `borrowed_tokens()`.
+    pub fn borrowed(&self) -> usize {
+        let core = self.core(Prim::Limiter);
+        if core.broken.is_some() {
+            // Broken: what live tokens hold (an abandoned token is held by nobody), and
+            // tokens granted to waiters that have not run since.
+            let granted = self
+                .outcomes
+                .values()
+                .filter(|(outcome, what, _)| *outcome == Outcome::Granted && what.prim() == Prim::Limiter)
+                .count();
+            return granted
+                + self
+                    .all_holds()
+                    .filter(|h| h.what.prim() == Prim::Limiter && h.state != HoldState::Dead)
+                    .map(|h| h.permits)
+                    .sum::<usize>();
+        }
+        core.total + core.debt - core.available
+    }
+
+    pub fn add_permits(&mut self, n: usize) {
+        let core = self.core_mut(Prim::Semaphore);
+        if core.broken.is_none() {
+            core.total += n;
+            core.available += n;
+            self.grant(Prim::Semaphore);
+        }
+    }
+
+    pub fn forget_permits(&mut self, n: usize) -> usize {
+        let core = self.core_mut(Prim::Semaphore);
+        let took = n.min(core.available);
+        core.available -= took;
+        core.total -= took;
+        took
+    }
+
+    /// `close()`: every queued waiter and every later acquire gets `Closed`.
+    pub fn close(&mut self) {
+        let core = self.core_mut(Prim::Semaphore);
+        core.closed = true;
+        let drained: Vec<u64> = core.queue.drain(..).map(|w| w.ticket).collect();
+        for ticket in drained {
+            self.outcomes.get_mut(&ticket).expect("a waiter has an outcome").0 =
+                Outcome::Failed(Seen::Closed);
+        }
+    }
+
+    /// A hold leaked: out of reach until the case ends.
+    pub fn leak(&mut self, index: usize) {
+        let hold = self.holds.remove(index);
+        self.leaked.push(hold);
+    }
+}
+
+fn hold_prim(hold: &Hold) -> Prim {
+    hold.what.prim()
+}
+
+pub fn permits_of(what: What, core: &Core) -> usize {
+    match what {
+        What::Lock | What::Read | What::Token | What::TokenFor(_) => 1,
+        What::Write => core.exclusive(),
+        What::Permits(n) => n as usize,
+    }
+}
