@@ -1197,8 +1197,9 @@ impl SemCore {
     fn end_hold_in_panic(&self, ticket: Option<HoldTicket>, permits: usize) {
         let abandoner = match ticket {
             // Who to name is read while the ticket still keeps its record alive: its
-            // owner, or for an owned hold (which may have moved) whoever panics here.
-            Some(ref ticket) if ticket.moves() => {
+            // owner, or for an owned hold (which may have moved) or one forwarded from a
+            // completed nested scope (its enclosing owner's now) whoever panics here.
+            Some(ref ticket) if ticket.moves() || ticket.is_forwarded() => {
                 current_abandoner(Caller::Blocking).or_else(|| ticket.abandoner())
             }
             Some(ref ticket) => ticket.abandoner(),
