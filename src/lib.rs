@@ -10,6 +10,7 @@ pub mod diagnostics;
 mod error;
 mod event;
 mod guard;
+mod hooks;
 mod limiter;
 mod loom;
 mod lot;
@@ -37,6 +38,8 @@ pub use error::{
     RepairError, TryAcquireError, TryLockError,
 };
 pub use event::{Event, EventStatistics};
+#[doc(hidden)]
+pub use hooks::owner_records_since_first_call;
 pub use limiter::{CapacityLimiter, CapacityToken, LimiterStatistics};
 pub use mutex::{
     Lock, MappedMutexGuard, Mutex, MutexGuard, MutexStatistics, OwnedMappedMutexGuard, OwnedMutexGuard,

@@ -878,6 +878,7 @@ fn check(semaphore: usize, limiter: usize, reclaim: bool, ops: &[Op]) -> Result<
     warm_up();
     fresh_spare_body();
     let before = live();
+    let records_before = ownsync::owner_records_since_first_call();
     {
         let policy = if reclaim { AbandonPolicy::Reclaim } else { AbandonPolicy::Break };
         let prims = Prims {
@@ -885,6 +886,7 @@ fn check(semaphore: usize, limiter: usize, reclaim: bool, ops: &[Op]) -> Result<
             rwlock: Arc::new(RwLock::with_policy((), policy)),
             semaphore: Arc::new(Semaphore::with_policy(semaphore, policy)),
             limiter: CapacityLimiter::with_policy(limiter, policy),
+            flush: Semaphore::new(OWNERS),
         };
         let mut run = Run::new(&prims, semaphore, limiter, reclaim);
         for (step, op) in ops.iter().enumerate() {
@@ -892,13 +894,33 @@ fn check(semaphore: usize, limiter: usize, reclaim: bool, ops: &[Op]) -> Result<
             prop_assert_eq!(&real, &expected, "step {}: {:?}", step, op);
             prop_assert_eq!(real_observed(&run), model_observed(&run.model), "after step {}: {:?}", step, op);
         }
-        // Everything goes: queued acquires, holds, leaked holds, owners (their exits
-        // settle what they still answer for), then the primitives.
-        let Run { owners, waiting, holds, leaked, spent, model, .. } = run;
+        // Everything goes: queued acquires, holds, leaked holds; then, with no hold
+        // left, no owner record may be left but the owners' own. A spent nested scope
+        // is let go by the next scope that completes holding (so each owner completes
+        // one, which stays), into the slot the owner keeps for its next hold, which its
+        // next release empties (so each owner takes and releases a permit after).
+        // Then the owners go, and the primitives.
+        let Run { mut owners, waiting, holds, leaked, spent, model, .. } = run;
         drop(waiting);
         drop(holds);
         drop(leaked);
         drop(spent);
+        for owner in &mut owners {
+            let flush = &prims.flush;
+            owner.within(move |cx| {
+                let mut scope = Box::pin(tracked(async move { flush.try_acquire().expect("one each") }));
+                let permit = expect_ready(scope.as_mut().poll(cx));
+                drop(scope);
+                drop(permit);
+                drop(flush.try_acquire().expect("free again"));
+            });
+        }
+        let records = ownsync::owner_records_since_first_call() - records_before;
+        prop_assert_eq!(
+            records,
+            2 * OWNERS as isize,
+            "owner records left once no hold is (owners and one scope each)"
+        );
         drop(owners);
         drop(model);
     }
@@ -918,6 +940,7 @@ fn warm_up() {
     if DONE.with(|done| done.replace(true)) {
         return;
     }
+    ownsync::owner_records_since_first_call(); // counting from now on
     std::panic::set_hook({
         let default = std::panic::take_hook();
         Box::new(move |info| {

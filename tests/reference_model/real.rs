@@ -23,6 +23,8 @@ pub struct Prims {
     pub rwlock: Arc<RwLock<()>>,
     pub semaphore: Arc<Semaphore>,
     pub limiter: CapacityLimiter,
+    /// A semaphore of the memory check's own, one permit per owner.
+    pub flush: Semaphore,
 }
 
 /// Any guard, permit or token.
