@@ -218,6 +218,9 @@ pub struct Model {
     /// The limiter's queued borrows with a name (tickets and keys): listed in the
     /// borrower set while they wait.
     pub limiter_pending: Vec<(u64, Borrower)>,
+    /// The condition's own queue (tickets), and each condition waiter's guard owner.
+    pub cond_queue: VecDeque<u64>,
+    pub cond_owner: HashMap<u64, Option<OwnerId>>,
 }
 
 impl Model {
@@ -236,13 +239,15 @@ impl Model {
             next_ticket: 0,
             records: HashMap::new(),
             limiter_pending: Vec::new(),
+            cond_queue: VecDeque::new(),
+            cond_owner: HashMap::new(),
         }
     }
 
     pub fn core(&self, prim: Prim) -> &Core {
         &self.cores[prim.index()]
     }
-    fn core_mut(&mut self, prim: Prim) -> &mut Core {
+    pub(crate) fn core_mut(&mut self, prim: Prim) -> &mut Core {
         &mut self.cores[prim.index()]
     }
 
@@ -265,7 +270,7 @@ impl Model {
     // The pool: grants, releases and the two policy columns.
     // ------------------------------------------------------------------
 
-    fn grant(&mut self, prim: Prim) {
+    pub(crate) fn grant(&mut self, prim: Prim) {
         loop {
             let core = self.core_mut(prim);
             let Some(front) = core.queue.front().cloned() else { break };
@@ -285,7 +290,7 @@ impl Model {
     }
 
     /// Permits come back from a live hold.
-    fn give_back(&mut self, prim: Prim, permits: usize) {
+    pub(crate) fn give_back(&mut self, prim: Prim, permits: usize) {
         let core = self.core_mut(prim);
         if permits == core.exclusive() {
             core.holder = None;
@@ -314,8 +319,13 @@ impl Model {
             self.give_back(prim, permits);
             return;
         }
-        // Break: the first break names the owner; every waiter fails now and later.
+        // Break: the first break names the owner; every waiter fails now and later,
+        // a condition's waiters too.
         if core.broken.is_none() {
+            if prim == Prim::Mutex {
+                self.cond_break(owner, reason);
+            }
+            let core = self.core_mut(prim);
             core.broken = Some((owner, reason));
             core.last_break = Some((owner, reason));
             let failed: Vec<u64> = core.queue.drain(..).map(|w| w.ticket).collect();
@@ -449,7 +459,7 @@ impl Model {
         self.release_hold(&hold);
     }
 
-    fn release_hold(&mut self, hold: &Hold) {
+    pub(crate) fn release_hold(&mut self, hold: &Hold) {
         let prim = hold.what.prim();
         match hold.state {
             // A dead hold releases nothing; a Mutex/RwLock counts it back for repair.

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use ownsync::{
-    AcquireError, CapacityLimiter, CapacityToken, HandOverError, Mutex, MutexGuard, OwnedMutexGuard,
-    OwnedRwLockReadGuard, OwnedRwLockWriteGuard, OwnedSemaphorePermit, OwnerId, RwLock, RwLockReadGuard,
-    RwLockWriteGuard, Semaphore, SemaphorePermit, Tracked, TryAcquireError, TryLockError, tracked,
+    AcquireError, CapacityLimiter, CapacityToken, Condition, HandOverError, Mutex, MutexGuard,
+    OwnedMutexGuard, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, OwnedSemaphorePermit, OwnerId, RwLock,
+    RwLockReadGuard, RwLockWriteGuard, Semaphore, SemaphorePermit, Tracked, TryAcquireError, TryLockError,
+    tracked,
 };
 
 use crate::model::Seen;
@@ -23,6 +24,8 @@ pub struct Prims {
     pub rwlock: Arc<RwLock<()>>,
     pub semaphore: Arc<Semaphore>,
     pub limiter: CapacityLimiter,
+    /// A condition used with `mutex`.
+    pub cond: Condition,
     /// A semaphore of the memory check's own, one permit per owner.
     pub flush: Semaphore,
 }
