@@ -73,10 +73,6 @@ impl Model {
         }
     }
 
-    pub fn is_cond_waiter(&self, ticket: u64) -> bool {
-        self.cond_owner.contains_key(&ticket)
-    }
-
     /// Polls a condition waiter, in `context`'s poll: once granted it holds the mutex,
     /// registered to the guard's owner if that owner still lives, else to whoever
     /// polls it.
