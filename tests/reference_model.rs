@@ -1,19 +1,23 @@
 //! The reference-model property test: random sequences of operations on a Mutex (with
-//! the manual `Lock` pair), an RwLock, a Semaphore and a CapacityLimiter, under
-//! `AbandonPolicy::Break` or `Reclaim`, by tracked tasks, nested tracked scopes (one or
-//! two levels) and anonymous callers, run against ownsync and against the sequential
-//! model in `reference_model/model.rs`; after every step every observable must match:
-//! the step's result (ok, pending, busy, closed, broken with owner and reason, would
-//! deadlock, not held, not owner, owner gone, repair results), available counts,
-//! broken or not and why, abandonments, orphans, borrowers, the recorded holder,
-//! self-waits, waiters. At the end of each case, with every hold and owner gone, the
-//! heap this thread allocated must be back to where it was: no owner record, slab entry
-//! or borrower entry is left behind.
+//! its manual `Lock` pair and a `Condition`), an RwLock, a Semaphore and a
+//! CapacityLimiter, under `AbandonPolicy::Break` or `Reclaim`, a strict mutex or not,
+//! by tracked tasks, nested tracked scopes (one or two levels), std threads through the
+//! blocking entry points, and anonymous callers, run against ownsync and against the
+//! sequential model in `reference_model/model.rs` (the hold-state table, read beside
+//! ARCHITECTURE.md section 2), `calls.rs` and `condition.rs`. After every step every
+//! observable must match: the step's result (ok, pending, busy, closed, broken with
+//! owner and reason, would deadlock, not held, not owner, owner gone, repair results),
+//! available counts, broken or not and why, abandonments, orphans, borrowers, the
+//! recorded holder, self-waits, waiters, condition waiters.
 //!
-//! Deterministic: owners are real `tracked` futures polled by hand (`reference_model/
-//! real.rs`), no runtime, no threads. Case count: `PROPTEST_CASES` (default 64, which
-//! keeps this file to seconds in debug builds); failures found are kept in
-//! `tests/reference_model.proptest-regressions`.
+//! And memory: once no hold is left, no owner record may be left but the owners' own
+//! (counted by a hidden test hook of the crate), and once the owners are gone too, the
+//! heap must be back where the case began.
+//!
+//! Deterministic: tasks are real `tracked` futures polled by hand (`run.rs`, `real.rs`),
+//! no runtime; a thread's step runs to its end (joined) before the next. Case count:
+//! `PROPTEST_CASES` (default 2048, about 20 s in a debug build); failures found are
+//! kept in `tests/reference_model.proptest-regressions` and replayed first.
 
 #[path = "reference_model/calls.rs"]
 mod calls;
@@ -334,7 +338,7 @@ fn fresh_spare_body() {
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(64)
+    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2048)
 }
 
 proptest! {
