@@ -12,7 +12,7 @@ use crate::model::{HoldState, Model, Outcome, Prim, Seen, Waiter, What};
 impl Model {
     /// `wait(guard)` of mutex hold `index`, first polled in `context` (`None`: outside
     /// every owner). `Pending` and the waiter's ticket, or why it failed at once.
-    pub fn cond_wait(&mut self, index: usize) -> (Seen, Option<u64>) {
+    pub fn cond_wait(&mut self, index: usize, context: Option<OwnerId>) -> (Seen, Option<u64>) {
         let hold = self.holds.remove(index);
         assert_eq!(hold.what, What::Lock, "a condition waits with a mutex guard");
         // Whose the mutex is again when the wait returns: the owner that answers for
@@ -27,6 +27,9 @@ impl Model {
         self.outcomes.insert(ticket, (Outcome::Queued, What::Lock, answering));
         self.cond_queue.push_back(ticket);
         self.cond_owner.insert(ticket, answering);
+        // Who it waits as on the mutex's queue (self-waits): that owner, or else the one
+        // whose poll first ran the wait.
+        self.cond_identity.insert(ticket, answering.or(context));
         // Queued first, then the mutex is given up (a dead guard gives nothing back).
         self.release_hold(&hold);
         if let Some((owner, reason)) = self.core(Prim::Mutex).broken {
@@ -34,6 +37,7 @@ impl Model {
             self.cond_queue.retain(|&t| t != ticket);
             self.outcomes.remove(&ticket);
             self.cond_owner.remove(&ticket);
+            self.cond_identity.remove(&ticket);
             return (Seen::Broken(owner, reason), None);
         }
         (Seen::Pending, Some(ticket))
@@ -48,7 +52,7 @@ impl Model {
     }
 
     fn requeue(&mut self, ticket: u64) {
-        let owner = self.cond_owner[&ticket];
+        let owner = self.cond_identity[&ticket];
         let core = self.core_mut(Prim::Mutex);
         if let Some((owner, reason)) = core.broken {
             self.outcomes.get_mut(&ticket).expect("a waiter").0 =
@@ -84,6 +88,7 @@ impl Model {
         if seen == Seen::Pending {
             return seen;
         }
+        self.cond_identity.remove(&ticket);
         let answering = self.cond_owner.remove(&ticket).flatten();
         if seen == Seen::Ok {
             let owner = answering.filter(|&o| !self.has_exited(o)).or(context);
@@ -97,6 +102,7 @@ impl Model {
     /// goes on.
     pub fn cancel_cond(&mut self, ticket: u64) {
         self.cond_owner.remove(&ticket);
+        self.cond_identity.remove(&ticket);
         if self.cond_queue.contains(&ticket) {
             self.cond_queue.retain(|&t| t != ticket);
             self.outcomes.remove(&ticket);

@@ -76,6 +76,8 @@ pub enum Seen {
     HandOverAbandoned,
     /// A dead hold handed to an exited owner: `OwnerGone` or `Abandoned`.
     DeadToGone,
+    /// An empty piece of a dead hold handed over: `Ok`, `OwnerGone` or `Abandoned`.
+    EmptyDead,
     NotBroken,
     InUse(usize),
     /// `forget_permits` took this many.
@@ -221,6 +223,7 @@ pub struct Model {
     /// The condition's own queue (tickets), and each condition waiter's guard owner.
     pub cond_queue: VecDeque<u64>,
     pub cond_owner: HashMap<u64, Option<OwnerId>>,
+    pub cond_identity: HashMap<u64, Option<OwnerId>>,
 }
 
 impl Model {
@@ -241,6 +244,7 @@ impl Model {
             limiter_pending: Vec::new(),
             cond_queue: VecDeque::new(),
             cond_owner: HashMap::new(),
+            cond_identity: HashMap::new(),
         }
     }
 
@@ -504,22 +508,22 @@ impl Model {
     }
 
     /// split (`SemaphorePermit::split`): registered -> two registered; an orphan -> two
-    /// orphans (both halves answered for by nobody); dead -> two empty anonymous holds.
+    /// orphans (both halves answered for by nobody); dead -> two empty holds.
     pub fn on_split(&mut self, index: usize, n: usize) -> bool {
         let hold = &mut self.holds[index];
         if hold.permits <= n {
             return false;
         }
-        // A dead permit splits into two empty, unregistered ones: nothing left to
-        // release or to abandon.
+        // A dead permit splits into two empty ones: nothing left to release or to
+        // abandon. The first keeps its dead registration, the new one has none.
         let dead = hold.state == HoldState::Dead;
-        if dead {
-            hold.state = HoldState::Anonymous;
-        }
         hold.permits = if dead { 0 } else { hold.permits - n };
         let n = if dead { 0 } else { n };
         let mut part = hold.clone();
         part.permits = n;
+        if dead {
+            part.state = HoldState::Anonymous;
+        }
         if let What::Permits(_) = part.what {
             part.what = What::Permits(n as u32);
         }
@@ -566,6 +570,13 @@ impl Model {
         }
         let dead = self.holds[index].state == HoldState::Dead;
         let gone = self.records.get(&target).is_some_and(|r| r.exited);
+        if dead && self.holds[index].permits == 0 {
+            // ON PURPOSE: an empty piece of a dead hold has nothing to hand over; it
+            // says `Abandoned` if it learned that it is dead (an earlier call told it),
+            // else it answers as an empty hold (`Ok`, or `OwnerGone` for an exited
+            // target). Nothing changes either way.
+            return Seen::EmptyDead;
+        }
         if dead && gone {
             // ON PURPOSE: a dead hold handed to an exited owner may say either error
             // (the crate checks whichever it learns of first); both leave it as it was.
