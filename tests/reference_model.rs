@@ -81,13 +81,34 @@ static ALLOCATOR: Counting = Counting;
 
 // ---------------- observables ----------------
 
+/// What every primitive's statistics say alike.
+#[derive(Debug, PartialEq)]
+struct CoreSeen {
+    broken: Option<(OwnerId, AbandonReason)>,
+    waiters: usize,
+    orphaned: usize,
+    abandoned: u64,
+}
+
 /// Everything a step must leave alike in the crate and the model.
 #[derive(Debug, PartialEq)]
 struct Observed {
-    mutex: (Option<(OwnerId, AbandonReason)>, Option<OwnerId>, bool, usize, usize, usize, u64),
-    rwlock: (Option<(OwnerId, AbandonReason)>, Option<OwnerId>, usize, usize, usize, usize, u64),
-    semaphore: (Option<(OwnerId, AbandonReason)>, usize, bool, usize, usize, u64),
-    limiter: (Option<(OwnerId, AbandonReason)>, usize, usize, usize, Vec<Borrower>, usize, usize, u64),
+    mutex: CoreSeen,
+    mutex_holder: Option<OwnerId>,
+    mutex_locked: bool,
+    mutex_self_waits: usize,
+    rwlock: CoreSeen,
+    writer: Option<OwnerId>,
+    readers: usize,
+    rwlock_self_waits: usize,
+    semaphore: CoreSeen,
+    available_permits: usize,
+    closed: bool,
+    limiter: CoreSeen,
+    total_tokens: usize,
+    borrowed_tokens: usize,
+    available_tokens: usize,
+    borrowers: Vec<Borrower>,
     condition_waiters: usize,
 }
 
@@ -95,111 +116,88 @@ fn broken_of(err: Option<&ownsync::BrokenResourceError>) -> Option<(OwnerId, Aba
     err.map(|err| (err.owner(), err.reason()))
 }
 
+/// The shared accessors of a statistics snapshot.
+macro_rules! core_seen {
+    ($stats:expr) => {
+        CoreSeen {
+            broken: broken_of($stats.broken()),
+            waiters: $stats.waiters(),
+            orphaned: $stats.orphaned(),
+            abandoned: $stats.abandoned().count(),
+        }
+    };
+}
+
 fn real_observed(run: &Run<'_>) -> Observed {
     let prims = run.prims;
-    let m = prims.mutex.statistics();
-    let r = prims.rwlock.statistics();
-    let s = prims.semaphore.statistics();
-    let l = prims.limiter.statistics();
+    let (m, r) = (prims.mutex.statistics(), prims.rwlock.statistics());
+    let (s, l) = (prims.semaphore.statistics(), prims.limiter.statistics());
     let known = |id: OwnerId| {
         run.owners.iter().any(|o| o.id() == id)
             || run.gone.contains(&id)
             || run.model.records.contains_key(&id)
     };
-    let borrowers = l
+    let mut borrowers: Vec<Borrower> = l
         .borrowers()
         .iter()
         .map(|&id| if known(id) { Borrower::Owner(id) } else { Borrower::Fresh })
-        .collect::<Vec<_>>();
-    let mut borrowers = borrowers;
+        .collect();
     borrowers.sort();
     Observed {
-        mutex: (
-            broken_of(m.broken()),
-            m.holder(),
-            m.is_locked(),
-            m.waiters(),
-            m.self_waits(),
-            m.orphaned(),
-            m.abandoned().count(),
-        ),
-        rwlock: (
-            broken_of(r.broken()),
-            r.writer(),
-            r.readers(),
-            r.waiters(),
-            r.self_waits(),
-            r.orphaned(),
-            r.abandoned().count(),
-        ),
-        semaphore: (
-            broken_of(s.broken()),
-            prims.semaphore.available_permits(),
-            prims.semaphore.is_closed(),
-            s.waiters(),
-            s.orphaned(),
-            s.abandoned().count(),
-        ),
-        limiter: (
-            broken_of(l.broken()),
-            l.total_tokens(),
-            l.borrowed_tokens(),
-            prims.limiter.available_tokens(),
-            borrowers,
-            l.waiters(),
-            l.orphaned(),
-            l.abandoned().count(),
-        ),
+        mutex: core_seen!(m),
+        mutex_holder: m.holder(),
+        mutex_locked: m.is_locked(),
+        mutex_self_waits: m.self_waits(),
+        rwlock: core_seen!(r),
+        writer: r.writer(),
+        readers: r.readers(),
+        rwlock_self_waits: r.self_waits(),
+        semaphore: core_seen!(s),
+        available_permits: prims.semaphore.available_permits(),
+        closed: prims.semaphore.is_closed(),
+        limiter: core_seen!(l),
+        total_tokens: l.total_tokens(),
+        borrowed_tokens: l.borrowed_tokens(),
+        available_tokens: prims.limiter.available_tokens(),
+        borrowers,
         condition_waiters: prims.cond.statistics().waiters(),
     }
 }
 
+fn model_core(model: &Model, prim: Prim) -> CoreSeen {
+    let core = model.core(prim);
+    CoreSeen {
+        broken: core.broken,
+        waiters: core.queue.len(),
+        orphaned: model.orphans(prim),
+        abandoned: core.abandoned,
+    }
+}
+
 fn model_observed(model: &Model) -> Observed {
-    let m = model.core(Prim::Mutex);
-    let r = model.core(Prim::RwLock);
-    let s = model.core(Prim::Semaphore);
-    let l = model.core(Prim::Limiter);
+    let (m, r) = (model.core(Prim::Mutex), model.core(Prim::RwLock));
+    let (s, l) = (model.core(Prim::Semaphore), model.core(Prim::Limiter));
     Observed {
-        mutex: (
-            m.broken,
-            m.holder,
-            m.available == 0,
-            m.queue.len(),
-            m.self_waits(),
-            model.orphans(Prim::Mutex),
-            m.abandoned,
-        ),
-        rwlock: (
-            r.broken,
-            r.holder,
-            RW_MAX - r.available,
-            r.queue.len(),
-            r.self_waits(),
-            model.orphans(Prim::RwLock),
-            r.abandoned,
-        ),
-        semaphore: (
-            s.broken,
-            s.available,
-            s.closed,
-            s.queue.len(),
-            model.orphans(Prim::Semaphore),
-            s.abandoned,
-        ),
+        mutex: model_core(model, Prim::Mutex),
+        mutex_holder: m.holder,
+        mutex_locked: m.available == 0,
+        mutex_self_waits: m.self_waits(),
+        rwlock: model_core(model, Prim::RwLock),
+        writer: r.holder,
+        readers: RW_MAX - r.available,
+        rwlock_self_waits: r.self_waits(),
+        semaphore: model_core(model, Prim::Semaphore),
+        available_permits: s.available,
+        closed: s.closed,
+        limiter: model_core(model, Prim::Limiter),
+        total_tokens: l.total,
+        borrowed_tokens: model.borrowed(),
+        // 0 once broken: no acquire can take a token then.
+        available_tokens: if l.broken.is_some() { 0 } else { l.available },
         // KNOWN DEFECT (issue 29, defect 11): a borrower granted a token is listed only
         // once its future collects it; `Model::borrowers` lists collected tokens, and
         // `Model::granted_uncollected` says which are left out until then.
-        limiter: (
-            l.broken,
-            l.total,
-            model.borrowed(),
-            // 0 once broken: no acquire can take a token then.
-            if l.broken.is_some() { 0 } else { l.available },
-            model.borrowers(),
-            l.queue.len(),
-            model.orphans(Prim::Limiter),
-            l.abandoned,
-        ),
+        borrowers: model.borrowers(),
         condition_waiters: model.cond_queue.len(),
     }
 }
