@@ -5,9 +5,11 @@
 //! function here (`on_register`, `on_release`, `on_split`, `on_merge`, `on_hand_to`,
 //! `on_into_owned`, `on_forget`, `on_exit`, `on_scope_complete`, `on_panic_drop`,
 //! `on_downgrade`, `on_repair`), and the policy columns (`Break` / `Reclaim`) are the one
-//! function [`Model::abandon`]. Where the model and the crate disagree on purpose, a
-//! comment marked `ON PURPOSE` says so; where the crate has a known defect being fixed
-//! elsewhere, a comment marked `KNOWN DEFECT` says what the model expects and how the
+//! function `Model::abandon`. The calls that are not events of one hold (acquires as a
+//! whole, borrowers, pools, close) are in `calls.rs`, the condition in `condition.rs`.
+//! Where the model and the crate differ on purpose, a comment marked `ON PURPOSE` says
+//! so; where the crate has a known defect (being fixed elsewhere, or found by this
+//! model and left open), a comment marked `KNOWN DEFECT` says what is right and how the
 //! property test keeps clear of it.
 
 use std::collections::{HashMap, VecDeque};
