@@ -12,6 +12,7 @@ pub mod diagnostics;
 mod error;
 mod event;
 mod guard;
+mod hooks;
 mod id;
 mod info;
 mod limiter;
@@ -42,6 +43,8 @@ pub use error::{
     RepairError, TryAcquireError, TryLockError,
 };
 pub use event::{Event, EventStatistics};
+#[doc(hidden)]
+pub use hooks::owner_records_since_first_call;
 pub use id::OwnerId;
 pub use limiter::{CapacityLimiter, CapacityToken, LimiterStatistics};
 pub use mutex::{

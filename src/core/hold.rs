@@ -27,7 +27,7 @@
 //! | release (guard, permit or token dropped) | anonymous, borrowed, moving -> gone | [`SemCore::end_hold`] -> `HoldTicket::unregister` (`Claim::Ours`) -> [`SemCore::release`] |
 //! | release of an orphan | orphaned -> gone (un-counted) | [`SemCore::end_hold`] -> `ended_after_claim` -> `settle_claim` (`Claim::Orphaned`) |
 //! | release of a dead hold | dead -> gone, nothing released | `settle_claim` (`Claim::Abandoned`) -> `dead_guard_dropped` (a lock with data counts it back, for repair) |
-//! | exclusive guard dropped in a panic that began in its section | any -> gone, the primitive broken (`Panicked`) | `end_hold_in_panic` |
+//! | exclusive guard dropped in a panic that began in its section | any -> gone, the primitive broken (`Panicked`), naming its owner, or the panicking one for an owned or forwarded guard | `end_hold_in_panic` |
 //! | split (`split`) | borrowed/moving -> two; orphaned -> two orphans; dead -> nothing | [`Hold::split_off`] |
 //! | a writer's downgrade | the same hold, fewer permits (a racing exit abandons one hold); abandoned whole -> the let-go permits counted back for a repair | [`SemCore::downgrade`] -> [`Hold::shrink_to`] |
 //! | merge | two -> one; a dead side brings no permits; two orphans -> one | [`Hold::merge`] |
@@ -429,8 +429,9 @@ impl SemCore {
     fn end_hold_in_panic(&self, ticket: Option<HoldTicket>, permits: usize) {
         let abandoner = match ticket {
             // Who to name is read while the ticket still keeps its record alive: its
-            // owner, or for an owned hold (which may have moved) whoever panics here.
-            Some(ref ticket) if ticket.moves() => {
+            // owner, or for an owned hold (which may have moved) or one forwarded from a
+            // completed nested scope (its enclosing owner's now) whoever panics here.
+            Some(ref ticket) if ticket.moves() || ticket.is_forwarded() => {
                 current_abandoner(Caller::Blocking).or_else(|| ticket.abandoner())
             }
             Some(ref ticket) => ticket.abandoner(),

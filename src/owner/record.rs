@@ -206,6 +206,7 @@ pub(super) fn stripe_of(record: &OwnerInner) -> &Mutex<()> {
 
 impl OwnerInner {
     pub(super) fn new(id: OwnerId, name: Option<Arc<str>>) -> Self {
+        crate::hooks::record_made();
         OwnerInner {
             body: AtomicPtr::new(Box::into_raw(spare_body::reuse(id, name))),
             #[cfg(not(target_pointer_width = "64"))]
@@ -521,6 +522,7 @@ pub(super) fn unpublish(id: OwnerId) {
 
 impl Drop for OwnerInner {
     fn drop(&mut self) {
+        crate::hooks::record_dropped();
         // An exit's change of the word happened before the last reference went: `Arc`'s
         // release and acquire order it. Loom does not see `std`'s `Arc`, so under loom
         // the stripe the exit changed it under orders it instead.

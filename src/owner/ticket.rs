@@ -392,6 +392,13 @@ impl HoldTicket {
         }
         self.record().register(primitive, permits, moves, self.site()).ok()
     }
+
+    /// Whether the hold's owner is a nested scope that completed holding it: the hold
+    /// is its enclosing owner's now ([`OwnerInner::complete`]), so it is not the scope's
+    /// to be named for.
+    pub(crate) fn is_forwarded(&self) -> bool {
+        self.is_live() && self.record().with_body(|body| body.is_ok_and(|body| body.forwarded.load(Relaxed)))
+    }
 }
 
 impl Drop for HoldTicket {
