@@ -65,7 +65,7 @@ pub(crate) fn task_identity() -> Option<OwnerId> {
 /// The number inside a tokio task id. tokio keeps it private but hashes exactly that
 /// number, so a hasher that keeps what it is given reads it back without formatting.
 #[cfg(feature = "tokio")]
-fn tokio_id_number(id: ::tokio::task::Id) -> u64 {
+pub(crate) fn tokio_id_number(id: ::tokio::task::Id) -> u64 {
     use std::hash::{Hash, Hasher};
 
     struct Keep(u64);

@@ -18,6 +18,12 @@ use ::tokio::task::{AbortHandle, JoinHandle, JoinSet};
 
 use crate::tracked::{HandOver, tracked, tracked_with};
 
+#[cfg(all(tokio_unstable, not(loom)))]
+mod track_all;
+#[cfg(all(tokio_unstable, not(loom)))]
+#[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
+pub use track_all::track_all;
+
 /// [`tokio::spawn`] of a [`tracked`] task: the spawned task owns what it
 /// acquires.
 ///
@@ -42,7 +48,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    ::tokio::spawn(tracked(future))
+    ::tokio::spawn(tracked(future).as_spawned_task())
 }
 
 /// [`tokio::spawn`] of [`tracked_with`]`(hold, make)`: `hold` (a guard, permit or token,
@@ -78,7 +84,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    ::tokio::spawn(tracked_with(hold, make))
+    ::tokio::spawn(tracked_with(hold, make).as_spawned_task())
 }
 
 /// [`tokio::task::spawn_local`] of a [`tracked`] task, for
@@ -104,7 +110,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    ::tokio::task::spawn_local(tracked(future))
+    ::tokio::task::spawn_local(tracked(future).as_spawned_task())
 }
 
 /// Spawning tracked tasks into a [`JoinSet`].
@@ -152,7 +158,7 @@ impl<T: 'static> JoinSetExt<T> for JoinSet<T> {
         F: Future<Output = T> + Send + 'static,
         T: Send,
     {
-        self.spawn(tracked(future))
+        self.spawn(tracked(future).as_spawned_task())
     }
 
     #[track_caller]
@@ -160,6 +166,6 @@ impl<T: 'static> JoinSetExt<T> for JoinSet<T> {
     where
         F: Future<Output = T> + 'static,
     {
-        self.spawn_local(tracked(future))
+        self.spawn_local(tracked(future).as_spawned_task())
     }
 }
