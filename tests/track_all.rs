@@ -109,6 +109,7 @@ fn a_panicking_task_holding_a_mutex_guard_breaks_it_panicked_naming_the_task() {
         });
         assert!(panicker.await.unwrap_err().is_panic());
         let task = rx.recv().unwrap();
+        assert!(task.is_task(), "the task, not the thread that ran it: {task}");
         let err = mutex_broken(&mutex);
         assert_eq!((err.owner(), err.reason()), (task, AbandonReason::Panicked));
     });
@@ -300,6 +301,7 @@ fn a_blocking_acquire_in_block_in_place_is_the_tasks() {
             }
         });
         let owner = task.await.unwrap();
+        assert!(owner.is_task(), "the task, not the worker thread: {owner}");
         let waited = tokio::time::timeout(std::time::Duration::from_secs(60), mutex.lock()).await;
         let Ok(Err(AcquireError::Broken(err))) = waited else { panic!("expected Broken, got {waited:?}") };
         assert_eq!(err.owner(), owner);
