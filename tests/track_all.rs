@@ -347,3 +347,26 @@ fn many_tasks_taking_turns_break_nothing() {
         assert_eq!(pool.available_permits(), 3);
     });
 }
+
+/// C1: between two polls of a task the thread is nobody's: the runtime's `block_on`
+/// future (not a task) takes a guard right after a task's poll, and that task's end does
+/// not abandon it.
+#[test]
+fn what_block_on_takes_between_task_polls_is_no_tasks() {
+    current_thread().block_on(async {
+        let mutex = Arc::new(Mutex::new(0));
+        let (go_tx, go) = tokio::sync::oneshot::channel::<()>();
+        let (polled_tx, polled) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            polled_tx.send(()).unwrap();
+            go.await.unwrap();
+        });
+        polled.await.unwrap();
+        let guard = mutex.lock().await.unwrap();
+        go_tx.send(()).unwrap();
+        task.await.unwrap();
+        assert!(!mutex.is_broken(), "the ended task took block_on's guard for its own");
+        drop(guard);
+        drop(mutex.try_lock().unwrap());
+    });
+}
