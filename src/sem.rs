@@ -452,6 +452,15 @@ macro_rules! common_statistics {
             pub fn orphans(&self) -> &[crate::diagnostics::OrphanInfo] {
                 &self.core.orphans
             }
+            /// Holds taken so far by tokio tasks that are not owners (no
+            /// `ownsync::tokio::track_all` on their runtime, not spawned with
+            /// `ownsync::tokio::spawn`, not in a `tracked` scope): nobody answers for
+            /// them, so a leak of one hangs its waiters, as with tokio's primitives.
+            /// Counted with the `tokio` feature only; a running total, not what is held
+            /// now.
+            pub fn anonymous_holds(&self) -> u64 {
+                self.core.anonymous_holds
+            }
         }
     };
 }
@@ -472,6 +481,7 @@ pub(crate) struct CoreSnapshot {
     /// Waiters that are the holder itself (a mutex only): a sibling sub-future of the
     /// holding task may still release, or this is a futurelock.
     pub(crate) self_waits: usize,
+    pub(crate) anonymous_holds: u64,
 }
 
 /// What [`SemCore::overdue`] found, to report once the lock is released. Empty (and
@@ -510,6 +520,8 @@ pub(crate) struct SemCore {
     kind: PrimitiveKind,
     name: Option<Arc<str>>,
     policy: AbandonPolicy,
+    /// Holds taken by untracked runtime tasks (see [`crate::anonymous`]).
+    anonymous: crate::anonymous::AnonymousHolds,
     /// Strict mode (a mutex): a self-wait is `WouldDeadlock` at once instead of a wait.
     /// (An atomic rather than a `bool` set through `Arc::get_mut`: the `diagnostics`
     /// registry keeps a weak reference from the start.)
@@ -619,6 +631,7 @@ impl SemCore {
             kind,
             name,
             policy,
+            anonymous: Default::default(),
             strict: AtomicBool::new(false),
             barging: AtomicBool::new(false),
             exclusive: match kind {
@@ -627,6 +640,12 @@ impl SemCore {
                 _ => NOT_EXCLUSIVE,
             },
         }
+    }
+
+    /// An anonymous borrow of a limiter (taken without [`SemCore::register`]): counted
+    /// as every anonymous hold is.
+    pub(crate) fn note_anonymous_hold(&self, site: Site) {
+        self.anonymous.note(self.kind, self.name.as_deref(), site);
     }
 
     /// Turns eventual fairness on: an acquire may take free permits while others wait
@@ -757,6 +776,7 @@ impl SemCore {
             holds: self.exclusive_hold(shared, state).into_iter().collect(),
             waits,
             self_waits,
+            anonymous_holds: self.anonymous.count(),
         }
     }
 
@@ -1113,6 +1133,7 @@ impl SemCore {
         // would then be taken for the holder (a false `WouldDeadlock` on a strict mutex).
         // A grant recorded the grantee already (see `grant_front`): cleared for it.
         let Some((owner, ticket)) = register_hold(caller, permits, primitive, moves, site) else {
+            self.anonymous.note(self.kind, self.name.as_deref(), site);
             if permits == self.exclusive {
                 if moves {
                     self.clear_holder();
