@@ -1,10 +1,16 @@
 //! Spawning tracked tasks on tokio (feature `tokio`).
 //!
 //! `tokio::spawn(fut)` runs `fut` as an untracked task: its holds are anonymous, exactly as
-//! with tokio's own primitives. Spawning through this module wraps the future in
-//! [`tracked`] first, so the task is the owner of what it acquires and a hold it leaks,
-//! or keeps while it panics or is aborted, breaks the primitive instead of hanging every
-//! waiter. Everything else is tokio's: the same handles, abort, `JoinSet`, and errors.
+//! with tokio's own primitives (they are counted, in each primitive's
+//! `statistics().anonymous_holds()`, and reported once per call site with the `tracing`
+//! feature). Two ways to make tasks owners, so that a hold a task leaks, or keeps while
+//! it panics or is aborted, breaks the primitive instead of hanging every waiter:
+//!
+//! - for every task of a runtime, with one line: `track_all(&mut builder)`, through
+//!   tokio's task hooks (only with `--cfg tokio_unstable`: tokio's hooks are unstable);
+//! - for one task: spawn it through this module ([`spawn`], [`spawn_with`],
+//!   [`spawn_local`], [`JoinSetExt`]), which wraps the future in [`tracked`] first.
+//!   Everything else is tokio's: the same handles, abort, `JoinSet`, and errors.
 //!
 //! The feature also makes every ownsync acquire spend tokio's cooperative budget (a task
 //! looping on an uncontended lock yields to its neighbours, as with `tokio::sync`), and
