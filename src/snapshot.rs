@@ -148,7 +148,11 @@ impl fmt::Display for PrimitiveSnapshot {
             )?;
         }
         if self.anonymous_holds > 0 {
-            writeln!(f, "    {} anonymous hold(s) taken in untracked tokio tasks so far", self.anonymous_holds)?;
+            writeln!(
+                f,
+                "    {} anonymous hold(s) taken in untracked tokio tasks so far",
+                self.anonymous_holds
+            )?;
         }
         Ok(())
     }

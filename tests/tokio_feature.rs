@@ -354,7 +354,8 @@ fn holds_taken_in_untracked_tokio_tasks_are_counted_as_anonymous() {
         let rwlock = Arc::new(ownsync::RwLock::new(0));
         let limiter = Arc::new(CapacityLimiter::new(2));
         let untracked = tokio::spawn({
-            let (mutex, semaphore, rwlock, limiter) = (mutex.clone(), semaphore.clone(), rwlock.clone(), limiter.clone());
+            let (mutex, semaphore, rwlock, limiter) =
+                (mutex.clone(), semaphore.clone(), rwlock.clone(), limiter.clone());
             async move {
                 drop(mutex.lock().await.unwrap());
                 drop(semaphore.acquire().await.unwrap());

@@ -12,12 +12,15 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use ownsync::{
-    AbandonReason, AcquireError, BrokenResourceError, Mutex, OwnerId, Semaphore, TryAcquireError, TryLockError,
-    current_owner, tracked,
+    AbandonReason, AcquireError, BrokenResourceError, Mutex, OwnerId, Semaphore, TryAcquireError,
+    TryLockError, current_owner, tracked,
 };
 
 fn current_thread() -> tokio::runtime::Runtime {
-    ownsync::tokio::track_all(&mut tokio::runtime::Builder::new_current_thread()).enable_all().build().unwrap()
+    ownsync::tokio::track_all(&mut tokio::runtime::Builder::new_current_thread())
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn multi_thread() -> tokio::runtime::Runtime {

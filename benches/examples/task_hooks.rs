@@ -62,5 +62,9 @@ fn main() {
         _ => usage(),
     }
     let elapsed = start.elapsed();
-    println!("{shape} {hooks}: {:.1} ns per {}", elapsed.as_nanos() as f64 / count as f64, if shape == "spawn" { "task" } else { "poll" });
+    println!(
+        "{shape} {hooks}: {:.1} ns per {}",
+        elapsed.as_nanos() as f64 / count as f64,
+        if shape == "spawn" { "task" } else { "poll" }
+    );
 }

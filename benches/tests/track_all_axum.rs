@@ -43,7 +43,10 @@ fn an_axum_handler_that_leaks_a_pool_permit_breaks_the_pool_naming_its_task() {
         let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
         let handler_owner = get(address, "/leak").await;
-        assert!(handler_owner.starts_with("task#"), "the handler runs in a task that is an owner: {handler_owner}");
+        assert!(
+            handler_owner.starts_with("task#"),
+            "the handler runs in a task that is an owner: {handler_owner}"
+        );
         // The connection's task ends once the response is written and the connection
         // closed: what it leaked breaks the pool, and the drain fails instead of hanging
         // (the timeout only turns a hang into a failure).
