@@ -54,7 +54,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    ::tokio::spawn(tracked(future).as_spawned_task())
+    ::tokio::spawn(tracked(future).spawned_as_task())
 }
 
 /// [`tokio::spawn`] of [`tracked_with`]`(hold, make)`: `hold` (a guard, permit or token,
@@ -90,7 +90,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    ::tokio::spawn(tracked_with(hold, make).as_spawned_task())
+    ::tokio::spawn(tracked_with(hold, make).spawned_as_task())
 }
 
 /// [`tokio::task::spawn_local`] of a [`tracked`] task, for
@@ -116,7 +116,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    ::tokio::task::spawn_local(tracked(future).as_spawned_task())
+    ::tokio::task::spawn_local(tracked(future).spawned_as_task())
 }
 
 /// Spawning tracked tasks into a [`JoinSet`].
@@ -164,7 +164,7 @@ impl<T: 'static> JoinSetExt<T> for JoinSet<T> {
         F: Future<Output = T> + Send + 'static,
         T: Send,
     {
-        self.spawn(tracked(future).as_spawned_task())
+        self.spawn(tracked(future).spawned_as_task())
     }
 
     #[track_caller]
@@ -172,6 +172,6 @@ impl<T: 'static> JoinSetExt<T> for JoinSet<T> {
     where
         F: Future<Output = T> + 'static,
     {
-        self.spawn_local(tracked(future).as_spawned_task())
+        self.spawn_local(tracked(future).spawned_as_task())
     }
 }

@@ -162,7 +162,7 @@ impl<F: Future> Tracked<F> {
     /// runtime polls it inside an owner of its own (`ownsync::tokio::track_all`'s
     /// record of the task), so the task, not that record, answers for what it leaks.
     #[cfg(feature = "tokio")]
-    pub(crate) fn as_spawned_task(mut self) -> Self {
+    pub(crate) fn spawned_as_task(mut self) -> Self {
         self.passes_holds_on = false;
         self
     }
