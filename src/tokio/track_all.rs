@@ -94,15 +94,24 @@ pub fn track_all(builder: &mut Builder) -> &mut Builder {
 struct Polling {
     task: u64,
     /// Restores the thread's previous current owner when dropped; dropped before
-    /// `_record`, which it points into.
+    /// `record`, which it points into.
     scope: Option<CurrentTaskScope>,
     /// Keeps the record alive while it is current, even once `terminate` took it out of
     /// the table.
-    _record: Arc<OwnerInner>,
+    record: Arc<OwnerInner>,
+}
+
+/// What a thread knows of the hooked tasks: the ones it polls now, and the last one it
+/// polled, whose record is kept here between polls so that a task polled again on the
+/// same thread (a yield, a wake-up that finds it on the same worker) skips the table.
+/// Task ids are never reused, so a match is that same live task.
+struct ThreadState {
+    polling: Vec<Polling>,
+    last: Option<(u64, Arc<OwnerInner>)>,
 }
 
 std::thread_local! {
-    static POLLING: RefCell<Vec<Polling>> = const { RefCell::new(Vec::new()) };
+    static THREAD: RefCell<ThreadState> = const { RefCell::new(ThreadState { polling: Vec::new(), last: None }) };
 }
 
 /// The records of the tasks polled so far and not yet terminated, by task id, in shards
@@ -140,28 +149,41 @@ fn task_number(meta: &TaskMeta<'_>) -> u64 {
 
 fn before_poll(meta: &TaskMeta<'_>) {
     let task = task_number(meta);
-    let record = shard(task)
+    let evicted = THREAD.with(|thread| {
+        let mut thread = thread.borrow_mut();
+        let (record, evicted) = match thread.last.take() {
+            Some((last, record)) if last == task => (record, None),
+            evicted => (lookup(task), evicted),
+        };
+        let scope = Some(CurrentTaskScope::enter(&record));
+        thread.polling.push(Polling { task, scope, record });
+        evicted
+    });
+    // A record's last reference is dropped outside the thread's state.
+    drop(evicted);
+}
+
+/// The task's record, made at its first poll.
+fn lookup(task: u64) -> Arc<OwnerInner> {
+    shard(task)
         .lock()
         .get_or_insert_with(Records::default)
         .entry(task)
         .or_insert_with(OwnerInner::new_task)
-        .clone();
-    let scope = Some(CurrentTaskScope::enter(&record));
-    POLLING.with(|polling| polling.borrow_mut().push(Polling { task, scope, _record: record }));
+        .clone()
 }
 
 fn after_poll(meta: &TaskMeta<'_>) {
     let task = task_number(meta);
-    let done = POLLING.with(|polling| {
-        let mut polling = polling.borrow_mut();
-        debug_assert!(polling.last().is_some_and(|top| top.task == task), "task polls nest");
-        polling.pop()
-    });
-    if let Some(mut done) = done {
-        // The previous owner first, then the record (possibly its last reference).
+    let evicted = THREAD.with(|thread| {
+        let mut thread = thread.borrow_mut();
+        debug_assert!(thread.polling.last().is_some_and(|top| top.task == task), "task polls nest");
+        let mut done = thread.polling.pop()?;
+        // The previous current owner comes back, and the record is kept for the next poll.
         drop(done.scope.take());
-        drop(done);
-    }
+        thread.last.replace((done.task, done.record))
+    });
+    drop(evicted);
 }
 
 fn terminate(meta: &TaskMeta<'_>) {
@@ -171,7 +193,7 @@ fn terminate(meta: &TaskMeta<'_>) {
         // down before its first poll. It has no record, and holds nothing.
         return;
     };
-    let in_its_run = POLLING.with(|polling| polling.borrow().last().is_some_and(|top| top.task == task));
+    let in_its_run = THREAD.with(|thread| thread.borrow().polling.last().is_some_and(|top| top.task == task));
     if in_its_run {
         // The record is the current owner (set by `before_poll`): its context.
         record.exit(AbandonReason::Exited);
