@@ -50,7 +50,9 @@ use crate::owner::{CurrentTaskScope, OwnerInner};
 /// - a task that completes, panics or is aborted: what is still registered to it
 ///   (borrowed guards it leaked or kept outside its future) breaks, as
 ///   `AbandonReason::Exited` (tokio does not say which of the three it was); a mutex or
-///   RwLock guard dropped while the task panics breaks it as `Panicked`;
+///   RwLock write guard dropped while the task panics breaks it as `Panicked`; other
+///   guards, permits and tokens in the task's future are released when tokio drops it
+///   (during the unwinding, before the task's end is known), as with tokio;
 /// - a task dropped with its runtime (shutdown): `AbandonReason::Cancelled`;
 /// - a borrowed guard of a `'static` primitive returned as the task's output is
 ///   abandoned by the task's end before the `JoinHandle` gives it out: return an owned
