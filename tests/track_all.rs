@@ -373,3 +373,42 @@ fn what_block_on_takes_between_task_polls_is_no_tasks() {
         drop(mutex.try_lock().unwrap());
     });
 }
+
+/// A borrowed guard of a `'static` mutex returned as a task's output is still the task's
+/// when the task ends, so the end abandons it (documented, as for an outermost tracked
+/// task): hand it to the awaiting owner before returning it, or return an owned guard.
+#[test]
+fn a_borrowed_guard_returned_from_a_task_must_be_handed_over_first() {
+    use ownsync::HandOver;
+    let returned: &'static Mutex<u8> = Box::leak(Box::new(Mutex::new(0)));
+    let handed: &'static Mutex<u8> = Box::leak(Box::new(Mutex::new(0)));
+    current_thread().block_on(async {
+        let guard = tokio::spawn(async move { returned.lock().await.unwrap() }).await.unwrap();
+        assert!(returned.is_broken(), "the task's end abandoned the guard it returned");
+        drop(guard);
+
+        // The awaiting code here is the thread's (a `block_on` future is not a task).
+        let awaiting = current_owner();
+        let mut guard = tokio::spawn(async move {
+            let mut guard = handed.lock().await.unwrap();
+            guard.hand_to(awaiting).unwrap();
+            guard
+        })
+        .await
+        .unwrap();
+        *guard += 1;
+        drop(guard);
+        assert_eq!(*handed.lock().await.unwrap(), 1);
+
+        let owned = Arc::new(Mutex::new(0));
+        let guard = tokio::spawn({
+            let owned = owned.clone();
+            async move { owned.lock_owned().await.unwrap() }
+        })
+        .await
+        .unwrap();
+        assert!(!owned.is_broken(), "an owned guard moves: its acquirer's end is no evidence");
+        drop(guard);
+        drop(owned.try_lock().unwrap());
+    });
+}
