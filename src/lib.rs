@@ -4,6 +4,7 @@
 // On docs.rs (`--cfg docsrs`): a badge names the feature each gated item needs.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod anonymous;
 mod block;
 mod clock;
 mod condition;

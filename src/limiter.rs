@@ -478,7 +478,9 @@ impl CapacityLimiter {
         site: Site,
     ) -> Result<CapacityToken<'_>, AcquireError> {
         if Self::is_anonymous_call(borrower, caller) {
-            return self.acquire_unnamed(caller, site).await;
+            let token = self.acquire_unnamed(caller, site).await?;
+            self.inner.core.note_anonymous_hold(site);
+            return Ok(token);
         }
         let pending = self.begin(borrower, caller)?;
         // As `acquire_permits!`, with the grant claimed by the borrow's entry.
@@ -495,6 +497,7 @@ impl CapacityLimiter {
         let caller = Caller::Async;
         if Self::is_anonymous_call(borrower, caller) {
             self.inner.core.try_acquire(1, caller)?;
+            self.inner.core.note_anonymous_hold(site);
             return Ok(self.unnamed_token());
         }
         let mut borrowers = self.inner.borrowers.lock();

@@ -62,10 +62,24 @@ pub(crate) fn task_identity() -> Option<OwnerId> {
     }
 }
 
+/// Whether the code running now is a runtime task (with the feature: a tokio task, a
+/// blocking one included). One thread-local read.
+#[inline]
+pub(crate) fn in_runtime_task() -> bool {
+    #[cfg(feature = "tokio")]
+    {
+        ::tokio::task::try_id().is_some()
+    }
+    #[cfg(not(feature = "tokio"))]
+    {
+        false
+    }
+}
+
 /// The number inside a tokio task id. tokio keeps it private but hashes exactly that
 /// number, so a hasher that keeps what it is given reads it back without formatting.
 #[cfg(feature = "tokio")]
-fn tokio_id_number(id: ::tokio::task::Id) -> u64 {
+pub(crate) fn tokio_id_number(id: ::tokio::task::Id) -> u64 {
     use std::hash::{Hash, Hasher};
 
     struct Keep(u64);

@@ -67,6 +67,7 @@ pub struct PrimitiveSnapshot {
     waits: Vec<WaitInfo>,
     orphans: Vec<OrphanInfo>,
     broken: Option<BrokenResourceError>,
+    anonymous_holds: u64,
     identity: usize,
 }
 
@@ -95,6 +96,11 @@ impl PrimitiveSnapshot {
     /// Why it is broken, if it is.
     pub fn broken(&self) -> Option<&BrokenResourceError> {
         self.broken.as_ref()
+    }
+    /// Holds it gave so far to tokio tasks that are not owners: nobody answers for them
+    /// (see `anonymous_holds()` in each primitive's statistics).
+    pub fn anonymous_holds(&self) -> u64 {
+        self.anonymous_holds
     }
     fn is_idle(&self) -> bool {
         self.holds.is_empty() && self.waits.is_empty() && self.orphans.is_empty() && self.broken.is_none()
@@ -139,6 +145,13 @@ impl fmt::Display for PrimitiveSnapshot {
                 orphan.permits,
                 ShowSite(orphan.site),
                 orphan.acquirer
+            )?;
+        }
+        if self.anonymous_holds > 0 {
+            writeln!(
+                f,
+                "    {} anonymous hold(s) taken in untracked tokio tasks so far",
+                self.anonymous_holds
             )?;
         }
         Ok(())
@@ -248,6 +261,15 @@ impl fmt::Display for Snapshot {
                  futurelock if none will"
             )?;
         }
+        let anonymous: u64 = self.primitives.iter().map(|primitive| primitive.anonymous_holds).sum();
+        if anonymous > 0 {
+            writeln!(
+                f,
+                "{anonymous} anonymous hold(s) taken in untracked tokio tasks: abandonment cannot be \
+                 detected there (a leak hangs its waiters, unseen here); use track_all, \
+                 ownsync::tokio::spawn or tracked"
+            )?;
+        }
         if self.cycles.is_empty() {
             return writeln!(f, "no wait-for cycle");
         }
@@ -305,6 +327,7 @@ pub fn snapshot() -> Snapshot {
                 waits: snapshot.waits,
                 orphans: snapshot.orphans,
                 broken: snapshot.broken,
+                anonymous_holds: snapshot.anonymous_holds,
                 identity: Arc::as_ptr(primitive).cast::<()>() as usize,
             }
         })

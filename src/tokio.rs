@@ -1,10 +1,16 @@
 //! Spawning tracked tasks on tokio (feature `tokio`).
 //!
 //! `tokio::spawn(fut)` runs `fut` as an untracked task: its holds are anonymous, exactly as
-//! with tokio's own primitives. Spawning through this module wraps the future in
-//! [`tracked`] first, so the task is the owner of what it acquires and a hold it leaks,
-//! or keeps while it panics or is aborted, breaks the primitive instead of hanging every
-//! waiter. Everything else is tokio's: the same handles, abort, `JoinSet`, and errors.
+//! with tokio's own primitives (they are counted, in each primitive's
+//! `statistics().anonymous_holds()`, and reported once per call site with the `tracing`
+//! feature). Two ways to make tasks owners, so that a hold a task leaks, or keeps while
+//! it panics or is aborted, breaks the primitive instead of hanging every waiter:
+//!
+//! - for every task of a runtime, with one line: `track_all(&mut builder)`, through
+//!   tokio's task hooks (only with `--cfg tokio_unstable`: tokio's hooks are unstable);
+//! - for one task: spawn it through this module ([`spawn`], [`spawn_with`],
+//!   [`spawn_local`], [`JoinSetExt`]), which wraps the future in [`tracked`] first.
+//!   Everything else is tokio's: the same handles, abort, `JoinSet`, and errors.
 //!
 //! The feature also makes every ownsync acquire spend tokio's cooperative budget (a task
 //! looping on an uncontended lock yields to its neighbours, as with `tokio::sync`), and
@@ -17,6 +23,12 @@ use std::future::Future;
 use ::tokio::task::{AbortHandle, JoinHandle, JoinSet};
 
 use crate::tracked::{HandOver, tracked, tracked_with};
+
+#[cfg(all(tokio_unstable, not(loom)))]
+mod track_all;
+#[cfg(all(tokio_unstable, not(loom)))]
+#[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
+pub use track_all::track_all;
 
 /// [`tokio::spawn`] of a [`tracked`] task: the spawned task owns what it
 /// acquires.
@@ -42,7 +54,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    ::tokio::spawn(tracked(future))
+    ::tokio::spawn(tracked(future).spawned_as_task())
 }
 
 /// [`tokio::spawn`] of [`tracked_with`]`(hold, make)`: `hold` (a guard, permit or token,
@@ -78,7 +90,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    ::tokio::spawn(tracked_with(hold, make))
+    ::tokio::spawn(tracked_with(hold, make).spawned_as_task())
 }
 
 /// [`tokio::task::spawn_local`] of a [`tracked`] task, for
@@ -104,7 +116,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    ::tokio::task::spawn_local(tracked(future))
+    ::tokio::task::spawn_local(tracked(future).spawned_as_task())
 }
 
 /// Spawning tracked tasks into a [`JoinSet`].
@@ -152,7 +164,7 @@ impl<T: 'static> JoinSetExt<T> for JoinSet<T> {
         F: Future<Output = T> + Send + 'static,
         T: Send,
     {
-        self.spawn(tracked(future))
+        self.spawn(tracked(future).spawned_as_task())
     }
 
     #[track_caller]
@@ -160,6 +172,6 @@ impl<T: 'static> JoinSetExt<T> for JoinSet<T> {
     where
         F: Future<Output = T> + 'static,
     {
-        self.spawn_local(tracked(future))
+        self.spawn_local(tracked(future).spawned_as_task())
     }
 }

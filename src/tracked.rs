@@ -50,7 +50,12 @@ use crate::owner::{CurrentTaskScope, OwnerId, OwnerInner};
 /// # });
 /// ```
 pub fn tracked<F: Future>(future: F) -> Tracked<F> {
-    Tracked { owner: OwnerInner::new_task(), future: ManuallyDrop::new(future), state: State::Running }
+    Tracked {
+        owner: OwnerInner::new_task(),
+        future: ManuallyDrop::new(future),
+        state: State::Running,
+        passes_holds_on: true,
+    }
 }
 
 /// Something that can be handed to an owner (it then answers for it): every guard, permit and
@@ -122,7 +127,7 @@ pub fn tracked_with<H: HandOver, F: Future>(mut hold: H, make: impl FnOnce(H) ->
         Ok(()) | Err(HandOverError::Abandoned) => {}
         Err(HandOverError::OwnerGone(_)) => unreachable!("a new owner is live"),
     }
-    Tracked { owner, future: ManuallyDrop::new(make(hold)), state: State::Running }
+    Tracked { owner, future: ManuallyDrop::new(make(hold)), state: State::Running, passes_holds_on: true }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -146,9 +151,22 @@ pub struct Tracked<F: Future> {
     owner: Arc<OwnerInner>,
     future: ManuallyDrop<F>,
     state: State,
+    /// Whether a completion inside an enclosing owner's poll passes what it still holds
+    /// to that owner (a scope), or is its exit all the same (a spawned task, whose
+    /// output goes to its `JoinHandle`, not to whoever polls it).
+    passes_holds_on: bool,
 }
 
 impl<F: Future> Tracked<F> {
+    /// The whole future of a spawned task: its completion is its exit, even when the
+    /// runtime polls it inside an owner of its own (`ownsync::tokio::track_all`'s
+    /// record of the task), so the task, not that record, answers for what it leaks.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn spawned_as_task(mut self) -> Self {
+        self.passes_holds_on = false;
+        self
+    }
+
     /// The owner id of this task. It exists from `tracked()` on, before the first poll.
     ///
     /// ```
@@ -217,7 +235,7 @@ impl<F: Future> Future for Tracked<F> {
         // guards release normally; anything leaked is abandoned by the exit.
         // SAFETY: the future is finished and never touched again (`state` above).
         unsafe { ManuallyDrop::drop(&mut this.future) };
-        let enclosing = _scope.enclosing();
+        let enclosing = if this.passes_holds_on { _scope.enclosing() } else { std::ptr::null() };
         drop(_scope);
         // Whatever it still holds goes with its output to the scope that polled it, if
         // that is a tracked scope; otherwise (or if it holds nothing) this is its exit.

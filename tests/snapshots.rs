@@ -332,3 +332,26 @@ mod process_wide {
         assert!(gone, "a dropped primitive stays in the registry");
     }
 }
+
+/// The snapshot counts the holds each primitive gave to untracked tokio tasks, and says
+/// what that means.
+#[cfg(all(feature = "diagnostics", feature = "tokio"))]
+#[test]
+fn a_snapshot_counts_anonymous_holds_of_untracked_tokio_tasks() {
+    let mutex = Arc::new(Mutex::with_name(0, "untracked-snapshot"));
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on({
+        let mutex = mutex.clone();
+        async move { tokio::spawn(async move { std::mem::forget(mutex.lock().await.unwrap()) }).await.unwrap() }
+    });
+    let snapshot = ownsync::diagnostics::snapshot();
+    let primitive = snapshot
+        .primitives()
+        .iter()
+        .find(|primitive| primitive.name() == Some("untracked-snapshot"))
+        .expect("a live mutex is in the snapshot");
+    assert_eq!(primitive.anonymous_holds(), 1);
+    let text = snapshot.to_string();
+    assert!(text.contains("1 anonymous hold(s) taken in untracked tokio tasks so far"), "{text}");
+    assert!(text.contains("use track_all, ownsync::tokio::spawn or tracked"), "{text}");
+}

@@ -342,3 +342,55 @@ fn a_blocking_call_on_a_runtime_thread_panics_and_elsewhere_works() {
     futures::executor::block_on(ownsync::tracked(async { drop(mutex.blocking_lock().unwrap()) }));
     assert!(!mutex.is_broken() && sem.available_permits() == 2);
 }
+
+/// Holds taken in an untracked tokio task are anonymous (nobody answers for them): each
+/// primitive counts them in `statistics().anonymous_holds()`. A tracked task's holds, and
+/// holds taken outside any task (the runtime's `block_on` future), are not counted.
+#[test]
+fn holds_taken_in_untracked_tokio_tasks_are_counted_as_anonymous() {
+    current_thread().block_on(async {
+        let mutex = Arc::new(Mutex::new(0));
+        let semaphore = Arc::new(ownsync::Semaphore::new(2));
+        let rwlock = Arc::new(ownsync::RwLock::new(0));
+        let limiter = Arc::new(CapacityLimiter::new(2));
+        let untracked = tokio::spawn({
+            let (mutex, semaphore, rwlock, limiter) =
+                (mutex.clone(), semaphore.clone(), rwlock.clone(), limiter.clone());
+            async move {
+                drop(mutex.lock().await.unwrap());
+                drop(semaphore.acquire().await.unwrap());
+                drop(semaphore.try_acquire().unwrap());
+                drop(rwlock.read().await.unwrap());
+                drop(rwlock.clone().write_owned().await.unwrap());
+                drop(limiter.acquire().await.unwrap());
+                drop(limiter.try_acquire().unwrap());
+            }
+        });
+        untracked.await.unwrap();
+        assert_eq!(mutex.statistics().anonymous_holds(), 1);
+        assert_eq!(semaphore.statistics().anonymous_holds(), 2);
+        assert_eq!(rwlock.statistics().anonymous_holds(), 2);
+        assert_eq!(limiter.statistics().anonymous_holds(), 2);
+
+        // Owners' holds, and holds outside any task, are not anonymous holds of a task.
+        ownsync::tokio::spawn({
+            let (mutex, limiter) = (mutex.clone(), limiter.clone());
+            async move {
+                drop(mutex.lock().await.unwrap());
+                drop(limiter.acquire().await.unwrap());
+            }
+        })
+        .await
+        .unwrap();
+        drop(mutex.lock().await.unwrap());
+        drop(limiter.acquire().await.unwrap());
+        tokio::spawn({
+            let mutex = mutex.clone();
+            async move { drop(tokio::task::spawn_blocking(move || mutex.blocking_lock().map(drop)).await) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(mutex.statistics().anonymous_holds(), 1);
+        assert_eq!(limiter.statistics().anonymous_holds(), 2);
+    });
+}

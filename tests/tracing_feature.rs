@@ -130,3 +130,47 @@ fn a_lasting_self_wait_is_reported_once_and_other_waits_are_not() {
         ownsync::diagnostics::set_self_wait_warning(None);
     });
 }
+
+/// An anonymous hold taken in an untracked tokio task is reported once per acquire site:
+/// the second hold taken at the same site says nothing more; another site speaks once.
+#[cfg(feature = "tokio")]
+#[test]
+fn an_anonymous_hold_in_an_untracked_tokio_task_is_reported_once_per_site() {
+    let recorder = Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let semaphore = std::sync::Arc::new(Semaphore::with_name(4, "pool"));
+        runtime.block_on(async {
+            let task = tokio::spawn({
+                let semaphore = semaphore.clone();
+                async move {
+                    for _ in 0..3 {
+                        drop(semaphore.acquire().await.unwrap()); // one site, three holds
+                    }
+                }
+            });
+            task.await.unwrap();
+        });
+        assert_eq!(semaphore.statistics().anonymous_holds(), 3);
+        let event = recorder.only_event(Level::WARN);
+        assert_eq!(event.fields["primitive"], "semaphore");
+        assert_eq!(event.fields["name"], "pool");
+        assert!(event.fields["site"].starts_with("tests/tracing_feature.rs:"), "{:?}", event.fields);
+        let message = &event.fields["message"];
+        assert!(
+            message.contains(
+                "anonymous hold: abandonment cannot be detected here; use track_all, ownsync::tokio::spawn or tracked"
+            ),
+            "{message}"
+        );
+
+        // Another site: one more event. Holds outside a task: none.
+        runtime.block_on(async {
+            let semaphore = semaphore.clone();
+            tokio::spawn(async move { drop(semaphore.acquire().await.unwrap()) }).await.unwrap();
+        });
+        runtime.block_on(async { drop(semaphore.acquire().await.unwrap()) });
+        assert_eq!(recorder.events().len(), 2, "{:?}", recorder.events());
+        assert_eq!(semaphore.statistics().anonymous_holds(), 4);
+    });
+}

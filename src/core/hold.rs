@@ -35,6 +35,7 @@
 //! | made `'static` (`CapacityToken::into_owned`) | borrowed -> moving | [`Hold::make_moving`] |
 //! | forget (`SemaphorePermit::forget`) | registered -> gone, permits kept out | [`Hold::forget`] |
 //! | owner exits: completed, cancelled, panicked | borrowed -> dead (abandoned); moving -> orphaned | `OwnerInner::exit_as` (owner/record.rs) -> [`Abandon::abandon`](crate::owner::Abandon) / `Abandon::orphan` -> `SemCore::abandon` / `SemCore::orphan` (abandon.rs) |
+//! | a hooked tokio task ends (`track_all`) | as an owner's exit: `Exited` when terminated inside its own run (completed, panicked or aborted), `Cancelled` at runtime shutdown | tokio's `on_task_terminate` -> `track_all::terminate` -> `OwnerInner::exit` (tokio/track_all.rs) |
 //! | exit with a manual hold | manual -> settled (the break counts it back; `release` says `NotHeld`) | `SemCore::abandon` -> [`SemCore::settle_abandoned_manual`] |
 //! | a limiter's grant to a queued named borrow | waiting -> held by its borrower before its acquire returns | `WaitQueue::grant_front` marks the `GrantClaim` (lot.rs); `CapacityLimiter::finish` registers it, or `release_on_behalf_of` / a dropped acquire's `PendingBorrow` releases it (limiter.rs) |
 //! | a limiter's borrow abandoned | the borrower set's entry -> gone, then as any abandonment | `OwnerInner::exit_as` -> `LimiterInner::abandon_hold(.., Some(tag))`, the entry found by [`Hold::ticket_tag`] |
@@ -345,6 +346,7 @@ impl SemCore {
         // would then be taken for the holder (a false `WouldDeadlock` on a strict mutex).
         // A grant recorded the grantee already (see `grant_front`): cleared for it.
         let Some((owner, ticket)) = register_hold(caller, permits, primitive, moves, site) else {
+            self.anonymous.note(self.kind, self.name.as_deref(), site);
             if permits == self.exclusive {
                 if moves {
                     self.clear_holder();

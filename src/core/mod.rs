@@ -163,6 +163,8 @@ pub(crate) struct SemCore {
     kind: PrimitiveKind,
     name: Option<Arc<str>>,
     policy: AbandonPolicy,
+    /// Holds taken by untracked runtime tasks (see [`crate::anonymous`]).
+    anonymous: crate::anonymous::AnonymousHolds,
     /// Strict mode (a mutex): a self-wait is `WouldDeadlock` at once instead of a wait.
     /// (An atomic rather than a `bool` set through `Arc::get_mut`: the `diagnostics`
     /// registry keeps a weak reference from the start.)
@@ -209,6 +211,7 @@ impl SemCore {
             kind,
             name,
             policy,
+            anonymous: Default::default(),
             strict: AtomicBool::new(false),
             barging: AtomicBool::new(false),
             exclusive: match kind {
@@ -217,6 +220,12 @@ impl SemCore {
                 _ => NOT_EXCLUSIVE,
             },
         }
+    }
+
+    /// An anonymous borrow of a limiter (taken without [`SemCore::register`]): counted
+    /// as every anonymous hold is.
+    pub(crate) fn note_anonymous_hold(&self, site: crate::id::Site) {
+        self.anonymous.note(self.kind, self.name.as_deref(), site);
     }
 
     /// Turns eventual fairness on: an acquire may take free permits while others wait

@@ -60,6 +60,15 @@ macro_rules! common_statistics {
             pub fn orphans(&self) -> &[crate::info::OrphanInfo] {
                 &self.core.orphans
             }
+            /// Holds taken so far by tokio tasks that are not owners (no
+            /// `ownsync::tokio::track_all` on their runtime, not spawned with
+            /// `ownsync::tokio::spawn`, not in a `tracked` scope): nobody answers for
+            /// them, so a leak of one hangs its waiters, as with tokio's primitives.
+            /// Counted with the `tokio` feature only; a running total, not what is held
+            /// now.
+            pub fn anonymous_holds(&self) -> u64 {
+                self.core.anonymous_holds
+            }
         }
     };
 }
@@ -80,6 +89,7 @@ pub(crate) struct CoreSnapshot {
     /// Waiters that are the holder itself (a mutex only): a sibling sub-future of the
     /// holding task may still release, or this is a futurelock.
     pub(crate) self_waits: usize,
+    pub(crate) anonymous_holds: u64,
 }
 
 /// What [`SemCore::overdue`] found, to report once the lock is released. Empty (and
@@ -135,6 +145,7 @@ impl SemCore {
             holds: self.exclusive_hold(shared, state).into_iter().collect(),
             waits,
             self_waits,
+            anonymous_holds: self.anonymous.count(),
         }
     }
 
