@@ -20,6 +20,7 @@ mod repair;
 mod runtime;
 mod rwlock;
 mod sem;
+mod section;
 mod semaphore;
 #[cfg(feature = "diagnostics")]
 mod snapshot;
@@ -48,6 +49,7 @@ pub use rwlock::{
     OwnedRwLockMappedWriteGuard, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock, RwLockMappedWriteGuard,
     RwLockReadGuard, RwLockStatistics, RwLockWriteGuard,
 };
+pub use sem::cut_short::CutShort;
 pub use sem::{AbandonPolicy, Abandonments};
 pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit, SemaphoreStatistics};
 pub use tracked::{HandOver, Tracked, tracked, tracked_with};

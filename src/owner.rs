@@ -208,7 +208,20 @@ pub(crate) trait Abandon: Send + Sync {
     fn forward_holder(&self, from: OwnerId, to: OwnerId) {
         let _ = (from, to);
     }
+    /// `owner` is being cancelled with the hold `tag` of `permits` registered to it: if
+    /// that is an exclusive hold of a lock, the next drop of it is a section cut short
+    /// (see [`cut_short`]). Whether it was armed; only a lock arms.
+    fn arm_cut_short(&self, tag: OrphanTag, permits: usize, owner: OwnerId) -> bool {
+        let _ = (tag, permits, owner);
+        false
+    }
+    /// The cancellation that armed `tag` is over.
+    fn disarm_cut_short(&self, tag: OrphanTag) {
+        let _ = tag;
+    }
 }
+
+mod cut_short;
 
 /// Names an orphaned hold: see [`HoldTicket::orphan_tag`].
 pub(crate) type OrphanTag = (usize, usize);

@@ -35,6 +35,8 @@ use crate::owner::{
 };
 use crate::runtime;
 
+pub(crate) mod cut_short;
+
 const CLOSED: usize = 1;
 const BROKEN: usize = 2;
 const SLOW: usize = 4;
@@ -355,6 +357,10 @@ struct Shared {
     /// Who else must hear of a break: the conditions used with this mutex, whose
     /// waiters are not in this queue until notified.
     break_hooks: Vec<Weak<dyn BreakHook>>,
+    /// The exclusive hold of an owner being cancelled, and that owner (see [`cut_short`]).
+    armed: Option<cut_short::Armed>,
+    /// Sections cut short so far.
+    cut_short: cut_short::CutShort,
 }
 
 impl Shared {
@@ -472,6 +478,8 @@ pub(crate) struct CoreSnapshot {
     /// Waiters that are the holder itself (a mutex only): a sibling sub-future of the
     /// holding task may still release, or this is a futurelock.
     pub(crate) self_waits: usize,
+    /// Sections cut short by a cancellation.
+    pub(crate) cut_short: cut_short::CutShort,
 }
 
 /// What [`SemCore::overdue`] found, to report once the lock is released. Empty (and
@@ -523,6 +531,12 @@ pub(crate) struct SemCore {
     /// records its holder, breaks the primitive when dropped in a panic that began in its
     /// section (its data may be half-updated), and always breaks it when abandoned.
     exclusive: usize,
+    /// A section cut short: set while an owner being cancelled has this core's exclusive
+    /// hold (see [`cut_short`]); the one load the release path pays for it.
+    cut_short_armed: AtomicBool,
+    /// `break_on_cancel()`: a section cut short by its owner's cancellation breaks the
+    /// lock instead of being counted and released.
+    break_on_cancel: AtomicBool,
 }
 
 /// How many spin steps a thread waiting on an eventually fair primitive tries for the
@@ -626,6 +640,8 @@ impl SemCore {
                 PrimitiveKind::RwLock => permits,
                 _ => NOT_EXCLUSIVE,
             },
+            cut_short_armed: AtomicBool::new(false),
+            break_on_cancel: AtomicBool::new(false),
         }
     }
 
@@ -757,6 +773,7 @@ impl SemCore {
             holds: self.exclusive_hold(shared, state).into_iter().collect(),
             waits,
             self_waits,
+            cut_short: shared.cut_short,
         }
     }
 
@@ -1140,6 +1157,9 @@ impl SemCore {
         // anonymous). The rest is out of line, in `ended_after_claim` and
         // `end_hold_in_panic`: as one call with its register saves, this function cost a
         // tracked lock + unlock about 20 instructions (callgrind).
+        if permits == self.exclusive && self.cut_short_armed.load(Relaxed) {
+            return self.end_hold_armed(hold, permits);
+        }
         let panicking = permits == self.exclusive && self.panic_began_in_section();
         match hold.ticket {
             Some(ticket) if !panicking => {
@@ -1330,6 +1350,9 @@ impl SemCore {
         }
         if !snapshot.orphans.is_empty() {
             out.field("orphaned", &snapshot.orphans.len());
+        }
+        if snapshot.cut_short.count() > 0 {
+            out.field("cut_short", &snapshot.cut_short.count());
         }
         if snapshot.broken.is_some() {
             out.field("broken", &true);
@@ -1935,6 +1958,14 @@ impl Abandon for SemCore {
             Some(orphan) => orphan.permits = permits,
             None => resize_uncounted(&mut shared, tag, permits),
         }
+    }
+
+    fn arm_cut_short(&self, tag: OrphanTag, permits: usize, owner: OwnerId) -> bool {
+        self.arm_section(tag, permits, owner)
+    }
+
+    fn disarm_cut_short(&self, tag: OrphanTag) {
+        self.disarm_section(tag);
     }
 
     fn forward_holder(&self, from: OwnerId, to: OwnerId) {
