@@ -67,6 +67,7 @@ pub struct PrimitiveSnapshot {
     waits: Vec<WaitInfo>,
     orphans: Vec<OrphanInfo>,
     broken: Option<BrokenResourceError>,
+    cut_short: crate::CutShort,
     identity: usize,
 }
 
@@ -96,8 +97,17 @@ impl PrimitiveSnapshot {
     pub fn broken(&self) -> Option<&BrokenResourceError> {
         self.broken.as_ref()
     }
+    /// Its critical sections cut short by a cancellation (a lock's; see
+    /// [`MutexStatistics::cut_short`](crate::MutexStatistics::cut_short)).
+    pub fn cut_short(&self) -> crate::CutShort {
+        self.cut_short
+    }
     fn is_idle(&self) -> bool {
-        self.holds.is_empty() && self.waits.is_empty() && self.orphans.is_empty() && self.broken.is_none()
+        self.holds.is_empty()
+            && self.waits.is_empty()
+            && self.orphans.is_empty()
+            && self.broken.is_none()
+            && self.cut_short.count() == 0
     }
 }
 
@@ -130,6 +140,14 @@ impl fmt::Display for PrimitiveSnapshot {
                 owner(wait.owner),
                 ShowSite(wait.site),
                 ShowDuration(wait.waited_for)
+            )?;
+        }
+        if let Some((owner, site)) = self.cut_short.last() {
+            writeln!(
+                f,
+                "    {} section(s) cut short by a cancellation, the last by {owner} (taken at {})",
+                self.cut_short.count(),
+                ShowSite(site)
             )?;
         }
         for orphan in &self.orphans {
@@ -305,6 +323,7 @@ pub fn snapshot() -> Snapshot {
                 waits: snapshot.waits,
                 orphans: snapshot.orphans,
                 broken: snapshot.broken,
+                cut_short: snapshot.cut_short,
                 identity: Arc::as_ptr(primitive).cast::<()>() as usize,
             }
         })
