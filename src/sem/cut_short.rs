@@ -194,18 +194,18 @@ impl SemCore {
             shared.cut_short.count += 1;
             shared.cut_short.last = Some((owner, site));
         }
+        // A break is reported by the break's own event; a release is reported here.
         #[cfg(feature = "tracing")]
-        {
+        if !breaks {
             let (kind, name) = (self.kind, self.name.as_deref());
-            let outcome = if breaks { "broken" } else { "released; its data may be half-updated" };
             tracing::warn!(
                 target: "ownsync",
                 primitive = %kind,
                 name,
                 owner = %owner,
                 site = %crate::diagnostics::ShowSite(site),
-                broken = breaks,
-                "{kind} section cut short: {owner} was cancelled while holding it (taken at {}): {outcome}",
+                "{kind} section cut short: {owner} was cancelled while holding it (taken at {}); \
+                 released, its data may be half-updated",
                 crate::diagnostics::ShowSite(site),
             );
         }
