@@ -62,7 +62,11 @@ async fn main() {
     let cut_short = sequence.statistics().cut_short();
     let seen = *sequence.lock().await.expect("released, as tokio code expects");
     println!("   the request timed out; the next holder reads {seen:?}");
-    println!("   but it was counted: cut_short().count() = {}, the last by {}", cut_short.count(), request_id);
+    println!(
+        "   but it was counted: cut_short().count() = {}, the last by {}",
+        cut_short.count(),
+        request_id
+    );
     println!("   {sequence:?}");
     assert_eq!(cut_short.count(), 1);
 

@@ -19,8 +19,8 @@ mod owner;
 mod repair;
 mod runtime;
 mod rwlock;
-mod sem;
 mod section;
+mod sem;
 mod semaphore;
 #[cfg(feature = "diagnostics")]
 mod snapshot;

@@ -233,7 +233,8 @@ impl<T: ?Sized> RwLock<T> {
         let site = caller_site();
         async move {
             let core = self.core();
-            let hold = acquire_hold!(core, self.write_permits(), Caller::Async, core, moves: false, site: site);
+            let hold =
+                acquire_hold!(core, self.write_permits(), Caller::Async, core, moves: false, site: site);
             let mut entered = Section { guard: Some(RwLockWriteGuard::from_hold(self, hold)), site };
             let value = section(&mut **entered.guard()).await;
             entered.finish();

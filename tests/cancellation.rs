@@ -364,5 +364,8 @@ fn the_process_wide_snapshot_counts_sections_cut_short() {
     let snapshot = ownsync::diagnostics::snapshot();
     let mine = snapshot.primitives().iter().find(|p| p.name() == Some("cut-short-in-snapshot")).unwrap();
     assert_eq!(mine.cut_short().count(), 1);
-    assert!(snapshot.to_string().contains(&format!("cut short by a cancellation, the last by {id}")), "{snapshot}");
+    assert!(
+        snapshot.to_string().contains(&format!("cut short by a cancellation, the last by {id}")),
+        "{snapshot}"
+    );
 }

@@ -28,7 +28,7 @@
 
 use std::panic::Location;
 
-use super::{Abandoner, AbandonReason, Hold, HoldTicket, OrphanTag, OwnerId, Relaxed, SemCore, Site};
+use super::{AbandonReason, Abandoner, Hold, HoldTicket, OrphanTag, OwnerId, Relaxed, SemCore, Site};
 
 /// The exclusive hold of an owner being cancelled (see the module docs).
 #[derive(Clone, Copy, Debug)]
