@@ -26,6 +26,8 @@ trait SectionGuard {
 }
 
 impl<T: ?Sized> SectionGuard for MutexGuard<'_, T> {
+    #[cold]
+    #[inline(never)]
     fn end_cut_short(self, site: Site) {
         let (mutex, hold) = MutexGuard::into_parts(self);
         mutex.core().end_hold_cancelled(hold, 1, site);
@@ -33,6 +35,8 @@ impl<T: ?Sized> SectionGuard for MutexGuard<'_, T> {
 }
 
 impl<T: ?Sized> SectionGuard for RwLockWriteGuard<'_, T> {
+    #[cold]
+    #[inline(never)]
     fn end_cut_short(self, site: Site) {
         let (lock, mut slot) = RwLockWriteGuard::into_parts(self);
         let hold = slot.take_hold(lock.core());
@@ -61,6 +65,7 @@ impl<G: SectionGuard> Section<G> {
 }
 
 impl<G: SectionGuard> Drop for Section<G> {
+    #[inline]
     fn drop(&mut self) {
         if let Some(guard) = self.guard.take() {
             guard.end_cut_short(self.site);
