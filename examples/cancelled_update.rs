@@ -56,7 +56,7 @@ async fn main() {
 
     println!("2. ownsync::Mutex, plain lock() in a tracked request");
     let sequence = ownsync::Mutex::with_name(Sequence::default(), "sequence");
-    let request = tracked(async { allocate(&mut *sequence.lock().await.unwrap()).await });
+    let request = tracked(async { allocate(&mut sequence.lock().await.unwrap()).await });
     let request_id = request.owner();
     with_timeout(request).await;
     let cut_short = sequence.statistics().cut_short();

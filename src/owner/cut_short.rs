@@ -80,3 +80,40 @@ impl OwnerInner {
         }
     }
 }
+
+/// The walk above reaches the local slab, the shared slab and a forwarded scope's slab
+/// through `unsafe` accessors: driven here so that Miri checks them.
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures::FutureExt;
+
+    use crate::{Mutex, tracked, tracked_with};
+
+    #[test]
+    fn a_cancellation_arms_local_shared_and_forwarded_holds_and_counts_each_once() {
+        let local = Mutex::new(0);
+        let forwarded = Mutex::new(0);
+        let shared = Arc::new(Mutex::new(0));
+        let released_first = Mutex::new(0);
+        // Handed to the task from outside its context: registered in its shared slab.
+        let handed = shared.clone().try_lock_owned().unwrap();
+        let task = tracked_with(handed, |handed| async {
+            let _handed = handed;
+            let _local = local.lock().await.unwrap();
+            let _forwarded = tracked(async { forwarded.lock().await.unwrap() }).await;
+            drop(released_first.lock().await.unwrap());
+            std::future::pending::<()>().await;
+        });
+        let id = task.owner();
+        assert!(task.now_or_never().is_none());
+        for mutex in [&local, &forwarded, &*shared] {
+            let cut_short = mutex.statistics().cut_short();
+            assert_eq!((cut_short.count(), cut_short.last().map(|(owner, _)| owner)), (1, Some(id)));
+            assert!(!mutex.is_broken());
+            assert!(mutex.try_lock().is_ok());
+        }
+        assert_eq!(released_first.statistics().cut_short().count(), 0);
+    }
+}
