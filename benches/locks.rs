@@ -468,9 +468,53 @@ fn hand_over(c: &mut Criterion) {
     drop(worker);
 }
 
+/// `with_lock` against what it replaces, `lock().await` + the same async closure on the
+/// guard, in one run: uncontended, tracked and anonymous, and on an RwLock's writer.
+fn with_lock(c: &mut Criterion) {
+    let mut group = c.benchmark_group("with_lock");
+    let mutex = &ownsync::Mutex::new(0u64);
+    let lock = &ownsync::RwLock::new(0u64);
+    let section = async |n: &mut u64| *n += 1;
+    macro_rules! both {
+        ($name:literal, $wrap:path, $body:expr) => {
+            group.bench_function($name, |b| {
+                b.iter_custom(|n| {
+                    let start = Instant::now();
+                    run_ready($wrap(async {
+                        for _ in 0..n {
+                            $body
+                        }
+                    }));
+                    start.elapsed()
+                })
+            });
+        };
+    }
+    both!("mutex_with_lock", std::convert::identity, mutex.with_lock(section).await.unwrap());
+    both!(
+        "mutex_lock_then_closure",
+        std::convert::identity,
+        section(&mut *mutex.lock().await.unwrap()).await
+    );
+    both!("mutex_with_lock_tracked", ownsync::tracked, mutex.with_lock(section).await.unwrap());
+    both!(
+        "mutex_lock_then_closure_tracked",
+        ownsync::tracked,
+        section(&mut *mutex.lock().await.unwrap()).await
+    );
+    both!("rwlock_with_write", std::convert::identity, lock.with_write(section).await.unwrap());
+    both!(
+        "rwlock_write_then_closure",
+        std::convert::identity,
+        section(&mut *lock.write().await.unwrap()).await
+    );
+    group.finish();
+}
+
 criterion_group!(
     benches,
     uncontended_mutex,
+    with_lock,
     hand_over,
     rwlock,
     uncontended_semaphore,

@@ -25,6 +25,7 @@ mod owner;
 mod repair;
 mod runtime;
 mod rwlock;
+mod section;
 mod semaphore;
 #[cfg(feature = "diagnostics")]
 mod snapshot;
@@ -37,7 +38,7 @@ pub mod tower;
 mod tracked;
 mod wake;
 
-pub use crate::core::{AbandonPolicy, Abandonments};
+pub use crate::core::{AbandonPolicy, Abandonments, CutShort};
 pub use condition::{Condition, ConditionStatistics, ConditionWait};
 pub use error::{
     AbandonReason, AcquireError, BrokenResourceError, HandOverError, PrimitiveKind, ReleaseError,

@@ -515,6 +515,15 @@ impl MutexStatistics {
     pub fn self_waits(&self) -> usize {
         self.core.self_waits
     }
+    /// Critical sections cut short by a cancellation so far (see
+    /// [`Mutex::break_on_cancel`] and [`Mutex::with_lock`]).
+    ///
+    /// ```
+    /// assert_eq!(ownsync::Mutex::new(()).statistics().cut_short().count(), 0);
+    /// ```
+    pub fn cut_short(&self) -> crate::CutShort {
+        self.core.cut_short
+    }
 }
 
 common_statistics!(MutexStatistics);

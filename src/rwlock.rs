@@ -145,7 +145,11 @@ impl<T> RwLock<T> {
 }
 
 impl<T: ?Sized> RwLock<T> {
-    fn write_permits(&self) -> usize {
+    pub(crate) fn core(&self) -> &Arc<SemCore> {
+        &self.core
+    }
+
+    pub(crate) fn write_permits(&self) -> usize {
         self.max_readers as usize
     }
 
@@ -459,6 +463,15 @@ impl RwLockStatistics {
     pub fn self_waits(&self) -> usize {
         self.core.self_waits
     }
+    /// Write sections cut short by a cancellation so far (see
+    /// [`RwLock::break_on_cancel`] and [`RwLock::with_write`]).
+    ///
+    /// ```
+    /// assert_eq!(ownsync::RwLock::new(()).statistics().cut_short().count(), 0);
+    /// ```
+    pub fn cut_short(&self) -> crate::CutShort {
+        self.core.cut_short
+    }
 }
 
 common_statistics!(RwLockStatistics);
@@ -583,14 +596,14 @@ unsafe impl<T: ?Sized + Send + Sync> Sync for RwLockWriteGuard<'_, T> {}
 impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     /// The guard of the write lock its caller has just taken, with that hold's
     /// registration.
-    fn from_hold(lock: &'a RwLock<T>, hold: Hold) -> Self {
+    pub(crate) fn from_hold(lock: &'a RwLock<T>, hold: Hold) -> Self {
         // SAFETY: a write guard is made only for the lock's every permit, just taken by
         // the caller for this guard (the same fact that makes its `&mut T` sound).
         RwLockWriteGuard { lock, hold: unsafe { InCore::keep(&lock.core, hold) } }
     }
 
     /// Moves the hold's slot out for a guard made from this one.
-    fn into_parts(mut this: Self) -> (&'a RwLock<T>, InCore) {
+    pub(crate) fn into_parts(mut this: Self) -> (&'a RwLock<T>, InCore) {
         let (lock, hold) = (this.lock, std::mem::take(&mut this.hold));
         std::mem::forget(this);
         (lock, hold)

@@ -68,6 +68,7 @@ pub struct PrimitiveSnapshot {
     orphans: Vec<OrphanInfo>,
     broken: Option<BrokenResourceError>,
     anonymous_holds: u64,
+    cut_short: crate::core::CutShort,
     identity: usize,
 }
 
@@ -102,8 +103,17 @@ impl PrimitiveSnapshot {
     pub fn anonymous_holds(&self) -> u64 {
         self.anonymous_holds
     }
+    /// Its critical sections cut short by a cancellation (a lock's; see
+    /// [`MutexStatistics::cut_short`](crate::mutex::MutexStatistics::cut_short)).
+    pub fn cut_short(&self) -> crate::core::CutShort {
+        self.cut_short
+    }
     fn is_idle(&self) -> bool {
-        self.holds.is_empty() && self.waits.is_empty() && self.orphans.is_empty() && self.broken.is_none()
+        self.holds.is_empty()
+            && self.waits.is_empty()
+            && self.orphans.is_empty()
+            && self.broken.is_none()
+            && self.cut_short.count() == 0
     }
 }
 
@@ -136,6 +146,14 @@ impl fmt::Display for PrimitiveSnapshot {
                 owner(wait.owner),
                 ShowSite(wait.site),
                 ShowDuration(wait.waited_for)
+            )?;
+        }
+        if let Some((owner, site)) = self.cut_short.last() {
+            writeln!(
+                f,
+                "    {} section(s) cut short by a cancellation, the last by {owner} (taken at {})",
+                self.cut_short.count(),
+                ShowSite(site)
             )?;
         }
         for orphan in &self.orphans {
@@ -328,6 +346,7 @@ pub fn snapshot() -> Snapshot {
                 orphans: snapshot.orphans,
                 broken: snapshot.broken,
                 anonymous_holds: snapshot.anonymous_holds,
+                cut_short: snapshot.cut_short,
                 identity: Arc::as_ptr(primitive).cast::<()>() as usize,
             }
         })

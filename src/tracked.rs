@@ -255,9 +255,16 @@ impl<F: Future> Drop for Tracked<F> {
             // already exited, its holds are claimed, and these drops are no-ops for them.
             let exit = ExitGuard::on_unwind(&self.owner);
             let _scope = CurrentTaskScope::enter(&self.owner);
+            // A cancellation: the borrowed lock guards still alive in the future are
+            // sections cut short. Armed now, before the drop, so that a guard released
+            // earlier is never taken for one; each armed guard's drop below is counted
+            // (or breaks its lock with `break_on_cancel`). Disarmed after, even if the
+            // drop unwinds: what was not dropped here is the exit's to settle.
+            let armed = self.owner.arm_cut_short();
             // SAFETY: `Running` meant the future was not dropped yet; `state` is now
             // `Finished`, so it is dropped exactly once, here.
             unsafe { ManuallyDrop::drop(&mut self.future) };
+            drop(armed);
             drop(_scope);
             exit.finish(Some(AbandonReason::Cancelled));
         }

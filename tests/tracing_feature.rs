@@ -174,3 +174,30 @@ fn an_anonymous_hold_in_an_untracked_tokio_task_is_reported_once_per_site() {
         assert_eq!(semaphore.statistics().anonymous_holds(), 4);
     });
 }
+
+/// A tracked task cancelled while it holds a borrowed guard: one WARN naming the task,
+/// the mutex and where the guard was taken (the lock is released: counted, not broken).
+#[test]
+fn a_section_cut_short_by_a_cancellation_is_reported() {
+    use futures::FutureExt;
+    let recorder = Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        let mutex = ownsync::Mutex::with_name((0, 0), "ledger");
+        let task = tracked(async {
+            let mut pair = mutex.lock().await.unwrap();
+            pair.0 += 1;
+            std::future::pending::<()>().await;
+            pair.1 += 1;
+        });
+        let line = line!() - 5;
+        let owner = task.owner();
+        assert!(task.now_or_never().is_none());
+        let event = recorder.only_event(Level::WARN);
+        assert_eq!(event.fields["primitive"], "mutex");
+        assert_eq!(event.fields["name"], "ledger");
+        assert_eq!(event.fields["owner"], owner.to_string());
+        assert!(event.fields["site"].starts_with(&format!("{}:{line}:", file!())), "{event:?}");
+        assert!(event.fields["message"].contains("cut short"), "{event:?}");
+        assert!(!mutex.is_broken());
+    });
+}

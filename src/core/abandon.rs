@@ -310,6 +310,14 @@ impl Abandon for SemCore {
         }
     }
 
+    fn arm_cut_short(&self, tag: OrphanTag, permits: usize, owner: OwnerId) -> bool {
+        self.arm_section(tag, permits, owner)
+    }
+
+    fn disarm_cut_short(&self, tag: OrphanTag) {
+        self.disarm_section(tag);
+    }
+
     fn forward_holder(&self, from: OwnerId, to: OwnerId) {
         // Only if `from` holds it still: its guard may have been dropped elsewhere, and
         // the mutex taken by someone else, meanwhile.

@@ -374,6 +374,9 @@ impl SemCore {
         // anonymous). The rest is out of line, in `ended_after_claim` and
         // `end_hold_in_panic`: as one call with its register saves, this function cost a
         // tracked lock + unlock about 20 instructions (callgrind).
+        if permits == self.exclusive && self.cut_short_armed.load(Relaxed) {
+            return self.end_hold_armed(hold, permits);
+        }
         let panicking = permits == self.exclusive && self.panic_began_in_section();
         match hold.ticket {
             Some(ticket) if !panicking => {
@@ -391,7 +394,7 @@ impl SemCore {
 
     /// The normal release of an ended hold.
     #[inline]
-    fn release_hold(&self, permits: usize) {
+    pub(super) fn release_hold(&self, permits: usize) {
         if permits == self.exclusive {
             self.clear_holder();
         }
@@ -410,7 +413,7 @@ impl SemCore {
     /// Acts on what giving an ended hold's ticket back found: whether its permits are
     /// still the caller's to release (or abandon). `false` if the owner's exit abandoned
     /// the hold already (its guard is gone now); an orphan is adopted, and is the caller's.
-    fn settle_claim(&self, claim: Claim, tag: OrphanTag, permits: usize) -> bool {
+    pub(super) fn settle_claim(&self, claim: Claim, tag: OrphanTag, permits: usize) -> bool {
         match claim {
             Claim::Abandoned => {
                 self.dead_guard_dropped(permits);

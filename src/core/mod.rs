@@ -21,6 +21,7 @@
 //! - [`hold`]: the hold lifecycle, its table of states and events, and [`Hold`];
 //! - [`holder`]: the exclusive hold's recorded holder, site and registration; strict mode;
 //! - [`abandon`]: break and reclaim, orphans, failed waiters' errors, repair;
+//! - [`cut_short`]: a critical section cut short by a cancellation;
 //! - [`watch`]: statistics snapshots, `Debug`, and the lazy warnings.
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
@@ -35,6 +36,7 @@ use crate::owner::{OrphanTag, OwnerId};
 
 mod abandon;
 mod acquire;
+pub(crate) mod cut_short;
 mod hold;
 mod holder;
 mod permits;
@@ -45,6 +47,7 @@ mod watch;
 pub(crate) use abandon::BreakHook;
 pub use abandon::{AbandonPolicy, Abandonments};
 pub(crate) use acquire::acquire_permits;
+pub use cut_short::CutShort;
 pub(crate) use hold::Hold;
 use holder::HoldWords;
 pub(crate) use watch::{CoreSnapshot, common_statistics};
@@ -116,6 +119,10 @@ struct Shared {
     /// Who else must hear of a break: the conditions used with this mutex, whose
     /// waiters are not in this queue until notified.
     break_hooks: Vec<Weak<dyn BreakHook>>,
+    /// The exclusive hold of an owner being cancelled, and that owner (see [`cut_short`]).
+    armed: Option<cut_short::Armed>,
+    /// Sections cut short so far.
+    cut_short: cut_short::CutShort,
 }
 
 impl Shared {
@@ -178,6 +185,12 @@ pub(crate) struct SemCore {
     /// records its holder, breaks the primitive when dropped in a panic that began in its
     /// section (its data may be half-updated), and always breaks it when abandoned.
     exclusive: usize,
+    /// A section cut short: set while an owner being cancelled has this core's exclusive
+    /// hold (see [`cut_short`]); the one load the release path pays for it.
+    cut_short_armed: AtomicBool,
+    /// `break_on_cancel()`: a section cut short by its owner's cancellation breaks the
+    /// lock instead of being counted and released.
+    break_on_cancel: AtomicBool,
 }
 
 /// [`SemCore::exclusive`] of a primitive without exclusive holds: no hold has that many
@@ -212,6 +225,8 @@ impl SemCore {
             name,
             policy,
             anonymous: Default::default(),
+            cut_short_armed: AtomicBool::new(false),
+            break_on_cancel: AtomicBool::new(false),
             strict: AtomicBool::new(false),
             barging: AtomicBool::new(false),
             exclusive: match kind {

@@ -90,6 +90,8 @@ pub(crate) struct CoreSnapshot {
     /// holding task may still release, or this is a futurelock.
     pub(crate) self_waits: usize,
     pub(crate) anonymous_holds: u64,
+    /// Sections cut short by a cancellation.
+    pub(crate) cut_short: super::cut_short::CutShort,
 }
 
 /// What [`SemCore::overdue`] found, to report once the lock is released. Empty (and
@@ -146,6 +148,7 @@ impl SemCore {
             waits,
             self_waits,
             anonymous_holds: self.anonymous.count(),
+            cut_short: shared.cut_short,
         }
     }
 
@@ -323,6 +326,9 @@ impl SemCore {
         }
         if !snapshot.orphans.is_empty() {
             out.field("orphaned", &snapshot.orphans.len());
+        }
+        if snapshot.cut_short.count() > 0 {
+            out.field("cut_short", &snapshot.cut_short.count());
         }
         if snapshot.broken.is_some() {
             out.field("broken", &true);

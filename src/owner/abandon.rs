@@ -52,6 +52,17 @@ pub(crate) trait Abandon: Send + Sync {
     fn resize_orphan(&self, tag: OrphanTag, permits: usize) {
         let _ = (tag, permits);
     }
+    /// `owner` is being cancelled with the hold `tag` of `permits` registered to it: if
+    /// that is an exclusive hold of a lock, the next drop of it is a section cut short
+    /// (see `core/cut_short.rs`). Whether it was armed; only a lock arms.
+    fn arm_cut_short(&self, tag: OrphanTag, permits: usize, owner: OwnerId) -> bool {
+        let _ = (tag, permits, owner);
+        false
+    }
+    /// The cancellation that armed `tag` is over.
+    fn disarm_cut_short(&self, tag: OrphanTag) {
+        let _ = tag;
+    }
     /// The completed nested scope this entry stands for, if it is one (a
     /// `ForwardedScope`: see `scope.rs`); every primitive answers `None`. As `Any`, so
     /// that this trait, below the scopes, need not name their type.

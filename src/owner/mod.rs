@@ -27,6 +27,7 @@
 
 mod abandon;
 mod current;
+mod cut_short;
 mod handover;
 
 mod record;

@@ -55,7 +55,7 @@ impl ForwardedScope {
 }
 
 /// The forwarded scope an owner's hold entry stands for, if it is one.
-fn forwarded_scope(entry: &dyn Abandon) -> Option<&ForwardedScope> {
+pub(super) fn forwarded_scope(entry: &dyn Abandon) -> Option<&ForwardedScope> {
     entry.as_forwarded_scope().and_then(<dyn Any>::downcast_ref)
 }
 
