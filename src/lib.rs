@@ -6,6 +6,7 @@
 
 mod clock;
 mod condition;
+mod debug;
 pub mod diagnostics;
 mod error;
 mod event;
@@ -30,6 +31,8 @@ pub mod tokio;
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
 mod tracked;
+#[cfg(feature = "diagnostics")]
+mod watchdog;
 
 pub use condition::{Condition, ConditionStatistics, ConditionWait};
 pub use error::{

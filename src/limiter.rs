@@ -20,6 +20,8 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::clock::Stamp;
+use crate::diagnostics::{HoldInfo, PermitCounts};
 use crate::error::AbandonReason;
 use crate::error::HandOverError;
 use crate::error::{AcquireError, PrimitiveKind, ReleaseError, TryAcquireError};
@@ -36,7 +38,16 @@ enum Borrow {
     /// Waiting for a token.
     Pending,
     /// Holding one; `generation` tells this borrow from a later one in the same slot.
-    Holding { generation: u64, hold: Hold },
+    Holding {
+        generation: u64,
+        hold: Hold,
+        /// Where the token was taken, for diagnostics (`None` for an anonymous borrow
+        /// named later: its site was not kept).
+        site: Site,
+        /// At least since when it is held: stamped by the first `statistics()`, `Debug`
+        /// or snapshot that lists it, never on the acquire (a clock read per borrow).
+        seen_since: Option<Stamp>,
+    },
 }
 
 /// Hashes an [`OwnerId`] with one multiply. Ids are unique integers that only this crate
@@ -120,7 +131,7 @@ impl Borrowers {
     /// holding borrow there, if `None`).
     fn holding_at(&mut self, key: usize, generation: Option<u64>) -> Option<&mut Hold> {
         match self.slots.get_mut(key) {
-            Some((_, Borrow::Holding { generation: current, hold }))
+            Some((_, Borrow::Holding { generation: current, hold, .. }))
                 if generation.is_none_or(|g| g == *current) =>
             {
                 Some(hold)
@@ -149,6 +160,35 @@ struct LimiterInner {
 impl crate::diagnostics::Tracked for LimiterInner {
     fn core(&self) -> &SemCore {
         &self.core
+    }
+    fn counted_holds(&self) -> Vec<HoldInfo> {
+        self.listed_borrows()
+    }
+}
+
+impl LimiterInner {
+    /// Every token some owner answers for (a tracked task, a thread, the live owner it
+    /// was borrowed on behalf of or handed to), with its site and how long it has been
+    /// held at least (from when it was first listed). Anonymous borrows and orphaned
+    /// tokens are not listed here: nobody answers for them (orphans are listed apart).
+    fn listed_borrows(&self) -> Vec<HoldInfo> {
+        let mut borrowers = self.borrowers.lock();
+        let mut listed = Vec::new();
+        for (_, (_, borrow)) in borrowers.slots.iter_mut() {
+            let Borrow::Holding { hold, site, seen_since, .. } = borrow else { continue };
+            // Takes the owner record's stripe: the borrower set -> stripe order is allowed.
+            let Some(owner) = hold.answering_owner() else { continue };
+            let since = *seen_since.get_or_insert_with(Stamp::now);
+            listed.push(HoldInfo {
+                owner: Some(owner),
+                permits: 1,
+                site: *site,
+                held_for: Some(since.elapsed()),
+            });
+        }
+        drop(borrowers);
+        listed.sort_by_key(|hold| std::cmp::Reverse(hold.held_for));
+        listed
     }
 }
 
@@ -326,7 +366,7 @@ impl CapacityLimiter {
         pending.armed = false;
         let mut borrowers = self.inner.borrowers.lock();
         let generation = Self::next_generation(&mut borrowers);
-        borrowers.slots[pending.slot].1 = Borrow::Holding { generation, hold };
+        borrowers.slots[pending.slot].1 = Borrow::Holding { generation, hold, site, seen_since: None };
         Ok(CapacityToken {
             limiter: LimiterRef::Borrowed(self),
             borrow: BorrowRef::named(pending.borrower, pending.slot, generation),
@@ -350,9 +390,15 @@ impl CapacityLimiter {
     }
 
     /// Records that `borrower` holds a token (in the locked borrower set).
-    fn record(&self, borrowers: &mut Borrowers, borrower: OwnerId, hold: Hold) -> CapacityToken<'_> {
+    fn record(
+        &self,
+        borrowers: &mut Borrowers,
+        borrower: OwnerId,
+        hold: Hold,
+        site: Site,
+    ) -> CapacityToken<'_> {
         let generation = Self::next_generation(borrowers);
-        let slot = borrowers.insert(borrower, Borrow::Holding { generation, hold });
+        let slot = borrowers.insert(borrower, Borrow::Holding { generation, hold, site, seen_since: None });
         CapacityToken {
             limiter: LimiterRef::Borrowed(self),
             borrow: BorrowRef::named(borrower, slot, generation),
@@ -392,7 +438,8 @@ impl CapacityLimiter {
         }
         let id = OwnerId::next_anonymous();
         let generation = Self::next_generation(&mut borrowers);
-        let slot = borrowers.insert(id, Borrow::Holding { generation, hold: Hold::default() });
+        let slot = borrowers
+            .insert(id, Borrow::Holding { generation, hold: Hold::default(), site: None, seen_since: None });
         borrow.slot.store(slot, Relaxed);
         borrow.generation.store(generation, Relaxed);
         borrow.borrower.store(id.as_u64(), Release);
@@ -436,7 +483,7 @@ impl CapacityLimiter {
             self.inner.core.release(1);
             TryAcquireError::OwnerGone(id)
         })?;
-        Ok(self.record(&mut borrowers, key, hold))
+        Ok(self.record(&mut borrowers, key, hold, site))
     }
 
     /// Borrows a token for this call, waiting in FIFO order (a limiter's `acquire()`
@@ -694,8 +741,11 @@ impl CapacityLimiter {
     pub fn statistics(&self) -> LimiterStatistics {
         let mut borrowers = self.inner.borrowers.lock().holding().collect::<Vec<_>>();
         borrowers.sort();
-        let (total, borrowed) = self.inner.core.pool();
-        LimiterStatistics { core: self.inner.core.snapshot(), total, borrowed, borrowers }
+        let borrows = self.inner.listed_borrows();
+        let core = self.inner.core.snapshot();
+        let mut permits = self.inner.core.permit_counts();
+        permits.listed = borrows.len() + core.orphans.iter().map(|orphan| orphan.permits).sum::<usize>();
+        LimiterStatistics { core, total: permits.total, borrowed: permits.held, borrowers, borrows, permits }
     }
 }
 
@@ -706,11 +756,18 @@ impl fmt::Debug for CapacityLimiter {
         if let Some(name) = self.name() {
             out.field("name", &name);
         }
-        out.field("total", &stats.total_tokens())
-            .field("borrowers", &stats.borrowers())
-            .field("waiters", &stats.waiters());
+        let permits = stats.permits();
+        out.field("tokens", &format_args!("{permits}"))
+            .field("borrowers", &crate::debug::ShowHolds(stats.borrows()));
+        if permits.unlisted() > 0 {
+            out.field("anonymous", &permits.unlisted());
+        }
+        if !stats.orphans().is_empty() {
+            out.field("orphaned", &crate::debug::ShowOrphans(stats.orphans()));
+        }
+        out.field("waiters", &stats.waiters());
         if let Some(broken) = stats.broken() {
-            out.field("broken_by", &broken.owner());
+            crate::debug::broken_fields(&mut out, broken);
         }
         out.finish()
     }
@@ -983,15 +1040,58 @@ impl fmt::Debug for CapacityToken<'_> {
 /// let limiter = ownsync::CapacityLimiter::new(1);
 /// assert!(limiter.statistics().borrowers().is_empty());
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct LimiterStatistics {
     core: CoreSnapshot,
     total: usize,
     borrowed: usize,
     borrowers: Vec<OwnerId>,
+    borrows: Vec<HoldInfo>,
+    permits: PermitCounts,
+}
+
+impl fmt::Debug for LimiterStatistics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("LimiterStatistics");
+        out.field("permits", &self.permits)
+            .field("borrowers", &self.borrowers)
+            .field("borrows", &self.borrows);
+        crate::debug::core_fields(&mut out, &self.core);
+        out.finish()
+    }
 }
 
 impl LimiterStatistics {
+    /// Every token some owner answers for, with that owner, the acquire site and how long
+    /// it has been held at least: measured from when a `statistics()`, `Debug` or
+    /// snapshot first listed it (timing every borrow would cost each a clock read), so
+    /// the first look says about zero. Longest held first. Anonymous borrows (outside any
+    /// owner) are counted in [`permits`](Self::permits)`().unlisted()` instead, orphaned
+    /// tokens in [`orphans`](Self::orphans).
+    ///
+    /// ```
+    /// let limiter = ownsync::CapacityLimiter::new(2);
+    /// let token = limiter.blocking_acquire().unwrap(); // this thread's
+    /// let stats = limiter.statistics();
+    /// assert_eq!(stats.borrows()[0].owner(), Some(ownsync::current_owner()));
+    /// assert_eq!(stats.borrows()[0].site().unwrap().line(), line!() - 3);
+    /// assert_eq!(stats.permits().unlisted(), 0);
+    /// # drop(token);
+    /// ```
+    pub fn borrows(&self) -> &[HoldInfo] {
+        &self.borrows
+    }
+    /// Free, total and borrowed tokens, and how many borrowed ones nobody answers for
+    /// (anonymous borrows). Displays as `k of n available`.
+    ///
+    /// ```
+    /// let limiter = ownsync::CapacityLimiter::new(2);
+    /// let _token = limiter.try_acquire().unwrap();
+    /// assert_eq!(limiter.statistics().permits().to_string(), "1 of 2 available");
+    /// ```
+    pub fn permits(&self) -> PermitCounts {
+        self.permits
+    }
     /// Tokens borrowed (by every borrower, named or not).
     pub fn borrowed_tokens(&self) -> usize {
         self.borrowed

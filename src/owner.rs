@@ -1592,6 +1592,36 @@ pub(crate) fn holds_of_current(caller: Caller) -> Vec<crate::diagnostics::Held> 
     .unwrap_or_default()
 }
 
+/// Every hold registered from another context (a hand-over, `tracked_with`, a token
+/// borrowed on an owner's behalf) to a published live owner ([`OwnerInner::publish`]):
+/// the holds a snapshot can read without being in their owner's context, since they are
+/// in the record's shared slab, behind its locks (feature `diagnostics`). Slow, for
+/// diagnostics: every published record's stripe and body lock, one record at a time.
+#[cfg(feature = "diagnostics")]
+pub(crate) fn published_shared_holds() -> Vec<(OwnerId, crate::diagnostics::Held)> {
+    // The table's lock is a leaf: the records are collected first, and read after it.
+    let records: Vec<Arc<OwnerInner>> = {
+        let registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+        registry.as_ref().map(|map| map.values().filter_map(Weak::upgrade).collect()).unwrap_or_default()
+    };
+    let mut found = Vec::new();
+    for record in &records {
+        record.with_body(|body| {
+            let Ok(body) = body else { return };
+            let shared = body.shared.lock();
+            let holds =
+                shared.holds.iter().filter(|(_, entry)| entry.primitive.as_forwarded_scope().is_none());
+            found.extend(holds.map(|(_, entry)| {
+                let identity = Arc::as_ptr(&entry.primitive).cast::<()>() as usize;
+                (body.id, crate::diagnostics::Held { identity, permits: entry.permits, site: entry.site })
+            }));
+        });
+    }
+    // A record's last count may go here (its owner exited meanwhile): no lock is held.
+    drop(records);
+    found
+}
+
 /// The record of a live owner with this id: the owner whose context the code running
 /// now is in, or a published one ([`OwnerInner::publish`]). `None` for an owner that
 /// has exited, an id that names no owner (anonymous borrowers, runtime task ids), or an

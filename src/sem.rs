@@ -12,7 +12,6 @@
 //! barging, no lost wake-up. `BROKEN` and `CLOSED` are only ever added with `fetch_or`
 //! or carried through every CAS, so no path can clear them (tokio #8020).
 
-use std::fmt;
 use std::future::Future;
 use std::marker::PhantomPinned;
 use std::pin::Pin;
@@ -22,7 +21,9 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use crate::clock::Stamp;
-use crate::diagnostics::{HoldInfo, OrphanInfo, ShowDuration, ShowSite, WaitInfo};
+use crate::diagnostics::{HoldInfo, OrphanInfo, WaitInfo};
+#[cfg(feature = "tracing")]
+use crate::diagnostics::{ShowDuration, ShowSite};
 use crate::error::{
     AbandonReason, AcquireError, Broken, BrokenResourceError, HandOverError, PrimitiveKind, ReleaseError,
     RepairError, TryAcquireError,
@@ -1281,62 +1282,6 @@ impl SemCore {
         }
     }
 
-    /// `Debug` of a lock with data (a mutex, an RwLock): its name, the data if it can be
-    /// peeked at now, the holder (`holder_label`), and self-waits, orphans and a break
-    /// when there are any.
-    pub(crate) fn debug_lock<T: ?Sized + fmt::Debug>(
-        &self,
-        f: &mut fmt::Formatter<'_>,
-        type_name: &str,
-        data: *const T,
-        holder_label: &str,
-    ) -> fmt::Result {
-        let mut out = f.debug_struct(type_name);
-        if let Some(name) = self.name() {
-            out.field("name", &name);
-        }
-        // Peek with one bare permit (no owner registration, no panic handling), so that
-        // formatting a lock, even from a panic message, has no side effect. The permit
-        // goes back through a guard: a `T::fmt` that panics must not keep the lock.
-        if self.try_acquire(1, Caller::Async).is_ok() {
-            struct GiveBack<'a>(&'a SemCore);
-            impl Drop for GiveBack<'_> {
-                fn drop(&mut self) {
-                    self.0.release(1);
-                }
-            }
-            let _peek = GiveBack(self);
-            // SAFETY: we hold a permit until `_peek` drops, which excludes every
-            // exclusive (writing) guard; `data` is the lock's own data.
-            out.field("data", &unsafe { &*data });
-        } else {
-            out.field("data", &format_args!("<locked>"));
-        }
-        let snapshot = self.snapshot();
-        out.field(holder_label, &snapshot.holder);
-        if let Some(hold) = snapshot.holds.first() {
-            if hold.site.is_some() {
-                out.field("taken_at", &format_args!("{}", ShowSite(hold.site)));
-            }
-            if let Some(held) = hold.held_for {
-                out.field("held_for", &format_args!(">={}", ShowDuration(held)));
-            }
-        }
-        if snapshot.waiters > 0 {
-            out.field("waiters", &snapshot.waiters);
-        }
-        if snapshot.self_waits > 0 {
-            out.field("self_waits", &snapshot.self_waits);
-        }
-        if !snapshot.orphans.is_empty() {
-            out.field("orphaned", &snapshot.orphans.len());
-        }
-        if snapshot.broken.is_some() {
-            out.field("broken", &true);
-        }
-        out.finish()
-    }
-
     /// A grant (of `permits`) that its waiter will never collect: it was recorded as the
     /// holder if exclusive (see `grant_waiters`), which it no longer is.
     pub(crate) fn forget_grantee(&self, permits: usize) {
@@ -1675,13 +1620,6 @@ impl SemCore {
         self.take_unless(0, permits, self.state.load(Relaxed)).map_err(drop)
     }
 
-    /// `add_permits`: like a release, but panics on overflow even when broken.
-    #[track_caller]
-    pub(crate) fn add_permits(&self, permits: usize) {
-        Self::add_to(self.state.load(Relaxed), permits);
-        self.release(permits);
-    }
-
     /// Removes up to `permits` free permits; returns how many it removed.
     pub(crate) fn forget_permits(&self, permits: usize) -> usize {
         let mut state = self.state.load(Relaxed);
@@ -1838,6 +1776,68 @@ impl SemCore {
                     _ => Err(ReleaseError::NotHeld),
                 }
             }
+        }
+    }
+}
+
+impl Hold {
+    /// [`Hold::forget`], saying whether the permits were still the holder's: `false` if
+    /// its owner's exit abandoned them already (broken or reclaimed).
+    pub(crate) fn forget_live(self, primitive: impl FnOnce() -> Arc<dyn Abandon>) -> bool {
+        self.ticket.is_none_or(|ticket| give_back(ticket, primitive))
+    }
+}
+
+/// The pool's counts for diagnostics (`k of n available`), and a semaphore's total kept
+/// as permits are added, forgotten or given up, so that what is held can be told.
+impl SemCore {
+    /// Free permits, the pool's total and how many are held ([`SemCore::pool`]), read
+    /// under one lock; `listed` is 0, for the caller to fill.
+    pub(crate) fn permit_counts(&self) -> crate::diagnostics::PermitCounts {
+        let shared = self.shared.lock();
+        let state = self.state.load(Acquire);
+        let held =
+            if state & BROKEN != 0 { shared.held_when_broken } else { shared.held_with_free(state >> SHIFT) };
+        crate::diagnostics::PermitCounts {
+            available: state >> SHIFT,
+            total: shared.pool_total,
+            held,
+            listed: 0,
+        }
+    }
+
+    /// A semaphore's `add_permits`: [`SemCore::add_permits`], with the total grown in
+    /// the same lock (no effect on a broken semaphore, whose total stays as it broke).
+    #[track_caller]
+    pub(crate) fn add_pool_permits(&self, permits: usize) {
+        Self::add_to(self.state.load(Relaxed), permits); // panics on overflow, as tokio
+        let mut wakes = WakeList::default();
+        {
+            let mut shared = self.shared.lock();
+            if self.state.load(Relaxed) & BROKEN == 0 {
+                shared.pool_total = shared.pool_total.saturating_add(permits);
+            }
+            self.release_locked(&mut shared, permits, &mut wakes);
+        }
+        wakes.wake_all();
+    }
+
+    /// A semaphore's `forget_permits`: [`SemCore::forget_permits`], with the total shrunk
+    /// by what it took, in the same lock.
+    pub(crate) fn forget_pool_permits(&self, permits: usize) -> usize {
+        let mut shared = self.shared.lock();
+        let taken = self.forget_permits(permits);
+        shared.pool_total = shared.pool_total.saturating_sub(taken);
+        taken
+    }
+
+    /// `permits` held are given up for good (`SemaphorePermit::forget`): they leave the
+    /// total, and a broken pool's count of what is held.
+    pub(crate) fn give_up_held(&self, permits: usize) {
+        let mut shared = self.shared.lock();
+        shared.pool_total = shared.pool_total.saturating_sub(permits);
+        if self.state.load(Relaxed) & BROKEN != 0 {
+            shared.held_no_more(permits);
         }
     }
 }
@@ -2460,7 +2460,7 @@ mod tests {
         let mut small = Box::pin(core.acquire(1, Caller::Async, None));
         assert!(big.as_mut().now_or_never().is_none(), "1 free, 2 wanted");
         assert!(small.as_mut().now_or_never().is_none(), "FIFO: behind the big one");
-        core.add_permits(2);
+        core.add_pool_permits(2);
         assert_eq!(big.as_mut().now_or_never(), Some(Ok(())));
         assert_eq!(small.as_mut().now_or_never(), Some(Ok(())), "the free permit was not stranded");
         assert_eq!(core.available(), 0);
