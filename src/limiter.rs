@@ -179,16 +179,12 @@ impl LimiterInner {
             // Takes the owner record's stripe: the borrower set -> stripe order is allowed.
             let Some(owner) = hold.answering_owner() else { continue };
             let since = *seen_since.get_or_insert_with(Stamp::now);
-            listed.push(HoldInfo {
-                owner: Some(owner),
-                permits: 1,
-                site: *site,
-                held_for: Some(since.elapsed()),
-            });
+            listed.push((since, HoldInfo { owner: Some(owner), permits: 1, site: *site, held_for: None }));
         }
         drop(borrowers);
-        listed.sort_by_key(|hold| std::cmp::Reverse(hold.held_for));
-        listed
+        // Longest held first; ties (one look stamped them) in owner order.
+        listed.sort_by_key(|(since, hold)| (*since, hold.owner));
+        listed.into_iter().map(|(since, hold)| HoldInfo { held_for: Some(since.elapsed()), ..hold }).collect()
     }
 }
 

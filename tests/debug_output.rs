@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use common::Polled;
 use ownsync::{
-    AbandonPolicy, CapacityLimiter, Condition, Event, Lock, Mutex, MutexGuard, Notify, OwnedMutexGuard, RwLock,
-    RwLockReadGuard, RwLockWriteGuard, Semaphore, tracked,
+    AbandonPolicy, CapacityLimiter, Condition, Event, Lock, Mutex, MutexGuard, Notify, OwnedMutexGuard,
+    RwLock, RwLockReadGuard, RwLockWriteGuard, Semaphore, tracked,
 };
 
 /// The names of the structs and enums under `src/` that are not public (declared without
@@ -33,7 +33,9 @@ fn private_type_names() -> Vec<String> {
     for line in files.iter().flat_map(|file| file.lines()).map(str::trim_start) {
         let (is_public, rest) = match line.strip_prefix("pub ") {
             Some(rest) => (true, rest),
-            None => (false, line.strip_prefix("pub(crate) ").or(line.strip_prefix("pub(super) ")).unwrap_or(line)),
+            None => {
+                (false, line.strip_prefix("pub(crate) ").or(line.strip_prefix("pub(super) ")).unwrap_or(line))
+            }
         };
         let Some(rest) = rest.strip_prefix("struct ").or(rest.strip_prefix("enum ")) else { continue };
         let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
@@ -94,7 +96,10 @@ fn no_public_debug_output_names_a_private_type() {
         let snapshot = ownsync::diagnostics::snapshot();
         show("Snapshot", format!("{snapshot:?}"));
         show("PrimitiveSnapshot", format!("{:?}", snapshot.primitives()));
-        show("Watchdog", format!("{:?}", ownsync::diagnostics::Watchdog::new(std::time::Duration::from_secs(1))));
+        show(
+            "Watchdog",
+            format!("{:?}", ownsync::diagnostics::Watchdog::new(std::time::Duration::from_secs(1))),
+        );
     }
     release.set();
     holder.ready();

@@ -10,7 +10,7 @@ use std::future::pending;
 use std::sync::Arc;
 
 use common::Polled;
-use ownsync::{CapacityLimiter, Event, OwnerId, Semaphore, tracked, tracked_with};
+use ownsync::{CapacityLimiter, Event, OwnerId, Semaphore, tracked};
 
 /// A tracked task that takes a limiter token and then waits for `release`: stuck
 /// holding it until then. Returns the task (polled once: it holds) and its owner.
@@ -114,6 +114,7 @@ fn forgetting_an_abandoned_permit_leaves_the_total_alone() {
 mod snapshot {
     use super::*;
     use ownsync::diagnostics::{PrimitiveSnapshot, Snapshot, Watchdog, WatchdogReport, snapshot};
+    use ownsync::tracked_with;
     use std::sync::mpsc;
     use std::time::Duration;
 
@@ -293,7 +294,11 @@ mod snapshot {
         assert!(second.contains(&format!("{second_id} has waited")), "{second}");
         assert!(!second.contains(&format!("{first_id} has waited")), "reported once: {second}");
         drop(watchdog);
-        assert_eq!(received.recv(), Err(mpsc::RecvError), "the thread ended and dropped the callback");
+        assert_eq!(
+            received.recv_timeout(Duration::from_secs(60)),
+            Err(mpsc::RecvTimeoutError::Disconnected),
+            "the thread ended and dropped the callback"
+        );
         sem.add_permits(3);
     }
 
