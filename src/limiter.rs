@@ -44,9 +44,6 @@ enum Borrow {
         /// Where the token was taken, for diagnostics (`None` for an anonymous borrow
         /// named later: its site was not kept).
         site: Site,
-        /// At least since when it is held: stamped by the first `statistics()`, `Debug`
-        /// or snapshot that lists it, never on the acquire (a clock read per borrow).
-        seen_since: Option<Stamp>,
     },
 }
 
@@ -90,6 +87,10 @@ struct Borrowers {
     slots: slab::Slab<(OwnerId, Borrow)>,
     by_id: OwnerIdMap<usize>,
     next_generation: u64,
+    /// At least since when each holding borrow (by generation) is held: stamped by the
+    /// first `statistics()`, `Debug` or snapshot that lists it, never on the acquire (a
+    /// clock read, and a bigger entry to write, per borrow).
+    first_seen: HashMap<u64, Stamp>,
 }
 
 impl Borrowers {
@@ -173,14 +174,19 @@ impl LimiterInner {
     /// tokens are not listed here: nobody answers for them (orphans are listed apart).
     fn listed_borrows(&self) -> Vec<HoldInfo> {
         let mut borrowers = self.borrowers.lock();
+        let Borrowers { slots, first_seen, .. } = &mut *borrowers;
+        // Only the borrows listed now are kept: the others have ended.
+        let mut seen = HashMap::with_capacity(first_seen.len());
         let mut listed = Vec::new();
-        for (_, (_, borrow)) in borrowers.slots.iter_mut() {
-            let Borrow::Holding { hold, site, seen_since, .. } = borrow else { continue };
+        for (_, (_, borrow)) in slots.iter_mut() {
+            let Borrow::Holding { hold, site, generation } = borrow else { continue };
             // Takes the owner record's stripe: the borrower set -> stripe order is allowed.
             let Some(owner) = hold.answering_owner() else { continue };
-            let since = *seen_since.get_or_insert_with(Stamp::now);
+            let since = *first_seen.entry(*generation).or_insert_with(Stamp::now);
+            seen.insert(*generation, since);
             listed.push((since, HoldInfo { owner: Some(owner), permits: 1, site: *site, held_for: None }));
         }
+        *first_seen = seen;
         drop(borrowers);
         // Longest held first; ties (one look stamped them) in owner order.
         listed.sort_by_key(|(since, hold)| (*since, hold.owner));
@@ -362,7 +368,7 @@ impl CapacityLimiter {
         pending.armed = false;
         let mut borrowers = self.inner.borrowers.lock();
         let generation = Self::next_generation(&mut borrowers);
-        borrowers.slots[pending.slot].1 = Borrow::Holding { generation, hold, site, seen_since: None };
+        borrowers.slots[pending.slot].1 = Borrow::Holding { generation, hold, site };
         Ok(CapacityToken {
             limiter: LimiterRef::Borrowed(self),
             borrow: BorrowRef::named(pending.borrower, pending.slot, generation),
@@ -394,7 +400,7 @@ impl CapacityLimiter {
         site: Site,
     ) -> CapacityToken<'_> {
         let generation = Self::next_generation(borrowers);
-        let slot = borrowers.insert(borrower, Borrow::Holding { generation, hold, site, seen_since: None });
+        let slot = borrowers.insert(borrower, Borrow::Holding { generation, hold, site });
         CapacityToken {
             limiter: LimiterRef::Borrowed(self),
             borrow: BorrowRef::named(borrower, slot, generation),
@@ -434,8 +440,7 @@ impl CapacityLimiter {
         }
         let id = OwnerId::next_anonymous();
         let generation = Self::next_generation(&mut borrowers);
-        let slot = borrowers
-            .insert(id, Borrow::Holding { generation, hold: Hold::default(), site: None, seen_since: None });
+        let slot = borrowers.insert(id, Borrow::Holding { generation, hold: Hold::default(), site: None });
         borrow.slot.store(slot, Relaxed);
         borrow.generation.store(generation, Relaxed);
         borrow.borrower.store(id.as_u64(), Release);
