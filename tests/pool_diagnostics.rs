@@ -302,6 +302,12 @@ mod snapshot {
         sem.add_permits(3);
     }
 
+    #[test]
+    #[should_panic(expected = "a watchdog's period must not be zero")]
+    fn a_zero_period_is_refused() {
+        let _ = Watchdog::new(Duration::ZERO);
+    }
+
     /// Two tasks that each hold one mutex and wait for the other's: the watchdog
     /// reports the cycle.
     #[test]
