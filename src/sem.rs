@@ -1806,8 +1806,9 @@ impl SemCore {
         }
     }
 
-    /// A semaphore's `add_permits`: [`SemCore::add_permits`], with the total grown in
-    /// the same lock (no effect on a broken semaphore, whose total stays as it broke).
+    /// A semaphore's `add_permits`: like a release (waiters first, in FIFO order), but
+    /// panics on overflow even when broken, and grows the total in the same lock (not
+    /// a broken semaphore's, whose total stays as it broke).
     #[track_caller]
     pub(crate) fn add_pool_permits(&self, permits: usize) {
         Self::add_to(self.state.load(Relaxed), permits); // panics on overflow, as tokio

@@ -107,6 +107,8 @@ impl Watchdog {
     }
 
     /// Starts the thread (named `ownsync-watchdog`); it stops when the handle drops.
+    /// With the `tracing` feature, its events go to the subscriber that is the default
+    /// where `start` is called (a scoped one included), else to the global one.
     ///
     /// # Panics
     /// If the thread cannot be spawned.
@@ -117,11 +119,17 @@ impl Watchdog {
     /// ```
     pub fn start(self) -> WatchdogHandle {
         let stop = Arc::new(Stop::default());
+        #[cfg(feature = "tracing")]
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
         let thread = std::thread::Builder::new()
             .name("ownsync-watchdog".into())
             .spawn({
                 let stop = stop.clone();
-                move || self.run(&stop)
+                move || {
+                    #[cfg(feature = "tracing")]
+                    let _subscriber = tracing::dispatcher::set_default(&dispatch);
+                    self.run(&stop)
+                }
             })
             .expect("failed to spawn the watchdog thread");
         WatchdogHandle { stop, thread: Some(thread) }
