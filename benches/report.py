@@ -358,7 +358,7 @@ NOT_MET = """## About the targets that are close or missed
   frees the room for 10,000 permits it held at once when they are released (0 bytes
   left where 640 KiB stayed).
 - **`with_lock` costs what `lock()` + the closure costs.** Counted in instructions
-  (`benches/examples/uncontended.rs` under callgrind, N and 2N lock + unlock pairs in one
+  (`benches/examples/sections.rs` under callgrind, N and 2N lock + unlock pairs in one
   tracked future polled once, default features), a `with_lock` section costs 233
   instructions against 264 for `lock().await` + the same async closure on the guard, and
   `with_write` 245 against 240 for `write().await` + the closure: the section's guard

@@ -9,8 +9,13 @@
 //! - each primitive's `statistics()` lists its exclusive hold, its waiters and its
 //!   orphaned owned holds ([`HoldInfo`], [`WaitInfo`], [`OrphanInfo`]), with owners,
 //!   acquire sites and durations;
+//! - a semaphore's and a limiter's `statistics().permits()` say `k of n available`
+//!   ([`PermitCounts`]), and a limiter's `statistics().borrows()` lists every token some
+//!   owner answers for, with its site and age;
 //! - with the `diagnostics` feature, `snapshot()` does so for every live primitive and
-//!   finds the wait-for cycles among owners (possible deadlocks);
+//!   finds the wait-for cycles among owners (possible deadlocks), and `watchdog(period)`
+//!   starts a thread that reports lasting waits and cycles even while nothing in the
+//!   process runs (every other report here waits for a slow path to run again);
 //! - with the `tracing` feature, `WARN` events (target `ownsync`) report a self-wait that
 //!   lasts ([`set_self_wait_warning`]: a futurelock, if no sibling will release) and,
 //!   once a threshold is set, any wait or contended hold that lasts
@@ -23,13 +28,17 @@
 //! once someone waits for them.
 
 pub use crate::info::{
-    DEFAULT_SELF_WAIT_WARNING, HoldInfo, OrphanInfo, Site, WaitInfo, long_wait_warning, self_wait_warning,
-    set_long_wait_warning, set_self_wait_warning,
+    DEFAULT_SELF_WAIT_WARNING, HoldInfo, OrphanInfo, PermitCounts, Site, WaitInfo, long_wait_warning,
+    self_wait_warning, set_long_wait_warning, set_self_wait_warning,
 };
 
 #[cfg(feature = "diagnostics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "diagnostics")))]
 pub use crate::snapshot::{PrimitiveSnapshot, Snapshot, WaitCycle, WaitStep, snapshot};
+
+#[cfg(feature = "diagnostics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "diagnostics")))]
+pub use crate::watchdog::{Watchdog, WatchdogHandle, WatchdogReport, watchdog};
 
 /// Adds a primitive to the process-wide registry (feature `diagnostics`; nothing
 /// without it).

@@ -161,7 +161,7 @@ impl HoldInfo {
 /// assert!(again.await.is_ok(), "a self-wait is not an error: the holder released");
 /// # Ok::<(), ownsync::AcquireError>(()) })).unwrap();
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct WaitInfo {
     pub(crate) owner: Option<OwnerId>,
     pub(crate) permits: usize,
@@ -214,7 +214,7 @@ impl WaitInfo {
 /// let sem = ownsync::Semaphore::new(1);
 /// assert!(sem.statistics().orphans().is_empty());
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct OrphanInfo {
     pub(crate) acquirer: OwnerId,
     pub(crate) permits: usize,
@@ -235,6 +235,82 @@ impl OrphanInfo {
     /// Where it was taken.
     pub fn site(&self) -> Site {
         self.site
+    }
+}
+
+// `Debug` by hand: what a waiter's owner held and an orphan's tag are the crate's
+// bookkeeping, not part of what a person reads.
+impl fmt::Debug for WaitInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitInfo")
+            .field("owner", &self.owner)
+            .field("permits", &self.permits)
+            .field("site", &self.site)
+            .field("waited_for", &self.waited_for)
+            .field("self_wait", &self.self_wait)
+            .finish()
+    }
+}
+
+impl fmt::Debug for OrphanInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OrphanInfo")
+            .field("acquirer", &self.acquirer)
+            .field("permits", &self.permits)
+            .field("site", &self.site)
+            .finish()
+    }
+}
+
+/// How the permits of a counted primitive (a semaphore's permits, a limiter's tokens)
+/// stand: free, total, held, and how many of the held ones no listed hold accounts for.
+/// Displays as `k of n available`.
+///
+/// ```
+/// let limiter = ownsync::CapacityLimiter::new(2);
+/// let _token = limiter.try_acquire().unwrap(); // outside any owner: anonymous
+/// let counts = limiter.statistics().permits();
+/// assert_eq!((counts.available(), counts.total(), counts.held()), (1, 2, 1));
+/// assert_eq!(counts.unlisted(), 1, "nobody is registered for it");
+/// assert_eq!(counts.to_string(), "1 of 2 available");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PermitCounts {
+    pub(crate) available: usize,
+    pub(crate) total: usize,
+    pub(crate) held: usize,
+    /// Permits of the holds listed beside these counts, orphans included.
+    pub(crate) listed: usize,
+}
+
+impl PermitCounts {
+    /// Free permits.
+    pub fn available(&self) -> usize {
+        self.available
+    }
+    /// The primitive's total: a limiter's `total_tokens`; a semaphore's permits as built,
+    /// plus those added, less those forgotten (`forget_permits`, `SemaphorePermit::forget`).
+    pub fn total(&self) -> usize {
+        self.total
+    }
+    /// Permits out: taken and not given back (by guards, or granted to waiters that have
+    /// not run yet). More than [`total`](Self::total) while a shrunk limiter is owed some.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+    /// Held permits that no listed hold or orphan accounts for: taken anonymously (outside
+    /// any tracked task or thread owner: nobody answers for them), or, for a semaphore,
+    /// held by an owner that is not waiting anywhere (a semaphore does not keep a list of
+    /// its holders: each hold is registered to its owner, where only the owner's own
+    /// context may read it). Counted, never silently left out.
+    pub fn unlisted(&self) -> usize {
+        self.held.saturating_sub(self.listed)
+    }
+}
+
+impl fmt::Display for PermitCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} of {} available", self.available, self.total)
     }
 }
 

@@ -9,6 +9,7 @@ mod block;
 mod clock;
 mod condition;
 mod core;
+mod debug;
 pub mod diagnostics;
 mod error;
 mod event;
@@ -37,6 +38,8 @@ pub mod tokio;
 pub mod tower;
 mod tracked;
 mod wake;
+#[cfg(feature = "diagnostics")]
+mod watchdog;
 
 pub use crate::core::{AbandonPolicy, Abandonments, CutShort};
 pub use condition::{Condition, ConditionStatistics, ConditionWait};

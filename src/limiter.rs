@@ -21,10 +21,12 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::block::block_on;
+use crate::clock::Stamp;
 use crate::core::{AbandonPolicy, CoreSnapshot, Hold, SemCore, acquire_permits, common_statistics};
 use crate::error::AbandonReason;
 use crate::error::HandOverError;
 use crate::error::{AcquireError, PrimitiveKind, ReleaseError, RepairError, TryAcquireError};
+use crate::info::{HoldInfo, PermitCounts};
 use crate::loom::{AtomicU64, AtomicUsize, Mutex};
 use crate::lot::GrantClaim;
 use crate::owner::{
@@ -41,7 +43,13 @@ enum Borrow {
     /// (see [`GrantClaim`]): then the borrower holds it, before its acquire returns.
     Pending(Arc<GrantClaim>),
     /// Holding one; `generation` tells this borrow from a later one in the same slot.
-    Holding { generation: u64, hold: Hold },
+    Holding {
+        generation: u64,
+        hold: Hold,
+        /// Where the token was taken, for diagnostics (`None` for an anonymous borrow
+        /// named later: its site was not kept).
+        site: Site,
+    },
 }
 
 /// Hashes an [`OwnerId`] with one multiply. Ids are unique integers that only this crate
@@ -84,6 +92,10 @@ struct Borrowers {
     slots: slab::Slab<(OwnerId, Borrow)>,
     by_id: OwnerIdMap<usize>,
     next_generation: u64,
+    /// At least since when each holding borrow (by generation) is held: stamped by the
+    /// first `statistics()`, `Debug` or snapshot that lists it, never on the acquire (a
+    /// clock read, and a bigger entry to write, per borrow).
+    first_seen: HashMap<u64, Stamp>,
 }
 
 impl Borrowers {
@@ -142,7 +154,7 @@ impl Borrowers {
     /// holding borrow there, if `None`).
     fn holding_at(&mut self, key: usize, generation: Option<u64>) -> Option<&mut Hold> {
         match self.slots.get_mut(key) {
-            Some((_, Borrow::Holding { generation: current, hold }))
+            Some((_, Borrow::Holding { generation: current, hold, .. }))
                 if generation.is_none_or(|g| g == *current) =>
             {
                 Some(hold)
@@ -181,6 +193,36 @@ struct LimiterInner {
 impl crate::diagnostics::Tracked for LimiterInner {
     fn core(&self) -> &SemCore {
         &self.core
+    }
+    fn counted_holds(&self) -> Vec<HoldInfo> {
+        self.listed_borrows()
+    }
+}
+
+impl LimiterInner {
+    /// Every token some owner answers for (a tracked task, a thread, the live owner it
+    /// was borrowed on behalf of or handed to), with its site and how long it has been
+    /// held at least (from when it was first listed). Anonymous borrows and orphaned
+    /// tokens are not listed here: nobody answers for them (orphans are listed apart).
+    fn listed_borrows(&self) -> Vec<HoldInfo> {
+        let mut borrowers = self.borrowers.lock();
+        let Borrowers { slots, first_seen, .. } = &mut *borrowers;
+        // Only the borrows listed now are kept: the others have ended.
+        let mut seen = HashMap::with_capacity(first_seen.len());
+        let mut listed = Vec::new();
+        for (_, (_, borrow)) in slots.iter_mut() {
+            let Borrow::Holding { hold, site, generation } = borrow else { continue };
+            // Takes the owner record's stripe: the borrower set -> stripe order is allowed.
+            let Some(owner) = hold.answering_owner() else { continue };
+            let since = *first_seen.entry(*generation).or_insert_with(Stamp::now);
+            seen.insert(*generation, since);
+            listed.push((since, HoldInfo { owner: Some(owner), permits: 1, site: *site, held_for: None }));
+        }
+        *first_seen = seen;
+        drop(borrowers);
+        // Longest held first; ties (one look stamped them) in owner order.
+        listed.sort_by_key(|(since, hold)| (*since, hold.owner));
+        listed.into_iter().map(|(since, hold)| HoldInfo { held_for: Some(since.elapsed()), ..hold }).collect()
     }
 }
 
@@ -390,7 +432,7 @@ impl CapacityLimiter {
             }
         };
         let generation = Self::next_generation(&mut borrowers);
-        borrowers.slots[pending.slot].1 = Borrow::Holding { generation, hold };
+        borrowers.slots[pending.slot].1 = Borrow::Holding { generation, hold, site };
         Ok(CapacityToken {
             limiter: LimiterRef::Borrowed(self),
             borrow: BorrowRef::named(pending.borrower, pending.slot, generation),
@@ -414,9 +456,15 @@ impl CapacityLimiter {
     }
 
     /// Records that `borrower` holds a token (in the locked borrower set).
-    fn record(&self, borrowers: &mut Borrowers, borrower: OwnerId, hold: Hold) -> CapacityToken<'_> {
+    fn record(
+        &self,
+        borrowers: &mut Borrowers,
+        borrower: OwnerId,
+        hold: Hold,
+        site: Site,
+    ) -> CapacityToken<'_> {
         let generation = Self::next_generation(borrowers);
-        let slot = borrowers.insert(borrower, Borrow::Holding { generation, hold });
+        let slot = borrowers.insert(borrower, Borrow::Holding { generation, hold, site });
         CapacityToken {
             limiter: LimiterRef::Borrowed(self),
             borrow: BorrowRef::named(borrower, slot, generation),
@@ -456,7 +504,7 @@ impl CapacityLimiter {
         }
         let id = OwnerId::next_anonymous();
         let generation = Self::next_generation(&mut borrowers);
-        let slot = borrowers.insert(id, Borrow::Holding { generation, hold: Hold::default() });
+        let slot = borrowers.insert(id, Borrow::Holding { generation, hold: Hold::default(), site: None });
         borrow.slot.store(slot, Relaxed);
         borrow.generation.store(generation, Relaxed);
         borrow.borrower.store(id.as_u64(), Release);
@@ -507,7 +555,7 @@ impl CapacityLimiter {
             self.inner.core.release(1);
             TryAcquireError::OwnerGone(id)
         })?;
-        Ok(self.record(&mut borrowers, key, hold))
+        Ok(self.record(&mut borrowers, key, hold, site))
     }
 
     /// Borrows a token for this call, waiting in FIFO order (a limiter's `acquire()`
@@ -806,8 +854,11 @@ impl CapacityLimiter {
     pub fn statistics(&self) -> LimiterStatistics {
         let mut borrowers = self.inner.borrowers.lock().holding().collect::<Vec<_>>();
         borrowers.sort();
-        let (total, borrowed) = self.inner.core.pool();
-        LimiterStatistics { core: self.inner.core.snapshot(), total, borrowed, borrowers }
+        let borrows = self.inner.listed_borrows();
+        let core = self.inner.core.snapshot();
+        let mut permits = self.inner.core.permit_counts();
+        permits.listed = borrows.len() + core.orphans.iter().map(|orphan| orphan.permits).sum::<usize>();
+        LimiterStatistics { core, total: permits.total, borrowed: permits.held, borrowers, borrows, permits }
     }
 }
 
@@ -818,11 +869,18 @@ impl fmt::Debug for CapacityLimiter {
         if let Some(name) = self.name() {
             out.field("name", &name);
         }
-        out.field("total", &stats.total_tokens())
-            .field("borrowers", &stats.borrowers())
-            .field("waiters", &stats.waiters());
+        let permits = stats.permits();
+        out.field("tokens", &format_args!("{permits}"))
+            .field("borrowers", &crate::debug::ShowHolds(stats.borrows()));
+        if permits.unlisted() > 0 {
+            out.field("anonymous", &permits.unlisted());
+        }
+        if !stats.orphans().is_empty() {
+            out.field("orphaned", &crate::debug::ShowOrphans(stats.orphans()));
+        }
+        out.field("waiters", &stats.waiters());
         if let Some(broken) = stats.broken() {
-            out.field("broken_by", &broken.owner());
+            crate::debug::broken_fields(&mut out, broken);
         }
         out.finish()
     }
@@ -1107,15 +1165,58 @@ impl fmt::Debug for CapacityToken<'_> {
 /// let limiter = ownsync::CapacityLimiter::new(1);
 /// assert!(limiter.statistics().borrowers().is_empty());
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct LimiterStatistics {
     core: CoreSnapshot,
     total: usize,
     borrowed: usize,
     borrowers: Vec<OwnerId>,
+    borrows: Vec<HoldInfo>,
+    permits: PermitCounts,
+}
+
+impl fmt::Debug for LimiterStatistics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("LimiterStatistics");
+        out.field("permits", &self.permits)
+            .field("borrowers", &self.borrowers)
+            .field("borrows", &self.borrows);
+        crate::debug::core_fields(&mut out, &self.core);
+        out.finish()
+    }
 }
 
 impl LimiterStatistics {
+    /// Every token some owner answers for, with that owner, the acquire site and how long
+    /// it has been held at least: measured from when a `statistics()`, `Debug` or
+    /// snapshot first listed it (timing every borrow would cost each a clock read), so
+    /// the first look says about zero. Longest held first. Anonymous borrows (outside any
+    /// owner) are counted in [`permits`](Self::permits)`().unlisted()` instead, orphaned
+    /// tokens in [`orphans`](Self::orphans).
+    ///
+    /// ```
+    /// let limiter = ownsync::CapacityLimiter::new(2);
+    /// let token = limiter.blocking_acquire().unwrap(); // this thread's
+    /// let stats = limiter.statistics();
+    /// assert_eq!(stats.borrows()[0].owner(), Some(ownsync::current_owner()));
+    /// assert_eq!(stats.borrows()[0].site().unwrap().line(), line!() - 3);
+    /// assert_eq!(stats.permits().unlisted(), 0);
+    /// # drop(token);
+    /// ```
+    pub fn borrows(&self) -> &[HoldInfo] {
+        &self.borrows
+    }
+    /// Free, total and borrowed tokens, and how many borrowed ones nobody answers for
+    /// (anonymous borrows). Displays as `k of n available`.
+    ///
+    /// ```
+    /// let limiter = ownsync::CapacityLimiter::new(2);
+    /// let _token = limiter.try_acquire().unwrap();
+    /// assert_eq!(limiter.statistics().permits().to_string(), "1 of 2 available");
+    /// ```
+    pub fn permits(&self) -> PermitCounts {
+        self.permits
+    }
     /// Tokens borrowed (by every borrower, named or not).
     pub fn borrowed_tokens(&self) -> usize {
         self.borrowed

@@ -484,7 +484,7 @@ impl<T> From<T> for Mutex<T> {
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.core.debug_lock(f, "Mutex", self.data.get(), "holder")
+        crate::debug::debug_lock(&self.core, f, "Mutex", self.data.get(), "holder")
     }
 }
 
@@ -494,9 +494,18 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
 /// let mutex = ownsync::Mutex::new(());
 /// assert!(mutex.statistics().broken().is_none());
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MutexStatistics {
     core: CoreSnapshot,
+}
+
+impl fmt::Debug for MutexStatistics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("MutexStatistics");
+        out.field("holder", &self.core.holder).field("self_waits", &self.core.self_waits);
+        crate::debug::core_fields(&mut out, &self.core);
+        out.finish()
+    }
 }
 
 impl MutexStatistics {

@@ -428,7 +428,7 @@ impl<T> From<T> for RwLock<T> {
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.core.debug_lock(f, "RwLock", self.data.get(), "writer")
+        crate::debug::debug_lock(&self.core, f, "RwLock", self.data.get(), "writer")
     }
 }
 
@@ -439,10 +439,22 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
 /// let _w = lock.try_write().unwrap();
 /// assert!(lock.statistics().is_locked());
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RwLockStatistics {
     core: CoreSnapshot,
     max_readers: usize,
+}
+
+impl fmt::Debug for RwLockStatistics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("RwLockStatistics");
+        out.field("max_readers", &self.max_readers)
+            .field("readers", &self.readers())
+            .field("writer", &self.core.holder)
+            .field("self_waits", &self.core.self_waits);
+        crate::debug::core_fields(&mut out, &self.core);
+        out.finish()
+    }
 }
 
 impl RwLockStatistics {

@@ -13,6 +13,7 @@ use crate::core::{
     AbandonPolicy, CoreSnapshot, Hold, MAX_PERMITS, SemCore, acquire_permits, common_statistics,
 };
 use crate::error::{AcquireError, HandOverError, PrimitiveKind, RepairError, TryAcquireError};
+use crate::info::PermitCounts;
 use crate::owner::{Abandon, Caller, Site, caller_site};
 
 /// A counting semaphore that knows who holds its permits.
@@ -124,7 +125,7 @@ impl Semaphore {
     /// ```
     #[track_caller]
     pub fn add_permits(&self, n: usize) {
-        self.core.add_permits(n);
+        self.core.add_pool_permits(n);
     }
 
     /// Removes up to `n` free permits; returns how many it removed. Held permits are
@@ -135,7 +136,7 @@ impl Semaphore {
     /// assert_eq!(sem.forget_permits(5), 3);
     /// ```
     pub fn forget_permits(&self, n: usize) -> usize {
-        self.core.forget_permits(n)
+        self.core.forget_pool_permits(n)
     }
 
     /// Acquires one permit, waiting in FIFO order. Cancel-safe.
@@ -431,7 +432,10 @@ impl Semaphore {
     /// assert_eq!((stats.available(), stats.waiters()), (2, 0));
     /// ```
     pub fn statistics(&self) -> SemaphoreStatistics {
-        SemaphoreStatistics { core: self.core.snapshot() }
+        let core = self.core.snapshot();
+        let mut permits = self.core.permit_counts();
+        permits.listed = core.orphans.iter().map(|orphan| orphan.permits).sum();
+        SemaphoreStatistics { core, permits }
     }
 }
 
@@ -442,12 +446,23 @@ impl fmt::Debug for Semaphore {
         if let Some(name) = self.name() {
             out.field("name", &name);
         }
-        out.field("permits", &stats.available()).field("waiters", &stats.waiters());
+        let permits = stats.permits();
+        out.field("permits", &format_args!("{permits}"));
+        if permits.held() > 0 {
+            // Who holds them is not kept per semaphore (see `PermitCounts::unlisted`):
+            // the held count, and the orphans by name; the process-wide snapshot lists
+            // the holds it can find.
+            out.field("held", &permits.held());
+        }
+        if !stats.orphans().is_empty() {
+            out.field("orphaned", &crate::debug::ShowOrphans(stats.orphans()));
+        }
+        out.field("waiters", &stats.waiters());
         if stats.is_closed() {
             out.field("closed", &true);
         }
         if let Some(broken) = stats.broken() {
-            out.field("broken_by", &broken.owner());
+            crate::debug::broken_fields(&mut out, broken);
         }
         out.finish()
     }
@@ -459,12 +474,37 @@ impl fmt::Debug for Semaphore {
 /// let sem = ownsync::Semaphore::new(1);
 /// assert!(!sem.statistics().is_closed());
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SemaphoreStatistics {
     core: CoreSnapshot,
+    permits: PermitCounts,
+}
+
+impl fmt::Debug for SemaphoreStatistics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("SemaphoreStatistics");
+        out.field("permits", &self.permits);
+        crate::debug::core_fields(&mut out, &self.core);
+        out.finish()
+    }
 }
 
 impl SemaphoreStatistics {
+    /// Free, total and held permits, and how many held ones no orphan accounts for (a
+    /// semaphore does not list its holders: see [`PermitCounts::unlisted`]). Displays as
+    /// `k of n available`.
+    ///
+    /// ```
+    /// let sem = ownsync::Semaphore::new(3);
+    /// let _permit = sem.try_acquire_many(2).unwrap();
+    /// sem.add_permits(1);
+    /// let counts = sem.statistics().permits();
+    /// assert_eq!((counts.available(), counts.total(), counts.held()), (2, 4, 2));
+    /// assert_eq!(counts.to_string(), "2 of 4 available");
+    /// ```
+    pub fn permits(&self) -> PermitCounts {
+        self.permits
+    }
     /// Free permits.
     pub fn available(&self) -> usize {
         self.core.available
@@ -482,9 +522,14 @@ macro_rules! permit_common {
         impl $(<$lt>)? $permit $(<$lt>)? {
             /// Gives the permits up without returning them to the semaphore.
             pub fn forget(mut self) {
+                let primitive = { let $this = &self; let sem: &Semaphore = $sem; sem.primitive() };
+                let live = std::mem::take(&mut self.hold).forget_live(|| primitive);
                 let sem: &Semaphore = { let $this = &self; $sem };
-                let primitive = sem.primitive();
-                std::mem::take(&mut self.hold).forget(|| primitive);
+                if live {
+                    // Gone for good: no longer part of the semaphore's total (permits
+                    // its owner's exit abandoned are counted as the abandonment said).
+                    sem.core.give_up_held(self.permits);
+                }
                 self.permits = 0;
             }
 

@@ -23,12 +23,17 @@ use std::sync::{Arc, Weak};
 use crate::core::SemCore;
 use crate::error::{BrokenResourceError, PrimitiveKind};
 use crate::id::OwnerId;
-use crate::info::{Held, HoldInfo, OrphanInfo, ShowDuration, ShowSite, Site, WaitInfo};
+use crate::info::{Held, HoldInfo, OrphanInfo, PermitCounts, ShowDuration, ShowSite, Site, WaitInfo};
 
 /// A primitive the registry can reach: its counted core, and the identity its holds are
 /// registered under (the `Arc` the owner's exit hands them back to).
 pub(crate) trait Diagnosed: Send + Sync {
     fn core(&self) -> &SemCore;
+    /// The counted holds the primitive itself can list (a limiter's borrowers), if it
+    /// keeps any; the snapshot then takes no other source's list of them.
+    fn counted_holds(&self) -> Vec<HoldInfo> {
+        Vec::new()
+    }
 }
 
 impl Diagnosed for SemCore {
@@ -59,7 +64,7 @@ pub(crate) fn track<P: Diagnosed + 'static>(primitive: &Arc<P>) {
 }
 
 /// A primitive in a [`Snapshot`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PrimitiveSnapshot {
     kind: PrimitiveKind,
     name: Option<Arc<str>>,
@@ -69,7 +74,25 @@ pub struct PrimitiveSnapshot {
     broken: Option<BrokenResourceError>,
     anonymous_holds: u64,
     cut_short: crate::core::CutShort,
+    /// A counted primitive's permits (a semaphore's, a limiter's tokens).
+    permits: Option<PermitCounts>,
+    /// Whether the primitive lists its counted holds itself (a limiter).
+    lists_its_holds: bool,
     identity: usize,
+}
+
+impl fmt::Debug for PrimitiveSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrimitiveSnapshot")
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("permits", &self.permits)
+            .field("holds", &self.holds)
+            .field("waits", &self.waits)
+            .field("orphans", &self.orphans)
+            .field("broken", &self.broken)
+            .finish()
+    }
 }
 
 impl PrimitiveSnapshot {
@@ -81,10 +104,19 @@ impl PrimitiveSnapshot {
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
-    /// Its exclusive hold, and the counted holds (permits, read guards) of owners that
-    /// wait somewhere (what they held when they queued).
+    /// Its exclusive hold, and the counted holds (permits, tokens, read guards) that can
+    /// be found: every token of a limiter that some owner answers for; the permits and
+    /// read guards of owners that wait somewhere (what they held when they queued); and
+    /// those handed to an owner from elsewhere (`hand_to`, `tracked_with`). The rest of
+    /// a counted primitive's held permits are counted in [`permits`](Self::permits)
+    /// (`unlisted`), never left out silently.
     pub fn holds(&self) -> &[HoldInfo] {
         &self.holds
+    }
+    /// A semaphore's or a limiter's permits: free, total, held, and how many held ones
+    /// no listed hold or orphan accounts for. `None` for the other primitives.
+    pub fn permits(&self) -> Option<PermitCounts> {
+        self.permits
     }
     /// Its queued waiters, in queue order.
     pub fn waits(&self) -> &[WaitInfo] {
@@ -108,12 +140,17 @@ impl PrimitiveSnapshot {
     pub fn cut_short(&self) -> crate::core::CutShort {
         self.cut_short
     }
+    /// The address of the primitive, the same in every snapshot while it lives.
+    pub(crate) fn identity(&self) -> usize {
+        self.identity
+    }
     fn is_idle(&self) -> bool {
         self.holds.is_empty()
             && self.waits.is_empty()
             && self.orphans.is_empty()
             && self.broken.is_none()
             && self.cut_short.count() == 0
+            && self.permits.is_none_or(|permits| permits.held == 0)
     }
 }
 
@@ -122,6 +159,9 @@ impl fmt::Display for PrimitiveSnapshot {
         write!(f, "{}", self.kind)?;
         if let Some(name) = &self.name {
             write!(f, " {name:?}")?;
+        }
+        if let Some(permits) = &self.permits {
+            write!(f, ": {permits}")?;
         }
         if let Some(broken) = &self.broken {
             write!(f, " (broken: {broken})")?;
@@ -171,6 +211,17 @@ impl fmt::Display for PrimitiveSnapshot {
                 "    {} anonymous hold(s) taken in untracked tokio tasks so far",
                 self.anonymous_holds
             )?;
+        }
+        if let Some(unlisted) =
+            self.permits.map(|permits| permits.unlisted()).filter(|&unlisted| unlisted > 0)
+        {
+            let whose = if self.lists_its_holds {
+                "borrowed anonymously: nobody answers for them"
+            } else {
+                "anonymous, or held by owners that wait nowhere (a semaphore does not list its \
+                 holders)"
+            };
+            writeln!(f, "    {unlisted} permit(s) held but not listed: {whose}")?;
         }
         Ok(())
     }
@@ -337,22 +388,31 @@ pub fn snapshot() -> Snapshot {
         .iter()
         .map(|primitive| {
             let core = primitive.core();
+            let counted = primitive.counted_holds();
             let snapshot = core.snapshot();
+            let kind = core.kind();
+            let counts = matches!(kind, PrimitiveKind::Semaphore | PrimitiveKind::CapacityLimiter);
+            let mut holds = snapshot.holds;
+            holds.extend(counted);
             PrimitiveSnapshot {
-                kind: core.kind(),
+                kind,
                 name: core.name_arc(),
-                holds: snapshot.holds,
+                holds,
                 waits: snapshot.waits,
                 orphans: snapshot.orphans,
                 broken: snapshot.broken,
                 anonymous_holds: snapshot.anonymous_holds,
                 cut_short: snapshot.cut_short,
+                permits: counts.then(|| core.permit_counts()),
+                lists_its_holds: kind == PrimitiveKind::CapacityLimiter,
                 identity: Arc::as_ptr(primitive).cast::<()>() as usize,
             }
         })
         .collect();
     drop(live); // may drop the last handle of a primitive: no lock is held here
     add_counted_holds(&mut primitives);
+    add_handed_over_holds(&mut primitives);
+    count_listed(&mut primitives);
     let cycles = find_cycles(&primitives);
     Snapshot { primitives, cycles }
 }
@@ -379,6 +439,34 @@ fn add_counted_holds(primitives: &mut [PrimitiveSnapshot]) {
         let holds = &mut primitives[at].holds;
         if !holds.iter().any(|known| known.owner == hold.owner && known.site == hold.site) {
             holds.push(hold);
+        }
+    }
+}
+
+/// Lists the holds registered to owners from another context (hand-overs), which their
+/// records keep where a snapshot may read them, under the primitives they are of (a
+/// limiter lists its tokens itself).
+fn add_handed_over_holds(primitives: &mut [PrimitiveSnapshot]) {
+    let index: HashMap<usize, usize> =
+        primitives.iter().enumerate().map(|(at, primitive)| (primitive.identity, at)).collect();
+    for (owner, Held { identity, permits, site }) in crate::owner::published_shared_holds() {
+        let Some(primitive) = index.get(&identity).map(|&at| &mut primitives[at]) else { continue };
+        let known = primitive.holds.iter().any(|hold| hold.owner == Some(owner) && hold.site == site);
+        if primitive.lists_its_holds || known {
+            continue;
+        }
+        primitive.holds.push(HoldInfo { owner: Some(owner), permits, site, held_for: None });
+    }
+}
+
+/// Counts, for each counted primitive, the permits its listed holds and orphans account
+/// for: the rest are shown as not listed.
+fn count_listed(primitives: &mut [PrimitiveSnapshot]) {
+    for primitive in primitives {
+        let listed = primitive.holds.iter().map(|hold| hold.permits).sum::<usize>()
+            + primitive.orphans.iter().map(|orphan| orphan.permits).sum::<usize>();
+        if let Some(permits) = primitive.permits.as_mut() {
+            permits.listed = listed;
         }
     }
 }

@@ -178,11 +178,12 @@ fn thread_borrower_exits_holding() {
         let limiter = limiter.clone();
         move || {
             limiter.blocking_acquire().unwrap().detach();
-            current_owner()
+            (current_owner(), line!() - 1)
         }
     })
     .join()
     .unwrap();
+    let (owner, detach_line) = owner;
     match limiter.blocking_acquire() {
         Err(AcquireError::Broken(err)) => assert_eq!(err.owner(), owner),
         other => panic!("expected Broken, got {other:?}"),
@@ -191,7 +192,9 @@ fn thread_borrower_exits_holding() {
     assert_eq!(
         format!("{limiter:?}"),
         format!(
-            "CapacityLimiter {{ name: \"workers\", total: 1, borrowers: [], waiters: 0, broken_by: {owner} }}"
+            "CapacityLimiter {{ name: \"workers\", tokens: 0 of 1 available, borrowers: [], waiters: 0, \
+             broken_by: {owner}, reason: Exited, taken_at: tests/limiter.rs:{line}:21 }}",
+            line = detach_line
         )
     );
 }

@@ -353,7 +353,7 @@ fn owned_permits_and_bounds() {
     assert!(Arc::ptr_eq(permit.semaphore(), &sem));
     assert!(sem.clone().try_acquire_owned().is_err());
     drop(permit);
-    assert_eq!(format!("{sem:?}"), "Semaphore { permits: 2, waiters: 0 }");
+    assert_eq!(format!("{sem:?}"), "Semaphore { permits: 2 of 2 available, waiters: 0 }");
 }
 
 /// `owner()` names who answers for the permits: nobody once that owner's exit claimed

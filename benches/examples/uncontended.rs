@@ -1,62 +1,64 @@
-//! The uncontended lock + unlock loop alone, for callgrind's instruction counts:
-//! `uncontended MODE N` runs N lock + unlock pairs of one mutex in one future polled
-//! once, MODE one of `anonymous`, `tracked` (in a tracked task), `with_lock` and
-//! `lock_then_closure` (both tracked), `with_write` and `write_then_closure` (an RwLock's
-//! writer, tracked). The count per lock is (instructions at 2N - at N)
-//! / N, so start-up and shutdown cancel out:
-//! `valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/uncontended tracked 100000`.
+//! The uncontended acquire and release, alone, for counting instructions: one tracked
+//! task (or a plain thread) takes and gives back a permit, a token or a lock N times with
+//! nobody else around. `benches/uncontended.sh` runs it under callgrind at N and 2N
+//! acquires, so that start-up and shutdown cancel out.
+//!
+//! ```text
+//! cargo run --release -p ownsync-benches --example uncontended -- semaphore 100000
+//! cargo run --release -p ownsync-benches --example uncontended -- limiter 100000 thread
+//! ```
+//!
+//! Arguments: the primitive (`semaphore`, `limiter` or `mutex`), the number of acquires,
+//! and `thread` to acquire as a plain thread (blocking calls) instead of a tracked task.
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-fn run_ready<F: Future>(future: F) -> F::Output {
-    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+const USAGE: &str = "usage: uncontended <semaphore|limiter|mutex> <acquires> [thread]";
+
+fn usage() -> ! {
+    eprintln!("{USAGE}");
+    std::process::exit(2)
+}
+
+/// Polls `future` once with a no-op waker: everything here is uncontended, so it is ready.
+fn ready<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(output) => output,
-        Poll::Pending => panic!("uncontended: never waits"),
+        Poll::Pending => panic!("an uncontended acquire waited"),
     }
 }
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let mode = args.next().expect("MODE");
-    let n: u64 = args.next().expect("N").parse().expect("a number");
-    let mutex = &ownsync::Mutex::new(0u64);
-    let rwlock = &ownsync::RwLock::new(0u64);
-    let section = async |n: &mut u64| *n += 1;
-    match mode.as_str() {
-        "anonymous" => run_ready(async {
-            for _ in 0..n {
-                *black_box(mutex).lock().await.unwrap() += 1;
-            }
-        }),
-        "tracked" => run_ready(ownsync::tracked(async {
-            for _ in 0..n {
-                *black_box(mutex).lock().await.unwrap() += 1;
-            }
-        })),
-        "with_lock" => run_ready(ownsync::tracked(async {
-            for _ in 0..n {
-                black_box(mutex).with_lock(section).await.unwrap();
-            }
-        })),
-        "lock_then_closure" => run_ready(ownsync::tracked(async {
-            for _ in 0..n {
-                section(&mut *black_box(mutex).lock().await.unwrap()).await;
-            }
-        })),
-        "with_write" => run_ready(ownsync::tracked(async {
-            for _ in 0..n {
-                black_box(rwlock).with_write(section).await.unwrap();
-            }
-        })),
-        "write_then_closure" => run_ready(ownsync::tracked(async {
-            for _ in 0..n {
-                section(&mut *black_box(rwlock).write().await.unwrap()).await;
-            }
-        })),
-        other => panic!("unknown mode {other}"),
+    let primitive = args.next().unwrap_or_else(|| usage());
+    let acquires: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or_else(|| usage());
+    let thread = match args.next().as_deref() {
+        None => false,
+        Some("thread") => true,
+        Some(_) => usage(),
+    };
+    let semaphore = ownsync::Semaphore::new(4);
+    let limiter = ownsync::CapacityLimiter::new(4);
+    let mutex = ownsync::Mutex::new(0u64);
+    let run = || match primitive.as_str() {
+        "semaphore" if thread => {
+            (0..acquires).for_each(|_| drop(black_box(semaphore.blocking_acquire().unwrap())))
+        }
+        "semaphore" => (0..acquires).for_each(|_| drop(black_box(ready(semaphore.acquire()).unwrap()))),
+        "limiter" if thread => {
+            (0..acquires).for_each(|_| drop(black_box(limiter.blocking_acquire().unwrap())))
+        }
+        "limiter" => (0..acquires).for_each(|_| drop(black_box(ready(limiter.acquire()).unwrap()))),
+        "mutex" if thread => (0..acquires).for_each(|_| *mutex.blocking_lock().unwrap() += 1),
+        "mutex" => (0..acquires).for_each(|_| *ready(mutex.lock()).unwrap() += 1),
+        _ => usage(),
+    };
+    if thread {
+        run();
+    } else {
+        ready(ownsync::tracked(async { run() }));
     }
-    assert_eq!(*mutex.try_lock().unwrap() + *rwlock.try_read().unwrap(), n);
+    black_box(&mutex);
 }

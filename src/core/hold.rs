@@ -290,6 +290,12 @@ impl Hold {
         primitive().resize_orphan(tag, keep);
         true
     }
+
+    /// [`Hold::forget`], saying whether the permits were still the holder's: `false` if
+    /// its owner's exit abandoned them already (broken or reclaimed).
+    pub(crate) fn forget_live(self, primitive: impl FnOnce() -> Arc<dyn Abandon>) -> bool {
+        self.ticket.is_none_or(|ticket| give_back(ticket, primitive))
+    }
 }
 
 impl SemCore {

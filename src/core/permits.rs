@@ -361,13 +361,6 @@ impl SemCore {
         self.take_unless(0, permits, self.state.load(Relaxed)).map_err(drop)
     }
 
-    /// `add_permits`: like a release, but panics on overflow even when broken.
-    #[track_caller]
-    pub(crate) fn add_permits(&self, permits: usize) {
-        Self::add_to(self.state.load(Relaxed), permits);
-        self.release(permits);
-    }
-
     /// Removes up to `permits` free permits; returns how many it removed.
     pub(crate) fn forget_permits(&self, permits: usize) -> usize {
         let mut state = self.state.load(Relaxed);
@@ -454,5 +447,55 @@ impl SemCore {
             }
         }
         wakes.wake_all();
+    }
+}
+
+/// The pool's counts for diagnostics (`k of n available`), and a semaphore's total kept
+/// as permits are added, forgotten or given up, so that what is held can be told.
+impl SemCore {
+    /// Free permits, the pool's total and how many are held ([`SemCore::pool`]), read
+    /// under one lock; `listed` is 0, for the caller to fill.
+    pub(crate) fn permit_counts(&self) -> crate::info::PermitCounts {
+        let shared = self.shared.lock();
+        let state = self.state.load(Acquire);
+        let held =
+            if state & BROKEN != 0 { shared.held_when_broken } else { shared.held_with_free(state >> SHIFT) };
+        crate::info::PermitCounts { available: state >> SHIFT, total: shared.pool_total, held, listed: 0 }
+    }
+
+    /// A semaphore's `add_permits`: like a release (waiters first, in FIFO order), but
+    /// panics on overflow even when broken, and grows the total in the same lock (not
+    /// a broken semaphore's, whose total stays as it broke).
+    #[track_caller]
+    pub(crate) fn add_pool_permits(&self, permits: usize) {
+        Self::add_to(self.state.load(Relaxed), permits); // panics on overflow, as tokio
+        let mut wakes = WakeList::default();
+        {
+            let mut shared = self.shared.lock();
+            if self.state.load(Relaxed) & BROKEN == 0 {
+                shared.pool_total = shared.pool_total.saturating_add(permits);
+            }
+            self.release_locked(&mut shared, permits, &mut wakes);
+        }
+        wakes.wake_all();
+    }
+
+    /// A semaphore's `forget_permits`: [`SemCore::forget_permits`], with the total shrunk
+    /// by what it took, in the same lock.
+    pub(crate) fn forget_pool_permits(&self, permits: usize) -> usize {
+        let mut shared = self.shared.lock();
+        let taken = self.forget_permits(permits);
+        shared.pool_total = shared.pool_total.saturating_sub(taken);
+        taken
+    }
+
+    /// `permits` held are given up for good (`SemaphorePermit::forget`): they leave the
+    /// total, and a broken pool's count of what is held.
+    pub(crate) fn give_up_held(&self, permits: usize) {
+        let mut shared = self.shared.lock();
+        shared.pool_total = shared.pool_total.saturating_sub(permits);
+        if self.state.load(Relaxed) & BROKEN != 0 {
+            shared.held_no_more(permits);
+        }
     }
 }

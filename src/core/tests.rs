@@ -187,7 +187,7 @@ fn a_release_to_a_big_head_also_serves_the_next_from_free_permits() {
     let mut small = Box::pin(core.acquire(1, Caller::Async, None));
     assert!(big.as_mut().now_or_never().is_none(), "1 free, 2 wanted");
     assert!(small.as_mut().now_or_never().is_none(), "FIFO: behind the big one");
-    core.add_permits(2);
+    core.add_pool_permits(2);
     assert_eq!(big.as_mut().now_or_never(), Some(Ok(())));
     assert_eq!(small.as_mut().now_or_never(), Some(Ok(())), "the free permit was not stranded");
     assert_eq!(core.available(), 0);

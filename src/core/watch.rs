@@ -2,17 +2,18 @@
 //! and the lazy warnings for self-waits, long waits and long holds (checked on the slow
 //! path, never with a timer).
 
-use std::fmt;
 use std::sync::atomic::Ordering::Acquire;
 #[cfg(feature = "tracing")]
 use std::time::Duration;
 
 use crate::clock::Stamp;
 use crate::error::{BrokenResourceError, PrimitiveKind};
-use crate::info::{HoldInfo, OrphanInfo, ShowDuration, ShowSite, WaitInfo};
+use crate::info::{HoldInfo, OrphanInfo, WaitInfo};
+#[cfg(feature = "tracing")]
+use crate::info::{ShowDuration, ShowSite};
+use crate::owner::OwnerId;
 #[cfg(feature = "tracing")]
 use crate::owner::Site;
-use crate::owner::{Caller, OwnerId};
 
 use super::{Abandonments, BROKEN, CLOSED, NOT_EXCLUSIVE, SHIFT, SemCore, Shared};
 
@@ -275,64 +276,5 @@ impl SemCore {
             shared.hold_since = Some(now());
             shared.hold_warned = false;
         }
-    }
-
-    /// `Debug` of a lock with data (a mutex, an RwLock): its name, the data if it can be
-    /// peeked at now, the holder (`holder_label`), and self-waits, orphans and a break
-    /// when there are any.
-    pub(crate) fn debug_lock<T: ?Sized + fmt::Debug>(
-        &self,
-        f: &mut fmt::Formatter<'_>,
-        type_name: &str,
-        data: *const T,
-        holder_label: &str,
-    ) -> fmt::Result {
-        let mut out = f.debug_struct(type_name);
-        if let Some(name) = self.name() {
-            out.field("name", &name);
-        }
-        // Peek with one bare permit (no owner registration, no panic handling), so that
-        // formatting a lock, even from a panic message, has no side effect. The permit
-        // goes back through a guard: a `T::fmt` that panics must not keep the lock.
-        if self.try_acquire(1, Caller::Async).is_ok() {
-            struct GiveBack<'a>(&'a SemCore);
-            impl Drop for GiveBack<'_> {
-                fn drop(&mut self) {
-                    self.0.release(1);
-                }
-            }
-            let _peek = GiveBack(self);
-            // SAFETY: we hold a permit until `_peek` drops, which excludes every
-            // exclusive (writing) guard; `data` is the lock's own data.
-            out.field("data", &unsafe { &*data });
-        } else {
-            out.field("data", &format_args!("<locked>"));
-        }
-        let snapshot = self.snapshot();
-        out.field(holder_label, &snapshot.holder);
-        if let Some(hold) = snapshot.holds.first() {
-            if hold.site.is_some() {
-                out.field("taken_at", &format_args!("{}", ShowSite(hold.site)));
-            }
-            if let Some(held) = hold.held_for {
-                out.field("held_for", &format_args!(">={}", ShowDuration(held)));
-            }
-        }
-        if snapshot.waiters > 0 {
-            out.field("waiters", &snapshot.waiters);
-        }
-        if snapshot.self_waits > 0 {
-            out.field("self_waits", &snapshot.self_waits);
-        }
-        if !snapshot.orphans.is_empty() {
-            out.field("orphaned", &snapshot.orphans.len());
-        }
-        if snapshot.cut_short.count() > 0 {
-            out.field("cut_short", &snapshot.cut_short.count());
-        }
-        if snapshot.broken.is_some() {
-            out.field("broken", &true);
-        }
-        out.finish()
     }
 }

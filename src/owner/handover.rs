@@ -2,6 +2,8 @@
 //! owner's behalf.
 
 use std::sync::Arc;
+#[cfg(feature = "diagnostics")]
+use std::sync::Weak;
 
 use crate::error::HandOverError;
 
@@ -9,6 +11,36 @@ use super::abandon::Abandon;
 use super::record::{OwnerInner, REGISTRY, RecordRef, current_context_ptr};
 use super::ticket::{Claim, HoldTicket};
 use crate::id::{ANONYMOUS_BIT, OwnerId, RUNTIME_BIT, Site};
+
+/// Every hold registered from another context (a hand-over, `tracked_with`, a token
+/// borrowed on an owner's behalf) to a published live owner ([`OwnerInner::publish`]):
+/// the holds a snapshot can read without being in their owner's context, since they are
+/// in the record's shared slab, behind its locks (feature `diagnostics`). Slow, for
+/// diagnostics: every published record's stripe and body lock, one record at a time.
+#[cfg(feature = "diagnostics")]
+pub(crate) fn published_shared_holds() -> Vec<(OwnerId, crate::info::Held)> {
+    // The table's lock is a leaf: the records are collected first, and read after it.
+    let records: Vec<Arc<OwnerInner>> = {
+        let registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+        registry.as_ref().map(|map| map.values().filter_map(Weak::upgrade).collect()).unwrap_or_default()
+    };
+    let mut found = Vec::new();
+    for record in &records {
+        record.with_body(|body| {
+            let Ok(body) = body else { return };
+            let shared = body.shared.lock();
+            let holds =
+                shared.holds.iter().filter(|(_, entry)| entry.primitive.as_forwarded_scope().is_none());
+            found.extend(holds.map(|(_, entry)| {
+                let identity = Arc::as_ptr(&entry.primitive).cast::<()>() as usize;
+                (body.id, crate::info::Held { identity, permits: entry.permits, site: entry.site })
+            }));
+        });
+    }
+    // A record's last count may go here (its owner exited meanwhile): no lock is held.
+    drop(records);
+    found
+}
 
 /// The record of a live owner with this id: the owner whose context the code running
 /// now is in, or a published one ([`OwnerInner::publish`]). `None` for an owner that

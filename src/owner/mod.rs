@@ -48,6 +48,8 @@ pub(crate) use current::live_holds_of_current;
 pub(crate) use current::{
     Caller, CurrentTaskScope, current_abandoner, identity_for, owner_id_for, register_hold,
 };
+#[cfg(feature = "diagnostics")]
+pub(crate) use handover::published_shared_holds;
 pub(crate) use handover::{HandedOver, OwnerGone, can_exit, hand_over, is_live_owner, register_to};
 pub(crate) use record::OwnerInner;
 pub(crate) use ticket::{Claim, HoldTicket};
