@@ -9,6 +9,7 @@ mod condition;
 pub mod diagnostics;
 mod error;
 mod event;
+mod external;
 mod guard;
 mod limiter;
 mod loom;
@@ -37,6 +38,7 @@ pub use error::{
     RepairError, TryAcquireError, TryLockError,
 };
 pub use event::{Event, EventStatistics};
+pub use external::{ExternalAbandonment, ExternalHold, OwnerHook, register_external_hold};
 pub use limiter::{CapacityLimiter, CapacityToken, LimiterStatistics};
 pub use mutex::{
     Lock, MappedMutexGuard, Mutex, MutexGuard, MutexStatistics, OwnedMappedMutexGuard, OwnedMutexGuard,
