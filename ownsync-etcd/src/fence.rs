@@ -45,6 +45,12 @@ impl Fence {
         self.revision
     }
 
+    /// The token's key in etcd (under `ownsync/limiter/<name>/q/`), for tools that
+    /// read the limiter's history.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     /// The comparisons: the token's key was last written at the granting revision (it
     /// was neither released nor reclaimed, and no one else was granted it), and the
     /// holder's lease key exists (the lease did not expire).

@@ -44,7 +44,7 @@ fn holder_process() {
         if cycles > 0 {
             for _ in 0..cycles {
                 let token = limiter.acquire().await.unwrap();
-                println!("GRANT {} {}", token.fencing().value(), session.lease());
+                println!("GRANT {} {}", token.fencing().key(), token.fence());
                 token.release().await.unwrap();
             }
             return;
@@ -157,7 +157,8 @@ async fn a_limiter_of_three_never_grants_more_than_three_at_once() {
                     let token = limiter.acquire().await.unwrap();
                     let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
-                    tokio::task::yield_now().await;
+                    // Held across a round trip to etcd, so that holds overlap.
+                    limiter.statistics().await.unwrap();
                     inside.fetch_sub(1, Ordering::SeqCst);
                     token.release().await.unwrap();
                 }
@@ -330,4 +331,34 @@ async fn a_token_released_by_a_tracked_task_breaks_nothing() {
     bounded("the task", tokio::spawn(task)).await.unwrap();
     bounded("a later acquire", limiter.acquire()).await.unwrap().release().await.unwrap();
     assert!(!limiter.is_broken().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_behind_a_waiter_that_was_granted_is_woken_by_the_next_release() {
+    let Some(endpoint) = endpoint("a_waiter_behind_a_waiter_that_was_granted_is_woken_by_the_next_release")
+    else {
+        return;
+    };
+    // A long time to live: the limiter looks again once per TTL in case a watch was
+    // lost, which must not be what serves the second waiter.
+    let session = session(&endpoint, 120).await;
+    let limiter = session.limiter(&unique("chain"), 2, AbandonPolicy::Break);
+    let first_holder = limiter.acquire().await.unwrap();
+    let second_holder = limiter.acquire().await.unwrap();
+    let (first_waiter, second_waiter) = (limiter.acquire(), limiter.acquire());
+    tokio::pin!(first_waiter, second_waiter);
+    // Queue both, in order.
+    let limiter = &limiter;
+    let queued = move |count| async move { limiter.statistics().await.unwrap().waiting() == count };
+    tokio::select! { _ = &mut first_waiter => panic!("granted early"), () = eventually(CAP, "queued", || queued(1)) => {} }
+    tokio::select! { _ = &mut second_waiter => panic!("granted early"), () = eventually(CAP, "queued", || queued(2)) => {} }
+    first_holder.release().await.unwrap();
+    let _first = tokio::select! {
+        token = &mut first_waiter => token.unwrap(),
+        _ = &mut second_waiter => panic!("the second waiter went first"),
+    };
+    // The second waiter now waits behind two holders; the next release lets it in.
+    second_holder.release().await.unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(20), second_waiter).await;
+    second.expect("the second waiter was not woken by the release").unwrap().release().await.unwrap();
 }
