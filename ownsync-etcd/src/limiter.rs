@@ -2,11 +2,12 @@
 //!
 //! An acquire puts one key under the limiter's queue prefix (not attached to any lease)
 //! and reads the queue in the same transaction. The first `total` keys hold a token;
-//! the others wait, each watching only the one key whose change can let it in: the
-//! head waiter (rank `total`) watches the holders, any other waiter its predecessor,
-//! whose grant (a rewrite of its key) or removal moves the queue. Every waiter also
-//! watches the lease keys of those it watches, and the limiter's broken key. So a
-//! release wakes one process, never the whole queue.
+//! the others wait, each watching only what can let it in: the head waiter (rank
+//! `total`) watches the removals from the queue (a holder's release), any other waiter
+//! its predecessor, whose grant (a rewrite of its key) or removal moves the queue.
+//! Every waiter also watches the removals of session keys (a process's lease expiring:
+//! rare) and the limiter's broken key. So a release wakes one waiter, never the whole
+//! queue.
 //!
 //! A key whose process's session key is gone (its lease expired) is settled by the
 //! first process that sees it, in a transaction that checks both facts again: a waiter
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 use etcd_client::{
     Client, Compare, CompareOp, GetOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, TxnResponse,
-    WatchOptions,
+    WatchFilterType, WatchOptions,
 };
 use ownsync::{
     AbandonPolicy, AbandonReason, ExternalAbandonment, ExternalHold, OwnerHook, register_external_hold,
@@ -60,7 +61,7 @@ pub struct FleetLimiter {
 #[derive(Default)]
 struct Counters {
     grants: AtomicU64,
-    wakeups_without_grant: AtomicU64,
+    needless_wakeups: AtomicU64,
     settled_waiters: AtomicU64,
     settled_holders: AtomicU64,
 }
@@ -165,8 +166,9 @@ enum Decision {
     /// Keys ahead of ours whose process's lease is gone: (entry, holds a token).
     Settle(Vec<(Entry, bool)>),
     Granted,
-    /// The keys whose change may let us in (and, for each, its lease key).
-    Wait(Vec<String>),
+    /// Waiting at this rank: the head waiter (`None`) for any removal from the queue,
+    /// any other for a change of its predecessor's key (`Some`).
+    Wait(usize, Option<String>),
 }
 
 fn decide(snapshot: &Snapshot, keys: &Keys, mine: &str, total: usize) -> Decision {
@@ -187,8 +189,7 @@ fn decide(snapshot: &Snapshot, keys: &Keys, mine: &str, total: usize) -> Decisio
     if rank < total {
         return Decision::Granted;
     }
-    let watched = if rank == total { ahead } else { &ahead[rank - 1..] };
-    Decision::Wait(watched.iter().flat_map(|entry| [entry.key.clone(), session_key(entry.lease)]).collect())
+    Decision::Wait(rank, (rank > total).then(|| ahead[rank - 1].key.clone()))
 }
 
 /// Deletes a hold's key if it is still that hold.
@@ -332,6 +333,7 @@ impl FleetLimiter {
         let mut queued = Queued { key: key.clone(), create_revision, jobs: Some(session.jobs.clone()) };
         let mut snapshot = Snapshot::parse(&response, 1);
         let mut waited = false;
+        let mut last_rank = None;
         let mut fence = create_revision;
         loop {
             match decide(&snapshot, &self.keys, &key, self.total) {
@@ -362,17 +364,21 @@ impl FleetLimiter {
                         break;
                     }
                 }
-                Decision::Wait(watched) => {
+                Decision::Wait(rank, watched) => {
                     if !wait {
                         queued.jobs = None;
                         delete_hold(&mut client, &key, create_revision).await?;
                         return Err(FleetError::WouldBlock);
                     }
-                    if waited {
-                        self.counters.wakeups_without_grant.fetch_add(1, Relaxed);
+                    // Woken, and no nearer the front: a wake-up a herd would cause.
+                    if last_rank.is_some_and(|last| rank >= last) {
+                        self.counters.needless_wakeups.fetch_add(1, Relaxed);
                     }
+                    last_rank = Some(rank);
                     waited = true;
-                    self.wait_for_change(&mut client, watched, snapshot.revision).await?;
+                    let ahead: HashSet<i64> =
+                        snapshot.queue[..rank].iter().map(|entry| entry.lease).collect();
+                    self.wait_for_change(&mut client, watched, &ahead, snapshot.revision).await?;
                 }
             }
             snapshot = self.read(&mut client).await?;
@@ -388,22 +394,40 @@ impl FleetLimiter {
         Ok(Snapshot::parse(&response, 0))
     }
 
-    /// Waits until one of `watched`, or the broken key, changes after `revision`, or
-    /// the session is lost. A look every time to live besides, in case a watch was lost.
+    /// Waits until what `predecessor` names changes after `revision` (see
+    /// [`Decision::Wait`]), or the broken key, or the session key of a process with a
+    /// key ahead of ours (`leases_ahead`) is removed, or this session is lost. A look every time to live besides, in case a watch was lost.
     async fn wait_for_change(
         &self,
         client: &mut Client,
-        watched: Vec<String>,
+        predecessor: Option<String>,
+        leases_ahead: &HashSet<i64>,
         revision: i64,
     ) -> Result<(), FleetError> {
-        let options = || Some(WatchOptions::new().with_start_revision(revision + 1));
+        let options = || WatchOptions::new().with_start_revision(revision + 1);
+        let removals = || options().with_prefix().with_filters([WatchFilterType::NoPut]);
         let changed = async {
-            let mut stream = client.watch(self.keys.broken.as_str(), options()).await?;
-            for key in watched {
-                stream.watch(key, options()).await?;
+            let mut stream = client.watch(self.keys.broken.as_str(), Some(options())).await?;
+            stream.watch("ownsync/session/", Some(removals())).await?;
+            match predecessor {
+                Some(key) => stream.watch(key, Some(options())).await?,
+                None => stream.watch(self.keys.queue.as_str(), Some(removals())).await?,
             }
             while let Some(response) = stream.message().await? {
-                if response.canceled() || !response.events().is_empty() {
+                // A session of a process with no key ahead of ours ended: not our concern.
+                let concerns_us = |event: &etcd_client::Event| {
+                    let Some(key) = event.kv().map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+                    else {
+                        return true;
+                    };
+                    match key.strip_prefix("ownsync/session/") {
+                        Some(lease) => {
+                            i64::from_str_radix(lease, 16).map_or(true, |lease| leases_ahead.contains(&lease))
+                        }
+                        None => true,
+                    }
+                };
+                if response.canceled() || response.events().iter().any(concerns_us) {
                     break;
                 }
             }
@@ -516,7 +540,7 @@ impl FleetLimiter {
             waiting: queued.saturating_sub(self.total),
             broken: snapshot.broken.is_some(),
             grants: self.counters.grants.load(Relaxed),
-            wakeups_without_grant: self.counters.wakeups_without_grant.load(Relaxed),
+            needless_wakeups: self.counters.needless_wakeups.load(Relaxed),
             settled_holders: self.counters.settled_holders.load(Relaxed),
             settled_waiters: self.counters.settled_waiters.load(Relaxed),
         })
@@ -563,7 +587,7 @@ pub struct FleetStatistics {
     waiting: usize,
     broken: bool,
     grants: u64,
-    wakeups_without_grant: u64,
+    needless_wakeups: u64,
     settled_holders: u64,
     settled_waiters: u64,
 }
@@ -589,10 +613,12 @@ impl FleetStatistics {
     pub fn grants(&self) -> u64 {
         self.grants
     }
-    /// Times a waiter of this handle was woken and had to wait again: near 0 per grant
-    /// (a waiter is woken only by the change that lets it in, or by its predecessor's).
-    pub fn wakeups_without_grant(&self) -> u64 {
-        self.wakeups_without_grant
+    /// Times a waiter of this handle was woken and found itself no nearer the front: 0
+    /// but for cancelled waiters and lease expiries (a waiter is woken only by a change
+    /// that moves it up: a holder's release for the head waiter, its predecessor's
+    /// grant or removal for any other).
+    pub fn needless_wakeups(&self) -> u64 {
+        self.needless_wakeups
     }
     /// Holders of other processes whose lease expired, settled by this handle (broken
     /// or reclaimed, per the policy).
@@ -728,10 +754,10 @@ mod tests {
         let queue = vec![entry("a", 1, 1), entry("b", 2, 2), entry("c", 3, 3), entry("d", 4, 4)];
         let snap = snapshot(queue, &[1, 2, 3, 4]);
         assert!(matches!(decide(&snap, &keys, "b", 2), Decision::Granted));
-        let Decision::Wait(head) = decide(&snap, &keys, "c", 2) else { panic!() };
-        assert_eq!(head, ["a", &session_key(1), "b", &session_key(2)]);
-        let Decision::Wait(next) = decide(&snap, &keys, "d", 2) else { panic!() };
-        assert_eq!(next, ["c", &session_key(3)]);
+        let Decision::Wait(2, head) = decide(&snap, &keys, "c", 2) else { panic!() };
+        assert_eq!(head, None);
+        let Decision::Wait(3, next) = decide(&snap, &keys, "d", 2) else { panic!() };
+        assert_eq!(next.as_deref(), Some("c"));
     }
 
     #[test]
