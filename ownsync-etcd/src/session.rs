@@ -137,7 +137,8 @@ impl Session {
     ///
     /// ```no_run
     /// # async fn demo(session: ownsync_etcd::Session) -> Result<(), ownsync_etcd::FleetError> {
-    /// let token = session.mutex("migration").acquire().await?;
+    /// let migration = session.mutex("migration");
+    /// let token = migration.acquire().await?;
     /// # Ok(()) }
     /// ```
     pub fn mutex(&self, name: &str) -> FleetLimiter {
