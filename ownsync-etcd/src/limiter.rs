@@ -374,11 +374,12 @@ impl FleetLimiter {
                     if last_rank.is_some_and(|last| rank >= last) {
                         self.counters.needless_wakeups.fetch_add(1, Relaxed);
                     }
-                    last_rank = Some(rank);
                     waited = true;
                     let ahead: HashSet<i64> =
                         snapshot.queue[..rank].iter().map(|entry| entry.lease).collect();
-                    self.wait_for_change(&mut client, watched, &ahead, snapshot.revision).await?;
+                    let woken = self.wait_for_change(&mut client, watched, &ahead, snapshot.revision).await?;
+                    // The look once per time to live is no wake-up.
+                    last_rank = woken.then_some(rank);
                 }
             }
             snapshot = self.read(&mut client).await?;
@@ -396,14 +397,15 @@ impl FleetLimiter {
 
     /// Waits until what `predecessor` names changes after `revision` (see
     /// [`Decision::Wait`]), or the broken key, or the session key of a process with a
-    /// key ahead of ours (`leases_ahead`) is removed, or this session is lost. A look every time to live besides, in case a watch was lost.
+    /// key ahead of ours (`leases_ahead`) is removed, or this session is lost. `false`
+    /// if nothing changed for a time to live (a look then, in case a watch was lost).
     async fn wait_for_change(
         &self,
         client: &mut Client,
         predecessor: Option<String>,
         leases_ahead: &HashSet<i64>,
         revision: i64,
-    ) -> Result<(), FleetError> {
+    ) -> Result<bool, FleetError> {
         let options = || WatchOptions::new().with_start_revision(revision + 1);
         let removals = || options().with_prefix().with_filters([WatchFilterType::NoPut]);
         let changed = async {
@@ -431,12 +433,12 @@ impl FleetLimiter {
                     break;
                 }
             }
-            Ok::<(), FleetError>(())
+            Ok::<bool, FleetError>(true)
         };
         tokio::select! {
             changed = changed => changed,
             () = self.session.lost() => Err(FleetError::SessionLost),
-            () = tokio::time::sleep(self.session.ttl().max(Duration::from_secs(1))) => Ok(()),
+            () = tokio::time::sleep(self.session.ttl().max(Duration::from_secs(1))) => Ok(false),
         }
     }
 
