@@ -22,6 +22,11 @@ pub enum AbandonReason {
     Cancelled,
     /// The owner unwound from a panic while holding: the protected data may be half-updated.
     Panicked,
+    /// A holder in another process lost the lease its hold depended on: the process died,
+    /// paused or was cut off for longer than the lease's time to live, or the
+    /// coordination service itself was unreachable that long (see the `ownsync-etcd`
+    /// crate).
+    LeaseExpired,
 }
 
 impl fmt::Display for AbandonReason {
@@ -30,6 +35,7 @@ impl fmt::Display for AbandonReason {
             AbandonReason::Exited => "exited",
             AbandonReason::Cancelled => "was cancelled",
             AbandonReason::Panicked => "panicked",
+            AbandonReason::LeaseExpired => "lost its lease (holder or engine unreachable)",
         })
     }
 }

@@ -13,6 +13,7 @@ mod debug;
 pub mod diagnostics;
 mod error;
 mod event;
+mod external;
 mod guard;
 mod hooks;
 mod id;
@@ -48,6 +49,7 @@ pub use error::{
     RepairError, TryAcquireError, TryLockError,
 };
 pub use event::{Event, EventStatistics};
+pub use external::{ExternalAbandonment, ExternalHold, OwnerHook, register_external_hold};
 #[doc(hidden)]
 pub use hooks::owner_records_since_first_call;
 pub use id::OwnerId;

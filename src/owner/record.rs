@@ -137,6 +137,9 @@ pub(super) fn exited_word(reason: AbandonReason, id: OwnerId) -> *mut OwnerBody 
         AbandonReason::Exited => 0,
         AbandonReason::Cancelled => 1,
         AbandonReason::Panicked => 2,
+        // No in-process owner exits this way (only a fleet holder's lease does); kept
+        // apart so that the word never says a reason other than the one given.
+        AbandonReason::LeaseExpired => 3,
     };
     #[cfg(target_pointer_width = "64")]
     let id = (usize::from(id.is_thread()) << 3) | ((id.number() as usize) << 4);
@@ -172,7 +175,8 @@ pub(super) fn exit_reason(word: *mut OwnerBody) -> AbandonReason {
     match word.addr() >> 1 & 0b11 {
         0 => AbandonReason::Exited,
         1 => AbandonReason::Cancelled,
-        _ => AbandonReason::Panicked,
+        2 => AbandonReason::Panicked,
+        _ => AbandonReason::LeaseExpired,
     }
 }
 

@@ -62,7 +62,7 @@ use crate::owner::{CurrentTaskScope, OwnerInner};
 ///   by its thread, as without this call; `LocalSet` tasks get no hooks from tokio, and
 ///   their holds are those of the task that runs the `LocalSet`.
 ///
-/// A nested [`tracked`](crate::tracked) scope, and a task spawned with
+/// A nested [`tracked`](fn@crate::tracked) scope, and a task spawned with
 /// `ownsync::tokio::spawn`, is its own owner inside the task, as without this call.
 ///
 /// Only with `--cfg tokio_unstable` (tokio's task hooks are unstable): build with
