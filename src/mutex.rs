@@ -528,7 +528,7 @@ impl MutexStatistics {
     /// ```
     /// assert_eq!(ownsync::Mutex::new(()).statistics().cut_short().count(), 0);
     /// ```
-    pub fn cut_short(&self) -> crate::CutShort {
+    pub fn cut_short(&self) -> crate::core::CutShort {
         self.core.cut_short
     }
 }

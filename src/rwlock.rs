@@ -480,7 +480,7 @@ impl RwLockStatistics {
     /// ```
     /// assert_eq!(ownsync::RwLock::new(()).statistics().cut_short().count(), 0);
     /// ```
-    pub fn cut_short(&self) -> crate::CutShort {
+    pub fn cut_short(&self) -> crate::core::CutShort {
         self.core.cut_short
     }
 }

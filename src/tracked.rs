@@ -331,7 +331,7 @@ mod tests {
         assert_eq!(drops.load(SeqCst), 1);
         // The exit ran anyway: the hold was abandoned (the drop unwound: `Panicked`)...
         let err = match mutex.try_lock() {
-            Err(crate::TryLockError::Broken(err)) => err,
+            Err(crate::error::TryLockError::Broken(err)) => err,
             other => panic!("expected Broken, got {other:?}"),
         };
         assert_eq!((err.owner(), err.reason()), (owner, AbandonReason::Panicked));
@@ -397,7 +397,7 @@ mod tests {
                 // Nothing can be handed to the completed scope any more.
                 let mut other = mutex.try_lock().unwrap();
                 assert!(matches!(
-                    crate::MutexGuard::hand_to(&mut other, inner_id),
+                    crate::mutex::MutexGuard::hand_to(&mut other, inner_id),
                     Err(HandOverError::OwnerGone(id)) if id == inner_id
                 ));
                 drop(other);

@@ -10,7 +10,7 @@
 
 use etcd_client::{Compare, CompareOp, Txn, TxnOp};
 
-use crate::session::session_key;
+use crate::keys::session_key;
 
 /// What a fenced write checks: the grant's key and revision, and the holder's lease.
 ///

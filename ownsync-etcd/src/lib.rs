@@ -36,6 +36,7 @@
 
 mod error;
 mod fence;
+mod keys;
 mod limiter;
 mod session;
 

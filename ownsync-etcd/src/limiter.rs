@@ -22,8 +22,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, GetOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse, TxnResponse,
-    WatchFilterType, WatchOptions,
+    Client, Compare, CompareOp, Txn, TxnOp, TxnOpResponse, TxnResponse, WatchFilterType, WatchOptions,
 };
 use ownsync::{
     AbandonPolicy, AbandonReason, ExternalAbandonment, ExternalHold, OwnerHook, register_external_hold,
@@ -32,7 +31,8 @@ use tokio::sync::mpsc;
 
 use crate::error::{FleetBrokenError, FleetError, HolderInfo};
 use crate::fence::Fence;
-use crate::session::{Job, Session, session_key};
+use crate::keys::{Keys, delete_hold, session_key};
+use crate::session::{Job, Session};
 
 /// A limit of `total_tokens` shared by every process that names it, on etcd.
 ///
@@ -64,47 +64,6 @@ struct Counters {
     needless_wakeups: AtomicU64,
     settled_waiters: AtomicU64,
     settled_holders: AtomicU64,
-}
-
-/// The etcd keys of one limiter.
-#[derive(Clone, Debug)]
-pub(crate) struct Keys {
-    name: String,
-    queue: String,
-    broken: String,
-}
-
-impl Keys {
-    fn new(name: &str) -> Keys {
-        // `/` and `%` escaped, so that no limiter's prefix is inside another's.
-        let escaped = name.replace('%', "%25").replace('/', "%2F");
-        let prefix = format!("ownsync/limiter/{escaped}/");
-        Keys { name: name.to_owned(), queue: format!("{prefix}q/"), broken: format!("{prefix}broken") }
-    }
-
-    fn hold_key(&self, lease: i64, sequence: u64) -> String {
-        format!("{}{lease:016x}-{sequence:016x}", self.queue)
-    }
-
-    /// A transaction step that writes the broken key unless it is there already (the
-    /// first abandonment is the one named).
-    pub(crate) fn break_op(&self, holder: &HolderInfo, reason: AbandonReason) -> TxnOp {
-        let write = TxnOp::put(self.broken.as_str(), holder.encode(Some(reason)), None);
-        TxnOp::txn(
-            Txn::new().when([Compare::version(self.broken.as_str(), CompareOp::Equal, 0)]).and_then([write]),
-        )
-    }
-
-    /// The reads of one consistent look at the limiter.
-    fn snapshot_ops(&self) -> [TxnOp; 3] {
-        let queue = GetOptions::new().with_prefix().with_sort(SortTarget::Create, SortOrder::Ascend);
-        let sessions = GetOptions::new().with_prefix().with_keys_only();
-        [
-            TxnOp::get(self.queue.as_str(), Some(queue)),
-            TxnOp::get(self.broken.as_str(), None),
-            TxnOp::get("ownsync/session/", Some(sessions)),
-        ]
-    }
 }
 
 /// One key of the queue.
@@ -190,17 +149,6 @@ fn decide(snapshot: &Snapshot, keys: &Keys, mine: &str, total: usize) -> Decisio
         return Decision::Granted;
     }
     Decision::Wait(rank, (rank > total).then(|| ahead[rank - 1].key.clone()))
-}
-
-/// Deletes a hold's key if it is still that hold.
-pub(crate) async fn delete_hold(
-    client: &mut Client,
-    key: &str,
-    create_revision: i64,
-) -> Result<(), FleetError> {
-    let when = [Compare::create_revision(key, CompareOp::Equal, create_revision)];
-    client.txn(Txn::new().when(when).and_then([TxnOp::delete(key, None)])).await?;
-    Ok(())
 }
 
 /// A request's key while it waits: removed in the background if the acquire is
@@ -728,6 +676,42 @@ impl std::fmt::Debug for FleetToken<'_> {
             .field("limiter", &self.limiter.keys.name)
             .field("fence", &self.fence)
             .finish()
+    }
+}
+
+/// The limiters a session makes (here, beside the type they make).
+impl Session {
+    /// A limiter of `total_tokens` named `name`, shared by every session that names it
+    /// (every process must give the same total and policy). Under
+    /// [`AbandonPolicy::Break`] a holder that goes away holding a token breaks it for
+    /// everyone until [`FleetLimiter::try_repair`]; under [`AbandonPolicy::Reclaim`] its
+    /// token returns to the pool.
+    ///
+    /// # Panics
+    /// If `total_tokens` is 0.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: ownsync_etcd::Session) -> Result<(), ownsync_etcd::FleetError> {
+    /// let connections = session.limiter("db-connections", 50, ownsync::AbandonPolicy::Reclaim);
+    /// let token = connections.acquire().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn limiter(&self, name: &str, total_tokens: usize, policy: AbandonPolicy) -> FleetLimiter {
+        assert!(total_tokens > 0, "a fleet limiter needs at least one token");
+        FleetLimiter::new(self.clone(), name, total_tokens, policy)
+    }
+
+    /// A fleet-wide mutex: a limiter of one token that breaks when its holder goes away
+    /// holding it (what it guards may be half-updated, so it never reclaims).
+    ///
+    /// ```no_run
+    /// # async fn demo(session: ownsync_etcd::Session) -> Result<(), ownsync_etcd::FleetError> {
+    /// let migration = session.mutex("migration");
+    /// let token = migration.acquire().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn mutex(&self, name: &str) -> FleetLimiter {
+        self.limiter(name, 1, AbandonPolicy::Break)
     }
 }
 

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::{FleetError, HolderInfo};
-use crate::limiter::{FleetLimiter, Keys};
+use crate::keys::{Keys, delete_hold, session_key};
 
 /// One process's membership of the fleet: an etcd lease kept alive every third of its
 /// time to live, and the limiters it reaches.
@@ -69,11 +69,6 @@ pub(crate) enum Job {
     Close,
 }
 
-/// The key that says the process holding `lease` is alive.
-pub(crate) fn session_key(lease: i64) -> String {
-    format!("ownsync/session/{lease:016x}")
-}
-
 impl Session {
     /// Connects to etcd at `endpoints` (`http://host:port`), grants this process's
     /// lease with a time to live of `ttl` (whole seconds, at least 1 s; etcd may grant
@@ -110,39 +105,6 @@ impl Session {
         let inner =
             SessionInner { client, lease, ttl, process, lost, jobs, sequence: AtomicU64::new(0), keep_alive };
         Ok(Session { inner: Arc::new(inner) })
-    }
-
-    /// A limiter of `total_tokens` named `name`, shared by every session that names it
-    /// (every process must give the same total and policy). Under
-    /// [`AbandonPolicy::Break`] a holder that goes away holding a token breaks it for
-    /// everyone until [`FleetLimiter::try_repair`]; under [`AbandonPolicy::Reclaim`] its
-    /// token returns to the pool.
-    ///
-    /// # Panics
-    /// If `total_tokens` is 0.
-    ///
-    /// ```no_run
-    /// # async fn demo(session: ownsync_etcd::Session) -> Result<(), ownsync_etcd::FleetError> {
-    /// let connections = session.limiter("db-connections", 50, ownsync::AbandonPolicy::Reclaim);
-    /// let token = connections.acquire().await?;
-    /// # Ok(()) }
-    /// ```
-    pub fn limiter(&self, name: &str, total_tokens: usize, policy: AbandonPolicy) -> FleetLimiter {
-        assert!(total_tokens > 0, "a fleet limiter needs at least one token");
-        FleetLimiter::new(self.clone(), name, total_tokens, policy)
-    }
-
-    /// A fleet-wide mutex: a limiter of one token that breaks when its holder goes away
-    /// holding it (what it guards may be half-updated, so it never reclaims).
-    ///
-    /// ```no_run
-    /// # async fn demo(session: ownsync_etcd::Session) -> Result<(), ownsync_etcd::FleetError> {
-    /// let migration = session.mutex("migration");
-    /// let token = migration.acquire().await?;
-    /// # Ok(()) }
-    /// ```
-    pub fn mutex(&self, name: &str) -> FleetLimiter {
-        self.limiter(name, 1, AbandonPolicy::Break)
     }
 
     /// Resolves when this session's lease is lost (etcd said it expired, or it could
@@ -266,7 +228,7 @@ async fn run_jobs(mut client: Client, lease: i64, mut queue: mpsc::UnboundedRece
     while let Some(job) = queue.recv().await {
         match job {
             Job::Release { key, create_revision } => {
-                let _ = crate::limiter::delete_hold(&mut client, &key, create_revision).await;
+                let _ = delete_hold(&mut client, &key, create_revision).await;
             }
             Job::Abandoned { keys, key, create_revision, policy, holder, reason } => {
                 let when = [Compare::create_revision(key.as_str(), CompareOp::Equal, create_revision)];
