@@ -26,9 +26,16 @@ impl AnonymousHolds {
     #[inline]
     pub(crate) fn note(&self, kind: PrimitiveKind, name: Option<&str>, site: Site) {
         if crate::runtime::in_runtime_task() {
-            self.0.fetch_add(1, Relaxed);
-            report_once(kind, name, site);
+            self.note_in_task(kind, name, site);
         }
+    }
+
+    /// [`note`](Self::note) for a caller that knows it runs in a runtime task (it read
+    /// the task's id already).
+    #[inline]
+    pub(crate) fn note_in_task(&self, kind: PrimitiveKind, name: Option<&str>, site: Site) {
+        self.0.fetch_add(1, Relaxed);
+        report_once(kind, name, site);
     }
 
     /// Holds taken so far by untracked runtime tasks.

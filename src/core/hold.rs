@@ -352,15 +352,7 @@ impl SemCore {
         // would then be taken for the holder (a false `WouldDeadlock` on a strict mutex).
         // A grant recorded the grantee already (see `grant_front`): cleared for it.
         let Some((owner, ticket)) = register_hold(caller, permits, primitive, moves, site) else {
-            self.anonymous.note(self.kind, self.name.as_deref(), site);
-            if permits == self.exclusive {
-                if moves {
-                    self.clear_holder();
-                } else if let Some(identity) = crate::runtime::task_identity() {
-                    self.record_holder(identity, site);
-                }
-            }
-            return Hold::default();
+            return self.register_anonymous(permits, moves, site);
         };
         if permits == self.exclusive {
             if moves {
@@ -370,6 +362,25 @@ impl SemCore {
             }
         }
         Hold { ticket }
+    }
+
+    /// [`SemCore::register`] of a hold nobody answers for (an async acquire outside any
+    /// owner): counted if the code running now is an untracked runtime task, whose id
+    /// (read once) is also the holder's identity for would-deadlock checks.
+    #[inline]
+    fn register_anonymous(&self, permits: usize, moves: bool, site: Site) -> Hold {
+        let task = crate::runtime::task_identity();
+        if task.is_some() {
+            self.anonymous.note_in_task(self.kind, self.name.as_deref(), site);
+        }
+        if permits == self.exclusive {
+            if moves {
+                self.clear_holder();
+            } else if let Some(identity) = task {
+                self.record_holder(identity, site);
+            }
+        }
+        Hold::default()
     }
 
     /// Ends a hold whose guard is being dropped: a normal release, or, for a mutex guard
