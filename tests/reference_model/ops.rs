@@ -133,7 +133,8 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         1 => owner.clone().prop_map(Op::ManualAcquire),
         1 => prop::option::of(owner.clone()).prop_map(Op::ManualRelease),
         1 => owner.prop_map(Op::ReleaseOnBehalf),
-        1 => (prop_oneof![Just(Prim::Mutex), Just(Prim::RwLock)], any::<bool>()).prop_map(|(p, m)| Op::Repair(p, m)),
+        2 => (prop_oneof![Just(Prim::Mutex), Just(Prim::RwLock), Just(Prim::Semaphore), Just(Prim::Limiter)], any::<bool>())
+            .prop_map(|(p, m)| Op::Repair(p, m)),
         2 => (
             prop::collection::vec((what_blocking(), any::<bool>()), 0..=2),
             any::<bool>(),

@@ -4,7 +4,7 @@ use std::task::{Context, Poll, Waker};
 
 use ownsync::{AbandonReason, OwnerId, RepairError, tracked};
 
-use crate::model::{self, Borrower, Model, Prim, Seen, What};
+use crate::model::{self, Model, Prim, Seen, What};
 use crate::ops::{ExitHow, OUTSIDE, OWNERS, Op, ThreadEnd, Who};
 use crate::real::{
     Acquiring, Prims, RealHold, RealOwner, seen_acquire, seen_hand_over, seen_try_acquire, seen_try_lock,
@@ -255,12 +255,6 @@ impl<'p> Run<'p> {
                         (vec![real], vec![expected.0])
                     }
                     Who::Nested(o, depth) => {
-                        // KNOWN DEFECT (issue 29, defect 9): a token forwarded from a
-                        // nested scope and leaked leaves a stale borrower; nested scopes
-                        // take no limiter tokens here until it is fixed.
-                        if matches!(what, What::Token | What::TokenFor(_)) {
-                            return None;
-                        }
                         let enclosing = self.id(o);
                         let inner = tracked(async move { try_acquire(prims, what, owned, None) });
                         let inner_id = inner.owner();
@@ -276,7 +270,10 @@ impl<'p> Run<'p> {
                                 Some(middle_id),
                             )
                         };
-                        let expected = self.model.acquire(what, Some(inner_id), None, owned, false).0;
+                        // A token borrows as the scope (listed under its id, forwarded
+                        // with it, forgotten when the enclosing owner's exit abandons it).
+                        let key = self.model.borrow_key(what, Some(inner_id)).expect("a call");
+                        let expected = self.model.acquire(what, Some(inner_id), key, owned, false).0;
                         match middle_id {
                             None => self.model.on_scope_complete(inner_id, enclosing),
                             Some(middle) => {
@@ -316,6 +313,8 @@ impl<'p> Run<'p> {
                 };
                 let context = (slot != OUTSIDE).then(|| self.id(slot));
                 for (w, poll) in polled {
+                    // Released on its borrower's behalf since its grant: a spent token.
+                    let spent = !w.cond && self.model.spent.contains_key(&w.ticket);
                     expected.push(if w.cond {
                         self.model.poll_cond(w.ticket, context)
                     } else {
@@ -325,6 +324,11 @@ impl<'p> Run<'p> {
                         Poll::Pending => {
                             real.push(Seen::Pending);
                             still.push(w);
+                        }
+                        Poll::Ready(Ok(hold)) if spent => {
+                            done.push(w.future);
+                            self.spent.push(hold);
+                            real.push(Seen::Ok);
                         }
                         Poll::Ready(result) => {
                             done.push(w.future);
@@ -512,11 +516,6 @@ impl<'p> Run<'p> {
             }
             Op::ReleaseOnBehalf(o) => {
                 let id = self.id(o);
-                // KNOWN DEFECT (issue 29, defect 11): a borrower granted a token whose
-                // future has not run since is `NotHeld` in the crate; skipped until fixed.
-                if self.model.granted_uncollected().contains(&Borrower::Owner(id)) {
-                    return None;
-                }
                 let real = match prims.limiter.release_on_behalf_of(id) {
                     Ok(()) => Seen::Ok,
                     Err(ownsync::ReleaseError::NotHeld) => Seen::NotHeld,
@@ -531,7 +530,13 @@ impl<'p> Run<'p> {
                 (vec![real], vec![expected])
             }
             Op::Repair(prim, mark) => {
+                // KNOWN DEFECTS (see `Model::set_total`, `Model::on_forget`).
+                if self.model.repair_hits_defect[prim.index()] {
+                    return None;
+                }
                 let real = match prim {
+                    Prim::Semaphore => counted_repair(prims.semaphore.try_repair()),
+                    Prim::Limiter => counted_repair(prims.limiter.try_repair()),
                     Prim::Mutex => repaired(prims.mutex.try_repair().map(|guard| {
                         if mark {
                             guard.mark_consistent();
@@ -596,11 +601,6 @@ impl<'p> Run<'p> {
                 (vec![], vec![])
             }
             Op::SetTotal(total) => {
-                // KNOWN DEFECT (issue 29, defect 8): a broken limiter that grows forgets
-                // what is borrowed; not done on a broken limiter until it is fixed.
-                if self.model.core(Prim::Limiter).broken.is_some() {
-                    return None;
-                }
                 prims.limiter.set_total_tokens(total);
                 self.model.set_total(total);
                 (vec![], vec![])
@@ -762,6 +762,14 @@ pub(crate) fn repaired(result: Result<(), RepairError>) -> Seen {
         Ok(()) => Seen::Ok,
         Err(RepairError::NotBroken) => Seen::NotBroken,
         Err(RepairError::InUse { guards_out }) => Seen::InUse(guards_out),
+        Err(other) => panic!("unexpected {other:?}"),
+    }
+}
+
+pub(crate) fn counted_repair(result: Result<usize, RepairError>) -> Seen {
+    match result {
+        Ok(given_back) => Seen::Repaired(given_back),
+        Err(RepairError::NotBroken) => Seen::NotBroken,
         Err(other) => panic!("unexpected {other:?}"),
     }
 }
