@@ -132,7 +132,9 @@ fn tokens_added_while_a_limiter_is_broken_are_free_once_it_is_repaired() {
 fn a_permit_forgotten_while_the_semaphore_is_broken_stays_forgotten_after_its_repair() {
     let semaphore = ownsync::Semaphore::new(2);
     let kept = semaphore.try_acquire().expect("free");
-    futures::executor::block_on(tracked(async { std::mem::forget(semaphore.acquire().await.expect("free")) }));
+    futures::executor::block_on(tracked(async {
+        std::mem::forget(semaphore.acquire().await.expect("free"))
+    }));
     assert!(semaphore.is_broken());
     kept.forget();
     assert_eq!(semaphore.try_repair(), Ok(1), "only the abandoned permit goes back");

@@ -31,6 +31,8 @@ mod ops;
 mod real;
 #[path = "reference_model/run.rs"]
 mod run;
+#[path = "reference_model/sections.rs"]
+mod sections;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -97,10 +99,12 @@ struct Observed {
     mutex_holder: Option<OwnerId>,
     mutex_locked: bool,
     mutex_self_waits: usize,
+    mutex_cut_short: u64,
     rwlock: CoreSeen,
     writer: Option<OwnerId>,
     readers: usize,
     rwlock_self_waits: usize,
+    rwlock_cut_short: u64,
     semaphore: CoreSeen,
     available_permits: usize,
     closed: bool,
@@ -148,10 +152,12 @@ fn real_observed(run: &Run<'_>) -> Observed {
         mutex_holder: m.holder(),
         mutex_locked: m.is_locked(),
         mutex_self_waits: m.self_waits(),
+        mutex_cut_short: m.cut_short().count(),
         rwlock: core_seen!(r),
         writer: r.writer(),
         readers: r.readers(),
         rwlock_self_waits: r.self_waits(),
+        rwlock_cut_short: r.cut_short().count(),
         semaphore: core_seen!(s),
         available_permits: prims.semaphore.available_permits(),
         closed: prims.semaphore.is_closed(),
@@ -182,10 +188,12 @@ fn model_observed(model: &Model) -> Observed {
         mutex_holder: m.holder,
         mutex_locked: m.available == 0,
         mutex_self_waits: m.self_waits(),
+        mutex_cut_short: m.cut_short,
         rwlock: model_core(model, Prim::RwLock),
         writer: r.holder,
         readers: RW_MAX - r.available,
         rwlock_self_waits: r.self_waits(),
+        rwlock_cut_short: r.cut_short,
         semaphore: model_core(model, Prim::Semaphore),
         available_permits: s.available,
         closed: s.closed,
@@ -211,40 +219,47 @@ fn model_observed(model: &Model) -> Observed {
 /// Runs the case twice: what a first use makes for good, once per process (the
 /// standard library's, the crate's registries, grown for this case's owners and
 /// threads), is made by the first run; the heap is measured on the second.
-fn check(
-    semaphore: usize,
-    limiter: usize,
-    reclaim: bool,
-    strict: bool,
-    ops: &[Op],
-) -> Result<(), TestCaseError> {
-    check_once(semaphore, limiter, reclaim, strict, ops, false)?;
-    check_once(semaphore, limiter, reclaim, strict, ops, true)
+fn check(case: Case, ops: &[Op]) -> Result<(), TestCaseError> {
+    check_once(case, ops, false)?;
+    check_once(case, ops, true)
 }
 
-fn check_once(
+/// How a case builds its primitives.
+#[derive(Clone, Copy, Debug)]
+struct Case {
     semaphore: usize,
     limiter: usize,
     reclaim: bool,
     strict: bool,
-    ops: &[Op],
-    measure: bool,
-) -> Result<(), TestCaseError> {
+    /// The mutex and the RwLock break, not count, when a cancellation cuts a section short.
+    break_on_cancel: bool,
+}
+
+fn check_once(case: Case, ops: &[Op], measure: bool) -> Result<(), TestCaseError> {
+    let Case { semaphore, limiter, reclaim, strict, break_on_cancel } = case;
     warm_up();
     fresh_spare_body();
     let before = live();
     let records_before = ownsync::owner_records_since_first_call();
     {
         let policy = if reclaim { AbandonPolicy::Reclaim } else { AbandonPolicy::Break };
+        let mutex = if strict { Mutex::new(()).strict() } else { Mutex::new(()) };
+        let rwlock = RwLock::with_policy((), policy);
+        let (mutex, rwlock) = if break_on_cancel {
+            (mutex.break_on_cancel(), rwlock.break_on_cancel())
+        } else {
+            (mutex, rwlock)
+        };
         let prims = Prims {
-            mutex: Arc::new(if strict { Mutex::new(()).strict() } else { Mutex::new(()) }),
-            rwlock: Arc::new(RwLock::with_policy((), policy)),
+            mutex: Arc::new(mutex),
+            rwlock: Arc::new(rwlock),
             semaphore: Arc::new(Semaphore::with_policy(semaphore, policy)),
             limiter: CapacityLimiter::with_policy(limiter, policy),
             cond: Condition::new(),
             flush: Semaphore::new(OWNERS),
         };
         let mut run = Run::new(&prims, semaphore, limiter, reclaim, strict);
+        run.model.break_on_cancel = break_on_cancel;
         for (step, op) in ops.iter().enumerate() {
             let Some((real, expected)) = run.step(op) else { continue };
             prop_assert_eq!(&real, &expected, "step {}: {:?}", step, op);
@@ -355,8 +370,9 @@ proptest! {
         limiter in 0..=3usize,
         reclaim in any::<bool>(),
         strict in any::<bool>(),
+        break_on_cancel in any::<bool>(),
         ops in prop::collection::vec(op(), 1..60),
     ) {
-        check(semaphore, limiter, reclaim, strict, &ops)?;
+        check(Case { semaphore, limiter, reclaim, strict, break_on_cancel }, &ops)?;
     }
 }

@@ -163,6 +163,8 @@ pub struct Core {
     /// A broken counted primitive: the permits released, abandoned or added since the
     /// break, which its repair gives back to the pool.
     pub given_back: usize,
+    /// Sections cut short by a cancellation (`statistics().cut_short()`).
+    pub cut_short: u64,
 }
 
 impl Core {
@@ -182,9 +184,10 @@ impl Core {
             manual: None,
             debt: 0,
             given_back: 0,
+            cut_short: 0,
         }
     }
-    fn exclusive(&self) -> usize {
+    pub(crate) fn exclusive(&self) -> usize {
         match self.prim {
             Prim::Mutex => 1,
             Prim::RwLock => RW_MAX,
@@ -218,6 +221,8 @@ pub struct Record {
 pub struct Model {
     /// The mutex is `strict()`: its holder's own wait for it is `WouldDeadlock`.
     pub strict: bool,
+    /// The mutex and the RwLock are built with `break_on_cancel()` (see `sections.rs`).
+    pub break_on_cancel: bool,
     pub cores: Vec<Core>,
     pub holds: Vec<Hold>,
     /// Holds that were leaked (kept out of reach until the case ends).
@@ -245,6 +250,7 @@ impl Model {
     pub fn new(semaphore: usize, limiter: usize, reclaim: bool, strict: bool) -> Self {
         Model {
             strict,
+            break_on_cancel: false,
             cores: vec![
                 Core::new(Prim::Mutex, 1, reclaim),
                 Core::new(Prim::RwLock, RW_MAX, reclaim),
@@ -333,7 +339,7 @@ impl Model {
     }
 
     /// The policy columns: a certain abandonment of `permits` of `prim` by `owner`.
-    fn abandon(&mut self, prim: Prim, owner: OwnerId, reason: AbandonReason, permits: usize) {
+    pub(crate) fn abandon(&mut self, prim: Prim, owner: OwnerId, reason: AbandonReason, permits: usize) {
         let core = self.core_mut(prim);
         core.abandoned += 1;
         core.last_abandoned = Some((owner, reason));

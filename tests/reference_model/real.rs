@@ -149,15 +149,24 @@ type Command<'p> = Box<dyn FnOnce(&mut Context<'_>) + 'p>;
 struct OwnerLoop<'p> {
     inbox: Rc<RefCell<Option<Command<'p>>>>,
     finish: Rc<Cell<bool>>,
+    /// A hold to keep alive in this future (moved into `kept` by the next poll).
+    handoff: Rc<RefCell<Option<Kept<'p>>>>,
+    /// Holds alive in the future: dropped with it, inside the owner's cancellation.
+    kept: Vec<Kept<'p>>,
 }
+
+/// A hold kept alive in an owner's future: dropping the box drops it.
+type Kept<'p> = Box<dyn FnOnce() + 'p>;
 
 impl Future for OwnerLoop<'_> {
     type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let command = self.inbox.borrow_mut().take();
         if let Some(command) = command {
             command(cx);
         }
+        let handed = self.handoff.borrow_mut().take();
+        self.kept.extend(handed);
         if self.finish.get() { Poll::Ready(()) } else { Poll::Pending }
     }
 }
@@ -167,14 +176,21 @@ pub struct RealOwner<'p> {
     task: Option<Pin<Box<Tracked<OwnerLoop<'p>>>>>,
     inbox: Rc<RefCell<Option<Command<'p>>>>,
     finish: Rc<Cell<bool>>,
+    handoff: Rc<RefCell<Option<Kept<'p>>>>,
 }
 
 impl<'p> RealOwner<'p> {
     pub fn new() -> Self {
         let inbox = Rc::new(RefCell::new(None));
         let finish = Rc::new(Cell::new(false));
-        let body = OwnerLoop { inbox: inbox.clone(), finish: finish.clone() };
-        RealOwner { task: Some(Box::pin(tracked(body))), inbox, finish }
+        let handoff = Rc::new(RefCell::new(None));
+        let body = OwnerLoop {
+            inbox: inbox.clone(),
+            finish: finish.clone(),
+            handoff: handoff.clone(),
+            kept: Vec::new(),
+        };
+        RealOwner { task: Some(Box::pin(tracked(body))), inbox, finish, handoff }
     }
     pub fn id(&self) -> OwnerId {
         self.task.as_ref().expect("a live owner").owner()
@@ -197,6 +213,14 @@ impl<'p> RealOwner<'p> {
     /// Exit: cancelled (dropped unfinished).
     pub fn cancel(&mut self) {
         drop(self.task.take());
+    }
+    /// Exit: cancelled with `hold` alive in its future (moved there by one more poll),
+    /// so that the cancellation drops it.
+    pub fn cancel_holding(&mut self, hold: RealHold<'p>) {
+        *self.handoff.borrow_mut() = Some(Box::new(move || drop(hold)));
+        self.within(|_| ());
+        assert!(self.handoff.borrow().is_none(), "kept in the future");
+        self.cancel();
     }
     /// Exit: panicking, with `hold` (if any) alive in the poll that panics: the unwind
     /// drops it inside the owner's poll, in a panic that began in its section.

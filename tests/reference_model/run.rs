@@ -619,6 +619,40 @@ impl<'p> Run<'p> {
                 self.model.close();
                 (vec![], vec![])
             }
+            Op::CancelHolding(o, h) => {
+                let h = pick(self.holds.len(), h)?;
+                let id = self.id(o);
+                self.cancel_waiting(o);
+                let hold = self.holds.remove(h);
+                self.model.on_cancel_holding(h, id);
+                self.owners[o].cancel_holding(hold);
+                self.replace_owner(o, id);
+                (vec![], vec![])
+            }
+            Op::Section(o, write, cut_short) => {
+                let id = self.id(o);
+                let expected =
+                    self.model.with_section(if write { What::Write } else { What::Lock }, id, cut_short);
+                let real = self.owners[o].within(move |cx| {
+                    // The section waits for ever if it is to be cut short.
+                    let section = async |_: &mut ()| {
+                        if cut_short {
+                            std::future::pending::<()>().await;
+                        }
+                    };
+                    let poll = if write {
+                        Box::pin(prims.rwlock.with_write(section)).as_mut().poll(cx)
+                    } else {
+                        Box::pin(prims.mutex.with_lock(section)).as_mut().poll(cx)
+                    };
+                    match poll {
+                        Poll::Ready(Ok(())) => Seen::Ok,
+                        Poll::Ready(Err(err)) => seen_acquire(err),
+                        Poll::Pending => Seen::Pending,
+                    }
+                });
+                (vec![real], vec![expected])
+            }
         })
     }
 
