@@ -246,6 +246,9 @@ impl Model {
             core.available += n;
             self.grant(Prim::Semaphore);
         } else {
+            // Part of the total from now on (the crate's diagnostics total does not
+            // count them: see `tests/model_findings.rs`; that total is not compared).
+            core.total += n;
             core.given_back += n;
         }
     }
@@ -266,6 +269,42 @@ impl Model {
         for ticket in drained {
             self.outcomes.get_mut(&ticket).expect("a waiter has an outcome").0 =
                 Outcome::Failed(Seen::Closed);
+        }
+    }
+
+    /// `Lock::acquire` / `try_acquire` by `owner`.
+    pub fn manual_try_acquire(&mut self, owner: OwnerId) -> Seen {
+        let core = self.core(Prim::Mutex);
+        if let Some(refused) = core.refusal() {
+            return refused;
+        }
+        if core.manual == Some(owner) || core.holder == Some(owner) {
+            return Seen::WouldDeadlock;
+        }
+        if !core.queue.is_empty() || core.available == 0 {
+            return Seen::Busy;
+        }
+        let core = self.core_mut(Prim::Mutex);
+        core.available = 0;
+        core.manual = Some(owner);
+        core.holder = Some(owner);
+        Seen::Ok
+    }
+
+    /// `Lock::release` by `caller`: its own manual hold is released; another's is
+    /// `NotOwner`; with no manual hold, a mutex locked through a guard that is not the
+    /// caller's is `NotOwner` too (naming the guard's holder), otherwise `NotHeld`.
+    pub fn manual_release(&mut self, caller: OwnerId) -> Seen {
+        let core = self.core(Prim::Mutex);
+        match core.manual {
+            Some(owner) if owner != caller => Seen::NotOwner,
+            Some(_) => {
+                self.core_mut(Prim::Mutex).manual = None;
+                self.give_back(Prim::Mutex, 1);
+                Seen::Ok
+            }
+            None if core.available == 0 && core.holder != Some(caller) => Seen::NotOwner,
+            None => Seen::NotHeld,
         }
     }
 

@@ -7,7 +7,8 @@ use ownsync::{AbandonReason, OwnerId, RepairError, tracked};
 use crate::model::{self, Model, Prim, Seen, What};
 use crate::ops::{ExitHow, OUTSIDE, OWNERS, Op, ThreadEnd, Who};
 use crate::real::{
-    Acquiring, Prims, RealHold, RealOwner, seen_acquire, seen_hand_over, seen_try_acquire, seen_try_lock,
+    Acquiring, Prims, RealHold, RealOwner, acquire_future, blocking_acquire, seen_acquire, seen_hand_over,
+    seen_try_lock, try_acquire,
 };
 
 /// A queued acquire: the real future, the model's ticket, who it registers to, and
@@ -35,115 +36,6 @@ pub(crate) struct Run<'p> {
     pub(crate) model: Model,
     /// The test thread's owner id (who calls outside every poll).
     pub(crate) here: OwnerId,
-}
-
-/// Makes the acquire future (or the try) of `what` on `prims`.
-pub(crate) fn acquire_future<'p>(
-    prims: &'p Prims,
-    what: What,
-    owned: bool,
-    borrower: Option<OwnerId>,
-) -> Acquiring<'p> {
-    match (what, owned) {
-        (What::Lock, false) => {
-            Box::pin(async move { prims.mutex.lock().await.map(RealHold::Mutex).map_err(seen_acquire) })
-        }
-        (What::Lock, true) => Box::pin(async move {
-            prims.mutex.clone().lock_owned().await.map(RealHold::MutexOwned).map_err(seen_acquire)
-        }),
-        (What::Read, false) => {
-            Box::pin(async move { prims.rwlock.read().await.map(RealHold::Read).map_err(seen_acquire) })
-        }
-        (What::Read, true) => Box::pin(async move {
-            prims.rwlock.clone().read_owned().await.map(RealHold::ReadOwned).map_err(seen_acquire)
-        }),
-        (What::Write, false) => {
-            Box::pin(async move { prims.rwlock.write().await.map(RealHold::Write).map_err(seen_acquire) })
-        }
-        (What::Write, true) => Box::pin(async move {
-            prims.rwlock.clone().write_owned().await.map(RealHold::WriteOwned).map_err(seen_acquire)
-        }),
-        (What::Permits(n), false) => Box::pin(async move {
-            prims.semaphore.acquire_many(n).await.map(RealHold::Permit).map_err(seen_acquire)
-        }),
-        (What::Permits(n), true) => Box::pin(async move {
-            prims
-                .semaphore
-                .clone()
-                .acquire_many_owned(n)
-                .await
-                .map(RealHold::PermitOwned)
-                .map_err(seen_acquire)
-        }),
-        (What::Token, _) => Box::pin(async move {
-            let token = prims.limiter.acquire().await.map_err(seen_acquire)?;
-            Ok(RealHold::Token(if owned { token.into_owned() } else { token }))
-        }),
-        (What::TokenFor(_), _) => Box::pin(async move {
-            let borrower = borrower.expect("an explicit borrower");
-            let token = prims.limiter.acquire_on_behalf_of(borrower).await.map_err(seen_acquire)?;
-            Ok(RealHold::Token(if owned { token.into_owned() } else { token }))
-        }),
-    }
-}
-
-pub(crate) fn try_acquire<'p>(
-    prims: &'p Prims,
-    what: What,
-    owned: bool,
-    borrower: Option<OwnerId>,
-) -> Result<RealHold<'p>, Seen> {
-    match (what, owned) {
-        (What::Lock, false) => prims.mutex.try_lock().map(RealHold::Mutex).map_err(seen_try_lock),
-        (What::Lock, true) => {
-            prims.mutex.clone().try_lock_owned().map(RealHold::MutexOwned).map_err(seen_try_lock)
-        }
-        (What::Read, false) => prims.rwlock.try_read().map(RealHold::Read).map_err(seen_try_lock),
-        (What::Read, true) => {
-            prims.rwlock.clone().try_read_owned().map(RealHold::ReadOwned).map_err(seen_try_lock)
-        }
-        (What::Write, false) => prims.rwlock.try_write().map(RealHold::Write).map_err(seen_try_lock),
-        (What::Write, true) => {
-            prims.rwlock.clone().try_write_owned().map(RealHold::WriteOwned).map_err(seen_try_lock)
-        }
-        (What::Permits(n), false) => {
-            prims.semaphore.try_acquire_many(n).map(RealHold::Permit).map_err(seen_try_acquire)
-        }
-        (What::Permits(n), true) => prims
-            .semaphore
-            .clone()
-            .try_acquire_many_owned(n)
-            .map(RealHold::PermitOwned)
-            .map_err(seen_try_acquire),
-        (What::Token, _) => {
-            let token = prims.limiter.try_acquire().map_err(seen_try_acquire)?;
-            Ok(RealHold::Token(if owned { token.into_owned() } else { token }))
-        }
-        (What::TokenFor(_), _) => {
-            let borrower = borrower.expect("an explicit borrower");
-            let token = prims.limiter.try_acquire_on_behalf_of(borrower).map_err(seen_try_acquire)?;
-            Ok(RealHold::Token(if owned { token.into_owned() } else { token }))
-        }
-    }
-}
-
-pub(crate) fn blocking_acquire<'p>(prims: &'p Prims, what: What, owned: bool) -> Result<RealHold<'p>, Seen> {
-    match (what, owned) {
-        (What::Lock, false) => prims.mutex.blocking_lock().map(RealHold::Mutex),
-        (What::Lock, true) => prims.mutex.clone().blocking_lock_owned().map(RealHold::MutexOwned),
-        (What::Read, _) => prims.rwlock.blocking_read().map(RealHold::Read),
-        (What::Write, _) => prims.rwlock.blocking_write().map(RealHold::Write),
-        (What::Permits(n), false) => prims.semaphore.blocking_acquire_many(n).map(RealHold::Permit),
-        (What::Permits(n), true) => {
-            prims.semaphore.clone().blocking_acquire_many_owned(n).map(RealHold::PermitOwned)
-        }
-        (What::Token, _) => prims
-            .limiter
-            .blocking_acquire()
-            .map(|token| RealHold::Token(if owned { token.into_owned() } else { token })),
-        (What::TokenFor(_), _) => unreachable!("not generated"),
-    }
-    .map_err(seen_acquire)
 }
 
 pub(crate) fn noop_cx() -> Context<'static> {
