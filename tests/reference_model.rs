@@ -1,14 +1,16 @@
 //! The reference-model property test: random sequences of operations on a Mutex (with
 //! its manual `Lock` pair and a `Condition`), an RwLock, a Semaphore and a
 //! CapacityLimiter, under `AbandonPolicy::Break` or `Reclaim`, a strict mutex or not,
+//! locks that break on a cancelled section (`break_on_cancel()`) or count it,
 //! by tracked tasks, nested tracked scopes (one or two levels), std threads through the
 //! blocking entry points, and anonymous callers, run against ownsync and against the
 //! sequential model in `reference_model/model.rs` (the hold-state table, read beside
 //! ARCHITECTURE.md section 2), `calls.rs` and `condition.rs`. After every step every
 //! observable must match: the step's result (ok, pending, busy, closed, broken with
 //! owner and reason, would deadlock, not held, not owner, owner gone, repair results),
-//! available counts, broken or not and why, abandonments, orphans, borrowers, the
-//! recorded holder, self-waits, waiters, condition waiters.
+//! available counts, broken or not and why, abandonments, sections cut short, orphans,
+//! borrowers, the recorded holder, self-waits, waiters, condition waiters.
+//! (`statistics().anonymous_holds()` is not compared: it needs tokio tasks.)
 //!
 //! And memory: once no hold is left, no owner record may be left but the owners' own
 //! (counted by a hidden test hook of the crate), and once the owners are gone too, the
@@ -16,7 +18,7 @@
 //!
 //! Deterministic: tasks are real `tracked` futures polled by hand (`run.rs`, `real.rs`),
 //! no runtime; a thread's step runs to its end (joined) before the next. Case count:
-//! `PROPTEST_CASES` (default 2048, about 20 s in a debug build); failures found are
+//! `PROPTEST_CASES` (default 2048, about 15 s in a debug build); failures found are
 //! kept in `tests/reference_model.proptest-regressions` and replayed first.
 
 #[path = "reference_model/calls.rs"]

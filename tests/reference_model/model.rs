@@ -6,7 +6,8 @@
 //! `on_into_owned`, `on_forget`, `on_exit`, `on_scope_complete`, `on_panic_drop`,
 //! `on_downgrade`, `on_repair`), and the policy columns (`Break` / `Reclaim`) are the one
 //! function `Model::abandon`. The calls that are not events of one hold (acquires as a
-//! whole, borrowers, pools, close) are in `calls.rs`, the condition in `condition.rs`.
+//! whole, borrowers, pools, close, the counted repair) are in `calls.rs`, the condition
+//! in `condition.rs`, sections cut short by a cancellation in `sections.rs`.
 //! Where the model and the crate differ on purpose, a comment marked `ON PURPOSE` says
 //! so; where the crate has a known defect (being fixed elsewhere, or found by this
 //! model and left open), a comment marked `KNOWN DEFECT` says what is right and how the
