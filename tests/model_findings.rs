@@ -99,3 +99,61 @@ fn a_forwarded_guard_comes_back_from_a_condition_wait_as_its_owners() {
     drop(task);
     assert!(mutex.is_broken(), "the task ended holding it");
 }
+
+/// A limiter that grows while broken keeps what is borrowed counted (nothing came back),
+/// but the new tokens were never held either: once repaired, they are free. With one
+/// token leaked by a task and the limiter grown from 1 to 2, the repair gives back the
+/// leaked token and nobody borrows anything: 2 available, 0 borrowed.
+#[test]
+#[ignore = "defect: tokens added by set_total_tokens while the limiter is broken are lost: after try_repair they count as borrowed by nobody and are never available again"]
+fn tokens_added_while_a_limiter_is_broken_are_free_once_it_is_repaired() {
+    let limiter = ownsync::CapacityLimiter::new(1);
+    futures::executor::block_on(tracked(async { limiter.acquire().await.expect("free").detach() }));
+    assert!(limiter.is_broken());
+    limiter.set_total_tokens(2);
+    assert_eq!(limiter.borrowed_tokens(), 0, "the abandoned token is held by nobody");
+    assert_eq!(limiter.try_repair(), Ok(1), "the abandoned token goes back");
+    assert_eq!(limiter.total_tokens(), 2);
+    assert_eq!(
+        (limiter.borrowed_tokens(), limiter.available_tokens()),
+        (0, 2),
+        "nobody borrows: both tokens free"
+    );
+    let tokens: Vec<_> = (0..2).map(|_| limiter.try_acquire().expect("two free tokens")).collect();
+    drop(tokens);
+}
+
+/// A permit forgotten (`SemaphorePermit::forget`) is gone for good, also when the
+/// semaphore is broken: its repair gives back what was abandoned or released since the
+/// break, not what was forgotten. Of 2 permits, one is leaked by a task (the break) and
+/// the other, held live, is forgotten: the repair gives back 1 and 1 is available.
+#[test]
+#[ignore = "defect: a live permit forgotten while the semaphore is broken is counted as given back, so try_repair returns it to the pool"]
+fn a_permit_forgotten_while_the_semaphore_is_broken_stays_forgotten_after_its_repair() {
+    let semaphore = ownsync::Semaphore::new(2);
+    let kept = semaphore.try_acquire().expect("free");
+    futures::executor::block_on(tracked(async {
+        std::mem::forget(semaphore.acquire().await.expect("free"))
+    }));
+    assert!(semaphore.is_broken());
+    kept.forget();
+    assert_eq!(semaphore.try_repair(), Ok(1), "only the abandoned permit goes back");
+    assert_eq!(semaphore.available_permits(), 1, "the forgotten one stays forgotten");
+}
+
+/// Permits added to a broken semaphore go to its pool at the repair; its total (the
+/// permits as built, plus those added, less those forgotten) counts them, so that the
+/// diagnostics never say more available than the total.
+#[test]
+#[ignore = "defect: add_permits on a broken semaphore does not grow its total, so after try_repair statistics().permits() says 3 of 1 available"]
+fn permits_added_to_a_broken_semaphore_count_in_its_total_once_repaired() {
+    let semaphore = ownsync::Semaphore::new(1);
+    futures::executor::block_on(tracked(async {
+        std::mem::forget(semaphore.acquire().await.expect("free"))
+    }));
+    assert!(semaphore.is_broken());
+    semaphore.add_permits(2);
+    assert_eq!(semaphore.try_repair(), Ok(3), "the abandoned permit and the two added");
+    let counts = semaphore.statistics().permits();
+    assert_eq!((counts.available(), counts.total(), counts.held()), (3, 3, 0));
+}

@@ -77,6 +77,11 @@ pub(crate) enum Op {
     AddPermits(usize),
     ForgetPermits(usize),
     Close,
+    /// Owner `.0` is cancelled while hold `.1` is alive in its future.
+    CancelHolding(usize, usize),
+    /// `Mutex::with_lock` (or `RwLock::with_write` if `.1`) by owner `.0`, polled once
+    /// in its poll and dropped: a section that waits for `.2` (cut short) or returns.
+    Section(usize, bool, bool),
 }
 
 pub(crate) fn what() -> impl Strategy<Value = What> {
@@ -132,8 +137,9 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(o, how)| Op::Exit(o, how)),
         1 => owner.clone().prop_map(Op::ManualAcquire),
         1 => prop::option::of(owner.clone()).prop_map(Op::ManualRelease),
-        1 => owner.prop_map(Op::ReleaseOnBehalf),
-        1 => (prop_oneof![Just(Prim::Mutex), Just(Prim::RwLock)], any::<bool>()).prop_map(|(p, m)| Op::Repair(p, m)),
+        1 => owner.clone().prop_map(Op::ReleaseOnBehalf),
+        2 => (prop_oneof![Just(Prim::Mutex), Just(Prim::RwLock), Just(Prim::Semaphore), Just(Prim::Limiter)], any::<bool>())
+            .prop_map(|(p, m)| Op::Repair(p, m)),
         2 => (
             prop::collection::vec((what_blocking(), any::<bool>()), 0..=2),
             any::<bool>(),
@@ -146,5 +152,7 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         1 => (1..=3usize).prop_map(Op::AddPermits),
         1 => (1..=2usize).prop_map(Op::ForgetPermits),
         1 => Just(Op::Close),
+        2 => (owner.clone(), hold.clone()).prop_map(|(o, h)| Op::CancelHolding(o, h)),
+        3 => (owner.clone(), any::<bool>(), any::<bool>()).prop_map(|(o, w, cut)| Op::Section(o, w, cut)),
     ]
 }

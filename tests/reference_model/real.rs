@@ -16,7 +16,7 @@ use ownsync::{
     tracked,
 };
 
-use crate::model::Seen;
+use crate::model::{Seen, What};
 
 /// The primitives of one case.
 pub struct Prims {
@@ -101,6 +101,115 @@ impl<'p> RealHold<'p> {
     }
 }
 
+/// Makes the acquire future (or the try) of `what` on `prims`.
+pub(crate) fn acquire_future<'p>(
+    prims: &'p Prims,
+    what: What,
+    owned: bool,
+    borrower: Option<OwnerId>,
+) -> Acquiring<'p> {
+    match (what, owned) {
+        (What::Lock, false) => {
+            Box::pin(async move { prims.mutex.lock().await.map(RealHold::Mutex).map_err(seen_acquire) })
+        }
+        (What::Lock, true) => Box::pin(async move {
+            prims.mutex.clone().lock_owned().await.map(RealHold::MutexOwned).map_err(seen_acquire)
+        }),
+        (What::Read, false) => {
+            Box::pin(async move { prims.rwlock.read().await.map(RealHold::Read).map_err(seen_acquire) })
+        }
+        (What::Read, true) => Box::pin(async move {
+            prims.rwlock.clone().read_owned().await.map(RealHold::ReadOwned).map_err(seen_acquire)
+        }),
+        (What::Write, false) => {
+            Box::pin(async move { prims.rwlock.write().await.map(RealHold::Write).map_err(seen_acquire) })
+        }
+        (What::Write, true) => Box::pin(async move {
+            prims.rwlock.clone().write_owned().await.map(RealHold::WriteOwned).map_err(seen_acquire)
+        }),
+        (What::Permits(n), false) => Box::pin(async move {
+            prims.semaphore.acquire_many(n).await.map(RealHold::Permit).map_err(seen_acquire)
+        }),
+        (What::Permits(n), true) => Box::pin(async move {
+            prims
+                .semaphore
+                .clone()
+                .acquire_many_owned(n)
+                .await
+                .map(RealHold::PermitOwned)
+                .map_err(seen_acquire)
+        }),
+        (What::Token, _) => Box::pin(async move {
+            let token = prims.limiter.acquire().await.map_err(seen_acquire)?;
+            Ok(RealHold::Token(if owned { token.into_owned() } else { token }))
+        }),
+        (What::TokenFor(_), _) => Box::pin(async move {
+            let borrower = borrower.expect("an explicit borrower");
+            let token = prims.limiter.acquire_on_behalf_of(borrower).await.map_err(seen_acquire)?;
+            Ok(RealHold::Token(if owned { token.into_owned() } else { token }))
+        }),
+    }
+}
+
+pub(crate) fn try_acquire<'p>(
+    prims: &'p Prims,
+    what: What,
+    owned: bool,
+    borrower: Option<OwnerId>,
+) -> Result<RealHold<'p>, Seen> {
+    match (what, owned) {
+        (What::Lock, false) => prims.mutex.try_lock().map(RealHold::Mutex).map_err(seen_try_lock),
+        (What::Lock, true) => {
+            prims.mutex.clone().try_lock_owned().map(RealHold::MutexOwned).map_err(seen_try_lock)
+        }
+        (What::Read, false) => prims.rwlock.try_read().map(RealHold::Read).map_err(seen_try_lock),
+        (What::Read, true) => {
+            prims.rwlock.clone().try_read_owned().map(RealHold::ReadOwned).map_err(seen_try_lock)
+        }
+        (What::Write, false) => prims.rwlock.try_write().map(RealHold::Write).map_err(seen_try_lock),
+        (What::Write, true) => {
+            prims.rwlock.clone().try_write_owned().map(RealHold::WriteOwned).map_err(seen_try_lock)
+        }
+        (What::Permits(n), false) => {
+            prims.semaphore.try_acquire_many(n).map(RealHold::Permit).map_err(seen_try_acquire)
+        }
+        (What::Permits(n), true) => prims
+            .semaphore
+            .clone()
+            .try_acquire_many_owned(n)
+            .map(RealHold::PermitOwned)
+            .map_err(seen_try_acquire),
+        (What::Token, _) => {
+            let token = prims.limiter.try_acquire().map_err(seen_try_acquire)?;
+            Ok(RealHold::Token(if owned { token.into_owned() } else { token }))
+        }
+        (What::TokenFor(_), _) => {
+            let borrower = borrower.expect("an explicit borrower");
+            let token = prims.limiter.try_acquire_on_behalf_of(borrower).map_err(seen_try_acquire)?;
+            Ok(RealHold::Token(if owned { token.into_owned() } else { token }))
+        }
+    }
+}
+
+pub(crate) fn blocking_acquire<'p>(prims: &'p Prims, what: What, owned: bool) -> Result<RealHold<'p>, Seen> {
+    match (what, owned) {
+        (What::Lock, false) => prims.mutex.blocking_lock().map(RealHold::Mutex),
+        (What::Lock, true) => prims.mutex.clone().blocking_lock_owned().map(RealHold::MutexOwned),
+        (What::Read, _) => prims.rwlock.blocking_read().map(RealHold::Read),
+        (What::Write, _) => prims.rwlock.blocking_write().map(RealHold::Write),
+        (What::Permits(n), false) => prims.semaphore.blocking_acquire_many(n).map(RealHold::Permit),
+        (What::Permits(n), true) => {
+            prims.semaphore.clone().blocking_acquire_many_owned(n).map(RealHold::PermitOwned)
+        }
+        (What::Token, _) => prims
+            .limiter
+            .blocking_acquire()
+            .map(|token| RealHold::Token(if owned { token.into_owned() } else { token })),
+        (What::TokenFor(_), _) => unreachable!("not generated"),
+    }
+    .map_err(seen_acquire)
+}
+
 pub type Acquiring<'p> = Pin<Box<dyn Future<Output = Result<RealHold<'p>, Seen>> + 'p>>;
 
 pub fn seen_acquire(err: AcquireError) -> Seen {
@@ -149,15 +258,24 @@ type Command<'p> = Box<dyn FnOnce(&mut Context<'_>) + 'p>;
 struct OwnerLoop<'p> {
     inbox: Rc<RefCell<Option<Command<'p>>>>,
     finish: Rc<Cell<bool>>,
+    /// A hold to keep alive in this future (moved into `kept` by the next poll).
+    handoff: Rc<RefCell<Option<Kept<'p>>>>,
+    /// Holds alive in the future: dropped with it, inside the owner's cancellation.
+    kept: Vec<Kept<'p>>,
 }
+
+/// A hold kept alive in an owner's future: dropping the box drops it.
+type Kept<'p> = Box<dyn FnOnce() + 'p>;
 
 impl Future for OwnerLoop<'_> {
     type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let command = self.inbox.borrow_mut().take();
         if let Some(command) = command {
             command(cx);
         }
+        let handed = self.handoff.borrow_mut().take();
+        self.kept.extend(handed);
         if self.finish.get() { Poll::Ready(()) } else { Poll::Pending }
     }
 }
@@ -167,14 +285,21 @@ pub struct RealOwner<'p> {
     task: Option<Pin<Box<Tracked<OwnerLoop<'p>>>>>,
     inbox: Rc<RefCell<Option<Command<'p>>>>,
     finish: Rc<Cell<bool>>,
+    handoff: Rc<RefCell<Option<Kept<'p>>>>,
 }
 
 impl<'p> RealOwner<'p> {
     pub fn new() -> Self {
         let inbox = Rc::new(RefCell::new(None));
         let finish = Rc::new(Cell::new(false));
-        let body = OwnerLoop { inbox: inbox.clone(), finish: finish.clone() };
-        RealOwner { task: Some(Box::pin(tracked(body))), inbox, finish }
+        let handoff = Rc::new(RefCell::new(None));
+        let body = OwnerLoop {
+            inbox: inbox.clone(),
+            finish: finish.clone(),
+            handoff: handoff.clone(),
+            kept: Vec::new(),
+        };
+        RealOwner { task: Some(Box::pin(tracked(body))), inbox, finish, handoff }
     }
     pub fn id(&self) -> OwnerId {
         self.task.as_ref().expect("a live owner").owner()
@@ -197,6 +322,14 @@ impl<'p> RealOwner<'p> {
     /// Exit: cancelled (dropped unfinished).
     pub fn cancel(&mut self) {
         drop(self.task.take());
+    }
+    /// Exit: cancelled with `hold` alive in its future (moved there by one more poll),
+    /// so that the cancellation drops it.
+    pub fn cancel_holding(&mut self, hold: RealHold<'p>) {
+        *self.handoff.borrow_mut() = Some(Box::new(move || drop(hold)));
+        self.within(|_| ());
+        assert!(self.handoff.borrow().is_none(), "kept in the future");
+        self.cancel();
     }
     /// Exit: panicking, with `hold` (if any) alive in the poll that panics: the unwind
     /// drops it inside the owner's poll, in a panic that began in its section.

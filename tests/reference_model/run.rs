@@ -4,10 +4,11 @@ use std::task::{Context, Poll, Waker};
 
 use ownsync::{AbandonReason, OwnerId, RepairError, tracked};
 
-use crate::model::{self, Borrower, Model, Prim, Seen, What};
+use crate::model::{self, Model, Prim, Seen, What};
 use crate::ops::{ExitHow, OUTSIDE, OWNERS, Op, ThreadEnd, Who};
 use crate::real::{
-    Acquiring, Prims, RealHold, RealOwner, seen_acquire, seen_hand_over, seen_try_acquire, seen_try_lock,
+    Acquiring, Prims, RealHold, RealOwner, acquire_future, blocking_acquire, seen_acquire, seen_hand_over,
+    seen_try_lock, try_acquire,
 };
 
 /// A queued acquire: the real future, the model's ticket, who it registers to, and
@@ -35,115 +36,6 @@ pub(crate) struct Run<'p> {
     pub(crate) model: Model,
     /// The test thread's owner id (who calls outside every poll).
     pub(crate) here: OwnerId,
-}
-
-/// Makes the acquire future (or the try) of `what` on `prims`.
-pub(crate) fn acquire_future<'p>(
-    prims: &'p Prims,
-    what: What,
-    owned: bool,
-    borrower: Option<OwnerId>,
-) -> Acquiring<'p> {
-    match (what, owned) {
-        (What::Lock, false) => {
-            Box::pin(async move { prims.mutex.lock().await.map(RealHold::Mutex).map_err(seen_acquire) })
-        }
-        (What::Lock, true) => Box::pin(async move {
-            prims.mutex.clone().lock_owned().await.map(RealHold::MutexOwned).map_err(seen_acquire)
-        }),
-        (What::Read, false) => {
-            Box::pin(async move { prims.rwlock.read().await.map(RealHold::Read).map_err(seen_acquire) })
-        }
-        (What::Read, true) => Box::pin(async move {
-            prims.rwlock.clone().read_owned().await.map(RealHold::ReadOwned).map_err(seen_acquire)
-        }),
-        (What::Write, false) => {
-            Box::pin(async move { prims.rwlock.write().await.map(RealHold::Write).map_err(seen_acquire) })
-        }
-        (What::Write, true) => Box::pin(async move {
-            prims.rwlock.clone().write_owned().await.map(RealHold::WriteOwned).map_err(seen_acquire)
-        }),
-        (What::Permits(n), false) => Box::pin(async move {
-            prims.semaphore.acquire_many(n).await.map(RealHold::Permit).map_err(seen_acquire)
-        }),
-        (What::Permits(n), true) => Box::pin(async move {
-            prims
-                .semaphore
-                .clone()
-                .acquire_many_owned(n)
-                .await
-                .map(RealHold::PermitOwned)
-                .map_err(seen_acquire)
-        }),
-        (What::Token, _) => Box::pin(async move {
-            let token = prims.limiter.acquire().await.map_err(seen_acquire)?;
-            Ok(RealHold::Token(if owned { token.into_owned() } else { token }))
-        }),
-        (What::TokenFor(_), _) => Box::pin(async move {
-            let borrower = borrower.expect("an explicit borrower");
-            let token = prims.limiter.acquire_on_behalf_of(borrower).await.map_err(seen_acquire)?;
-            Ok(RealHold::Token(if owned { token.into_owned() } else { token }))
-        }),
-    }
-}
-
-pub(crate) fn try_acquire<'p>(
-    prims: &'p Prims,
-    what: What,
-    owned: bool,
-    borrower: Option<OwnerId>,
-) -> Result<RealHold<'p>, Seen> {
-    match (what, owned) {
-        (What::Lock, false) => prims.mutex.try_lock().map(RealHold::Mutex).map_err(seen_try_lock),
-        (What::Lock, true) => {
-            prims.mutex.clone().try_lock_owned().map(RealHold::MutexOwned).map_err(seen_try_lock)
-        }
-        (What::Read, false) => prims.rwlock.try_read().map(RealHold::Read).map_err(seen_try_lock),
-        (What::Read, true) => {
-            prims.rwlock.clone().try_read_owned().map(RealHold::ReadOwned).map_err(seen_try_lock)
-        }
-        (What::Write, false) => prims.rwlock.try_write().map(RealHold::Write).map_err(seen_try_lock),
-        (What::Write, true) => {
-            prims.rwlock.clone().try_write_owned().map(RealHold::WriteOwned).map_err(seen_try_lock)
-        }
-        (What::Permits(n), false) => {
-            prims.semaphore.try_acquire_many(n).map(RealHold::Permit).map_err(seen_try_acquire)
-        }
-        (What::Permits(n), true) => prims
-            .semaphore
-            .clone()
-            .try_acquire_many_owned(n)
-            .map(RealHold::PermitOwned)
-            .map_err(seen_try_acquire),
-        (What::Token, _) => {
-            let token = prims.limiter.try_acquire().map_err(seen_try_acquire)?;
-            Ok(RealHold::Token(if owned { token.into_owned() } else { token }))
-        }
-        (What::TokenFor(_), _) => {
-            let borrower = borrower.expect("an explicit borrower");
-            let token = prims.limiter.try_acquire_on_behalf_of(borrower).map_err(seen_try_acquire)?;
-            Ok(RealHold::Token(if owned { token.into_owned() } else { token }))
-        }
-    }
-}
-
-pub(crate) fn blocking_acquire<'p>(prims: &'p Prims, what: What, owned: bool) -> Result<RealHold<'p>, Seen> {
-    match (what, owned) {
-        (What::Lock, false) => prims.mutex.blocking_lock().map(RealHold::Mutex),
-        (What::Lock, true) => prims.mutex.clone().blocking_lock_owned().map(RealHold::MutexOwned),
-        (What::Read, _) => prims.rwlock.blocking_read().map(RealHold::Read),
-        (What::Write, _) => prims.rwlock.blocking_write().map(RealHold::Write),
-        (What::Permits(n), false) => prims.semaphore.blocking_acquire_many(n).map(RealHold::Permit),
-        (What::Permits(n), true) => {
-            prims.semaphore.clone().blocking_acquire_many_owned(n).map(RealHold::PermitOwned)
-        }
-        (What::Token, _) => prims
-            .limiter
-            .blocking_acquire()
-            .map(|token| RealHold::Token(if owned { token.into_owned() } else { token })),
-        (What::TokenFor(_), _) => unreachable!("not generated"),
-    }
-    .map_err(seen_acquire)
 }
 
 pub(crate) fn noop_cx() -> Context<'static> {
@@ -255,12 +147,6 @@ impl<'p> Run<'p> {
                         (vec![real], vec![expected.0])
                     }
                     Who::Nested(o, depth) => {
-                        // KNOWN DEFECT (issue 29, defect 9): a token forwarded from a
-                        // nested scope and leaked leaves a stale borrower; nested scopes
-                        // take no limiter tokens here until it is fixed.
-                        if matches!(what, What::Token | What::TokenFor(_)) {
-                            return None;
-                        }
                         let enclosing = self.id(o);
                         let inner = tracked(async move { try_acquire(prims, what, owned, None) });
                         let inner_id = inner.owner();
@@ -276,7 +162,10 @@ impl<'p> Run<'p> {
                                 Some(middle_id),
                             )
                         };
-                        let expected = self.model.acquire(what, Some(inner_id), None, owned, false).0;
+                        // A token borrows as the scope (listed under its id, forwarded
+                        // with it, forgotten when the enclosing owner's exit abandons it).
+                        let key = self.model.borrow_key(what, Some(inner_id)).expect("a call");
+                        let expected = self.model.acquire(what, Some(inner_id), key, owned, false).0;
                         match middle_id {
                             None => self.model.on_scope_complete(inner_id, enclosing),
                             Some(middle) => {
@@ -316,6 +205,8 @@ impl<'p> Run<'p> {
                 };
                 let context = (slot != OUTSIDE).then(|| self.id(slot));
                 for (w, poll) in polled {
+                    // Released on its borrower's behalf since its grant: a spent token.
+                    let spent = !w.cond && self.model.spent.contains_key(&w.ticket);
                     expected.push(if w.cond {
                         self.model.poll_cond(w.ticket, context)
                     } else {
@@ -325,6 +216,11 @@ impl<'p> Run<'p> {
                         Poll::Pending => {
                             real.push(Seen::Pending);
                             still.push(w);
+                        }
+                        Poll::Ready(Ok(hold)) if spent => {
+                            done.push(w.future);
+                            self.spent.push(hold);
+                            real.push(Seen::Ok);
                         }
                         Poll::Ready(result) => {
                             done.push(w.future);
@@ -512,11 +408,6 @@ impl<'p> Run<'p> {
             }
             Op::ReleaseOnBehalf(o) => {
                 let id = self.id(o);
-                // KNOWN DEFECT (issue 29, defect 11): a borrower granted a token whose
-                // future has not run since is `NotHeld` in the crate; skipped until fixed.
-                if self.model.granted_uncollected().contains(&Borrower::Owner(id)) {
-                    return None;
-                }
                 let real = match prims.limiter.release_on_behalf_of(id) {
                     Ok(()) => Seen::Ok,
                     Err(ownsync::ReleaseError::NotHeld) => Seen::NotHeld,
@@ -531,7 +422,13 @@ impl<'p> Run<'p> {
                 (vec![real], vec![expected])
             }
             Op::Repair(prim, mark) => {
+                // KNOWN DEFECTS (see `Model::set_total`, `Model::on_forget`).
+                if self.model.repair_hits_defect[prim.index()] {
+                    return None;
+                }
                 let real = match prim {
+                    Prim::Semaphore => counted_repair(prims.semaphore.try_repair()),
+                    Prim::Limiter => counted_repair(prims.limiter.try_repair()),
                     Prim::Mutex => repaired(prims.mutex.try_repair().map(|guard| {
                         if mark {
                             guard.mark_consistent();
@@ -596,11 +493,6 @@ impl<'p> Run<'p> {
                 (vec![], vec![])
             }
             Op::SetTotal(total) => {
-                // KNOWN DEFECT (issue 29, defect 8): a broken limiter that grows forgets
-                // what is borrowed; not done on a broken limiter until it is fixed.
-                if self.model.core(Prim::Limiter).broken.is_some() {
-                    return None;
-                }
                 prims.limiter.set_total_tokens(total);
                 self.model.set_total(total);
                 (vec![], vec![])
@@ -618,6 +510,40 @@ impl<'p> Run<'p> {
                 prims.semaphore.close();
                 self.model.close();
                 (vec![], vec![])
+            }
+            Op::CancelHolding(o, h) => {
+                let h = pick(self.holds.len(), h)?;
+                let id = self.id(o);
+                self.cancel_waiting(o);
+                let hold = self.holds.remove(h);
+                self.model.on_cancel_holding(h, id);
+                self.owners[o].cancel_holding(hold);
+                self.replace_owner(o, id);
+                (vec![], vec![])
+            }
+            Op::Section(o, write, cut_short) => {
+                let id = self.id(o);
+                let expected =
+                    self.model.with_section(if write { What::Write } else { What::Lock }, id, cut_short);
+                let real = self.owners[o].within(move |cx| {
+                    // The section waits for ever if it is to be cut short.
+                    let section = async |_: &mut ()| {
+                        if cut_short {
+                            std::future::pending::<()>().await;
+                        }
+                    };
+                    let poll = if write {
+                        Box::pin(prims.rwlock.with_write(section)).as_mut().poll(cx)
+                    } else {
+                        Box::pin(prims.mutex.with_lock(section)).as_mut().poll(cx)
+                    };
+                    match poll {
+                        Poll::Ready(Ok(())) => Seen::Ok,
+                        Poll::Ready(Err(err)) => seen_acquire(err),
+                        Poll::Pending => Seen::Pending,
+                    }
+                });
+                (vec![real], vec![expected])
             }
         })
     }
@@ -762,6 +688,14 @@ pub(crate) fn repaired(result: Result<(), RepairError>) -> Seen {
         Ok(()) => Seen::Ok,
         Err(RepairError::NotBroken) => Seen::NotBroken,
         Err(RepairError::InUse { guards_out }) => Seen::InUse(guards_out),
+        Err(other) => panic!("unexpected {other:?}"),
+    }
+}
+
+pub(crate) fn counted_repair(result: Result<usize, RepairError>) -> Seen {
+    match result {
+        Ok(given_back) => Seen::Repaired(given_back),
+        Err(RepairError::NotBroken) => Seen::NotBroken,
         Err(other) => panic!("unexpected {other:?}"),
     }
 }
