@@ -387,9 +387,10 @@ fn counted_repair_racing_releases_and_breaks_gives_back_the_whole_pool() {
         let sem = sem.clone();
         move || {
             for _ in 0..ROUNDS {
+                // Two permits at once: a repair must give back all it was owed, not one.
                 block_on(tracked(async {
-                    if let Ok(permit) = sem.acquire().await {
-                        std::mem::forget(permit);
+                    if let Ok(permits) = sem.acquire_many(2).await {
+                        std::mem::forget(permits);
                     }
                 }));
             }
@@ -588,13 +589,14 @@ fn an_external_hold_released_while_its_owner_exits_is_settled_exactly_once() {
 /// the statistics show the count; a locked one does not peek at the data.
 #[test]
 fn debug_of_a_lock_cut_short_names_the_task_and_the_reason() {
-    let mutex = Mutex::new(7);
+    let mutex = Mutex::new("the-secret-data");
     let task = tracked(async { mutex.with_lock(async |_| pending::<()>().await).await });
     let id = task.owner();
     let mut task = Polled::new(task);
     assert!(task.is_pending());
     let locked = format!("{mutex:?}");
-    assert!(!locked.contains('7'), "the data is not read while locked: {locked}");
+    assert!(!locked.contains("the-secret-data"), "the data is not read while locked: {locked}");
+    assert!(locked.contains("<locked>"), "{locked}");
     drop(task);
     let shown = format!("{mutex:?}");
     assert!(shown.contains(&id.to_string()) && shown.to_lowercase().contains("cancel"), "{shown}");
@@ -647,4 +649,34 @@ fn a_watchdog_dropped_from_its_own_callback_stops_without_a_hang() {
     // The thread ends after the callback returns, dropping the callback and its sender.
     assert!(ended.recv().is_err(), "the watchdog thread ended");
     drop(stuck);
+}
+
+// --- a condition wait cancelled ---------------------------------------------------------
+
+/// A tracked task cancelled while it waits on a condition (its guard given to the wait)
+/// is cancelled while waiting, not inside a section: with `break_on_cancel` nothing
+/// breaks and nothing is counted, whether the wait was notified (and granted the mutex
+/// back, not yet polled) or not.
+#[test]
+fn a_task_cancelled_in_a_condition_wait_breaks_nothing() {
+    for notified in [false, true] {
+        let mutex = Mutex::new(0).break_on_cancel();
+        let condition = ownsync::Condition::new();
+        let task = tracked(async {
+            let guard = mutex.lock().await.unwrap();
+            let _guard = condition.wait(guard).await.unwrap();
+            pending::<()>().await;
+        });
+        let mut task = Polled::new(task);
+        assert!(task.is_pending());
+        assert!(mutex.try_lock().is_ok(), "the wait gave the mutex back");
+        if notified {
+            condition.notify_one(); // the mutex is free: granted to the waiter at once
+            assert_eq!(task.wakes(), 1);
+        }
+        drop(task);
+        assert!(!mutex.is_broken(), "notified: {notified}: {:?}", mutex.statistics().broken());
+        assert_eq!(mutex.statistics().cut_short().count(), 0, "notified: {notified}");
+        assert!(mutex.try_lock().is_ok(), "notified: {notified}: the grant went back");
+    }
 }
