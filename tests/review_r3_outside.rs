@@ -680,3 +680,93 @@ fn a_task_cancelled_in_a_condition_wait_breaks_nothing() {
         assert!(mutex.try_lock().is_ok(), "notified: {notified}: the grant went back");
     }
 }
+
+// --- the tower layer ---------------------------------------------------------------------
+
+/// A request cut short (its response future dropped, a timeout) while its handler holds
+/// a borrowed guard: the request is a tracked scope, so the section is cut short in its
+/// name: counted by default, broken with `break_on_cancel`; the request's token goes back
+/// either way.
+#[cfg(feature = "tower")]
+#[test]
+fn a_request_cut_short_holding_a_guard_is_counted_or_broken_in_the_requests_name() {
+    use std::convert::Infallible;
+    use tower::{Layer, Service, ServiceExt, service_fn};
+
+    for break_on_cancel in [false, true] {
+        let mutex: &'static Mutex<u32> = {
+            let mutex = Mutex::new(0);
+            Box::leak(Box::new(if break_on_cancel { mutex.break_on_cancel() } else { mutex }))
+        };
+        let (reached, at_await) = std::sync::mpsc::channel::<()>();
+        let reached = std::sync::Mutex::new(reached);
+        let mut limited = ownsync::tower::CapacityLimitLayer::new(1).layer(service_fn(move |()| {
+            let reached = reached.lock().unwrap().clone();
+            async move {
+                let mut guard = mutex.lock().await.unwrap();
+                *guard += 1;
+                reached.send(()).unwrap();
+                pending::<()>().await;
+                *guard += 1;
+                Ok::<_, Infallible>("never")
+            }
+        }));
+        block_on(limited.ready()).unwrap();
+        let response = limited.call(());
+        let request = response.owner();
+        let mut response = Polled::new(response);
+        assert!(response.is_pending());
+        at_await.recv().unwrap();
+        drop(response);
+        let cut_short = mutex.statistics().cut_short();
+        assert_eq!((cut_short.count(), cut_short.last().map(|(owner, _)| owner)), (1, Some(request)));
+        assert_eq!(mutex.is_broken(), break_on_cancel);
+        if let Some(err) = mutex.statistics().broken() {
+            assert_eq!((err.owner(), err.reason()), (request, AbandonReason::Cancelled));
+        }
+        assert_eq!(limited.limiter().available_tokens(), 1, "the request's token is back");
+        assert!(!limited.limiter().is_broken());
+    }
+}
+
+// --- an abandoned writer's downgrade ---------------------------------------------------
+
+/// A writer's guard let out of its task is downgraded (and the read guard dropped) on
+/// another thread while the task ends: if the exit came first the lock is broken naming
+/// the task, and once the guard is gone every permit is back, so a repair succeeds; if
+/// the release came first nothing is broken. Either way the lock ends whole.
+#[test]
+fn an_abandoned_writers_downgrade_racing_the_exit_leaves_the_lock_repairable() {
+    for _ in 0..ROUNDS {
+        let lock: &'static RwLock<u32> = Box::leak(Box::new(RwLock::new(0)));
+        let (send, received) = std::sync::mpsc::channel();
+        let (finish, finished) = futures::channel::oneshot::channel::<()>();
+        let task = tracked(async move {
+            send.send(lock.write().await.unwrap()).unwrap();
+            finished.await.unwrap();
+        });
+        let id = task.owner();
+        let mut task = Polled::new(task);
+        assert!(task.is_pending());
+        let writer = received.recv().unwrap();
+        let start = Arc::new(Barrier::new(2));
+        let downgrader = std::thread::spawn({
+            let start = start.clone();
+            move || {
+                start.wait();
+                drop(writer.downgrade());
+            }
+        });
+        start.wait();
+        finish.send(()).unwrap();
+        task.ready();
+        downgrader.join().unwrap();
+        // Released before the exit: nothing to abandon. Otherwise the exit broke it.
+        if let Some(err) = lock.statistics().broken().cloned() {
+            assert_eq!((err.owner(), err.reason()), (id, AbandonReason::Exited));
+            let repair = lock.try_repair().expect("every permit is back once the guard is gone");
+            repair.mark_consistent();
+        }
+        assert!(lock.try_write().is_ok(), "whole: no permit lost");
+    }
+}
