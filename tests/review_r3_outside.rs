@@ -770,3 +770,49 @@ fn an_abandoned_writers_downgrade_racing_the_exit_leaves_the_lock_repairable() {
         assert!(lock.try_write().is_ok(), "whole: no permit lost");
     }
 }
+
+/// The deterministic form of the race above, in its narrowest window: the task's guard
+/// lives on another thread, which releases it (its section finished there) while the task
+/// is being cancelled, after the cancellation armed the lock and before the task's future
+/// is gone. The guard never lived in the task's future, so this is no section cut short
+/// (a cut short is "a guard alive in the future when it is dropped"); a release that
+/// came a moment earlier is a plain release. Yet the arm takes it for one: counted, and
+/// with `break_on_cancel` the lock breaks though its section finished.
+#[test]
+#[ignore = "defect: a guard released on another thread during its owner's cancellation is counted as cut short (and breaks with break_on_cancel)"]
+fn a_guard_released_elsewhere_during_the_cancellation_is_not_cut_short() {
+    /// Dropped with the task's future, after the arming: lets the other thread release
+    /// the guard, and waits until it did.
+    struct ReleaseElsewhereNow {
+        release: std::sync::mpsc::Sender<()>,
+        released: std::sync::mpsc::Receiver<()>,
+    }
+    impl Drop for ReleaseElsewhereNow {
+        fn drop(&mut self) {
+            self.release.send(()).unwrap();
+            self.released.recv().unwrap();
+        }
+    }
+    let mutex: &'static Mutex<u32> = Box::leak(Box::new(Mutex::new(0).break_on_cancel()));
+    let (send, received) = std::sync::mpsc::channel::<MutexGuard<'static, u32>>();
+    let (release, do_release) = std::sync::mpsc::channel::<()>();
+    let (done, released) = std::sync::mpsc::channel::<()>();
+    let rendezvous = ReleaseElsewhereNow { release, released };
+    let task = tracked(async move {
+        let _rendezvous = rendezvous;
+        send.send(mutex.lock().await.unwrap()).unwrap();
+        pending::<()>().await;
+    });
+    let mut task = Polled::new(task);
+    assert!(task.is_pending());
+    let guard = received.recv().unwrap();
+    let elsewhere = std::thread::spawn(move || {
+        do_release.recv().unwrap();
+        drop(guard); // its section is over: an ordinary release
+        done.send(()).unwrap();
+    });
+    drop(task);
+    elsewhere.join().unwrap();
+    assert_eq!(mutex.statistics().cut_short().count(), 0, "released by its holder, not cut short");
+    assert!(!mutex.is_broken(), "{:?}", mutex.statistics().broken());
+}
