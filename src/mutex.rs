@@ -502,6 +502,7 @@ impl fmt::Debug for MutexStatistics {
         let mut out = f.debug_struct("MutexStatistics");
         out.field("holder", &self.core.holder).field("self_waits", &self.core.self_waits);
         crate::debug::core_fields(&mut out, &self.core);
+        out.field("cut_short", &self.core.cut_short);
         out.finish()
     }
 }

@@ -452,6 +452,7 @@ impl fmt::Debug for RwLockStatistics {
             .field("writer", &self.core.holder)
             .field("self_waits", &self.core.self_waits);
         crate::debug::core_fields(&mut out, &self.core);
+        out.field("cut_short", &self.core.cut_short);
         out.finish()
     }
 }
