@@ -390,6 +390,8 @@ impl SemCore {
     /// the lot's lock, held here.
     fn grow_pool_locked(&self, shared: &mut Shared, permits: usize, wakes: &mut WakeList) {
         if self.state.load(Relaxed) & BROKEN != 0 && !self.repairable() {
+            // Free once repaired: the repair gives them back with the rest.
+            shared.given_back_while_broken = shared.given_back_while_broken.saturating_add(permits);
             return;
         }
         self.release_locked(shared, permits, wakes);
@@ -464,17 +466,16 @@ impl SemCore {
     }
 
     /// A semaphore's `add_permits`: like a release (waiters first, in FIFO order), but
-    /// panics on overflow even when broken, and grows the total in the same lock (not
-    /// a broken semaphore's, whose total stays as it broke).
+    /// panics on overflow even when broken, and grows the total in the same lock (a
+    /// broken semaphore's too: its repair gives the added permits out).
     #[track_caller]
     pub(crate) fn add_pool_permits(&self, permits: usize) {
         Self::add_to(self.state.load(Relaxed), permits); // panics on overflow, as tokio
         let mut wakes = WakeList::default();
         {
             let mut shared = self.shared.lock();
-            if self.state.load(Relaxed) & BROKEN == 0 {
-                shared.pool_total = shared.pool_total.saturating_add(permits);
-            }
+            // A broken semaphore's total grows too: its repair hands these out.
+            shared.pool_total = shared.pool_total.saturating_add(permits);
             self.release_locked(&mut shared, permits, &mut wakes);
         }
         wakes.wake_all();
@@ -495,7 +496,9 @@ impl SemCore {
         let mut shared = self.shared.lock();
         shared.pool_total = shared.pool_total.saturating_sub(permits);
         if self.state.load(Relaxed) & BROKEN != 0 {
-            shared.held_no_more(permits);
+            // No longer held, and never given back: not `held_no_more`, which would
+            // return them to the pool at the repair.
+            shared.held_when_broken = shared.held_when_broken.saturating_sub(permits);
         }
     }
 }
