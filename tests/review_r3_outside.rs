@@ -779,7 +779,6 @@ fn an_abandoned_writers_downgrade_racing_the_exit_leaves_the_lock_repairable() {
 /// came a moment earlier is a plain release. Yet the arm takes it for one: counted, and
 /// with `break_on_cancel` the lock breaks though its section finished.
 #[test]
-#[ignore = "defect: a guard released on another thread during its owner's cancellation is counted as cut short (and breaks with break_on_cancel)"]
 fn a_guard_released_elsewhere_during_the_cancellation_is_not_cut_short() {
     /// Dropped with the task's future, after the arming: lets the other thread release
     /// the guard, and waits until it did.

@@ -32,7 +32,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crate::error::AbandonReason;
 use crate::id::{OwnerId, Site};
-use crate::owner::{Abandoner, HoldTicket, OrphanTag};
+use crate::owner::{Abandoner, Caller, HoldTicket, OrphanTag, owner_id_for};
 
 use super::{Hold, SemCore};
 
@@ -120,7 +120,8 @@ impl SemCore {
     }
 
     /// [`SemCore::end_hold`] of an exclusive hold while the core is armed. THE DECISION:
-    /// the hold armed by its owner's cancellation, dropped now, is a section cut short
+    /// the hold armed by its owner's cancellation, dropped now by that cancellation (in
+    /// the owner's context), is a section cut short
     /// (unless the thread unwinds: a panic keeps its own rule, `Panicked`). Any other
     /// hold found a stale arm (the armed one ended without its guard's drop: leaked and
     /// settled by the exit, downgraded, or already settled) and ends as usual.
@@ -129,8 +130,13 @@ impl SemCore {
     pub(super) fn end_hold_armed(&self, hold: Hold, permits: usize) {
         let armed = self.take_armed();
         let ticket = hold.ticket;
+        // The armed hold, dropped by its owner's cancellation itself: in that owner's
+        // context (its `Tracked`'s drop). The same hold released meanwhile on another
+        // thread (a `'static` guard sent away) ends a section that finished there: a
+        // plain release, never taken for one cut short.
         let mine = armed.filter(|armed| {
             ticket.as_ref().is_some_and(|ticket| ticket.is_live() && ticket.orphan_tag() == armed.tag)
+                && owner_id_for(Caller::Async) == Some(armed.owner)
         });
         match (mine, ticket) {
             (Some(armed), Some(ticket)) if !std::thread::panicking() => {
