@@ -54,6 +54,11 @@ use crate::owner::{CurrentTaskScope, OwnerInner};
 ///   guards, permits and tokens in the task's future are released when tokio drops it
 ///   (during the unwinding, before the task's end is known), as with tokio;
 /// - a task dropped with its runtime (shutdown): `AbandonReason::Cancelled`;
+/// - a section cut short: tokio drops an aborted (or shut down) task's future before
+///   any hook runs, so a mutex guard alive in it is released as with tokio: not counted
+///   in `cut_short()`, and not broken by `break_on_cancel()`. Run the task as a
+///   [`tracked`](fn@crate::tracked) scope (or spawn it with `ownsync::tokio::spawn`), or
+///   use `with_lock`, for that;
 /// - a borrowed guard of a `'static` primitive returned as the task's output is
 ///   abandoned by the task's end before the `JoinHandle` gives it out: return an owned
 ///   guard, or hand the guard to the awaiting task ([`HandOver`](crate::HandOver)) before
