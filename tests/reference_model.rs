@@ -304,9 +304,13 @@ fn check_once(case: Case, ops: &[Op], measure: bool) -> Result<(), TestCaseError
     // With the `diagnostics` feature the process-wide registry keeps a weak reference to
     // every primitive until its next sweep (when it has doubled), and a weak reference
     // keeps its allocation: the heap is checked without that feature.
+    // What is checked is that nothing is left behind: more bytes, never fewer. Fewer
+    // happens (1 run of 4 at 100,000 cases: -512 bytes) when a case lets go of room an
+    // earlier one grew on this thread (a slab or table kept between cases), which is no
+    // leak.
     let measure = measure && !cfg!(feature = "diagnostics");
     prop_assert!(
-        !measure || after == before,
+        !measure || after <= before,
         "{} heap bytes left behind once every hold and owner is gone",
         after - before
     );
