@@ -139,6 +139,13 @@ impl Shared {
         (self.pool_total + self.debt).saturating_sub(free)
     }
 
+    /// What a pool holds, its state word last read as `state`: taken and not given back,
+    /// `total + debt - free`; once broken, what was held then less what came back since
+    /// (see [`SemCore::pool`]).
+    pub(super) fn held(&self, state: usize) -> usize {
+        if state & BROKEN != 0 { self.held_when_broken } else { self.held_with_free(state >> SHIFT) }
+    }
+
     /// `permits` of a broken pool came back or were abandoned: no longer held (see
     /// `held_when_broken`).
     pub(super) fn held_no_more(&mut self, permits: usize) {

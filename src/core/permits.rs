@@ -430,10 +430,7 @@ impl SemCore {
     /// not be recorded anywhere else to be counted.
     pub(crate) fn pool(&self) -> (usize, usize) {
         let shared = self.shared.lock();
-        let state = self.state.load(Acquire);
-        let held =
-            if state & BROKEN != 0 { shared.held_when_broken } else { shared.held_with_free(state >> SHIFT) };
-        (shared.pool_total, held)
+        (shared.pool_total, shared.held(self.state.load(Acquire)))
     }
 
     /// Closes: every queued waiter and every later acquire gets `Closed`.
@@ -460,9 +457,12 @@ impl SemCore {
     pub(crate) fn permit_counts(&self) -> crate::info::PermitCounts {
         let shared = self.shared.lock();
         let state = self.state.load(Acquire);
-        let held =
-            if state & BROKEN != 0 { shared.held_when_broken } else { shared.held_with_free(state >> SHIFT) };
-        crate::info::PermitCounts { available: state >> SHIFT, total: shared.pool_total, held, listed: 0 }
+        crate::info::PermitCounts {
+            available: state >> SHIFT,
+            total: shared.pool_total,
+            held: shared.held(state),
+            listed: 0,
+        }
     }
 
     /// A semaphore's `add_permits`: like a release (waiters first, in FIFO order), but
