@@ -153,5 +153,6 @@ pub(crate) fn core_fields(out: &mut fmt::DebugStruct<'_, '_>, core: &CoreSnapsho
         .field("orphans", &core.orphans)
         .field("abandoned", &core.abandoned)
         .field("closed", &core.closed)
-        .field("broken", &core.broken);
+        .field("broken", &core.broken)
+        .field("anonymous_holds", &core.anonymous_holds);
 }

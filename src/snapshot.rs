@@ -91,6 +91,8 @@ impl fmt::Debug for PrimitiveSnapshot {
             .field("waits", &self.waits)
             .field("orphans", &self.orphans)
             .field("broken", &self.broken)
+            .field("anonymous_holds", &self.anonymous_holds)
+            .field("cut_short", &self.cut_short)
             .finish()
     }
 }

@@ -210,3 +210,27 @@ fn a_broken_mutex_says_who_broke_it_why_and_where_not_a_dead_holder() {
     assert!(debug.starts_with("RwLock { data: <broken>, broken_by: task#"), "{debug}");
     assert!(!debug.contains("writer"), "{debug}");
 }
+
+/// Every statistics type shows what its snapshot counts: the anonymous holds (all
+/// primitives share the field), and, in the process-wide snapshot, the sections cut
+/// short as well.
+#[test]
+fn statistics_and_snapshots_show_anonymous_holds_and_sections_cut_short() {
+    let semaphore = ownsync::Semaphore::new(1);
+    assert!(format!("{:?}", semaphore.statistics()).contains("anonymous_holds: 0"));
+    let limiter = ownsync::CapacityLimiter::new(1);
+    assert!(format!("{:?}", limiter.statistics()).contains("anonymous_holds: 0"));
+    #[cfg(feature = "diagnostics")]
+    {
+        let mutex = ownsync::Mutex::with_name(0, "debug-output-cut-short");
+        let snapshot = ownsync::diagnostics::snapshot();
+        let mine = snapshot
+            .primitives()
+            .iter()
+            .find(|primitive| primitive.name() == Some("debug-output-cut-short"))
+            .expect("the mutex is registered");
+        let debug = format!("{mine:?}");
+        assert!(debug.contains("anonymous_holds: 0") && debug.contains("cut_short"), "{debug}");
+        drop(mutex);
+    }
+}
