@@ -6,7 +6,7 @@
 //! woken only when the mutex is handed to it, in order, and nothing re-contends (no
 //! thundering herd on `notify_all`). Every move between the two queues happens with the
 //! condition's lock and then the mutex core's lock held (always in that order), and the
-//! waiter's settlement word says which queue holds it, so a cancellation finds it in
+//! waiter's word says which queue holds it, so a cancellation finds it in
 //! either. A waiter cancelled after it was notified passes the notification on to the
 //! next waiter (the classic lost-notification bug cannot happen). When the mutex breaks,
 //! every condition waiter gets `Broken` (Trio leaves unnotified ones hanging).
@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 use crate::core::{BreakHook, SemCore};
 use crate::error::AcquireError;
 use crate::loom::Mutex as LotMutex;
-use crate::lot::{Outcome, Settlement, WaitMeta, WaitQueue};
+use crate::lot::{Outcome, WaitMeta, WaitQueue, Waiter};
 use crate::mutex::{Mutex, MutexGuard};
 use crate::owner::{Caller, OwnerId, Site, caller_site, identity_for};
 use crate::wake::WakeList;
@@ -138,8 +138,8 @@ impl Condition {
             condition: self,
             guard: Some(guard),
             mutex: None,
-            key: None,
-            settlement: Settlement::new(),
+            queued: false,
+            waiter: Waiter::new(),
             _pinned: PhantomPinned,
         }
     }
@@ -283,11 +283,12 @@ pub struct ConditionWait<'a, T: ?Sized> {
     guard: Option<MutexGuard<'a, T>>,
     /// Its mutex, from then on.
     mutex: Option<&'a Mutex<T>>,
-    /// Its key in the condition's queue while it may be there: from the first poll until
-    /// it returns.
-    key: Option<usize>,
-    /// Where the queues write what became of this waiter (see `WaitQueue::park`).
-    settlement: Settlement,
+    /// Whether `waiter` may be linked in a queue (the condition's, then its mutex's):
+    /// from the first poll until it returns.
+    queued: bool,
+    /// The node the queues link, and where they write what became of it (see
+    /// `WaitQueue::park`).
+    waiter: Waiter,
     _pinned: PhantomPinned,
 }
 
@@ -295,39 +296,40 @@ impl<'a, T: ?Sized> Future for ConditionWait<'a, T> {
     type Output = Result<MutexGuard<'a, T>, AcquireError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: nothing is moved out of the pinned future; `settlement`, which the
-        // queues point at, stays in place until the future is dropped.
+        // SAFETY: nothing is moved out of the pinned future; `waiter`, which the queues
+        // point at, stays in place until the future is dropped.
         let this = unsafe { self.get_unchecked_mut() };
         if let Some(guard) = this.guard.take() {
             return this.park_and_release(guard, cx);
         }
         let mutex = this.mutex.expect("a `ConditionWait` polled after it completed");
         loop {
-            match this.settlement.outcome() {
+            match this.waiter.outcome() {
                 Outcome::Waiting => {
                     let mut shared = this.condition.inner.shared.lock();
-                    if this.settlement.outcome() != Outcome::Waiting {
+                    if this.waiter.outcome() != Outcome::Waiting {
                         continue; // notified (or failed) while we took the lock
                     }
-                    let key = this.key.expect("parked on the first poll");
-                    let replaced = shared.queue.update_waker(key, cx.waker());
+                    // SAFETY: still waiting, read under the condition's lock: linked in
+                    // its queue.
+                    let replaced = unsafe { shared.queue.update_waker(&this.waiter, cx.waker()) };
                     drop(shared);
                     drop(replaced); // a waker's drop may re-enter: never under the lock
                     return Poll::Pending;
                 }
-                Outcome::Requeued(_) => {
-                    if mutex.core().update_requeued_waker(&this.settlement, cx.waker()) {
+                Outcome::Requeued => {
+                    if mutex.core().update_requeued_waker(&this.waiter, cx.waker()) {
                         return Poll::Pending;
                     }
                 }
                 Outcome::Granted => {
-                    this.key = None;
+                    this.queued = false;
                     this.mutex = None;
                     let hold = mutex.core().register_granted(this.owner, this.caller, this.site);
                     return Poll::Ready(Ok(MutexGuard::from_hold(mutex, hold)));
                 }
                 Outcome::Failed => {
-                    this.key = None;
+                    this.queued = false;
                     this.mutex = None;
                     return Poll::Ready(Err(mutex.core().failure()));
                 }
@@ -365,12 +367,11 @@ impl<'a, T: ?Sized> ConditionWait<'a, T> {
             }
             let mut shared = self.condition.inner.shared.lock();
             self.condition.bind(&mut shared, core);
-            // SAFETY: the future is pinned (`!Unpin`), so `settlement` stays put; `Drop`
-            // takes the waiter out of whichever queue holds it unless it was settled,
-            // after which no queue has the pointer.
-            self.key = Some(unsafe {
-                shared.queue.park(1, cx.waker().clone(), &self.settlement, meta, false, false)
-            });
+            // SAFETY: the future is pinned (`!Unpin`), so `waiter` stays put; it is linked
+            // nowhere (the first poll); `Drop` takes it out of whichever queue holds it
+            // unless it was settled, after which no queue has the pointer.
+            unsafe { shared.queue.park(&self.waiter, 1, cx.waker().clone(), meta, false, false) };
+            self.queued = true;
         }
         core.end_hold(hold, 1);
         if core.is_broken() {
@@ -378,14 +379,16 @@ impl<'a, T: ?Sized> ConditionWait<'a, T> {
             // fail us, so we do. Or its hook failed us already.
             let own_waker = {
                 let mut shared = self.condition.inner.shared.lock();
-                match self.settlement.outcome() {
-                    Outcome::Waiting => shared.queue.remove(self.key.expect("just parked")),
+                match self.waiter.outcome() {
+                    // SAFETY: still waiting, read under the condition's lock: linked in
+                    // its queue.
+                    Outcome::Waiting => unsafe { shared.queue.remove(&self.waiter) },
                     _ => None,
                 }
             };
             drop(own_waker);
-            if matches!(self.settlement.outcome(), Outcome::Waiting | Outcome::Failed) {
-                self.key = None;
+            if matches!(self.waiter.outcome(), Outcome::Waiting | Outcome::Failed) {
+                self.queued = false;
                 self.mutex = None;
                 return Poll::Ready(Err(core.failure()));
             }
@@ -397,20 +400,22 @@ impl<'a, T: ?Sized> ConditionWait<'a, T> {
 impl<T: ?Sized> Drop for ConditionWait<'_, T> {
     fn drop(&mut self) {
         // Never polled: the guard (if any) is dropped with the future, normally.
-        let (Some(key), Some(mutex)) = (self.key.take(), self.mutex) else { return };
+        let (true, Some(mutex)) = (std::mem::take(&mut self.queued), self.mutex) else { return };
         let core = mutex.core();
         let mut wakes = WakeList::default();
         let mut own_waker = None;
         let mut granted = false;
         {
             let mut shared = self.condition.inner.shared.lock();
-            match self.settlement.outcome() {
-                Outcome::Waiting => own_waker = shared.queue.remove(key),
+            match self.waiter.outcome() {
+                // SAFETY: still waiting, read under the condition's lock: linked in its
+                // queue.
+                Outcome::Waiting => own_waker = unsafe { shared.queue.remove(&self.waiter) },
                 Outcome::Failed | Outcome::Woken => {}
-                Outcome::Requeued(_) | Outcome::Granted => {
+                Outcome::Requeued | Outcome::Granted => {
                     // Notified, and never to use it: out of the mutex's queue (or give the
                     // mutex back), and the notification goes to the next waiter.
-                    granted = core.cancel_requeued(&self.settlement);
+                    granted = core.cancel_requeued(&self.waiter);
                     if let Some(next) = shared.queue.pop_front() {
                         core.requeue(next, &mut wakes);
                     }
@@ -425,7 +430,7 @@ impl<T: ?Sized> Drop for ConditionWait<'_, T> {
     }
 }
 
-/// Reaches the pinned settlement's paths (park, requeue, grant, cancel after a notify)
+/// Reaches the pinned waiter's paths (park, requeue, grant, cancel after a notify)
 /// as a unit test, so Miri checks them.
 #[cfg(test)]
 mod tests {

@@ -1,60 +1,54 @@
 //! The waiter queue under every primitive (Trio's ParkingLot).
 //!
-//! Waiters live in slab slots, linked in FIFO order by slot key, so parking, granting
-//! the head and leaving from the middle are all O(1) and allocation-free once the slab
-//! has grown. When the queue grants a waiter (or fails it: close, break), it takes the
-//! waiter out and writes the outcome into a [`Settlement`], a word inside the waiting
-//! future itself. The woken future reads that word without taking any lock, so a
-//! hand-off costs the releaser's lock and nothing more on the waiter's side; and a
-//! grant is never lost, because the word belongs to the future until it is dropped, and
-//! a dropped future with a grant passes it on. The queue itself is not locked; its owner
-//! (the counted core) keeps it under one lock together with the permit bookkeeping.
-//! Wakers are collected in a [`WakeList`] and woken after that lock is released (tokio
-//! #5429).
+//! A waiter is a node inside its own waiting future ([`Waiter`]), pinned there while it
+//! waits (and on the thread's stack for a blocking caller), and the queue is a doubly
+//! linked list of those nodes, as in tokio's `batch_semaphore`, futures-intrusive and
+//! maitake's `WaitQueue`. Parking links the node at the back, a grant unlinks the head,
+//! a cancelled waiter unlinks itself from the middle: all O(1), and a contended acquire
+//! allocates nothing and copies nothing into the queue. When the queue grants a waiter
+//! (or fails it: close, break), it unlinks it and writes the outcome into the node's
+//! word, the last thing it does with the node. The woken future reads that word without
+//! taking any lock, so a hand-off costs the releaser's lock and nothing more on the
+//! waiter's side; and a grant is never lost, because the word belongs to the future
+//! until it is dropped, and a dropped future with a grant passes it on.
 //!
-//! Blocking callers do not get a second wait loop: [`block_on`](crate::block::block_on) polls the same future
-//! with a waker that unparks the thread.
+//! The queue itself is not locked; its owner (the counted core, or a condition) keeps it
+//! under one lock, and that lock guards every node linked in it: a node's links, waker
+//! and description are touched only under the lock of the queue it is linked in, by the
+//! queue or by the future (a new waker, its own removal), or by the future alone while
+//! it is linked nowhere (before it parks, after it is settled). Which queue that is the
+//! word tells: a condition waiter moved onto its mutex's queue by a notify reads
+//! [`Outcome::Requeued`]. Wakers are collected in a [`WakeList`] and woken after that
+//! lock is released (tokio #5429).
+//!
+//! Blocking callers do not get a second wait loop: [`block_on`](crate::block::block_on)
+//! polls the same future with a waker that unparks the thread.
 
+use std::marker::PhantomPinned;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Waker;
 use std::time::Duration;
 
-use slab::Slab;
-
 use crate::clock::Stamp;
 use crate::id::{OwnerId, Site};
-use crate::loom::AtomicUsize;
+use crate::loom::{AtomicUsize, UnsafeCell};
 use crate::wake::WakeList;
 
-/// A slot key as the queue links it: 32 bits, so that a slot fits in one cache line
-/// (64 bytes; the hand-off touches the head slot on every grant).
-type Link = u32;
-const NIL: Link = Link::MAX;
+/// A link to a queued node: the previous or next waiter, if any.
+type Link = Option<NonNull<Waiter>>;
 
-/// The link of a slab key. More than 4 billion queued waiters (each a future of at least
-/// 64 bytes: 256 GiB) is out of reach; it panics rather than corrupt the queue.
-fn link(key: usize) -> Link {
-    Link::try_from(key).ok().filter(|&link| link != NIL).expect("fewer than 2^32 - 1 queued waiters")
-}
-
-/// A waiter's wanted permits as a slot keeps them (see [`Slot::wants`]).
+/// A waiter's wanted permits as its node keeps them (see [`Node::wants`]).
 fn wants(permits: usize) -> u32 {
     u32::try_from(permits).expect("a waiter wants at most u32::MAX permits")
 }
-
-/// Room for this many waiters (4 KiB of slots) is kept when a queue empties; a larger
-/// slab, grown by a burst of waiters, is freed then, so a primitive does not keep the
-/// memory of its longest queue for ever (tokio's intrusive list keeps none). A queue
-/// that keeps more waiters than this grows again in doublings, amortized per waiter.
-const KEPT_SLOTS: usize = 64;
 
 /// How many waiters from the head one long-wait check looks at.
 #[cfg_attr(not(feature = "tracing"), allow(dead_code))] // read by the `tracing` reports
 const LONG_WAIT_SCAN: usize = 32;
 
-/// What became of a waiter, as its [`Settlement`] says.
+/// What became of a waiter, as its [`Waiter`] says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
     /// Still queued.
@@ -63,9 +57,9 @@ pub(crate) enum Outcome {
     Granted,
     /// Failed: the primitive closed or broke while it waited.
     Failed,
-    /// Moved by a notify from a condition's queue onto its mutex's, at this key there
+    /// Moved by a notify from a condition's queue onto its mutex's, where it waits now
     /// (a condition waiter only: see `Condition`).
-    Requeued(usize),
+    Requeued,
     /// Taken out of the queue and woken, not granted: the permits were put back for
     /// anyone to take, and the waiter is to try again (eventual fairness: see
     /// [`WaitQueue::wake_front`]).
@@ -75,33 +69,88 @@ pub(crate) enum Outcome {
 const WAITING: usize = 0;
 const GRANTED: usize = 1;
 const FAILED: usize = 2;
-/// `REQUEUED | key << TAG_BITS`: requeued, waiting at `key` in the mutex's queue.
 const REQUEUED: usize = 3;
-const TAG_BITS: u32 = 2;
-/// Not `REQUEUED | key << TAG_BITS` for any key (those are 3 modulo 4).
 const WOKEN: usize = 4;
 
-/// The word a waiting future keeps for the queue to write its outcome into.
+/// A waiter: the node a waiting future keeps for the queue to link, and the word the
+/// queue writes its outcome into.
 ///
-/// The queue writes it once, under the owner's lock, as the last thing it does with the
-/// waiter; the future reads it with no lock (`Acquire` pairs with the queue's
-/// `Release`, so everything the granter did before is visible).
+/// The queue writes the word once (or twice, for a requeued condition waiter), under
+/// its owner's lock, as the last thing it does with the node; the future reads it with
+/// no lock (`Acquire` pairs with the queue's `Release`, so everything the granter did
+/// before is visible). The rest of the node ([`Node`]) is the queue's while the waiter
+/// is linked (see the module docs for who may touch it when).
 ///
 /// A waiter whose grant a named borrow answers for (a limiter's borrower set) carries a
 /// [`GrantClaim`] beside the word, marked as the grant is settled.
-pub(crate) struct Settlement {
+pub(crate) struct Waiter {
     word: AtomicUsize,
     claim: Option<Arc<GrantClaim>>,
+    node: UnsafeCell<Node>,
+    /// The queue keeps the node's address: a waiter must not move while linked.
+    _pinned: PhantomPinned,
 }
 
-impl Settlement {
+// SAFETY: the word and the claim are atomics; the node is touched only under the lock of
+// the queue it is linked in, or by the future that owns it while it is linked nowhere
+// (the module docs), so moving the future, or sharing it, to another thread races with
+// nothing; a `Waker` is `Send + Sync`, and so is the description (`WaitMeta`).
+unsafe impl Send for Waiter {}
+// SAFETY: as above: through `&Waiter`, only the atomic word and claim are reachable
+// without the queue's lock.
+unsafe impl Sync for Waiter {}
+
+/// The part of a waiter the queue links and reads (see [`Waiter`]). Kept small: it is
+/// part of every acquire future, which is moved into place as an acquire begins, and a
+/// future of more than 128 bytes is moved by a call to `memcpy` (measured: 58
+/// instructions of a 1,100-instruction hand-off).
+struct Node {
+    prev: Link,
+    next: Link,
+    waker: Option<Waker>,
+    meta: WaitMeta,
+    /// Since when it counts as a self-wait, if [`SELF_WAIT`] is set.
+    self_wait_since: Stamp,
+    /// Permits wanted: at most `u32::MAX` (tokio's `acquire_many` takes a `u32`, an
+    /// RwLock has at most `u32::MAX` readers, the rest want one).
+    wants: u32,
+    /// [`REQUEUED_HERE`], [`SELF_WAIT`], [`SELF_WAIT_REPORTED`].
+    flags: u8,
+}
+
+/// A condition waiter moved here by a notify: it must be granted, never woken to try
+/// again ([`WaitQueue::wake_front`]), since its future does not retry.
+const REQUEUED_HERE: u8 = 1;
+/// It waits for a hold its own owner has (a self-wait), since `self_wait_since`.
+const SELF_WAIT: u8 = 2;
+/// Its self-wait was reported ([`WaitQueue::lasting_self_waits`]).
+const SELF_WAIT_REPORTED: u8 = 4;
+
+impl Waiter {
     pub(crate) fn new() -> Self {
-        Settlement { word: AtomicUsize::new(WAITING), claim: None }
+        Self::with_claim(None)
     }
 
-    /// A settlement whose grant `claim` answers for (see [`GrantClaim`]).
+    /// A waiter whose grant `claim` answers for (see [`GrantClaim`]).
     pub(crate) fn claimed_by(claim: Arc<GrantClaim>) -> Self {
-        Settlement { word: AtomicUsize::new(WAITING), claim: Some(claim) }
+        Self::with_claim(Some(claim))
+    }
+
+    fn with_claim(claim: Option<Arc<GrantClaim>>) -> Self {
+        Waiter {
+            word: AtomicUsize::new(WAITING),
+            claim,
+            node: UnsafeCell::new(Node {
+                prev: None,
+                next: None,
+                waker: None,
+                meta: WaitMeta::new_unstamped(None, None),
+                self_wait_since: Stamp::ZERO,
+                wants: 0,
+                flags: 0,
+            }),
+            _pinned: PhantomPinned,
+        }
     }
 
     /// Whether the waiter itself passes on a grant it will not collect (dropped, or
@@ -112,9 +161,16 @@ impl Settlement {
     }
 
     /// Back to `Waiting`, to queue again after an [`Outcome::Woken`]. Only while no
-    /// queue has a pointer to it.
+    /// queue links it.
     pub(crate) fn reset(&self) {
         self.word.store(WAITING, Ordering::Relaxed);
+    }
+
+    /// When it began to wait: once it has parked, while no queue links it (a waiter
+    /// woken to try again that queues again keeps the start of its wait).
+    pub(crate) fn parked_since(&mut self) -> Stamp {
+        // SAFETY: `&mut self` and linked nowhere: nothing else reaches the node.
+        self.node.with_mut(|node| unsafe { (*node).meta.since() })
     }
 
     pub(crate) fn outcome(&self) -> Outcome {
@@ -122,45 +178,42 @@ impl Settlement {
             WAITING => Outcome::Waiting,
             GRANTED => Outcome::Granted,
             FAILED => Outcome::Failed,
-            WOKEN => Outcome::Woken,
-            requeued => Outcome::Requeued(requeued >> TAG_BITS),
+            REQUEUED => Outcome::Requeued,
+            _ => Outcome::Woken,
         }
     }
 }
 
-/// A queued waiter's settlement, inside its pinned future.
-struct SettlementPtr(NonNull<Settlement>);
+/// The node of the waiter at `waiter`.
+///
+/// # Safety
+/// The caller holds the lock of the queue the waiter is linked in (or is about to be
+/// linked in, or was just unlinked from), which keeps the waiter alive and in place
+/// (see [`WaitQueue::park`]); and no other reference to this node is in use.
+#[inline(always)]
+unsafe fn node_at<'a>(waiter: NonNull<Waiter>) -> &'a mut Node {
+    // SAFETY: the caller's contract: the waiter is alive and pinned, and the lock it holds
+    // orders this access after every other one (the module docs).
+    unsafe { &mut *waiter.as_ref().node.with_mut(|node| node) }
+}
 
-// SAFETY: the pointee is an atomic, written from whichever thread settles the waiter;
-// `WaitQueue::park`'s contract keeps it alive while the queue holds the pointer.
-unsafe impl Send for SettlementPtr {}
-// SAFETY: see above.
-unsafe impl Sync for SettlementPtr {}
-
-impl SettlementPtr {
-    /// Records that the waiter now waits at `key` in another queue (a requeue). Not its
-    /// last touch: the new queue settles it later, through the same pointer.
-    fn mark_requeued(&self, key: usize) {
-        // SAFETY: as in `settle`: the waiter is still queued (in the new queue, under the
-        // same owner's lock that is held now), so its settlement is alive and in place.
-        unsafe { self.0.as_ref() }.word.store(REQUEUED | (key << TAG_BITS), Ordering::Release);
-    }
-
-    /// Writes the outcome: the queue's last touch of the waiter's memory.
-    fn settle(self, outcome: usize) {
-        // SAFETY: `park`'s contract: the settlement stays where it is until it reads a
-        // settled outcome or its slot is removed. Neither has happened (the slot is
-        // being settled now, under the owner's lock), and nothing touches it after this
-        // store, which lets the future finish and free it. A claim is marked first, so
-        // the grant is its borrower's before the waiter can see it.
-        let settlement = unsafe { self.0.as_ref() };
-        if outcome == GRANTED {
-            if let Some(claim) = &settlement.claim {
-                claim.grant();
-            }
+/// Writes `outcome` into the waiter at `waiter`: the queue's last touch of its memory.
+///
+/// # Safety
+/// As for [`node_at`], and the waiter was unlinked (its waker and description taken or
+/// read): once the word is stored, its future may finish and free it.
+#[inline(always)]
+unsafe fn settle(waiter: NonNull<Waiter>, outcome: usize) {
+    // SAFETY: the caller's contract keeps the waiter alive until this store, and nothing
+    // touches it after. A claim is marked first, so the grant is its borrower's before
+    // the waiter can see it.
+    let waiter = unsafe { waiter.as_ref() };
+    if outcome == GRANTED {
+        if let Some(claim) = &waiter.claim {
+            claim.grant();
         }
-        settlement.word.store(outcome, Ordering::Release);
     }
+    waiter.word.store(outcome, Ordering::Release);
 }
 
 const CLAIM_WAITING: usize = 0;
@@ -169,7 +222,7 @@ const CLAIM_TAKEN: usize = 2;
 const CLAIM_DROPPED: usize = 3;
 
 /// Who answers for a grant to a named borrow's waiter: the borrow's entry in its
-/// limiter's borrower set, which shares this with the waiter's [`Settlement`].
+/// limiter's borrower set, which shares this with the waiter's [`Waiter`].
 ///
 /// The queue marks it granted as it settles the waiter, under the lot's lock: from that
 /// moment the borrow is its borrower's, listed and releasable on its behalf, before the
@@ -215,7 +268,7 @@ impl GrantClaim {
 }
 
 /// Who waits, where and since when: what diagnostics show of a waiter.
-/// Packed (24 bytes without the `diagnostics` feature) to keep a slot in one cache line.
+/// Packed (24 bytes without the `diagnostics` feature) to keep a waiting future small.
 pub(crate) struct WaitMeta {
     /// Who waits, if known (a tracked task, a thread, or a runtime task id): an
     /// [`OwnerId`]'s raw value, 0 for none.
@@ -264,114 +317,89 @@ impl WaitMeta {
     }
 }
 
-struct Slot {
-    /// Permits wanted: at most `u32::MAX` (tokio's `acquire_many` takes a `u32`, an
-    /// RwLock has at most `u32::MAX` readers, the rest want one).
-    wants: u32,
-    /// A condition waiter moved here by a notify: it must be granted, never woken to
-    /// try again ([`WaitQueue::wake_front`]), since its future does not retry.
-    requeued: bool,
-    prev: Link,
-    next: Link,
-    meta: WaitMeta,
-    waker: Option<Waker>,
-    settlement: SettlementPtr,
-}
-
-/// A waiter taken out of a queue, not settled yet: it must be queued again
-/// ([`WaitQueue::push_requeued`]) or settled ([`Parked::settle`]).
-pub(crate) struct Parked {
-    wants: u32,
-    meta: WaitMeta,
-    waker: Option<Waker>,
-    settlement: SettlementPtr,
-}
+/// A waiter unlinked from a queue, not settled yet: it must be queued again
+/// ([`WaitQueue::push_requeued`]) or settled ([`Parked::settle`]), both under the lock
+/// of the queue it came from (which keeps it in place: it reads `Waiting` still).
+pub(crate) struct Parked(NonNull<Waiter>);
 
 impl Parked {
     /// How many permits it waits for.
     pub(crate) fn wants(&self) -> usize {
-        self.wants as usize
+        // SAFETY: `Parked`'s contract: the lock of the queue it came from is held.
+        unsafe { node_at(self.0) }.wants as usize
     }
 
     /// Settles it granted (or failed) and queues its waker for waking.
     pub(crate) fn settle(self, granted: bool, wakes: &mut WakeList) {
-        wakes.push(self.waker);
-        self.settlement.settle(if granted { GRANTED } else { FAILED });
+        // SAFETY: as in `wants`; unlinked, and its waker is taken before the settling
+        // store, the last touch.
+        unsafe {
+            wakes.push(node_at(self.0).waker.take());
+            settle(self.0, if granted { GRANTED } else { FAILED });
+        }
     }
 }
 
-/// FIFO of waiters in slab slots.
+/// FIFO of waiters, linked through the nodes inside their futures (see the module docs).
+#[derive(Default)]
 pub(crate) struct WaitQueue {
-    slots: Slab<Slot>,
     head: Link,
     tail: Link,
-    /// The queued waiters that wait for a hold their own owner has (self-waits), kept
-    /// apart so that slots stay small and a queue without self-waits (the common case)
-    /// pays one length check for them.
-    self_waits: Vec<SelfWait>,
+    len: usize,
+    /// How many of the queued waiters wait for a hold their own owner has (self-waits):
+    /// a queue without any (the common case) pays one check for them.
+    self_waits: usize,
 }
 
-/// A queued self-wait: since when, and whether it was reported yet
-/// ([`WaitQueue::lasting_self_waits`]).
-#[cfg_attr(not(feature = "tracing"), allow(dead_code))] // read by the `tracing` reports
-struct SelfWait {
-    key: usize,
-    since: Stamp,
-    reported: bool,
-}
-
-impl Default for WaitQueue {
-    fn default() -> Self {
-        WaitQueue { slots: Slab::new(), head: NIL, tail: NIL, self_waits: Vec::new() }
-    }
-}
+// SAFETY: the queue is only reached under its owner's lock, and so are the nodes it links
+// (`Waiter` is `Send`): moving the queue to another thread moves no access with it.
+unsafe impl Send for WaitQueue {}
 
 impl WaitQueue {
     /// Number of waiters queued.
     pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+        self.len
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.head.is_none()
     }
 
-    /// Queues a waiter for `permits` at the back, or, with `at_front`, at the front: a
-    /// waiter that was woken to try again ([`Outcome::Woken`]) and lost the race for the
-    /// permits goes back where it was (eventual fairness lets others take the permits
-    /// first, never take its place). Returns its slot key.
+    /// Links `waiter`, wanting `permits`, at the back, or, with `at_front`, at the front:
+    /// a waiter that was woken to try again ([`Outcome::Woken`]) and lost the race for
+    /// the permits goes back where it was (eventual fairness lets others take the
+    /// permits first, never take its place).
     ///
     /// # Safety
-    /// `settlement` must stay at its address, and alive, until it reads an outcome other
-    /// than `Waiting` or the slot is removed with [`WaitQueue::remove`]: the queue
-    /// writes the outcome through a pointer to it. A pinned future that removes its slot
-    /// in `Drop` while still waiting keeps this (pinning guarantees `Drop` runs before
-    /// the memory is reused).
+    /// The waiter must be linked in no queue, and must stay at its address, and alive,
+    /// until it reads an outcome other than `Waiting` and `Requeued` or it is unlinked
+    /// with [`WaitQueue::remove`] (under this queue's lock): the queue reaches it through
+    /// a pointer. A pinned future that removes its waiter in `Drop` while still waiting
+    /// keeps this (pinning guarantees `Drop` runs before the memory is reused).
     #[inline]
     pub(crate) unsafe fn park(
         &mut self,
+        waiter: &Waiter,
         permits: usize,
         waker: Waker,
-        settlement: &Settlement,
         meta: WaitMeta,
         self_wait: bool,
         at_front: bool,
-    ) -> usize {
-        let since = meta.since();
-        let slot = Slot {
-            wants: wants(permits),
-            requeued: false,
-            meta,
-            waker: Some(waker),
-            settlement: SettlementPtr(NonNull::from(settlement)),
-            prev: NIL,
-            next: NIL,
-        };
-        let key = if at_front { self.link_front(slot) } else { self.link_back(slot) };
+    ) {
+        let at = NonNull::from(waiter);
+        // SAFETY: linked nowhere, and the caller holds this queue's lock.
+        let node = unsafe { node_at(at) };
+        debug_assert!(node.waker.is_none() && node.flags & SELF_WAIT == 0, "parked twice");
+        node.wants = wants(permits);
+        node.flags = 0;
         if self_wait {
-            self.self_waits.push(SelfWait { key, since, reported: false });
+            node.flags = SELF_WAIT;
+            node.self_wait_since = meta.since();
+            self.self_waits += 1;
         }
-        key
+        node.meta = meta;
+        node.waker = Some(waker);
+        if at_front { self.link_front(at) } else { self.link_back(at) }
     }
 
     /// Takes the head waiter out and wakes it to try again, without granting it
@@ -379,67 +407,85 @@ impl WaitQueue {
     /// back for whoever takes them first. `false` (nothing done) if the queue is empty or
     /// its head is a requeued condition waiter, which must be granted instead.
     pub(crate) fn wake_front(&mut self, wakes: &mut WakeList) -> bool {
-        match self.slots.get(self.head as usize) {
-            Some(slot) if !slot.requeued => {}
-            _ => return false,
+        let Some(head) = self.head else { return false };
+        // SAFETY (all three): linked here, under this queue's lock; the waker is taken
+        // before the settling store, the last touch.
+        if unsafe { node_at(head) }.flags & REQUEUED_HERE != 0 {
+            return false;
         }
-        let slot = self.take(self.head as usize);
-        wakes.push(slot.waker);
-        slot.settlement.settle(WOKEN);
+        let node = unsafe { self.unlink(head) };
+        wakes.push(node.waker.take());
+        unsafe { settle(head, WOKEN) };
         true
     }
 
-    /// Puts `slot` in the slab and links it at the front of the queue; returns its key.
-    fn link_front(&mut self, mut slot: Slot) -> usize {
-        slot.prev = NIL;
-        slot.next = self.head;
-        let key = self.slots.insert(slot);
+    /// Links the unlinked waiter at `at` before the head.
+    fn link_front(&mut self, at: NonNull<Waiter>) {
+        // SAFETY (both): under this queue's lock, `at` being linked and the head linked.
+        let node = unsafe { node_at(at) };
+        node.prev = None;
+        node.next = self.head;
         match self.head {
-            NIL => self.tail = link(key),
-            head => self.slots[head as usize].prev = link(key),
+            None => self.tail = Some(at),
+            Some(head) => unsafe { node_at(head) }.prev = Some(at),
         }
-        self.head = link(key);
-        key
+        self.head = Some(at);
+        self.len += 1;
     }
 
-    /// Puts `slot` in the slab and links it at the back of the queue; returns its key.
+    /// Links the unlinked waiter at `at` after the tail.
     #[inline]
-    fn link_back(&mut self, mut slot: Slot) -> usize {
-        slot.prev = self.tail;
-        slot.next = NIL;
-        let key = self.slots.insert(slot);
+    fn link_back(&mut self, at: NonNull<Waiter>) {
+        // SAFETY (both): under this queue's lock, `at` being linked and the tail linked.
+        let node = unsafe { node_at(at) };
+        node.prev = self.tail;
+        node.next = None;
         match self.tail {
-            NIL => self.head = link(key),
-            tail => self.slots[tail as usize].next = link(key),
+            None => self.head = Some(at),
+            Some(tail) => unsafe { node_at(tail) }.next = Some(at),
         }
-        self.tail = link(key);
-        key
+        self.tail = Some(at);
+        self.len += 1;
     }
 
     /// Takes the head waiter out as it is, to move it to another queue (a notify's
     /// requeue).
     pub(crate) fn pop_front(&mut self) -> Option<Parked> {
-        if self.head == NIL {
-            return None;
-        }
-        let slot = self.take(self.head as usize);
-        Some(Parked { wants: slot.wants, meta: slot.meta, waker: slot.waker, settlement: slot.settlement })
+        let head = self.head?;
+        // SAFETY: linked here, under this queue's lock.
+        unsafe { self.unlink(head) };
+        Some(Parked(head))
     }
 
     /// Queues a waiter taken out of another queue at the back, and tells it where it is
-    /// now ([`Outcome::Requeued`]). Returns its key.
-    pub(crate) fn push_requeued(&mut self, parked: Parked) -> usize {
-        let key = self.link_back(Slot {
-            wants: parked.wants,
-            requeued: true,
-            meta: parked.meta,
-            waker: parked.waker,
-            settlement: parked.settlement,
-            prev: NIL,
-            next: NIL,
-        });
-        self.slots[key].settlement.mark_requeued(key);
-        key
+    /// now ([`Outcome::Requeued`]). Call with both queues' locks held.
+    pub(crate) fn push_requeued(&mut self, parked: Parked) {
+        // SAFETY: `Parked`'s contract, and this queue's lock is held too: the waiter
+        // moves from one to the other while both are held, so every later touch of it
+        // takes this queue's lock (it reads `Requeued`).
+        unsafe { node_at(parked.0) }.flags |= REQUEUED_HERE;
+        self.link_back(parked.0);
+        // SAFETY: not a settling store: the waiter is linked here now, and stays alive
+        // until it is settled or removes itself under this queue's lock.
+        unsafe { parked.0.as_ref() }.word.store(REQUEUED, Ordering::Release);
+    }
+
+    /// The queued waiters, in queue order.
+    fn links(&self) -> impl Iterator<Item = NonNull<Waiter>> + '_ {
+        let mut at = self.head;
+        std::iter::from_fn(move || {
+            let waiter = at?;
+            // SAFETY: linked here, under this queue's lock (the caller's borrow of it).
+            at = unsafe { node_at(waiter) }.next;
+            Some(waiter)
+        })
+    }
+
+    /// The queued nodes, in queue order, for the walks that mark them.
+    fn nodes_mut(&mut self) -> impl Iterator<Item = &mut Node> + '_ {
+        // SAFETY: linked here, under this queue's lock, borrowed mutably for as long as
+        // the nodes are; each is handed out once.
+        self.links().map(|waiter| unsafe { node_at(waiter) })
     }
 
     /// How many waiters wait as `owner`. O(waiters): for snapshots only.
@@ -449,19 +495,24 @@ impl WaitQueue {
     pub(crate) fn waiting_as(&mut self, owner: OwnerId) -> usize {
         let now = Stamp::now();
         let mut count = 0;
-        for (key, slot) in &self.slots {
-            if slot.meta.owner() == Some(owner) {
+        let mut recorded = 0;
+        for node in self.nodes_mut() {
+            if node.meta.owner() == Some(owner) {
                 count += 1;
-                if !self.self_waits.iter().any(|wait| wait.key == key) {
-                    self.self_waits.push(SelfWait { key, since: now, reported: false });
+                if node.flags & SELF_WAIT == 0 {
+                    node.flags |= SELF_WAIT;
+                    node.self_wait_since = now;
+                    recorded += 1;
                 }
             }
         }
+        self.self_waits += recorded;
         count
     }
 
     /// The self-waits queued for `threshold` or longer that were not reported yet, as
-    /// (owner, site, waited for); each is reported once. O(1) while no self-wait is queued.
+    /// (owner, site, waited for); each is reported once. O(1) while no self-wait is
+    /// queued, O(waiters) while one is.
     /// Only waits whose owner still is `holder` count: the holder may have changed since.
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))] // read by the `tracing` reports
     pub(crate) fn lasting_self_waits(
@@ -470,13 +521,18 @@ impl WaitQueue {
         holder: Option<OwnerId>,
     ) -> Vec<(Option<OwnerId>, Site, Duration)> {
         let mut lasting = Vec::new();
-        for wait in &mut self.self_waits {
-            let waited = wait.since.elapsed();
-            let still = holder.is_some() && self.slots[wait.key].meta.owner() == holder;
-            if still && !wait.reported && waited >= threshold {
-                wait.reported = true;
-                let meta = &self.slots[wait.key].meta;
-                lasting.push((meta.owner(), meta.site, waited));
+        if self.self_waits == 0 {
+            return lasting;
+        }
+        for node in self.nodes_mut() {
+            if node.flags & (SELF_WAIT | SELF_WAIT_REPORTED) != SELF_WAIT {
+                continue;
+            }
+            let owner = node.meta.owner();
+            let waited = node.self_wait_since.elapsed();
+            if holder.is_some() && owner == holder && waited >= threshold {
+                node.flags |= SELF_WAIT_REPORTED;
+                lasting.push((owner, node.meta.site, waited));
             }
         }
         lasting
@@ -484,11 +540,11 @@ impl WaitQueue {
 
     /// The waiters in queue order, with what they want.
     pub(crate) fn waits(&self) -> impl Iterator<Item = (usize, &WaitMeta)> {
-        let mut key = self.head;
-        std::iter::from_fn(move || {
-            let slot = self.slots.get(key as usize)?;
-            key = slot.next;
-            Some((slot.wants as usize, &slot.meta))
+        // SAFETY: linked here, under this queue's lock, borrowed for as long as the
+        // descriptions are; nothing changes a node while the queue is shared.
+        self.links().map(|waiter| {
+            let node: &Node = unsafe { node_at(waiter) };
+            (node.wants as usize, &node.meta)
         })
     }
 
@@ -503,19 +559,16 @@ impl WaitQueue {
         threshold: Duration,
     ) -> Vec<(Option<OwnerId>, Site, Duration, usize)> {
         let mut found = Vec::new();
-        let mut key = self.head;
-        for _ in 0..LONG_WAIT_SCAN {
-            let Some(slot) = self.slots.get_mut(key as usize) else { break };
-            key = slot.next;
-            if slot.meta.warned() {
+        for node in self.nodes_mut().take(LONG_WAIT_SCAN) {
+            if node.meta.warned() {
                 continue;
             }
-            let waited = slot.meta.since().elapsed();
+            let waited = node.meta.since().elapsed();
             if waited < threshold {
                 break;
             }
-            slot.meta.set_warned();
-            found.push((slot.meta.owner(), slot.meta.site, waited, slot.wants as usize));
+            node.meta.set_warned();
+            found.push((node.meta.owner(), node.meta.site, waited, node.wants as usize));
         }
         found
     }
@@ -524,109 +577,108 @@ impl WaitQueue {
     #[inline]
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))] // read by the `tracing` reports
     pub(crate) fn has_self_waits(&self) -> bool {
-        !self.self_waits.is_empty()
+        self.self_waits != 0
     }
 
     /// The head waiter's wanted permits.
+    #[inline]
     pub(crate) fn front_wants(&self) -> Option<usize> {
-        Some(self.slots.get(self.head as usize)?.wants as usize)
+        // SAFETY: linked here, under this queue's lock.
+        Some(unsafe { node_at(self.head?) }.wants as usize)
     }
 
     /// Takes the head waiter out, settles it granted, and queues its waker for waking.
     /// Returns who it was (if known) and its acquire site.
     #[inline]
     pub(crate) fn grant_front(&mut self, wakes: &mut WakeList) -> (Option<OwnerId>, Site) {
-        let key = self.head;
-        assert!(key != NIL, "grant_front on an empty queue");
-        let slot = self.take(key as usize);
-        wakes.push(slot.waker);
-        slot.settlement.settle(GRANTED);
-        (slot.meta.owner(), slot.meta.site)
+        let head = self.head.expect("grant_front on an empty queue");
+        // SAFETY: linked here, under this queue's lock; everything is read from the node
+        // before the settling store, the last touch.
+        let node = unsafe { self.unlink(head) };
+        wakes.push(node.waker.take());
+        let grantee = (node.meta.owner(), node.meta.site);
+        unsafe { settle(head, GRANTED) };
+        grantee
     }
 
     /// Fails every queued waiter (close, break) and queues all their wakers. O(waiters).
     pub(crate) fn fail_all(&mut self, wakes: &mut WakeList) {
-        let mut key = self.head;
-        self.self_waits.clear();
-        while key != NIL {
-            let slot = self.slots.remove(key as usize);
-            key = slot.next;
-            wakes.push(slot.waker);
-            slot.settlement.settle(FAILED);
+        let mut at = self.head.take();
+        self.tail = None;
+        self.len = 0;
+        self.self_waits = 0;
+        while let Some(waiter) = at {
+            // SAFETY: linked here until now, under this queue's lock; the next link and
+            // the waker are read before the settling store, the last touch.
+            let node = unsafe { node_at(waiter) };
+            at = node.next.take();
+            node.prev = None;
+            node.flags &= !(SELF_WAIT | SELF_WAIT_REPORTED);
+            wakes.push(node.waker.take());
+            unsafe { settle(waiter, FAILED) };
         }
-        self.head = NIL;
-        self.tail = NIL;
-        self.free_burst_room();
     }
 
-    /// Stores the waker a still-waiting slot should be woken with. Returns the replaced
-    /// waker so the caller can drop it after unlocking; skips the clone when the stored
-    /// one would wake the same task.
-    pub(crate) fn update_waker(&mut self, key: usize, waker: &Waker) -> Option<Waker> {
-        let slot = &mut self.slots[key];
-        match &slot.waker {
+    /// Stores the waker a still-waiting waiter should be woken with. Returns the
+    /// replaced waker so the caller can drop it after unlocking; skips the clone when
+    /// the stored one would wake the same task.
+    ///
+    /// # Safety
+    /// `waiter` is linked in this queue (it reads `Waiting`, or `Requeued` for a mutex's
+    /// queue, under this queue's lock).
+    pub(crate) unsafe fn update_waker(&mut self, waiter: &Waiter, waker: &Waker) -> Option<Waker> {
+        // SAFETY: the caller's contract.
+        let node = unsafe { node_at(NonNull::from(waiter)) };
+        match &node.waker {
             Some(current) if current.will_wake(waker) => None,
-            _ => slot.waker.replace(waker.clone()),
+            _ => node.waker.replace(waker.clone()),
         }
     }
 
-    /// Removes a still-waiting slot (its future was dropped); the order of the rest is
-    /// unchanged. Its settlement is left as it is. Returns the slot's waker for the
-    /// caller to drop once the lock is released: a waker's drop may run any code,
-    /// including a release of this very primitive (tokio #5429).
+    /// Unlinks a still-waiting waiter (its future was dropped); the order of the rest is
+    /// unchanged. Its word is left as it is. Returns its waker for the caller to drop
+    /// once the lock is released: a waker's drop may run any code, including a release
+    /// of this very primitive (tokio #5429).
+    ///
+    /// # Safety
+    /// As for [`WaitQueue::update_waker`].
     #[must_use = "drop the waker after unlocking"]
-    pub(crate) fn remove(&mut self, key: usize) -> Option<Waker> {
-        self.take(key).waker
+    pub(crate) unsafe fn remove(&mut self, waiter: &Waiter) -> Option<Waker> {
+        // SAFETY: the caller's contract.
+        unsafe { self.unlink(NonNull::from(waiter)) }.waker.take()
     }
 
-    /// Unlinks slot `key` and takes it out of the slab.
+    /// Unlinks the waiter at `at` and returns its node.
+    ///
+    /// # Safety
+    /// `at` is linked in this queue, whose lock the caller holds.
     #[inline]
-    fn take(&mut self, key: usize) -> Slot {
-        let slot = self.slots.remove(key);
-        if !self.self_waits.is_empty() {
-            self.self_waits.retain(|wait| wait.key != key);
+    unsafe fn unlink<'a>(&mut self, at: NonNull<Waiter>) -> &'a mut Node {
+        // SAFETY (all): the caller's contract; its neighbours are linked here too, and
+        // each node is borrowed alone.
+        let node = unsafe { node_at(at) };
+        match node.prev {
+            None => self.head = node.next,
+            Some(prev) => unsafe { node_at(prev) }.next = node.next,
         }
-        match slot.prev {
-            NIL => self.head = slot.next,
-            prev => self.slots[prev as usize].next = slot.next,
+        match node.next {
+            None => self.tail = node.prev,
+            Some(next) => unsafe { node_at(next) }.prev = node.prev,
         }
-        match slot.next {
-            NIL => self.tail = slot.prev,
-            next => self.slots[next as usize].prev = slot.prev,
+        node.prev = None;
+        node.next = None;
+        self.len -= 1;
+        if node.flags & SELF_WAIT != 0 {
+            node.flags &= !(SELF_WAIT | SELF_WAIT_REPORTED);
+            self.self_waits -= 1;
         }
-        if slot.prev == NIL && slot.next == NIL {
-            self.free_burst_room();
-        }
-        slot
-    }
-
-    /// Frees the slab of an empty queue if a burst grew it past [`KEPT_SLOTS`].
-    #[inline]
-    fn free_burst_room(&mut self) {
-        debug_assert!(self.slots.is_empty() && self.head == NIL && self.tail == NIL);
-        if self.slots.capacity() > KEPT_SLOTS {
-            self.free_slots();
-        }
-    }
-
-    /// [`WaitQueue::free_burst_room`]'s rare part. The slab and list are empty, so
-    /// freeing them drops no waker: no user code runs under the caller's lock.
-    #[cold]
-    #[inline(never)]
-    fn free_slots(&mut self) {
-        self.slots = Slab::new();
-        self.self_waits = Vec::new();
-    }
-
-    /// Room for how many waiters the queue has now, without growing.
-    #[cfg(test)]
-    fn capacity(&self) -> usize {
-        self.slots.capacity()
+        node
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::pin::Pin;
     use std::sync::Arc;
 
     use super::*;
@@ -636,24 +688,25 @@ mod tests {
         Waker::noop().clone()
     }
 
-    /// Parks a waiter on its own settlement, kept in place by an `Rc` (which, unlike a
-    /// moved `Box`, claims no unique access to it).
-    fn park(queue: &mut WaitQueue, permits: usize, waker: Waker) -> (usize, std::rc::Rc<Settlement>) {
-        let settlement = std::rc::Rc::new(Settlement::new());
-        // SAFETY: each test keeps the `Rc` until the slot is settled or removed.
-        let key = unsafe { queue.park(permits, waker, &settlement, WaitMeta::new(None, None), false, false) };
-        (key, settlement)
+    /// Parks a fresh waiter, kept in place by its `Box` (pinned: never moved while linked).
+    fn park(queue: &mut WaitQueue, permits: usize, waker: Waker) -> Pin<Box<Waiter>> {
+        let waiter = Box::pin(Waiter::new());
+        // SAFETY: each test keeps the box until the waiter is settled or removed.
+        unsafe { queue.park(&waiter, permits, waker, WaitMeta::new(None, None), false, false) };
+        waiter
     }
 
     #[test]
     fn fifo_grant_and_cancel_from_the_middle() {
         let mut queue = WaitQueue::default();
-        let (_, a) = park(&mut queue, 1, noop());
-        let (b_key, b) = park(&mut queue, 2, noop());
-        let (_, c) = park(&mut queue, 3, noop());
+        let a = park(&mut queue, 1, noop());
+        let b = park(&mut queue, 2, noop());
+        let c = park(&mut queue, 3, noop());
         assert_eq!(queue.len(), 3);
-        drop(queue.remove(b_key));
+        // SAFETY: `b` is linked in `queue`.
+        drop(unsafe { queue.remove(&b) });
         assert_eq!(b.outcome(), Outcome::Waiting, "a removed waiter is not settled");
+        assert_eq!(queue.waits().map(|(wants, _)| wants).collect::<Vec<_>>(), [1, 3]);
         let mut wakes = WakeList::default();
         assert_eq!(queue.front_wants(), Some(1));
         queue.grant_front(&mut wakes);
@@ -663,66 +716,77 @@ mod tests {
         queue.grant_front(&mut wakes);
         assert_eq!(c.outcome(), Outcome::Granted);
         assert!(queue.is_empty());
+        assert_eq!(queue.len(), 0);
         assert_eq!(queue.front_wants(), None);
     }
 
+    /// Removing the head, the tail and the only waiter keeps the links whole.
+    #[test]
+    fn removing_at_either_end_keeps_the_order() {
+        let mut queue = WaitQueue::default();
+        let waiters: Vec<_> = (1..=4).map(|wants| park(&mut queue, wants, noop())).collect();
+        // SAFETY (all): each is linked in `queue` when removed.
+        drop(unsafe { queue.remove(&waiters[0]) });
+        drop(unsafe { queue.remove(&waiters[3]) });
+        assert_eq!(queue.waits().map(|(wants, _)| wants).collect::<Vec<_>>(), [2, 3]);
+        let last = park(&mut queue, 5, noop());
+        drop(unsafe { queue.remove(&waiters[1]) });
+        drop(unsafe { queue.remove(&waiters[2]) });
+        assert_eq!(queue.waits().map(|(wants, _)| wants).collect::<Vec<_>>(), [5]);
+        drop(unsafe { queue.remove(&last) });
+        assert!(queue.is_empty() && queue.waits().next().is_none());
+        assert_eq!(queue.len(), 0);
+        let again = park(&mut queue, 6, noop());
+        assert_eq!(queue.front_wants(), Some(6));
+        drop(unsafe { queue.remove(&again) });
+    }
+
     /// A woken waiter that lost the race goes back to the front, ahead of those that
-    /// queued after it, and a self-wait stays recorded as one (its record went with the
-    /// slot when it was woken).
+    /// queued after it, and a self-wait stays recorded as one until it leaves.
     #[test]
     fn parking_at_the_front_goes_first_and_keeps_a_self_wait() {
         let mut queue = WaitQueue::default();
-        let (_, _behind) = park(&mut queue, 1, noop());
-        let settlement = std::rc::Rc::new(Settlement::new());
-        // SAFETY: the `Rc` is kept until the slot is granted.
-        let front = unsafe { queue.park(2, noop(), &settlement, WaitMeta::new(None, None), true, true) };
+        let _behind = park(&mut queue, 1, noop());
+        let front = Box::pin(Waiter::new());
+        // SAFETY: the box is kept until the waiter is granted.
+        unsafe { queue.park(&front, 2, noop(), WaitMeta::new(None, None), true, true) };
         assert!(queue.has_self_waits());
         assert_eq!(queue.front_wants(), Some(2));
         let mut wakes = WakeList::default();
         queue.grant_front(&mut wakes);
-        assert_eq!(settlement.outcome(), Outcome::Granted);
-        assert!(!queue.has_self_waits(), "its record went with its slot ({front})");
+        assert_eq!(front.outcome(), Outcome::Granted);
+        assert!(!queue.has_self_waits(), "its record went with it");
         assert_eq!(queue.front_wants(), Some(1));
     }
 
-    /// The hand-off touches the head slot on every grant: one cache line (measured: a
-    /// slot of 88 bytes cost the contended loop about 4%).
+    /// Waking the head to try again unlinks it; a requeued head is never woken, only
+    /// granted; the requeue moves the waiter whole, waker and all.
     #[test]
-    #[cfg(not(feature = "diagnostics"))]
-    fn a_slot_fits_one_cache_line() {
-        assert!(std::mem::size_of::<Slot>() <= 64, "{}", std::mem::size_of::<Slot>());
-    }
-
-    /// A burst of waiters grows the slab; once they are all gone, by grants, removals or
-    /// a fail-all, the room is freed, and a queue that never grew past the kept room
-    /// keeps it (no reallocation per hand-off).
-    #[test]
-    fn an_emptied_queue_frees_the_room_a_burst_grew() {
-        const BURST: usize = 4 * KEPT_SLOTS;
-        let mut queue = WaitQueue::default();
+    fn wake_front_skips_a_requeued_head_and_a_requeue_moves_the_waiter() {
+        let mut condition = WaitQueue::default();
+        let mut mutex = WaitQueue::default();
+        let signal = Arc::new(ThreadSignal::new());
+        let waiter = park(&mut condition, 1, Waker::from(signal.clone()));
+        let parked = condition.pop_front().expect("one waiter");
+        assert!(condition.is_empty());
+        assert_eq!(parked.wants(), 1);
+        mutex.push_requeued(parked);
+        assert_eq!(waiter.outcome(), Outcome::Requeued);
         let mut wakes = WakeList::default();
-        let waiters: Vec<_> = (0..BURST).map(|_| park(&mut queue, 1, noop())).collect();
-        assert!(queue.capacity() >= BURST);
-        for _ in 0..BURST - 1 {
-            queue.grant_front(&mut wakes);
-        }
-        assert!(queue.capacity() >= BURST, "kept while a waiter is queued");
-        drop(queue.remove(waiters[BURST - 1].0));
-        assert_eq!(queue.capacity(), 0, "removing the last waiter frees the burst's room");
+        assert!(!mutex.wake_front(&mut wakes), "a requeued waiter is granted, not woken");
+        mutex.grant_front(&mut wakes);
+        wakes.wake_all();
+        assert_eq!(waiter.outcome(), Outcome::Granted);
+        assert!(signal.take_wake(), "its own waker came along");
 
-        let _burst: Vec<_> = (0..BURST).map(|_| park(&mut queue, 1, noop())).collect();
-        queue.fail_all(&mut wakes);
-        assert_eq!(queue.capacity(), 0, "a fail-all frees it too");
-
-        let small: Vec<_> = (0..KEPT_SLOTS).map(|_| park(&mut queue, 1, noop())).collect();
-        let kept = queue.capacity();
-        for _ in &small {
-            queue.grant_front(&mut wakes);
-        }
-        assert_eq!(queue.capacity(), kept, "a queue within the kept room keeps it");
-        let (again, _settlement) = park(&mut queue, 1, noop());
-        assert_eq!(queue.front_wants(), Some(1));
-        drop(queue.remove(again));
+        let woken = park(&mut mutex, 1, noop());
+        let mut wakes = WakeList::default();
+        assert!(mutex.wake_front(&mut wakes));
+        assert_eq!((woken.outcome(), mutex.len()), (Outcome::Woken, 0));
+        woken.reset();
+        // SAFETY: unlinked (woken), so it may park again; kept until removed.
+        unsafe { mutex.park(&woken, 1, noop(), WaitMeta::new(None, None), false, true) };
+        drop(unsafe { mutex.remove(&woken) });
     }
 
     #[test]
@@ -733,27 +797,52 @@ mod tests {
         queue.grant_front(&mut wakes);
         queue.fail_all(&mut wakes);
         assert!(queue.is_empty());
+        assert_eq!(queue.len(), 0);
         assert_eq!(wakes.len(), 10);
-        assert_eq!(waiters[0].1.outcome(), Outcome::Granted);
-        assert!(waiters[1..].iter().all(|(_, s)| s.outcome() == Outcome::Failed));
+        assert_eq!(waiters[0].outcome(), Outcome::Granted);
+        assert!(waiters[1..].iter().all(|waiter| waiter.outcome() == Outcome::Failed));
         // A new waiter after a fail-all is linked on its own.
-        let (fresh, _settlement) = park(&mut queue, 1, noop());
+        let fresh = park(&mut queue, 1, noop());
         assert_eq!(queue.front_wants(), Some(1));
-        drop(queue.remove(fresh));
+        // SAFETY: linked in `queue`.
+        drop(unsafe { queue.remove(&fresh) });
         assert!(queue.is_empty());
     }
 
     #[test]
     fn update_waker_keeps_an_equivalent_waker_and_returns_a_replaced_one() {
         let mut queue = WaitQueue::default();
-        let (key, _settlement) = park(&mut queue, 1, noop());
-        assert!(queue.update_waker(key, &noop()).is_none());
+        let waiter = park(&mut queue, 1, noop());
+        // SAFETY (both): linked in `queue`.
+        assert!(unsafe { queue.update_waker(&waiter, &noop()) }.is_none());
         let signal = Arc::new(ThreadSignal::new());
         let other = Waker::from(signal.clone());
-        assert!(queue.update_waker(key, &other).is_some());
+        assert!(unsafe { queue.update_waker(&waiter, &other) }.is_some());
         let mut wakes = WakeList::default();
         queue.grant_front(&mut wakes);
         wakes.wake_all();
         assert!(signal.take_wake(), "the new waker is the one woken");
+    }
+
+    /// A self-wait found by a snapshot is recorded once, reported once when it lasts,
+    /// and forgotten when its waiter leaves.
+    #[test]
+    fn a_self_wait_is_recorded_by_a_snapshot_and_forgotten_when_it_leaves() {
+        let owner = OwnerId::from_u64(7).expect("a nonzero id");
+        let mut queue = WaitQueue::default();
+        let other = park(&mut queue, 1, noop());
+        let mine = Box::pin(Waiter::new());
+        // SAFETY: kept until removed.
+        unsafe { queue.park(&mine, 1, noop(), WaitMeta::new(Some(owner), None), false, false) };
+        assert!(!queue.has_self_waits());
+        assert_eq!(queue.waiting_as(owner), 1);
+        assert_eq!(queue.waiting_as(owner), 1, "counted again, recorded once");
+        assert!(queue.has_self_waits());
+        assert_eq!(queue.lasting_self_waits(Duration::ZERO, Some(owner)).len(), 1);
+        assert!(queue.lasting_self_waits(Duration::ZERO, Some(owner)).is_empty(), "reported once");
+        // SAFETY (both): linked in `queue`.
+        drop(unsafe { queue.remove(&mine) });
+        assert!(!queue.has_self_waits());
+        drop(unsafe { queue.remove(&other) });
     }
 }

@@ -9,10 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
 use std::task::{Context, Poll, ready};
 
-use crate::clock::Stamp;
 use crate::error::{AcquireError, TryAcquireError};
 use crate::loom::{SPIN_LIMIT, spin_hint};
-use crate::lot::{GrantClaim, Outcome, Settlement, WaitMeta};
+use crate::lot::{GrantClaim, Outcome, WaitMeta, Waiter};
 use crate::owner::{Caller, Site, identity_for};
 use crate::runtime;
 use crate::wake::WakeList;
@@ -51,9 +50,9 @@ impl SemCore {
             permits,
             caller,
             site,
-            slot: None,
-            waiting_since: None,
-            settlement: Settlement::new(),
+            queued: false,
+            parked_before: false,
+            waiter: Waiter::new(),
             _pinned: PhantomPinned,
         }
     }
@@ -111,19 +110,22 @@ impl Future for TakeUncontended<'_> {
 /// Waits for permits in FIFO order. Dropping it while queued leaves the queue; dropping
 /// it after it was granted passes the permits on, so nothing is lost.
 ///
-/// While queued it is pinned, and the queue writes its outcome into `settlement` (see
-/// [`WaitQueue::park`](crate::lot::WaitQueue::park)), so a woken acquire collects its grant without the lot's lock.
+/// While queued it is pinned, and its [`Waiter`] is the node the queue links (see
+/// [`WaitQueue::park`](crate::lot::WaitQueue::park)): queueing allocates nothing, and a
+/// woken acquire collects its grant from the node's word without the lot's lock.
 pub(crate) struct AcquireFuture<'a> {
     core: &'a SemCore,
     permits: usize,
     caller: Caller,
     site: Site,
-    /// The queue slot, while queued and not yet settled.
-    slot: Option<usize>,
-    /// When it first queued: a waiter woken to try again (eventual fairness) that loses
-    /// the race queues again, at the front, keeping the start of its wait.
-    waiting_since: Option<Stamp>,
-    settlement: Settlement,
+    /// Whether `waiter` is (or was until its settlement) linked in the queue: from the
+    /// poll that parks it until a poll or the drop collects its outcome.
+    queued: bool,
+    /// Whether it queued before: a waiter woken to try again (eventual fairness) that
+    /// loses the race queues again, at the front, keeping the start of its wait (which
+    /// its waiter keeps).
+    parked_before: bool,
+    waiter: Waiter,
     _pinned: PhantomPinned,
 }
 
@@ -131,18 +133,18 @@ impl Future for AcquireFuture<'_> {
     type Output = Result<(), AcquireError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: nothing is moved out of the future; `settlement`, the one field the
-        // queue points at, stays where it is until the future is dropped.
+        // SAFETY: nothing is moved out of the future; `waiter`, the one field the queue
+        // points at, stays where it is until the future is dropped.
         let this = unsafe { self.get_unchecked_mut() };
         // Every result spends a unit of the task's cooperative budget, as tokio's own
         // primitives do. A queued acquire asks first: a spent budget yields here, keeping
         // any grant already settled for the next poll.
-        if this.slot.is_some() {
+        if this.queued {
             let progress = ready!(runtime::poll_budget(cx));
             // The common wake, kept small: a grant settled while queued, collected with
             // no lock and no call.
-            if this.settlement.outcome() == Outcome::Granted && !this.core.is_broken() {
-                this.slot = None;
+            if this.waiter.outcome() == Outcome::Granted && !this.core.is_broken() {
+                this.queued = false;
                 progress.made_progress();
                 return Poll::Ready(Ok(()));
             }
@@ -166,14 +168,15 @@ impl AcquireFuture<'_> {
     #[inline(never)]
     fn poll_acquire(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), AcquireError>> {
         let core = self.core;
-        if let Some(key) = self.slot {
-            let mut outcome = self.settlement.outcome();
+        if self.queued {
+            let mut outcome = self.waiter.outcome();
             if outcome == Outcome::Waiting {
                 let mut shared = core.shared.lock();
-                // Settled between the load and the lock? Then the slot is gone: go on below.
-                outcome = self.settlement.outcome();
+                // Settled between the load and the lock? Then it is unlinked: go on below.
+                outcome = self.waiter.outcome();
                 if outcome == Outcome::Waiting {
-                    let replaced = shared.queue.update_waker(key, cx.waker());
+                    // SAFETY: still waiting, read under the lock: linked in this queue.
+                    let replaced = unsafe { shared.queue.update_waker(&self.waiter, cx.waker()) };
                     let overdue = core.overdue(&mut shared);
                     drop(shared);
                     drop(replaced); // a waker's drop may re-enter: never under the lock
@@ -181,7 +184,7 @@ impl AcquireFuture<'_> {
                     return Poll::Pending;
                 }
             }
-            self.slot = None;
+            self.queued = false;
             match outcome {
                 // Out of the queue, nothing granted (eventual fairness): try for the
                 // permits like a first poll (anyone may have taken them), below, and
@@ -193,7 +196,7 @@ impl AcquireFuture<'_> {
                     // Granted, then broken before we ran: the permits go back (counted in
                     // by a repairable primitive, so a repair does not wait for them for ever),
                     // by us unless a claim answers for them.
-                    if self.settlement.passes_on_grant() {
+                    if self.waiter.passes_on_grant() {
                         core.pass_on_grant(self.permits);
                     }
                     return Poll::Ready(Err(core.failure()));
@@ -247,9 +250,9 @@ impl AcquireFuture<'_> {
         let core = self.core;
         let me = identity_for(self.caller);
         #[cfg_attr(not(feature = "diagnostics"), allow(unused_mut))]
-        let mut meta = match self.waiting_since {
-            Some(since) => WaitMeta::with_since(me, self.site, since),
-            None => WaitMeta::new(me, self.site),
+        let mut meta = match self.parked_before {
+            true => WaitMeta::with_since(me, self.site, self.waiter.parked_since()),
+            false => WaitMeta::new(me, self.site),
         };
         // Read before the lot is locked: it takes the owner's record lock.
         #[cfg(feature = "diagnostics")]
@@ -290,19 +293,20 @@ impl AcquireFuture<'_> {
                 Err(actual) => state = actual,
             }
         }
-        // SAFETY: the future is pinned (it is only polled through `Pin`, and it is
-        // `!Unpin`), so `settlement` stays put; `Drop` removes the slot under the lock
-        // unless the queue settled it first, and after that the queue no longer has the
-        // pointer.
         // The holder is recorded for exclusive holds only (a mutex's, a writer's).
         let self_wait = me.is_some() && me == core.holder();
         let since = meta.since();
         // A waiter woken to try again, which lost: back to the front, where it was.
-        let front = self.waiting_since.replace(since).is_some();
-        self.settlement.reset();
-        self.slot = Some(unsafe {
-            shared.queue.park(self.permits, cx.waker().clone(), &self.settlement, meta, self_wait, front)
-        });
+        let front = std::mem::replace(&mut self.parked_before, true);
+        self.waiter.reset();
+        // SAFETY: the future is pinned (it is only polled through `Pin`, and it is
+        // `!Unpin`), so `waiter` stays put; it is linked nowhere (a first poll, or woken
+        // and unlinked); `Drop` unlinks it under the lock unless the queue settled it
+        // first, and after that the queue no longer has the pointer.
+        unsafe {
+            shared.queue.park(&self.waiter, self.permits, cx.waker().clone(), meta, self_wait, front);
+        }
+        self.queued = true;
         core.stamp_hold(&mut shared, || since);
         let overdue = core.overdue(&mut shared);
         drop(shared);
@@ -317,7 +321,7 @@ impl AcquireFuture<'_> {
     /// not collect is passed on by the claim's holder, not by this future. Before the
     /// first poll.
     pub(crate) fn claimed_by(mut self, claim: Arc<GrantClaim>) -> Self {
-        self.settlement = Settlement::claimed_by(claim);
+        self.waiter = Waiter::claimed_by(claim);
         self
     }
 }
@@ -325,8 +329,8 @@ impl AcquireFuture<'_> {
 impl Drop for AcquireFuture<'_> {
     #[inline]
     fn drop(&mut self) {
-        if let Some(key) = self.slot.take() {
-            self.leave_queue(key);
+        if std::mem::take(&mut self.queued) {
+            self.leave_queue();
         }
     }
 }
@@ -335,23 +339,24 @@ impl AcquireFuture<'_> {
     /// Dropped while queued: leave the queue, or pass on what it was given meanwhile.
     #[cold]
     #[inline(never)]
-    fn leave_queue(&mut self, key: usize) {
+    fn leave_queue(&mut self) {
         let core = self.core;
         let mut wakes = WakeList::default();
         // Our own stored waker, dropped after the lock is released (tokio #5429).
         let mut own_waker = None;
-        match self.settlement.outcome() {
+        match self.waiter.outcome() {
             Outcome::Waiting => {
                 let mut shared = core.shared.lock();
-                match self.settlement.outcome() {
+                match self.waiter.outcome() {
                     // Left the queue: the waiters behind it may now fit (a big head
                     // blocked them).
                     Outcome::Waiting => {
-                        own_waker = shared.queue.remove(key);
+                        // SAFETY: still waiting, read under the lock: linked in this queue.
+                        own_waker = unsafe { shared.queue.remove(&self.waiter) };
                         core.grant_waiters(&mut shared, &mut wakes);
                     }
                     // Granted while we took the lock, never returned: pass it on.
-                    Outcome::Granted if self.settlement.passes_on_grant() => {
+                    Outcome::Granted if self.waiter.passes_on_grant() => {
                         core.forget_grantee(self.permits);
                         core.release_locked(&mut shared, self.permits, &mut wakes)
                     }
@@ -359,14 +364,14 @@ impl AcquireFuture<'_> {
                     Outcome::Woken => core.wake_waiter(&mut shared, &mut wakes),
                     // (`Requeued` is a condition waiter's, never an acquire's; a claimed
                     // grant is its claim's to pass on.)
-                    Outcome::Granted | Outcome::Failed | Outcome::Requeued(_) => {}
+                    Outcome::Granted | Outcome::Failed | Outcome::Requeued => {}
                 }
             }
             // Granted but never returned: pass the permits on (unless claimed).
-            Outcome::Granted if self.settlement.passes_on_grant() => core.pass_on_grant(self.permits),
+            Outcome::Granted if self.waiter.passes_on_grant() => core.pass_on_grant(self.permits),
             // Woken to try again, never to: whoever is at the front now tries instead.
             Outcome::Woken => core.wake_waiter(&mut core.shared.lock(), &mut wakes),
-            Outcome::Granted | Outcome::Failed | Outcome::Requeued(_) => {}
+            Outcome::Granted | Outcome::Failed | Outcome::Requeued => {}
         }
         // Wake the granted first: if dropping our waker panics, nobody is left asleep.
         wakes.wake_all();
@@ -378,6 +383,6 @@ impl AcquireFuture<'_> {
 impl AcquireFuture<'_> {
     /// What the queue settled for this waiter (the unit tests look).
     pub(super) fn outcome(&self) -> Outcome {
-        self.settlement.outcome()
+        self.waiter.outcome()
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::clock::Stamp;
 use crate::error::TryAcquireError;
-use crate::lot::{Outcome, Parked, Settlement};
+use crate::lot::{Outcome, Parked, Waiter};
 use crate::owner::Caller;
 use crate::runtime;
 use crate::wake::WakeList;
@@ -146,10 +146,13 @@ impl SemCore {
 
     /// Refreshes the waker of a requeued condition waiter; `false` if it was settled in
     /// the meantime (granted or failed).
-    pub(crate) fn update_requeued_waker(&self, settlement: &Settlement, waker: &std::task::Waker) -> bool {
+    pub(crate) fn update_requeued_waker(&self, waiter: &Waiter, waker: &std::task::Waker) -> bool {
         let mut shared = self.shared.lock();
-        let Outcome::Requeued(key) = settlement.outcome() else { return false };
-        let replaced = shared.queue.update_waker(key, waker);
+        if waiter.outcome() != Outcome::Requeued {
+            return false;
+        }
+        // SAFETY: still requeued, read under this mutex's lock: linked in its queue.
+        let replaced = unsafe { shared.queue.update_waker(waiter, waker) };
         drop(shared);
         drop(replaced);
         true
@@ -157,14 +160,16 @@ impl SemCore {
 
     /// A requeued condition waiter is cancelled: takes it out of the queue. Returns
     /// whether it had been granted the mutex meanwhile (the caller passes it on).
-    pub(crate) fn cancel_requeued(&self, settlement: &Settlement) -> bool {
+    pub(crate) fn cancel_requeued(&self, waiter: &Waiter) -> bool {
         let mut wakes = WakeList::default();
         let mut own_waker = None;
         let granted = {
             let mut shared = self.shared.lock();
-            match settlement.outcome() {
-                Outcome::Requeued(key) => {
-                    own_waker = shared.queue.remove(key);
+            match waiter.outcome() {
+                Outcome::Requeued => {
+                    // SAFETY: still requeued, read under this mutex's lock: linked in its
+                    // queue.
+                    own_waker = unsafe { shared.queue.remove(waiter) };
                     self.grant_waiters(&mut shared, &mut wakes);
                     false
                 }
@@ -260,7 +265,7 @@ impl SemCore {
         // they satisfy, never through the state word (its two read-modify-writes, add
         // then take, would each pull its cache line from the other core). `BROKEN` and
         // `CLOSED` change only under the lot's lock, held here: the load is current. The
-        // grantee's acquire synchronizes with this release through its settlement.
+        // grantee's acquire synchronizes with this release through its waiter's word.
         if state & BROKEN == 0 && fair {
             while let Some(wanted) = shared.queue.front_wants().filter(|&wanted| wanted <= permits) {
                 permits -= wanted;

@@ -289,3 +289,14 @@ fn flags_survive_forget_and_release() {
     assert!(core.is_closed(), "tokio #8020: no CAS path may clear CLOSED");
     assert_eq!(core.try_acquire(1, Caller::Async), Err(TryAcquireError::Closed));
 }
+
+/// The waiter node lives in the acquire future, which is moved into place as every
+/// contended acquire begins: at more than 128 bytes the move is a call to `memcpy`
+/// (measured: 58 instructions of a 1,100-instruction hand-off), within it a few vector
+/// moves.
+#[test]
+#[cfg(all(not(feature = "diagnostics"), target_pointer_width = "64"))]
+fn an_acquire_future_moves_without_a_memcpy_call() {
+    let size = std::mem::size_of::<super::acquire::AcquireFuture<'_>>();
+    assert!(size <= 128, "AcquireFuture is {size} bytes");
+}
