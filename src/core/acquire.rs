@@ -204,27 +204,44 @@ impl AcquireFuture<'_> {
                 _ => return Poll::Ready(Err(core.failure())),
             }
         }
-        match core.try_acquire(self.permits, self.caller) {
+        // The common first poll follows a failed one-CAS try (`acquire_permits!`, or a
+        // blocking hold's): `park` decides under the lock, taking the permits if they
+        // are free, without trying the state word once more first.
+        if self.permits != 0 && !self.spins() && !core.would_deadlock(self.caller) {
+            return self.park(cx);
+        }
+        self.try_then_park(cx)
+    }
+
+    /// The first poll of an acquire of no permits, of a thread that spins before it
+    /// queues, or of a holder asking again (a certain deadlock, refused rather than
+    /// queued, unless the primitive is broken or closed: `try_acquire` tells every
+    /// failure apart, in that order): try the state word, spin if that is the caller's
+    /// way, then park.
+    #[cold]
+    fn try_then_park(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), AcquireError>> {
+        match self.core.try_acquire(self.permits, self.caller) {
             Ok(()) => Poll::Ready(Ok(())),
             Err(TryAcquireError::Broken(err)) => Poll::Ready(Err(AcquireError::Broken(err))),
             Err(TryAcquireError::Closed) => Poll::Ready(Err(AcquireError::Closed)),
             Err(TryAcquireError::WouldDeadlock) => Poll::Ready(Err(AcquireError::WouldDeadlock)),
             Err(TryAcquireError::OwnerGone(owner)) => Poll::Ready(Err(AcquireError::OwnerGone(owner))),
-            Err(TryAcquireError::NoPermits) if self.spin_for_permits() => Poll::Ready(Ok(())),
+            Err(TryAcquireError::NoPermits) if self.spins() && self.spin_a_while() => Poll::Ready(Ok(())),
             Err(TryAcquireError::NoPermits) => self.park(cx),
         }
     }
 
-    /// Eventually fair, from a thread: try for the permits a while, spinning, before
-    /// queueing. While this thread spins it is not queued, so the holder's release and
-    /// re-lock stay on their fast paths; a queued waiter would make every release wake
-    /// it (parking_lot's spin-then-park, and why it is fast between two threads).
+    /// Whether this caller tries for the permits a while, spinning, before it queues:
+    /// a thread waiting on an eventually fair primitive. While it spins it is not
+    /// queued, so the holder's release and re-lock stay on their fast paths; a queued
+    /// waiter would make every release wake it (parking_lot's spin-then-park, and why it
+    /// is fast between two threads).
     #[inline]
-    fn spin_for_permits(&self) -> bool {
-        self.caller.blocks() && self.core.is_eventually_fair() && self.spin_a_while()
+    fn spins(&self) -> bool {
+        self.caller.blocks() && self.core.is_eventually_fair()
     }
 
-    /// [`AcquireFuture::spin_for_permits`]'s loop.
+    /// The spin of a caller that [`spins`](AcquireFuture::spins) before it queues.
     #[cold]
     #[inline(never)]
     fn spin_a_while(&self) -> bool {

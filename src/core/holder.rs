@@ -108,18 +108,21 @@ impl SemCore {
     /// again through an identity API (`Lock::acquire`: a manual hold is never a sibling
     /// sub-future's), or any self-wait on a strict mutex. An RAII re-lock by the same
     /// task waits, as in tokio: a sibling sub-future may hold the guard.
+    /// Inline, with the lookup of who asks out of line: an ordinary async or blocking
+    /// acquire of a mutex that is not strict (the common case) asks nobody.
+    #[inline]
     pub(super) fn would_deadlock(&self, caller: Caller) -> bool {
-        if self.kind != PrimitiveKind::Mutex {
-            return false;
-        }
+        self.kind == PrimitiveKind::Mutex
+            && (caller.is_manual() || self.is_strict())
+            && self.holder.load(Relaxed) != 0
+            && self.holder_asks_again(caller)
+    }
+
+    /// [`SemCore::would_deadlock`]'s lookup: is the one asking the recorded holder?
+    #[inline(never)]
+    fn holder_asks_again(&self, caller: Caller) -> bool {
         let holder = self.holder.load(Relaxed);
-        let me = if caller.is_manual() {
-            owner_id_for(caller)
-        } else if self.is_strict() {
-            identity_for(caller)
-        } else {
-            None
-        };
+        let me = if caller.is_manual() { owner_id_for(caller) } else { identity_for(caller) };
         holder != 0 && me.is_some_and(|me| me.as_u64() == holder)
     }
 
