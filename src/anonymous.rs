@@ -26,15 +26,24 @@ impl AnonymousHolds {
     #[inline]
     pub(crate) fn note(&self, kind: PrimitiveKind, name: Option<&str>, site: Site) {
         if crate::runtime::in_runtime_task() {
-            self.note_in_task(kind, name, site);
+            self.note_in_task(kind, name, site, false);
         }
     }
 
     /// [`note`](Self::note) for a caller that knows it runs in a runtime task (it read
-    /// the task's id already).
+    /// the task's id already). An `exclusive` hold (a mutex's, a writer's) excludes
+    /// every other hold of its primitive, so nobody else counts while it does, and the
+    /// primitive's own acquire and release order its count after every earlier one: a
+    /// plain load and store count it, without the read-modify-write (an atomic
+    /// instruction on the uncontended path of every lock in a tokio task). Shared holds
+    /// may count at the same time, and add.
     #[inline]
-    pub(crate) fn note_in_task(&self, kind: PrimitiveKind, name: Option<&str>, site: Site) {
-        self.0.fetch_add(1, Relaxed);
+    pub(crate) fn note_in_task(&self, kind: PrimitiveKind, name: Option<&str>, site: Site, exclusive: bool) {
+        if exclusive {
+            self.0.store(self.0.load(Relaxed) + 1, Relaxed);
+        } else {
+            self.0.fetch_add(1, Relaxed);
+        }
         report_once(kind, name, site);
     }
 

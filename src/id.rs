@@ -60,7 +60,7 @@ impl OwnerId {
     pub(crate) fn runtime_task(number: u64) -> Self {
         OwnerId((number & !(THREAD_BIT | RUNTIME_BIT | ANONYMOUS_BIT)) | RUNTIME_BIT)
     }
-    fn is_runtime_task(self) -> bool {
+    pub(crate) fn is_runtime_task(self) -> bool {
         self.0 & (THREAD_BIT | RUNTIME_BIT) == RUNTIME_BIT
     }
     pub(super) fn next_thread() -> Self {

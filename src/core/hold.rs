@@ -373,7 +373,7 @@ impl SemCore {
     fn register_anonymous(&self, permits: usize, moves: bool, site: Site) -> Hold {
         let task = crate::runtime::task_identity();
         if task.is_some() {
-            self.anonymous.note_in_task(self.kind, self.name.as_deref(), site);
+            self.anonymous.note_in_task(self.kind, self.name.as_deref(), site, permits == self.exclusive);
         }
         if permits == self.exclusive {
             if moves {

@@ -40,7 +40,10 @@ impl SemCore {
     }
 
     /// The fast path: take `permits` with one CAS if nobody waits and enough are free
-    /// (or, eventually fair, if enough are free even though others wait).
+    /// (or, eventually fair, if enough are free even though others wait). Inline: it is
+    /// most of the uncontended acquire (as a call, 16 instructions of a 155-instruction
+    /// lock and unlock).
+    #[inline]
     pub(super) fn try_take(&self, permits: usize) -> Result<(), usize> {
         match self.take_unless(FLAGS, permits, self.state.load(Relaxed)) {
             Err(state) if state & SLOW != 0 && self.is_eventually_fair() => self.barge(permits, state),
@@ -240,13 +243,24 @@ impl SemCore {
         wakes.wake_all();
     }
 
+    /// `state` with `permits` more free. Inline, its panic out of line: it is on every
+    /// uncontended release (as a call, 14 instructions of a 155-instruction lock and
+    /// unlock).
+    #[inline(always)]
     #[track_caller]
     fn add_to(state: usize, permits: usize) -> usize {
         let available = state >> SHIFT;
         match available.checked_add(permits) {
             Some(total) if total <= MAX_PERMITS => (total << SHIFT) | (state & FLAGS),
-            _ => panic!("number of added permits ({permits}) would overflow MAX_PERMITS ({MAX_PERMITS})"),
+            _ => Self::too_many_permits(permits),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    fn too_many_permits(permits: usize) -> ! {
+        panic!("number of added permits ({permits}) would overflow MAX_PERMITS ({MAX_PERMITS})")
     }
 
     #[track_caller]
