@@ -105,6 +105,8 @@ unsafe impl Sync for Waiter {}
 /// future of more than 128 bytes is moved by a call to `memcpy` (measured: 58
 /// instructions of a 1,100-instruction hand-off).
 struct Node {
+    /// The previous waiter: read only while this one is not the head (the head's is
+    /// stale, see [`WaitQueue::unlink`]).
     prev: Link,
     next: Link,
     waker: Option<Waker>,
@@ -657,13 +659,21 @@ impl WaitQueue {
         // SAFETY (all): the caller's contract; its neighbours are linked here too, and
         // each node is borrowed alone.
         let node = unsafe { node_at(at) };
-        match node.prev {
-            None => self.head = node.next,
-            Some(prev) => unsafe { node_at(prev) }.next = node.next,
-        }
-        match node.next {
-            None => self.tail = node.prev,
-            Some(next) => unsafe { node_at(next) }.prev = node.prev,
+        if self.head == Some(at) {
+            // The head leaves (every grant): its successor's `prev` is left as it is,
+            // since a head's is never read, so a hand-off writes to no other waiter's
+            // memory (another task's future, last touched on another core).
+            self.head = node.next;
+            if node.next.is_none() {
+                self.tail = None;
+            }
+        } else {
+            let prev = node.prev.expect("a linked waiter that is not the head has a predecessor");
+            unsafe { node_at(prev) }.next = node.next;
+            match node.next {
+                None => self.tail = Some(prev),
+                Some(next) => unsafe { node_at(next) }.prev = Some(prev),
+            }
         }
         node.prev = None;
         node.next = None;

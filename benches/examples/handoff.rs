@@ -13,8 +13,8 @@
 //! cargo run --release -p ownsync-benches --example handoff -- futures-intrusive 2 100000 current-thread
 //! ```
 //!
-//! Arguments: the mutex (`ownsync`, `tokio` or `futures-intrusive`, fair), the number of
-//! tasks, the locks per task, and `current-thread` for a current-thread runtime instead
+//! Arguments: the mutex (`ownsync`, `ownsync-tracked`: the same in tracked tasks,
+//! `tokio` or `futures-intrusive`, fair), the number of tasks, the locks per task, and `current-thread` for a current-thread runtime instead
 //! of 2 workers. Prints the time per lock.
 
 use std::hint::black_box;
@@ -23,14 +23,17 @@ use std::time::{Duration, Instant};
 
 /// Runs `tasks` tasks on `runtime`, each taking the lock `locks` times through `lock`.
 macro_rules! relock {
-    ($runtime:expr, $tasks:expr, $locks:expr, $mutex:expr, |$m:ident| $lock:expr) => {{
+    ($runtime:expr, $tasks:expr, $locks:expr, $mutex:expr, |$m:ident| $lock:expr) => {
+        relock!($runtime, $tasks, $locks, $mutex, |$m| $lock, |task| task)
+    };
+    ($runtime:expr, $tasks:expr, $locks:expr, $mutex:expr, |$m:ident| $lock:expr, |$task:ident| $wrap:expr) => {{
         let shared = Arc::new($mutex);
         let start = Instant::now();
         $runtime.block_on(async {
             let tasks: Vec<_> = (0..$tasks)
                 .map(|_| {
                     let $m = shared.clone();
-                    tokio::spawn(async move {
+                    let $task = async move {
                         for round in 0..$locks {
                             let mut guard = $lock;
                             *guard = black_box(*guard + 1);
@@ -40,7 +43,8 @@ macro_rules! relock {
                             }
                             drop(guard);
                         }
-                    })
+                    };
+                    tokio::spawn($wrap)
                 })
                 .collect();
             for task in tasks {
@@ -51,8 +55,7 @@ macro_rules! relock {
     }};
 }
 
-const USAGE: &str =
-    "usage: handoff <ownsync|tokio|futures-intrusive> <tasks> <locks per task> [current-thread]";
+const USAGE: &str = "usage: handoff <ownsync|ownsync-tracked|tokio|futures-intrusive> <tasks> <locks per task> [current-thread]";
 
 /// Bad arguments: the usage line, and exit status 2.
 fn usage() -> ! {
@@ -75,6 +78,11 @@ fn main() {
     .expect("a tokio runtime");
     let elapsed: Duration = match mutex.as_str() {
         "ownsync" => relock!(runtime, tasks, locks, ownsync::Mutex::new(0u64), |m| m.lock().await.unwrap()),
+        "ownsync-tracked" => {
+            relock!(runtime, tasks, locks, ownsync::Mutex::new(0u64), |m| m.lock().await.unwrap(), |task| {
+                ownsync::tracked(task)
+            })
+        }
         "tokio" => relock!(runtime, tasks, locks, tokio::sync::Mutex::new(0u64), |m| m.lock().await),
         "futures-intrusive" => {
             let fair = futures_intrusive::sync::Mutex::new(0u64, true);
