@@ -462,6 +462,10 @@ def target_row(label, ours, peer, limit, ours_base=None, peer_base=None):
     return f"| {label} | {shown} | {runs} | {limit} | {verdict} |", r
 
 
+USER_LOOP_BEGIN = "<!-- user loop section begin -->"
+USER_LOOP_END = "<!-- user loop section end -->"
+
+
 def main():
     command = sys.argv[1] if len(sys.argv) > 1 else "benches/report.sh"
     lines = [
@@ -549,7 +553,18 @@ def main():
             if value is not None:
                 curve[key].append((n, value))
     lines += ["", "![ratios and the scale curve](RESULTS.svg)", ""]
-    with open(os.path.join(ROOT, "benches", "RESULTS.md"), "w") as f:
+    path = os.path.join(ROOT, "benches", "RESULTS.md")
+    # The user-loop section (benches/user_loop.sh and its reading) is not criterion's:
+    # kept as it is, right after the title.
+    kept = ""
+    if os.path.exists(path):
+        old = open(path).read()
+        begin, end = old.find(USER_LOOP_BEGIN), old.find(USER_LOOP_END)
+        if begin >= 0 and end > begin:
+            kept = old[begin:end + len(USER_LOOP_END)]
+    if kept:
+        lines[2:2] = [kept, ""]
+    with open(path, "w") as f:
         f.write("\n".join(lines))
     write_svg(chart, curve)
 

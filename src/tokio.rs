@@ -12,8 +12,9 @@
 //!   [`spawn_local`], [`JoinSetExt`]), which wraps the future in [`tracked`] first.
 //!   Everything else is tokio's: the same handles, abort, `JoinSet`, and errors.
 //!
-//! The feature also makes every ownsync acquire spend tokio's cooperative budget (a task
-//! looping on an uncontended lock yields to its neighbours, as with `tokio::sync`), and
+//! The feature also makes every ownsync acquire that does not wait spend tokio's
+//! cooperative budget (a task looping on an uncontended lock yields to its neighbours,
+//! as with `tokio::sync`; an acquire that waited has yielded already), and
 //! gives untracked tokio tasks an identity (`tokio-task#N`), so that a task waiting for a
 //! hold it owns itself is diagnosed as a self-wait (`statistics()`, `Debug`), and refused
 //! with `WouldDeadlock` by the identity APIs and by a `strict()` mutex.
