@@ -3,10 +3,14 @@
 //!
 //! One multi-thread runtime with 2 workers is built once and kept; each measurement
 //! spawns its tasks on it (`tokio::spawn`, or `ownsync::tokio::spawn` for the tracked
-//! row), and each task runs a plain loop: `let mut guard = m.lock().await; *guard += 1;`
-//! with nothing between locks, nothing held across an `.await`. Build it with the
-//! `tokio` feature, as tokio users build ownsync (its acquires then spend tokio's
-//! cooperative budget, as tokio's own do). Each round runs every peer once, in a
+//! row), lets them start together (a barrier), and each task runs a plain loop,
+//! `let mut guard = m.lock().await; *guard += 1;`, with nothing between locks. Only its
+//! first lock is held across a yield, so that every other task queues behind it and the
+//! loop runs contended from the start: without it, whether 2 workers ever contend
+//! depends on where the scheduler put the tasks (a task that never yields can run its
+//! whole loop alone), and the figures swing between a hand-off per lock and none. Build
+//! it with the `tokio` feature, as tokio users build ownsync (its acquires then spend
+//! tokio's cooperative budget, as tokio's own do). Each round runs every peer once, in a
 //! different order each round, and the table gives each figure's median over the rounds
 //! with its spread (min-max), and each ratio as the median of the rounds' own ratios
 //! (a round's peers share that moment's machine).
@@ -30,19 +34,35 @@ const CONTENDED_LOCKS: u64 = 20_000;
 /// Uncontended loops: locks in one task.
 const UNCONTENDED_LOCKS: u64 = 200_000;
 
-/// Spawns `tasks` tasks on `runtime`, each running `body(task index)`, and waits for all;
-/// returns the time from the first spawn to the last completion.
+/// Spawns `tasks` tasks on `runtime`, each running `body(task index)` once all of them
+/// have started (a barrier: otherwise the first task spawned often runs its whole loop
+/// before the second worker picks up the next, and a contended loop measures an
+/// uncontended one), and waits for all; returns the time from the first task's start
+/// (after the barrier) to the last one's end.
 fn time_tasks<F>(runtime: &tokio::runtime::Runtime, tasks: u64, body: impl Fn(u64) -> F) -> Duration
 where
     F: Future<Output = ()> + Send + 'static,
 {
     runtime.block_on(async {
-        let start = Instant::now();
-        let handles: Vec<_> = (0..tasks).map(|task| tokio::spawn(body(task))).collect();
+        let barrier = Arc::new(tokio::sync::Barrier::new(tasks as usize));
+        let handles: Vec<_> = (0..tasks)
+            .map(|task| {
+                let (barrier, body) = (barrier.clone(), body(task));
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let start = Instant::now();
+                    body.await;
+                    (start, Instant::now())
+                })
+            })
+            .collect();
+        let (mut first, mut last) = (None::<Instant>, None::<Instant>);
         for handle in handles {
-            handle.await.expect("a benchmark task panicked");
+            let (start, end) = handle.await.expect("a benchmark task panicked");
+            first = Some(first.map_or(start, |first| first.min(start)));
+            last = Some(last.map_or(end, |last| last.max(end)));
         }
-        start.elapsed()
+        last.expect("at least one task") - first.expect("at least one task")
     })
 }
 
@@ -53,9 +73,15 @@ macro_rules! relock {
         time_tasks($runtime, $tasks, |_| {
             let $m = shared.clone();
             async move {
-                for _ in 0..$locks {
+                for round in 0..$locks {
                     let mut guard = $lock;
                     *guard = black_box(*guard + 1);
+                    if round == 0 {
+                        // The first lock held across a yield: every other task queues
+                        // behind it, so the loop runs contended from the start whatever
+                        // the scheduler did (with one task, it only yields once).
+                        tokio::task::yield_now().await;
+                    }
                 }
             }
         })
@@ -69,10 +95,14 @@ macro_rules! read_heavy {
         time_tasks($runtime, $tasks, |task| {
             let $l = shared.clone();
             async move {
-                for _ in 0..$ops {
+                for round in 0..$ops {
                     if task % 8 == 7 {
                         let mut guard = $write;
                         *guard = black_box(*guard + 1);
+                        if round == 0 {
+                            // As in `relock!`: the readers queue behind the first write.
+                            tokio::task::yield_now().await;
+                        }
                     } else {
                         black_box(*$read);
                     }
