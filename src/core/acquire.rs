@@ -96,7 +96,7 @@ pub(crate) struct TakeUncontended<'a> {
 impl Future for TakeUncontended<'_> {
     type Output = bool;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
         if self.core.try_take(self.permits).is_err() {
             return Poll::Ready(false);
