@@ -4,6 +4,9 @@
 //! permit's registration ticket still points at. This measures the live heap bytes left
 //! per forgotten permit with a counting allocator, prints it, and holds it to the
 //! target, 32 bytes, so it cannot grow unnoticed; it prints the resident set growth too.
+//! It holds the other holds' forgets to their costs too: a read guard's (the same head),
+//! a capacity token's (nothing, or its borrower set entry if named outside any owner) and
+//! an untracked permit's (nothing).
 //! It also holds a mutex's queue, and a thread's owner record, to giving back what a
 //! burst (of waiters, of holds) grew once it is over.
 
@@ -103,6 +106,64 @@ fn a_forgotten_hold_costs_its_owners_record_head_and_no_more() {
     assert!(forgotten > 0.0, "the counter sees the forgotten permits' records");
     // The record's head (see `HoldTicket`): one word, beside its reference counts.
     assert!(forgotten <= 32.0, "a forgotten permit keeps {forgotten} bytes");
+}
+
+/// Live heap bytes left per task after `tasks` tracked tasks each ran `body` once
+/// (after a warm-up of 100).
+fn bytes_left_per_run(tasks: usize, body: impl Fn()) -> f64 {
+    for _ in 0..100 {
+        body();
+    }
+    let before = live();
+    for _ in 0..tasks {
+        body();
+    }
+    (live() - before) as f64 / tasks as f64
+}
+
+/// The other holds cost what a permit costs: a forgotten read guard of a tracked task
+/// breaks its lock at the exit and, once the lock is gone, leaves the owner record's head
+/// behind, as a permit does; a forgotten capacity token of a tracked task is taken back
+/// at the exit (its borrower set entry removed) and leaves nothing: a token's
+/// registration is its borrower set entry, not a ticket. A hold forgotten outside any
+/// owner has no registration: it leaves no heap at all, only its permits taken for good;
+/// but for a token named there (`borrower()`), whose borrower set entry stays.
+#[test]
+fn every_forgotten_hold_costs_at_most_a_record_head() {
+    let _alone = alone();
+    let reader = bytes_left_per_run(10_000, || {
+        let lock = ownsync::RwLock::new(0_u64);
+        futures::executor::block_on(tracked(async { std::mem::forget(lock.read().await.expect("whole")) }));
+        assert!(lock.is_broken(), "the exit abandoned the forgotten read guard");
+    });
+    let limiter = ownsync::CapacityLimiter::with_policy(1, AbandonPolicy::Reclaim);
+    let token = bytes_left_per_run(10_000, || {
+        futures::executor::block_on(tracked(async {
+            std::mem::forget(limiter.acquire().await.expect("reclaimed, never broken"))
+        }));
+    });
+    assert_eq!(limiter.borrowed_tokens(), 0, "every forgotten token was taken back");
+    let sem = Semaphore::new(20_000);
+    let untracked = bytes_left_per_run(10_000, || std::mem::forget(sem.try_acquire().expect("room")));
+    assert_eq!(sem.available_permits(), 20_000 - 10_100, "an untracked forget keeps its permit out");
+    println!(
+        "live heap bytes left: {reader:.1} per forgotten read guard, {token:.1} per forgotten \
+         capacity token (tracked tasks), {untracked:.1} per permit forgotten outside any owner"
+    );
+    assert!(reader > 0.0 && reader <= 32.0, "a forgotten read guard keeps {reader} bytes");
+    assert_eq!(token, 0.0, "a tracked task's forgotten token keeps no heap");
+    assert_eq!(untracked, 0.0, "an untracked forgotten permit keeps no heap");
+    // A token forgotten outside any owner after it was named (`borrower()`) keeps its
+    // entry in the borrower set: nothing exits to take it back.
+    let limiter = ownsync::CapacityLimiter::new(20_000);
+    let named = bytes_left_per_run(10_000, || {
+        let token = limiter.try_acquire().expect("room");
+        let _named = token.borrower();
+        std::mem::forget(token);
+    });
+    println!("{named:.1} bytes per named token forgotten outside any owner (its borrower set entry)");
+    // Its slab entry (48 bytes on 64-bit targets), with the slab's doubling slack.
+    assert!((48.0..=128.0).contains(&named), "a forgotten named token keeps {named} bytes");
 }
 
 /// A burst of waiters costs the mutex no memory at all: each waiter is a node inside its
