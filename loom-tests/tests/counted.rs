@@ -5,23 +5,12 @@
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Wake, Waker};
+use std::task::{Context, Waker};
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use loom_tests::model;
+use loom_tests::{counting_waker, model};
 use ownsync::{CapacityLimiter, Mutex, Semaphore};
-
-struct Counter(AtomicUsize);
-impl Wake for Counter {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-fn counting_waker() -> (Arc<Counter>, Waker) {
-    let counter = Arc::new(Counter(AtomicUsize::new(0)));
-    (counter.clone(), Waker::from(counter))
-}
 
 /// `add_permits` races a blocked `acquire_many(2)` and a cancelled `acquire`: the big
 /// waiter is served, the cancelled one loses nothing, and every permit is accounted for.

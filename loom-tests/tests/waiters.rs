@@ -8,23 +8,11 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 
-use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use loom_tests::model;
+use loom_tests::{counting_waker, model};
 use ownsync::{AcquireError, Mutex, OwnedMutexGuard};
-
-struct Counter(AtomicUsize);
-impl Wake for Counter {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-fn counting_waker() -> (Arc<Counter>, Waker) {
-    let counter = Arc::new(Counter(AtomicUsize::new(0)));
-    (counter.clone(), Waker::from(counter))
-}
 
 type LockFuture = Pin<Box<dyn Future<Output = Result<OwnedMutexGuard<()>, AcquireError>> + Send>>;
 
