@@ -203,6 +203,10 @@ macro_rules! relock {
     };
 }
 
+/// Not the targets' figures: a criterion batch is short, so spawning and joining its tasks
+/// weighs in every figure alike and pulls ratios toward 1, and the peers are timed minutes
+/// apart; the targets come from `examples/user_loop.rs` (see RESULTS.md).
+///
 /// `tasks` tasks, each taking the lock `n / tasks` times around a short (one add) or
 /// medium section and re-locking at once; total time for `n` lock+unlock pairs. On 2
 /// workers, and (groups named `..._current_thread`) on a current-thread runtime, where
@@ -433,6 +437,42 @@ fn rwlock(c: &mut Criterion) {
     }
     mixed!("ownsync", ownsync::RwLock::new(0u64), |l| l.read().await.unwrap(), l.write().await.unwrap());
     mixed!("tokio", tokio::sync::RwLock::new(0u64), |l| l.read().await, l.write().await);
+    group.finish();
+
+    // The user loop's read-heavy mix (benches/examples/user_loop.rs): 8 tasks, the first
+    // spawned writing, the 7 others reading; time per operation.
+    let mut group = c.benchmark_group("contended_rwlock_7_readers_1_writer");
+    group.sample_size(20);
+    macro_rules! read_heavy {
+        ($name:literal, $make:expr, |$l:ident| $read:expr, $write:expr) => {
+            group.bench_function($name, |b| {
+                b.iter_custom(|n| {
+                    let per_task = n.div_ceil(TASKS);
+                    let shared = Arc::new($make);
+                    let spawned = std::cell::Cell::new(0u64);
+                    let elapsed = time_tasks(&rt, TASKS, || {
+                        let $l = shared.clone();
+                        let writer = spawned.replace(spawned.get() + 1) == 0;
+                        async move {
+                            for _ in 0..per_task {
+                                if writer {
+                                    let mut guard = $write;
+                                    *guard = black_box(*guard + 1);
+                                } else {
+                                    black_box(*$read);
+                                }
+                            }
+                        }
+                    });
+                    elapsed.mul_f64(n as f64 / (per_task * TASKS) as f64)
+                })
+            });
+        };
+    }
+    read_heavy!("ownsync", ownsync::RwLock::new(0u64), |l| l.read().await.unwrap(), l.write().await.unwrap());
+    read_heavy!("tokio", tokio::sync::RwLock::new(0u64), |l| l.read().await, l.write().await);
+    read_heavy!("async_lock", async_lock::RwLock::new(0u64), |l| l.read().await, l.write().await);
+    read_heavy!("maitake_sync", maitake_sync::RwLock::new(0u64), |l| l.read().await, l.write().await);
     group.finish();
 }
 
