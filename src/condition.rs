@@ -415,7 +415,7 @@ impl<T: ?Sized> Drop for ConditionWait<'_, T> {
                 Outcome::Requeued | Outcome::Granted => {
                     // Notified, and never to use it: out of the mutex's queue (or give the
                     // mutex back), and the notification goes to the next waiter.
-                    granted = core.cancel_requeued(&self.waiter);
+                    granted = core.cancel_requeued(&self.waiter, &mut wakes, &mut own_waker);
                     if let Some(next) = shared.queue.pop_front() {
                         core.requeue(next, &mut wakes);
                     }

@@ -162,26 +162,27 @@ impl SemCore {
     }
 
     /// A requeued condition waiter is cancelled: takes it out of the queue. Returns
-    /// whether it had been granted the mutex meanwhile (the caller passes it on).
-    pub(crate) fn cancel_requeued(&self, waiter: &Waiter) -> bool {
-        let mut wakes = WakeList::default();
-        let mut own_waker = None;
-        let granted = {
-            let mut shared = self.shared.lock();
-            match waiter.outcome() {
-                Outcome::Requeued => {
-                    // SAFETY: still requeued, read under this mutex's lock: linked in its
-                    // queue.
-                    own_waker = unsafe { shared.queue.remove(waiter) };
-                    self.grant_waiters(&mut shared, &mut wakes);
-                    false
-                }
-                outcome => outcome == Outcome::Granted,
+    /// whether it had been granted the mutex meanwhile (the caller passes it on). Its
+    /// waker and the wakes of the waiters it lets through go to the caller, which holds
+    /// the condition's lock: they are dropped and woken only once that is released too
+    /// (a waker's drop or wake may run any code, a notify of this condition included).
+    pub(crate) fn cancel_requeued(
+        &self,
+        waiter: &Waiter,
+        wakes: &mut WakeList,
+        own_waker: &mut Option<std::task::Waker>,
+    ) -> bool {
+        let mut shared = self.shared.lock();
+        match waiter.outcome() {
+            Outcome::Requeued => {
+                // SAFETY: still requeued, read under this mutex's lock: linked in its
+                // queue.
+                *own_waker = unsafe { shared.queue.remove(waiter) };
+                self.grant_waiters(&mut shared, wakes);
+                false
             }
-        };
-        wakes.wake_all();
-        drop(own_waker);
-        granted
+            outcome => outcome == Outcome::Granted,
+        }
     }
 
     /// Returns `permits` to the pool, handing them to queued waiters first. The common
