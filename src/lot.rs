@@ -199,16 +199,18 @@ unsafe fn node_at<'a>(waiter: NonNull<Waiter>) -> &'a mut Node {
     unsafe { &mut *waiter.as_ref().node.with_mut(|node| node) }
 }
 
-/// Writes `outcome` into the waiter at `waiter`: the queue's last touch of its memory.
+/// Queues the unlinked waiter's waker for waking and writes `outcome` into it: the
+/// queue's last touch of its memory.
 ///
 /// # Safety
-/// As for [`node_at`], and the waiter was unlinked (its waker and description taken or
-/// read): once the word is stored, its future may finish and free it.
+/// As for [`node_at`], and the waiter was unlinked (anything else wanted from its node
+/// read already): once the word is stored, its future may finish and free it.
 #[inline(always)]
-unsafe fn settle(waiter: NonNull<Waiter>, outcome: usize) {
-    // SAFETY: the caller's contract keeps the waiter alive until this store, and nothing
-    // touches it after. A claim is marked first, so the grant is its borrower's before
-    // the waiter can see it.
+unsafe fn settle(waiter: NonNull<Waiter>, outcome: usize, wakes: &mut WakeList) {
+    // SAFETY: the caller's contract keeps the waiter alive until the store below, and
+    // nothing touches it after. Its waker is taken first; a claim is marked first, so
+    // the grant is its borrower's before the waiter can see it.
+    wakes.push(unsafe { node_at(waiter) }.waker.take());
     let waiter = unsafe { waiter.as_ref() };
     if outcome == GRANTED {
         if let Some(claim) = &waiter.claim {
@@ -333,12 +335,8 @@ impl Parked {
 
     /// Settles it granted (or failed) and queues its waker for waking.
     pub(crate) fn settle(self, granted: bool, wakes: &mut WakeList) {
-        // SAFETY: as in `wants`; unlinked, and its waker is taken before the settling
-        // store, the last touch.
-        unsafe {
-            wakes.push(node_at(self.0).waker.take());
-            settle(self.0, if granted { GRANTED } else { FAILED });
-        }
+        // SAFETY: as in `wants`; unlinked.
+        unsafe { settle(self.0, if granted { GRANTED } else { FAILED }, wakes) };
     }
 }
 
@@ -410,14 +408,15 @@ impl WaitQueue {
     /// its head is a requeued condition waiter, which must be granted instead.
     pub(crate) fn wake_front(&mut self, wakes: &mut WakeList) -> bool {
         let Some(head) = self.head else { return false };
-        // SAFETY (all three): linked here, under this queue's lock; the waker is taken
-        // before the settling store, the last touch.
+        // SAFETY (both): linked here, under this queue's lock; unlinked before it is
+        // settled.
         if unsafe { node_at(head) }.flags & REQUEUED_HERE != 0 {
             return false;
         }
-        let node = unsafe { self.unlink(head) };
-        wakes.push(node.waker.take());
-        unsafe { settle(head, WOKEN) };
+        unsafe {
+            self.unlink(head);
+            settle(head, WOKEN, wakes);
+        }
         true
     }
 
@@ -597,9 +596,8 @@ impl WaitQueue {
         // SAFETY: linked here, under this queue's lock; everything is read from the node
         // before the settling store, the last touch.
         let node = unsafe { self.unlink(head) };
-        wakes.push(node.waker.take());
         let grantee = (node.meta.owner(), node.meta.site);
-        unsafe { settle(head, GRANTED) };
+        unsafe { settle(head, GRANTED, wakes) };
         grantee
     }
 
@@ -616,8 +614,7 @@ impl WaitQueue {
             at = node.next.take();
             node.prev = None;
             node.flags &= !(SELF_WAIT | SELF_WAIT_REPORTED);
-            wakes.push(node.waker.take());
-            unsafe { settle(waiter, FAILED) };
+            unsafe { settle(waiter, FAILED, wakes) };
         }
     }
 

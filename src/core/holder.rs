@@ -121,16 +121,17 @@ impl SemCore {
     pub(super) fn would_deadlock(&self, caller: Caller) -> bool {
         self.kind == PrimitiveKind::Mutex
             && (caller.is_manual() || self.is_strict())
-            && self.holder.load(Relaxed) != 0
-            && self.holder_asks_again(caller)
+            && match self.holder.load(Relaxed) {
+                0 => false,
+                holder => self.holder_asks_again(caller, holder),
+            }
     }
 
     /// [`SemCore::would_deadlock`]'s lookup: is the one asking the recorded holder?
     #[inline(never)]
-    fn holder_asks_again(&self, caller: Caller) -> bool {
-        let holder = self.holder.load(Relaxed);
+    fn holder_asks_again(&self, caller: Caller, holder: u64) -> bool {
         let me = if caller.is_manual() { owner_id_for(caller) } else { identity_for(caller) };
-        holder != 0 && me.is_some_and(|me| me.as_u64() == holder)
+        me.is_some_and(|me| me.as_u64() == holder)
     }
 
     /// A grant (of `permits`) that its waiter will never collect: it was recorded as the
