@@ -60,8 +60,19 @@ fn run_to_panic<F: Future>(response: F) {
 
 /// The reclaiming service's error type is the inner service's (here `Infallible`), as
 /// tower's `ConcurrencyLimitLayer`'s is, so it goes wherever tower's layer goes.
+/// Serializes this file's tests: `tracing` caches whether a call site is wanted when it
+/// is first hit, and a test hitting the layer's WARN site on another thread while the
+/// recording test installs its subscriber could leave that site off for it (seen once in
+/// about seven runs: the recording test saw no event). Poisoning is ignored: a failed
+/// test fails on its own.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[test]
 fn the_default_layer_keeps_the_inner_error_type_and_serves() {
+    let _serial = serial();
     fn infallible<S: Service<(), Error = Infallible>>(service: S) -> S {
         service
     }
@@ -76,6 +87,7 @@ fn the_default_layer_keeps_the_inner_error_type_and_serves() {
 /// token came back and the next request is served.
 #[test]
 fn a_handler_that_leaks_a_guard_is_caught_when_its_request_ends() {
+    let _serial = serial();
     let ledger = Arc::new(Mutex::new(0));
     let handler_ledger = ledger.clone();
     let mut limited = CapacityLimitLayer::new(1).layer(service(move || {
@@ -101,6 +113,7 @@ fn a_handler_that_leaks_a_guard_is_caught_when_its_request_ends() {
 /// next requests are served.
 #[test]
 fn a_panicking_handler_in_the_default_mode_gives_its_token_back_and_later_requests_are_served() {
+    let _serial = serial();
     let mut limited = CapacityLimitLayer::new(1).layer(panicking());
     let response = start(&mut limited);
     let request = response.owner();
@@ -123,6 +136,7 @@ fn a_panicking_handler_in_the_default_mode_gives_its_token_back_and_later_reques
 #[cfg(feature = "tracing")]
 #[test]
 fn a_token_reclaimed_from_a_request_is_a_warning() {
+    let _serial = serial();
     let recorder = recorder::Recorder::default();
     tracing::subscriber::with_default(recorder.clone(), || {
         let mut limited = CapacityLimitLayer::new(1).layer(panicking());
@@ -143,6 +157,7 @@ fn a_token_reclaimed_from_a_request_is_a_warning() {
 /// through the layer.
 #[test]
 fn a_panicking_handler_in_the_breaking_mode_breaks_the_limiter_until_it_is_repaired() {
+    let _serial = serial();
     let layer = CapacityLimitLayer::new(2).break_on_abandon();
     let mut limited = layer.layer(panicking());
     let response = start(&mut limited);
@@ -170,6 +185,7 @@ fn a_panicking_handler_in_the_breaking_mode_breaks_the_limiter_until_it_is_repai
 /// and `Cancelled`.
 #[test]
 fn a_request_cut_short_gives_its_token_back_and_its_leaks_are_caught() {
+    let _serial = serial();
     let pool = Arc::new(CapacityLimiter::new(1));
     let (reached, at_await) = std::sync::mpsc::channel::<()>();
     let reached = std::sync::Mutex::new(reached);
@@ -207,6 +223,7 @@ fn a_request_cut_short_gives_its_token_back_and_its_leaks_are_caught() {
 /// only orphans it, and the thread's drop gives it back.
 #[test]
 fn a_handler_that_moves_an_owned_permit_away_breaks_nothing() {
+    let _serial = serial();
     let pool = Arc::new(Semaphore::new(1));
     let (send_permit, permits) = std::sync::mpsc::channel();
     let send_permit = std::sync::Mutex::new(send_permit);
@@ -235,6 +252,7 @@ fn a_handler_that_moves_an_owned_permit_away_breaks_nothing() {
 /// polled gives its token back when dropped.
 #[test]
 fn a_requests_token_is_held_by_the_request_and_an_unpolled_one_returns_it() {
+    let _serial = serial();
     let limiter = CapacityLimiter::new(1);
     let mut limited = CapacityLimit::new(ok(), limiter.clone());
     drop(start(&mut limited)); // never polled
